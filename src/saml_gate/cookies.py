@@ -1,0 +1,74 @@
+"""Reading request cookies and writing Set-Cookie headers, without per-request allocations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http.cookies import _unquote  # type: ignore[attr-defined]
+
+from saml_gate.settings import GateSettings
+
+
+def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """All Cookie headers of a request joined (HTTP/2 may split them), or None."""
+    joined = None
+    for key, value in headers:
+        if key == b"cookie":
+            text = value.decode("latin-1")
+            joined = text if joined is None else joined + "; " + text
+    return joined
+
+
+def parse_cookie_header(header: str) -> dict[str, str]:
+    """RFC 6265 cookie pairs (last one wins), like Starlette's parser."""
+    cookies: dict[str, str] = {}
+    for chunk in header.split(";"):
+        key, sep, value = chunk.partition("=")
+        if not sep:
+            continue
+        key = key.strip()
+        if key:
+            cookies[key] = _unquote(value.strip())
+    return cookies
+
+
+def find_cookie(header: str, name: str) -> str | None:
+    """One cookie's value, scanning the header without building a dict (hot path)."""
+    start = 0
+    needle = name + "="
+    while True:
+        index = header.find(needle, start)
+        if index < 0:
+            return None
+        if index == 0 or header[index - 1] in "; ":
+            end = header.find(";", index)
+            return header[index + len(needle) : end if end >= 0 else len(header)].strip()
+        start = index + 1
+
+
+def cookie_header(
+    settings: GateSettings,
+    name: str,
+    value: str,
+    *,
+    max_age: int | None,
+    path: str = "/",
+    cross_site: bool = False,
+) -> bytes:
+    """A Set-Cookie value. ``cross_site`` cookies must survive the IdP's cross-site POST."""
+    parts = [f"{name}={value}", f"Path={path}", "HttpOnly"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max(max_age, 0)}")
+    secure = settings.secure_cookies
+    if cross_site and secure:
+        parts.append("SameSite=None")
+    elif cross_site:
+        # SameSite=None needs Secure; on plain http (local development) Lax is all there is,
+        # which works when the IdP is on the same site (the dev IdP, a localhost IdP).
+        parts.append("SameSite=Lax")
+    else:
+        parts.append("SameSite=" + settings.cookie_samesite.capitalize())
+    if secure:
+        parts.append("Secure")
+    if settings.cookie_domain:
+        parts.append(f"Domain={settings.cookie_domain}")
+    return "; ".join(parts).encode("latin-1")

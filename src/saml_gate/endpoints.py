@@ -1,0 +1,408 @@
+"""The gate's own endpoints under the prefix: metadata, login, acs, logout, session, devidp.
+
+Also the answers to unauthenticated requests (a redirect to the IdP, 401 JSON or a refused
+WebSocket) and to refusals (403 and the error pages).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from functools import cached_property
+from typing import Final
+from urllib.parse import parse_qs, quote, urlencode
+
+import anyio.to_thread
+from itsdangerous import BadSignature, Signer
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from saml_gate.cookies import cookie_header, cookie_header_of, parse_cookie_header
+from saml_gate.core import GateCore
+from saml_gate.errors import GateError
+from saml_gate.pages import error_response, html_page
+from saml_gate.relay import safe_return_path
+from saml_gate.session import Session
+from saml_gate.settings import is_loopback_host
+from saml_gate.verify import VerifiedLogin
+
+log = logging.getLogger("saml_gate")
+
+FORM_TYPE: Final = "application/x-www-form-urlencoded"
+
+
+class RequestView:
+    """Just what the gate needs to know about a request, read lazily from the scope."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.scope["headers"]}
+
+    @property
+    def method(self) -> str:
+        return str(self.scope.get("method", "GET"))
+
+    @cached_property
+    def client_host(self) -> str:
+        client = self.scope.get("client")
+        return str(client[0]) if client else ""
+
+    @cached_property
+    def is_local(self) -> bool:
+        """A loopback client not behind a proxy (ngrok's agent connects from loopback too)."""
+        if not is_loopback_host(self.client_host or "127.0.0.1"):
+            return False
+        forwarded = self.headers.get("x-forwarded-for")
+        return forwarded is None or all(is_loopback_host(h.strip()) for h in forwarded.split(","))
+
+    @cached_property
+    def wants_json(self) -> bool:
+        h = self.headers
+        accept = h.get("accept", "")
+        if h.get("x-requested-with") or ("json" in accept and "text/html" not in accept):
+            return True
+        return h.get("sec-fetch-mode", "navigate") not in ("navigate", "nested-navigate")
+
+    @property
+    def is_navigation(self) -> bool:
+        return self.method in ("GET", "HEAD") and not self.wants_json
+
+    @property
+    def path_and_query(self) -> str:
+        raw = self.scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else quote(self.scope["path"])
+        query = self.scope.get("query_string", b"")
+        return path + ("?" + query.decode("latin-1") if query else "")
+
+    def query(self, name: str) -> str | None:
+        values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get(name)
+        return values[0] if values else None
+
+
+class Endpoints:
+    def __init__(self, core: GateCore) -> None:
+        self.core = core
+        s = core.settings
+        self._settings = s
+        self._routes = {
+            "/metadata": self.metadata,
+            "/login": self.login,
+            "/acs": self.acs,
+            "/logout": self.logout,
+            "/session": self.session,
+            "/slo": self.slo,
+        }
+        self._logout_signer = Signer(list(reversed(s.secret_key)), salt="saml-gate.logout")
+
+    # ------------------------------------------------------------------ routing
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sub = scope["path"][len(self._settings.prefix) :] or "/"
+        if scope["type"] == "websocket":
+            await self._deny_websocket(scope, receive, send)
+            return
+        devidp = self.core.devidp
+        if devidp is not None and (sub == "/devidp" or sub.startswith("/devidp/")):
+            await devidp(scope, receive, send)
+            return
+        view = RequestView(scope)
+        handler = self._routes.get(sub)
+        try:
+            if handler is None:
+                raise GateError("not_found", sub)
+            response = await handler(view, receive)
+        except GateError as error:
+            response = self.error(view, error)
+        await response(scope, receive, send)
+
+    def error(self, view: RequestView, error: GateError, **extra: str) -> Response:
+        log.warning(
+            "saml-gate refused %s %s: %s (%s)",
+            view.method, view.scope["path"], error.code, error.detail or error.info.title,
+            extra={
+                "event": "refused",
+                "error_code": error.code,
+                "reason": error.detail,
+                "client": view.client_host,
+                "path": view.scope["path"],
+            },
+        )
+        return error_response(
+            error,
+            wants_json=view.wants_json,
+            show_detail=self._settings.debug or view.is_local,
+            extra=dict(extra),
+        )
+
+    async def refuse(self, view: RequestView, error: GateError, receive: Receive, send: Send) -> None:
+        if view.scope["type"] == "websocket":
+            log.warning("saml-gate refused a WebSocket: %s", error.code)
+            await self._deny_websocket(view.scope, receive, send, status=error.status)
+            return
+        await self.error(view, error)(view.scope, receive, send)
+
+    # ------------------------------------------------------------------ unauthenticated
+    async def unauthenticated(
+        self, scope: Scope, receive: Receive, send: Send, *, expired: bool
+    ) -> None:
+        if scope["type"] == "websocket":
+            await self._deny_websocket(scope, receive, send, status=401)
+            return
+        view = RequestView(scope)
+        clear = [self.clear_session_cookie()] if expired else []
+        if view.is_navigation:
+            response = await self.start_login(view, view.path_and_query, extra_cookies=clear)
+        else:
+            login_url = self._settings.login_url + "?" + urlencode(
+                {"return_to": view.path_and_query}
+            )
+            response = error_response(
+                GateError("not_authenticated"),
+                wants_json=True,
+                show_detail=False,
+                extra={"login_url": login_url},
+                headers={"WWW-Authenticate": 'SAML realm="saml-gate"'},
+            )
+            for cookie in clear:
+                response.raw_headers.append((b"set-cookie", cookie))
+        await response(scope, receive, send)
+
+    async def _deny_websocket(
+        self, scope: Scope, receive: Receive, send: Send, status: int = 403
+    ) -> None:
+        """Refuse before accept: an HTTP response where the server supports it, else 1008."""
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            body = b'{"error":"not_authenticated"}' if status == 401 else b'{"error":"forbidden"}'
+            await send({"type": "websocket.http.response.body", "body": body})
+            return
+        await send({"type": "websocket.close", "code": 1008})
+
+    async def start_login(
+        self, view: RequestView, return_path: str, *, extra_cookies: list[bytes] | None = None
+    ) -> Response:
+        core = self.core
+        key, relay_state = core.relay.start()
+        request_id, location = await anyio.to_thread.run_sync(
+            lambda: core.sp.authn_request_url(relay_state), limiter=core.verify_limiter
+        )
+        response = RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+        response.raw_headers.append(
+            (b"set-cookie", core.relay.pending_cookie(key, request_id, return_path))
+        )
+        for cookie in extra_cookies or ():
+            response.raw_headers.append((b"set-cookie", cookie))
+        return response
+
+    # ------------------------------------------------------------------ cookies
+    def session_cookie(self, session: Session, now: float) -> bytes:
+        return cookie_header(
+            self._settings,
+            self.core.sessions.name,
+            self.core.sessions.encode(session),
+            max_age=int(session.expires_at - now),
+        )
+
+    def clear_session_cookie(self) -> bytes:
+        return cookie_header(self._settings, self.core.sessions.name, "", max_age=0)
+
+    def _current_session(self, view: RequestView) -> Session | None:
+        header = cookie_header_of(view.scope["headers"])
+        if header is None:
+            return None
+        raw = parse_cookie_header(header).get(self.core.sessions.name)
+        session = self.core.sessions.decode(raw) if raw else None
+        if session is None:
+            return None
+        if self.core.sessions.state(session, self._settings.clock()) != "valid":
+            return None
+        return session
+
+    async def _live_session(self, view: RequestView) -> Session | None:
+        session = self._current_session(view)
+        if session is None or await self.core.store.contains("revoked:" + session.user.session_id):
+            return None
+        return session
+
+    # ------------------------------------------------------------------ endpoints
+    async def metadata(self, view: RequestView, receive: Receive) -> Response:
+        self._require(view, "GET", "HEAD")
+        return Response(
+            self.core.sp.metadata_xml,
+            media_type="application/samlmetadata+xml",
+            headers={"Content-Disposition": 'inline; filename="saml-gate-metadata.xml"'},
+        )
+
+    async def login(self, view: RequestView, receive: Receive) -> Response:
+        self._require(view, "GET", "HEAD")
+        return_path = safe_return_path(view.query("return_to"))
+        if return_path is None:
+            raise GateError("bad_relay_state", "return_to must be a relative path on this site")
+        return await self.start_login(view, return_path)
+
+    async def session(self, view: RequestView, receive: Receive) -> Response:
+        self._require(view, "GET", "HEAD")
+        session = await self._live_session(view)
+        if session is None:
+            error = GateError("not_authenticated")
+            return error_response(
+                error, wants_json=True, show_detail=False,
+                extra={"login_url": self._settings.login_url},
+            )
+        body = session.user.as_dict()
+        body["idle_timeout_seconds"] = self._settings.inactivity_timeout
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def slo(self, view: RequestView, receive: Receive) -> Response:
+        raise GateError("not_found", "SAML Single Logout is not available in this version")
+
+    async def logout(self, view: RequestView, receive: Receive) -> Response:
+        self._require(view, "GET", "POST")
+        session = await self._live_session(view)
+        s = self._settings
+        if view.method == "GET":
+            if session is None:
+                return self._signed_out_page()
+            token = self._logout_signer.sign(session.user.session_id).decode()
+            return html_page(
+                "Sign out",
+                f"<h1>Sign out of this application?</h1>"
+                f"<p>Signed in as <b>{html.escape(session.user.display_name)}</b>.</p>"
+                f"<form method=post action='{html.escape(s.prefix)}/logout'>"
+                f"<input type=hidden name=token value='{html.escape(token)}'>"
+                f"<button type=submit>Sign out</button></form>",
+            )
+        form = await self._read_form(view, receive, limit=4096)
+        if session is not None:
+            try:
+                signed_for = self._logout_signer.unsign(form.get("token", "")).decode()
+            except BadSignature:
+                signed_for = ""
+            if signed_for != session.user.session_id:
+                raise GateError("bad_request", "the sign-out form has expired; try again")
+            now = s.clock()
+            ttl = session.expires_at - now + s.clock_skew
+            await self.core.store.add_once("revoked:" + session.user.session_id, ttl)
+            log.info(
+                "saml-gate sign-out of %s", session.user.name_id,
+                extra={"event": "logout", "name_id": session.user.name_id,
+                       "client": view.client_host},
+            )
+        response = self._signed_out_page()
+        response.raw_headers.append((b"set-cookie", self.clear_session_cookie()))
+        return response
+
+    def _signed_out_page(self) -> Response:
+        return html_page(
+            "Signed out",
+            "<h1>You are signed out</h1><p>Your session in this application has ended."
+            " You may still be signed in at your identity provider.</p>"
+            f"<p><a href='{html.escape(self._settings.login_url)}'>Sign in again</a></p>",
+        )
+
+    async def acs(self, view: RequestView, receive: Receive) -> Response:
+        self._require(view, "POST")
+        s = self._settings
+        core = self.core
+        form = await self._read_form(view, receive, limit=(s.max_response_bytes * 4) // 3 + 16384)
+        saml_response = form.get("SAMLResponse")
+        if not saml_response:
+            raise GateError("missing_saml_response")
+        relay_state = form.get("RelayState")
+        cookies = parse_cookie_header(cookie_header_of(view.scope["headers"]) or "")
+        pending = core.relay.pending(cookies)
+        now = s.clock()
+        try:
+            login = await anyio.to_thread.run_sync(
+                lambda: core.verifier.verify(
+                    saml_response,
+                    expected_request_ids={p.request_id for p in pending},
+                    now=now,
+                ),
+                limiter=core.verify_limiter,
+            )
+        except GateError:
+            raise
+        except Exception as exc:  # a parser or crypto failure we did not map: still a 400
+            log.exception("saml-gate: unexpected error while verifying a Response")
+            raise GateError("malformed_response", type(exc).__name__) from exc
+
+        clear: list[bytes] = []
+        if login.in_response_to is not None:
+            match = next(p for p in pending if p.request_id == login.in_response_to)
+            if relay_state and core.relay.relay_key(relay_state) != match.key:
+                raise GateError("bad_relay_state", "the RelayState belongs to another sign-in")
+            return_path = match.return_path
+            clear.append(core.relay.clear_cookie(match.key))
+        else:
+            unsolicited_path = safe_return_path(relay_state)
+            if unsolicited_path is None:
+                raise GateError("bad_relay_state", "RelayState is not a relative path on this site")
+            return_path = unsolicited_path
+
+        await self._check_replay(login, now)
+        session = core.sessions.new_session(login, now)
+        log.info(
+            "saml-gate sign-in of %s", login.name_id,
+            extra={"event": "login", "name_id": login.name_id, "issuer": login.issuer,
+                   "client": view.client_host, "idp_initiated": login.in_response_to is None},
+        )
+        response = RedirectResponse(return_path, status_code=303, headers={"Cache-Control": "no-store"})
+        response.raw_headers.append((b"set-cookie", self.session_cookie(session, now)))
+        for cookie in clear:
+            response.raw_headers.append((b"set-cookie", cookie))
+        return response
+
+    async def _check_replay(self, login: VerifiedLogin, now: float) -> None:
+        store = self.core.store
+        if not await store.add_once(login.replay_key, login.replay_until - now):
+            raise GateError("replayed", "this assertion ID was already accepted")
+        if login.in_response_to is not None and not await store.add_once(
+            "request:" + login.in_response_to,
+            self._settings.login_timeout + self._settings.clock_skew,
+        ):
+            raise GateError("replayed", "this sign-in request was already answered")
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _require(view: RequestView, *methods: str) -> None:
+        if view.method not in methods:
+            raise GateError("method_not_allowed", f"use {' or '.join(methods)}")
+
+    @staticmethod
+    async def _read_form(view: RequestView, receive: Receive, *, limit: int) -> dict[str, str]:
+        content_type = view.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM_TYPE:
+            raise GateError("bad_request", f"expected {FORM_TYPE}")
+        declared = view.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise GateError("response_too_large", f"{declared} bytes posted")
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise GateError("bad_request", "the client went away")
+            body += message.get("body", b"")
+            if len(body) > limit:
+                raise GateError("response_too_large", f"more than {limit} bytes posted")
+            if not message.get("more_body", False):
+                break
+        try:
+            parsed = parse_qs(body.decode("ascii"), strict_parsing=False, max_num_fields=20)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise GateError("bad_request", "the form is not valid") from exc
+        for name, values in parsed.items():
+            if len(values) != 1:
+                raise GateError("bad_request", f"the form field {name} appears more than once")
+        return {name: values[0] for name, values in parsed.items()}

@@ -1,0 +1,128 @@
+"""SamlGate: the ASGI entry point. Routes gate endpoints, checks sessions, passes the rest on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.authentication import AuthCredentials, UnauthenticatedUser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from saml_gate.cookies import cookie_header_of, find_cookie
+from saml_gate.core import GateCore
+from saml_gate.endpoints import Endpoints, RequestView
+from saml_gate.errors import GateError
+from saml_gate.session import Session
+from saml_gate.settings import GateSettings
+from saml_gate.store import Store
+from saml_gate.user import SamlUser
+
+log = logging.getLogger("saml_gate")
+
+
+class SamlGate:
+    """Put SAML single sign-on in front of an ASGI app.
+
+    ``app.add_middleware(SamlGate, idp_metadata=..., base_url=..., secret_key=...)`` or
+    ``SamlGate(asgi_app, ...)``. Keyword arguments are :class:`GateSettings` fields; missing ones
+    are read from ``SAML_GATE_*`` environment variables.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: GateSettings | None = None,
+        *,
+        store: Store | None = None,
+        **options: Any,
+    ) -> None:
+        if settings is not None and options:
+            raise TypeError("pass either settings= or keyword options, not both")
+        self.app = app
+        self.settings = settings if settings is not None else GateSettings.load(**options)
+        self.core = GateCore(self.settings, store=store)
+        self.endpoints = Endpoints(self.core)
+        s = self.settings
+        self._prefix = s.prefix
+        self._prefix_len = len(s.prefix)
+        self._cookie = self.core.sessions.name
+        self._public_exact = frozenset(p for p in s.public_paths if not p.endswith("/"))
+        self._public_prefixes = tuple(p for p in s.public_paths if p.endswith("/"))
+        self._authorized = tuple(s.authorized_groups)
+        self._clock = s.clock
+        self._sessions = self.core.sessions
+        self._store = self.core.store
+        if s.base_url.startswith("http://") and not s.base_is_loopback:
+            log.warning(
+                "saml-gate base_url %s is plain http on a public host: cookies are not Secure;"
+                " use the https URL of the tunnel", s.base_url
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(self._prefix) and (
+            len(path) == self._prefix_len or path[self._prefix_len] == "/"
+        ):
+            await self.endpoints(scope, receive, send)
+            return
+        if path in self._public_exact or (
+            self._public_prefixes and path.startswith(self._public_prefixes)
+        ):
+            scope["user"] = UnauthenticatedUser()
+            scope["auth"] = AuthCredentials()
+            await self.app(scope, receive, send)
+            return
+
+        now = self._clock()
+        session, had_cookie = await self._session(scope, now)
+        if session is None:
+            await self.endpoints.unauthenticated(scope, receive, send, expired=had_cookie)
+            return
+        user = session.user
+        if self._authorized and not user.in_group(*self._authorized):
+            error = GateError(
+                "forbidden",
+                f"{user.name_id} is in none of the groups {', '.join(self._authorized)}",
+            )
+            await self.endpoints.refuse(RequestView(scope), error, receive, send)
+            return
+        scope["user"] = user
+        scope["auth"] = AuthCredentials(_scopes(user))
+        if kind == "http" and self._sessions.needs_refresh(session, now):
+            await self.app(scope, receive, self._refreshing(send, session, now))
+            return
+        await self.app(scope, receive, send)
+
+    async def _session(self, scope: Scope, now: float) -> tuple[Session | None, bool]:
+        """(the valid session, whether a session cookie was presented at all)."""
+        header = cookie_header_of(scope["headers"])
+        if header is None:
+            return None, False
+        raw = find_cookie(header, self._cookie)
+        if not raw:
+            return None, False
+        session = self._sessions.decode(raw)
+        if session is None or self._sessions.state(session, now) != "valid":
+            return None, True
+        if await self._store.contains("revoked:" + session.user.session_id):
+            return None, True
+        return session, True
+
+    def _refreshing(self, send: Send, session: Session, now: float) -> Send:
+        """Re-issue the cookie with a new last-seen time on this response only."""
+        header = self.endpoints.session_cookie(self._sessions.touched(session, now), now)
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"set-cookie", header)]
+            await send(message)
+
+        return send_with_cookie
+
+
+def _scopes(user: SamlUser) -> list[str]:
+    return ["authenticated", *("group:" + g for g in user.groups)]

@@ -1,0 +1,65 @@
+"""XSD validation with the SAML 2.0 schemas that pysaml2 ships, loaded offline once."""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+
+class _LocalSchemas(etree.Resolver):
+    """Resolve every schemaLocation (local name or w3.org URL) to pysaml2's bundled copy."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self._folder = folder
+
+    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+        name = (system_url or "").rsplit("/", 1)[-1]
+        candidate = self._folder / name
+        if name and candidate.is_file():
+            return self.resolve_filename(str(candidate), context)
+        raise LookupError(f"schema {system_url!r} is not available offline")
+
+
+def _schema_folder() -> Path:
+    return Path(str(resources.files("saml2") / "data" / "schemas"))
+
+
+class SamlSchema:
+    """Validates a Response or a standalone Assertion. One validator per thread."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _validator(self) -> etree.XMLSchema:
+        validator: etree.XMLSchema | None = getattr(self._local, "validator", None)
+        if validator is None:
+            validator = _build_validator()
+            self._local.validator = validator
+        return validator
+
+    def error(self, element: etree._Element) -> str | None:
+        """None when valid, else the first schema error (line and message, no content)."""
+        validator = self._validator()
+        if validator.validate(element):
+            return None
+        last = validator.error_log.last_error
+        return f"line {last.line}: {last.message}" if last is not None else "invalid"
+
+
+def _build_validator() -> etree.XMLSchema:
+    folder = _schema_folder()
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    parser.resolvers.add(_LocalSchemas(folder))
+    doc = etree.parse(str(folder / "saml-schema-protocol-2.0.xsd"), parser)
+    return etree.XMLSchema(doc)
+
+
+@cache
+def saml_schema() -> SamlSchema:
+    return SamlSchema()

@@ -1,0 +1,298 @@
+"""Every option of the gate: defaults, validation, environment loading and derived URLs.
+
+One frozen object, built once at start-up. Keyword arguments and ``SAML_GATE_*`` environment
+variables are the same settings (keyword arguments win); a bad value raises :class:`ConfigError`
+naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
+from urllib.parse import urlsplit
+
+from saml_gate import xmlconst as X
+from saml_gate.errors import ConfigError
+
+SameSite = Literal["lax", "strict", "none"]
+
+SECURE_SIGNATURE_ALGORITHMS: Final = (
+    X.RSA_SHA256, X.RSA_SHA384, X.RSA_SHA512, X.ECDSA_SHA256, X.ECDSA_SHA384, X.ECDSA_SHA512,
+)
+SECURE_DIGEST_ALGORITHMS: Final = (X.DIGEST_SHA256, X.DIGEST_SHA384, X.DIGEST_SHA512)
+KNOWN_NAME_ID_FORMATS: Final = (
+    X.NAMEID_EMAIL, X.NAMEID_UNSPECIFIED, X.NAMEID_PERSISTENT, X.NAMEID_TRANSIENT,
+)
+ENV_PREFIX: Final = "SAML_GATE_"
+MIN_SECRET_LENGTH: Final = 32
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateSettings:
+    """The validated configuration. Build it with :meth:`load` (keywords + environment)."""
+
+    base_url: str
+    secret_key: tuple[str, ...]
+    idp_metadata: str | None = None
+    """IdP metadata: the XML itself, or the path of a file holding it."""
+    idp_entity_id: str | None = None
+    """Which IdP to use when the metadata describes several."""
+    dev_idp: bool = False
+    """Serve the embedded development IdP under ``{prefix}/devidp`` and trust it (loopback only)."""
+    prefix: str = "/saml"
+    entity_id: str = ""
+    """SP entity ID (Okta: Audience URI). Default: the metadata URL, as ngrok does."""
+    sp_key: str | None = None
+    """SP private key, PEM text or file path (request signing, assertion decryption)."""
+    sp_cert: str | None = None
+    state_dir: str = ".saml-gate"
+    """Where development keys are generated and kept when sp_key/sp_cert are not given."""
+    name_id_format: str = X.NAMEID_EMAIL
+    force_authn: bool = False
+    sign_authn_requests: bool | None = None
+    """None: sign when the IdP metadata says WantAuthnRequestsSigned."""
+    allow_idp_initiated: bool = False
+    authorized_groups: tuple[str, ...] = ()
+    groups_attribute: str = "groups"
+    email_attribute: str = "email"
+    name_attribute: str = "displayName"
+    clock_skew: float = 90.0
+    maximum_duration: float = 8 * 3600.0
+    inactivity_timeout: float = 3600.0
+    login_timeout: float = 600.0
+    """How long a started sign-in (RelayState, pending request) stays valid."""
+    cookie_prefix: str = "saml_gate"
+    cookie_secure: bool | None = None
+    """None: Secure when base_url is https."""
+    cookie_samesite: SameSite = "lax"
+    cookie_domain: str | None = None
+    public_paths: tuple[str, ...] = ()
+    """Paths served without sign-in: an entry ending in '/' is a prefix, others exact paths."""
+    want_response_signed: bool = False
+    want_assertions_signed: bool = False
+    """Whatever these say, an assertion is only used when a valid signature covers it."""
+    signature_algorithms: tuple[str, ...] = SECURE_SIGNATURE_ALGORITHMS
+    allow_sha1: bool = False
+    max_response_bytes: int = 256 * 1024
+    verify_concurrency: int = 2
+    debug: bool = False
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
+
+    # ------------------------------------------------------------------ derived URLs
+    @property
+    def acs_url(self) -> str:
+        return self.base_url + self.prefix + "/acs"
+
+    @property
+    def metadata_url(self) -> str:
+        return self.base_url + self.prefix + "/metadata"
+
+    @property
+    def slo_url(self) -> str:
+        return self.base_url + self.prefix + "/slo"
+
+    @property
+    def login_url(self) -> str:
+        return self.base_url + self.prefix + "/login"
+
+    @property
+    def devidp_url(self) -> str:
+        return self.base_url + self.prefix + "/devidp"
+
+    @property
+    def is_https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.is_https if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def base_is_loopback(self) -> bool:
+        return is_loopback_host(urlsplit(self.base_url).hostname or "")
+
+    @property
+    def digest_algorithms(self) -> tuple[str, ...]:
+        return SECURE_DIGEST_ALGORITHMS + ((X.DIGEST_SHA1,) if self.allow_sha1 else ())
+
+    @property
+    def accepted_signature_algorithms(self) -> tuple[str, ...]:
+        return self.signature_algorithms + ((X.RSA_SHA1,) if self.allow_sha1 else ())
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> GateSettings:
+        """Build from keyword arguments, filling the rest from ``SAML_GATE_*`` variables."""
+        env = os.environ if environ is None else environ
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - set(fields))
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown setting; known settings: {', '.join(fields)}")
+        values: dict[str, Any] = {}
+        for name in fields:
+            if name == "clock":
+                continue
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = _from_env(name, raw)
+        values.update({k: v for k, v in kwargs.items() if v is not None or k in values})
+        return cls.validated(**values)
+
+    @classmethod
+    def validated(cls, **values: Any) -> GateSettings:
+        for required in ("base_url", "secret_key"):
+            if values.get(required) in (None, "", (), []):
+                raise ConfigError(
+                    required,
+                    f"is required (keyword {required}= or {ENV_PREFIX}{required.upper()})",
+                )
+        values["base_url"] = _check_base_url(values["base_url"])
+        values["secret_key"] = _check_secrets(values["secret_key"])
+        for name in ("authorized_groups", "public_paths", "signature_algorithms"):
+            if name in values:
+                values[name] = _as_tuple(name, values[name])
+        settings = cls(**values)
+        settings = _check_and_derive(settings)
+        return settings
+
+
+def _from_env(name: str, raw: str) -> Any:
+    f = {f.name: f for f in dataclasses.fields(GateSettings)}[name]
+    kind = str(f.type)
+    try:
+        if "tuple" in kind:
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        if kind.startswith("bool"):
+            return _parse_bool(name, raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "int":
+            return int(raw)
+    except ValueError as exc:
+        raise ConfigError(name, f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from exc
+    return raw
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, f"{raw!r} is not a boolean (use true or false)")
+
+
+def _as_tuple(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable):
+        items = tuple(value)
+        if all(isinstance(v, str) for v in items):
+            return items
+    raise ConfigError(name, "must be a list of strings")
+
+
+def _check_base_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError("base_url", "must be a URL string such as https://acme.ngrok.app")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            "base_url",
+            f"{value!r} is not an absolute http(s) URL; use the public URL the browser opens,"
+            " e.g. https://acme.ngrok.app",
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ConfigError(
+            "base_url", f"{value!r} must be scheme://host[:port] only (no path, query or user)"
+        )
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _check_secrets(value: Any) -> tuple[str, ...]:
+    secrets = (value,) if isinstance(value, str | bytes) else tuple(value)
+    out: list[str] = []
+    for secret in secrets:
+        text = secret.decode() if isinstance(secret, bytes) else secret
+        if not isinstance(text, str) or len(text) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                "secret_key",
+                f"each secret must be at least {MIN_SECRET_LENGTH} characters; generate one with"
+                " python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
+        out.append(text)
+    if not out:
+        raise ConfigError("secret_key", "at least one secret is required")
+    return tuple(out)
+
+
+def _check_and_derive(s: GateSettings) -> GateSettings:
+    changes: dict[str, Any] = {}
+    if s.dev_idp and s.idp_metadata:
+        raise ConfigError("dev_idp", "cannot be combined with idp_metadata; choose one IdP")
+    if not s.dev_idp and not s.idp_metadata:
+        raise ConfigError(
+            "idp_metadata",
+            "is required: the IdP metadata XML or a file path (Okta: Sign On tab → Metadata"
+            " URL, save it as a file); or set dev_idp=True for the embedded development IdP",
+        )
+    if s.dev_idp and not s.base_is_loopback:
+        raise ConfigError(
+            "dev_idp", "the development IdP only runs on a loopback base_url (127.0.0.1, localhost)"
+        )
+    if not s.prefix.startswith("/") or s.prefix.endswith("/") or len(s.prefix) < 2:
+        raise ConfigError("prefix", f"{s.prefix!r} must look like /saml (leading slash, no trailing)")
+    if not s.entity_id:
+        changes["entity_id"] = s.base_url + s.prefix + "/metadata"
+    if s.cookie_samesite not in get_args(SameSite):
+        raise ConfigError("cookie_samesite", "must be one of lax, strict, none")
+    if s.cookie_samesite == "none" and not (
+        s.is_https if s.cookie_secure is None else s.cookie_secure
+    ):
+        raise ConfigError("cookie_samesite", "none requires Secure cookies (an https base_url)")
+    if not s.cookie_prefix.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError("cookie_prefix", "use letters, digits, '-' and '_' only")
+    if not 0 <= s.clock_skew <= 600:
+        raise ConfigError("clock_skew", "must be between 0 and 600 seconds")
+    if s.maximum_duration <= 0:
+        raise ConfigError("maximum_duration", "must be a positive number of seconds")
+    if not 0 < s.inactivity_timeout <= s.maximum_duration:
+        raise ConfigError("inactivity_timeout", "must be positive and at most maximum_duration")
+    if not 30 <= s.login_timeout <= 3600:
+        raise ConfigError("login_timeout", "must be between 30 and 3600 seconds")
+    if s.name_id_format not in KNOWN_NAME_ID_FORMATS:
+        raise ConfigError(
+            "name_id_format", f"must be one of {', '.join(KNOWN_NAME_ID_FORMATS)}"
+        )
+    for alg in s.signature_algorithms:
+        if alg not in SECURE_SIGNATURE_ALGORITHMS:
+            hint = " (SHA-1: set allow_sha1=True instead)" if "sha1" in alg else ""
+            raise ConfigError("signature_algorithms", f"{alg!r} is not supported{hint}")
+    if not s.signature_algorithms:
+        raise ConfigError("signature_algorithms", "at least one algorithm is required")
+    if not 1024 <= s.max_response_bytes <= 10 * 1024 * 1024:
+        raise ConfigError("max_response_bytes", "must be between 1 KiB and 10 MiB")
+    if not 1 <= s.verify_concurrency <= 64:
+        raise ConfigError("verify_concurrency", "must be between 1 and 64")
+    for path in s.public_paths:
+        if not path.startswith("/"):
+            raise ConfigError("public_paths", f"{path!r} must start with '/'")
+    for name in ("groups_attribute", "email_attribute", "name_attribute"):
+        if not getattr(s, name):
+            raise ConfigError(name, "must not be empty")
+    return dataclasses.replace(s, **changes) if changes else s

@@ -1,0 +1,166 @@
+"""pysaml2 wiring: the SP's keys, its metadata and the AuthnRequests it sends.
+
+pysaml2 is used for what it does well and what is not on the hot path: building the SP
+EntityDescriptor and HTTP-Redirect AuthnRequests (signed with RSA-SHA256 when asked). It never
+sees a Response: those go to :mod:`saml_gate.verify`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from saml_gate import xmlconst as X
+from saml_gate.errors import ConfigError
+from saml_gate.idp import IdpInfo
+from saml_gate.settings import GateSettings
+
+log = logging.getLogger("saml_gate")
+
+# pysaml2 logs whole documents at DEBUG and error contexts at higher levels.
+logging.getLogger("saml2").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class SpKeys:
+    key_pem: bytes
+    cert_pem: bytes
+    key_path: str
+    cert_path: str
+
+
+def _pem_or_file(setting: str, value: str, marker: str) -> tuple[bytes, str | None]:
+    """(PEM bytes, path if the value was a path)."""
+    if marker in value:
+        return value.encode(), None
+    path = Path(value).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(setting, f"is neither PEM text nor a readable file: {exc}") from exc
+    if marker.encode() not in data:
+        raise ConfigError(setting, f"{path} does not hold a PEM {marker.split()[-1].lower()}")
+    return data, str(path)
+
+
+def load_sp_keys(settings: GateSettings) -> SpKeys:
+    """The SP key pair from settings, or a development pair generated once in ``state_dir``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    if bool(settings.sp_key) != bool(settings.sp_cert):
+        missing = "sp_cert" if settings.sp_key else "sp_key"
+        raise ConfigError(missing, "sp_key and sp_cert must be given together")
+    if settings.sp_key and settings.sp_cert:
+        key_pem, key_path = _pem_or_file("sp_key", settings.sp_key, "PRIVATE KEY")
+        cert_pem, cert_path = _pem_or_file("sp_cert", settings.sp_cert, "BEGIN CERTIFICATE")
+    else:
+        from saml_gate.devidp.keys import load_or_create_keypair
+
+        directory = Path(settings.state_dir).expanduser()
+        pair, created = load_or_create_keypair(directory, "sp", "saml-gate development SP")
+        if created:
+            log.warning(
+                "saml-gate generated a development SP key pair in %s; set sp_key and sp_cert"
+                " for production (the IdP must know the certificate)", directory
+            )
+        key_pem, cert_pem = pair.key_pem, pair.cert_pem
+        key_path = str(directory / "sp.key.pem")
+        cert_path = str(directory / "sp.cert.pem")
+    try:
+        key = load_pem_private_key(key_pem, password=None)
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("sp_key", f"cannot load the SP key pair: {exc}") from exc
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+        raise ConfigError("sp_cert", "the certificate does not match sp_key")
+    if key_path is None or cert_path is None:
+        tmp = Path(tempfile.mkdtemp(prefix="saml-gate-"))
+        os.chmod(tmp, 0o700)
+        key_path = key_path or str(tmp / "sp.key.pem")
+        cert_path = cert_path or str(tmp / "sp.cert.pem")
+        for path, data in ((key_path, key_pem), (cert_path, cert_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+    return SpKeys(key_pem=key_pem, cert_pem=cert_pem, key_path=key_path, cert_path=cert_path)
+
+
+class ServiceProvider:
+    """Builds SP metadata and AuthnRequests with pysaml2, configured once at start-up."""
+
+    def __init__(self, settings: GateSettings, idp: IdpInfo, keys: SpKeys) -> None:
+        from saml2.client import Saml2Client
+        from saml2.config import SPConfig
+        from saml2.metadata import entity_descriptor
+        from saml2.sigver import RSACrypto, import_rsa_key_from_file
+
+        self._settings = settings
+        self._idp = idp
+        self.sign_requests = (
+            idp.want_authn_requests_signed
+            if settings.sign_authn_requests is None
+            else settings.sign_authn_requests
+        )
+        config: dict[str, Any] = {
+            "entityid": settings.entity_id,
+            # Placeholder so pysaml2 never looks for the xmlsec1 program; nothing here verifies.
+            "crypto_backend": "XMLSecurity",
+            "key_file": keys.key_path,
+            "cert_file": keys.cert_path,
+            "encryption_keypairs": [{"key_file": keys.key_path, "cert_file": keys.cert_path}],
+            "metadata": {"inline": [idp.metadata_xml]},
+            "allow_unknown_attributes": True,
+            "accepted_time_diff": int(settings.clock_skew),
+            "service": {
+                "sp": {
+                    "endpoints": {
+                        "assertion_consumer_service": [(settings.acs_url, X.BINDING_HTTP_POST)],
+                        "single_logout_service": [(settings.slo_url, X.BINDING_HTTP_REDIRECT)],
+                    },
+                    "name_id_format": [settings.name_id_format],
+                    "name_id_policy_format": settings.name_id_format,
+                    "name_id_format_allow_create": True,
+                    "want_response_signed": settings.want_response_signed,
+                    "want_assertions_signed": settings.want_assertions_signed,
+                    "want_assertions_or_response_signed": True,
+                    "authn_requests_signed": self.sign_requests,
+                    "allow_unsolicited": settings.allow_idp_initiated,
+                    "signing_algorithm": X.RSA_SHA256,
+                    "digest_algorithm": X.DIGEST_SHA256,
+                    "force_authn": settings.force_authn,
+                }
+            },
+        }
+        conf = SPConfig().load(config)
+        self._client = Saml2Client(conf)
+        self._client.sec.sec_backend = RSACrypto(import_rsa_key_from_file(keys.key_path))
+        self._client.signing_algorithm = X.RSA_SHA256
+        self._client.digest_algorithm = X.DIGEST_SHA256
+        # pysaml2 keeps mutable state (signer key globals, Config.context): one caller at a time.
+        self._lock = threading.Lock()
+        self.metadata_xml = str(entity_descriptor(conf)).encode()
+
+    def authn_request_url(self, relay_state: str, *, force_authn: bool = False) -> tuple[str, str]:
+        """(request ID, the IdP URL carrying the AuthnRequest with the HTTP-Redirect binding)."""
+        from saml2.xmldsig import SIG_RSA_SHA256
+
+        kwargs: dict[str, Any] = {}
+        if force_authn or self._settings.force_authn:
+            kwargs["force_authn"] = "true"
+        with self._lock:
+            request_id, info = self._client.prepare_for_authenticate(
+                entityid=self._idp.entity_id,
+                relay_state=relay_state,
+                binding=X.BINDING_HTTP_REDIRECT,
+                sign=self.sign_requests,
+                sigalg=SIG_RSA_SHA256 if self.sign_requests else None,
+                **kwargs,
+            )
+        headers = dict(info["headers"])
+        return str(request_id), str(headers["Location"])

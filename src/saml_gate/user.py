@@ -1,0 +1,68 @@
+"""The signed-in person as the app sees it: ``scope["user"]`` and ``scope["auth"]``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from starlette.authentication import BaseUser
+
+
+@dataclass(frozen=True, eq=False)
+class SamlUser(BaseUser):
+    """A Starlette user built from a verified assertion (through the session cookie)."""
+
+    name_id: str
+    email: str | None
+    name: str | None
+    groups: tuple[str, ...]
+    attributes: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    name_id_format: str | None = None
+    session_index: str | None = None
+    issuer: str = ""
+    authenticated_at: float = 0.0
+    expires_at: float = 0.0
+    """When the session ends at the latest (absolute timeout or the IdP's SessionNotOnOrAfter)."""
+    session_id: str = ""
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email or self.name_id
+
+    @property
+    def identity(self) -> str:
+        return self.name_id
+
+    @property
+    def expires(self) -> datetime:
+        return datetime.fromtimestamp(self.expires_at, UTC)
+
+    def in_group(self, *groups: str) -> bool:
+        return any(g in self.groups for g in groups)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (what ``/saml/session`` returns)."""
+        return {
+            "name_id": self.name_id,
+            "name_id_format": self.name_id_format,
+            "email": self.email,
+            "name": self.name,
+            "groups": list(self.groups),
+            "attributes": {k: list(v) for k, v in self.attributes.items()},
+            "issuer": self.issuer,
+            "authenticated_at": _iso(self.authenticated_at),
+            "expires_at": _iso(self.expires_at),
+        }
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,631 @@
+"""Verification of SAML Responses posted to the ACS: the security core of the gate.
+
+The rule throughout: parse strictly, find the one element that will be used, check that a
+signature made with a key from the IdP's metadata covers exactly that element, and build the
+result from that element alone. Everything is refused that real IdPs never send (DTDs, entities,
+processing instructions, comments, several assertions, signatures in odd places).
+
+:meth:`ResponseVerifier.verify` is synchronous and CPU-bound: the ACS runs it in a worker thread.
+The replay check needs the shared store, so it is done by the caller with
+:attr:`VerifiedLogin.replay_key` and :attr:`VerifiedLogin.replay_ttl`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Final
+
+import xmlsec
+from lxml import etree
+
+from saml_gate import xmlconst as X
+from saml_gate.errors import GateError
+from saml_gate.idp import IdpInfo
+from saml_gate.schema import saml_schema
+from saml_gate.settings import GateSettings
+
+# libxmlsec must never fetch anything: same-document references only.
+xmlsec.cleanup_callbacks()
+
+
+def _tag(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+T_RESPONSE: Final = _tag(X.NS_SAMLP, "Response")
+T_STATUS: Final = _tag(X.NS_SAMLP, "Status")
+T_STATUS_CODE: Final = _tag(X.NS_SAMLP, "StatusCode")
+T_STATUS_MESSAGE: Final = _tag(X.NS_SAMLP, "StatusMessage")
+T_ISSUER: Final = _tag(X.NS_SAML, "Issuer")
+T_ASSERTION: Final = _tag(X.NS_SAML, "Assertion")
+T_ENC_ASSERTION: Final = _tag(X.NS_SAML, "EncryptedAssertion")
+T_SUBJECT: Final = _tag(X.NS_SAML, "Subject")
+T_NAMEID: Final = _tag(X.NS_SAML, "NameID")
+T_SUBJECT_CONF: Final = _tag(X.NS_SAML, "SubjectConfirmation")
+T_SUBJECT_CONF_DATA: Final = _tag(X.NS_SAML, "SubjectConfirmationData")
+T_CONDITIONS: Final = _tag(X.NS_SAML, "Conditions")
+T_AUDIENCE_RESTRICTION: Final = _tag(X.NS_SAML, "AudienceRestriction")
+T_AUDIENCE: Final = _tag(X.NS_SAML, "Audience")
+T_ONE_TIME_USE: Final = _tag(X.NS_SAML, "OneTimeUse")
+T_PROXY_RESTRICTION: Final = _tag(X.NS_SAML, "ProxyRestriction")
+T_AUTHN_STATEMENT: Final = _tag(X.NS_SAML, "AuthnStatement")
+T_AUTHN_CONTEXT_CLASS_REF: Final = _tag(X.NS_SAML, "AuthnContextClassRef")
+T_ATTRIBUTE_STATEMENT: Final = _tag(X.NS_SAML, "AttributeStatement")
+T_ATTRIBUTE: Final = _tag(X.NS_SAML, "Attribute")
+T_ATTRIBUTE_VALUE: Final = _tag(X.NS_SAML, "AttributeValue")
+T_SIGNATURE: Final = _tag(X.NS_DS, "Signature")
+T_SIGNED_INFO: Final = _tag(X.NS_DS, "SignedInfo")
+T_C14N_METHOD: Final = _tag(X.NS_DS, "CanonicalizationMethod")
+T_SIGNATURE_METHOD: Final = _tag(X.NS_DS, "SignatureMethod")
+T_REFERENCE: Final = _tag(X.NS_DS, "Reference")
+T_TRANSFORMS: Final = _tag(X.NS_DS, "Transforms")
+T_TRANSFORM: Final = _tag(X.NS_DS, "Transform")
+T_DIGEST_METHOD: Final = _tag(X.NS_DS, "DigestMethod")
+T_OBJECT: Final = _tag(X.NS_DS, "Object")
+T_ENC_DATA: Final = _tag(X.NS_XENC, "EncryptedData")
+T_ENC_KEY: Final = _tag(X.NS_XENC, "EncryptedKey")
+T_ENC_METHOD: Final = _tag(X.NS_XENC, "EncryptionMethod")
+
+ID_ATTRIBUTE_NAMES: Final = frozenset({"ID", "Id", "id"})
+DATA_ENCRYPTION_ALGORITHMS: Final = frozenset(
+    {X.AES128_CBC, X.AES192_CBC, X.AES256_CBC, X.AES128_GCM, X.AES192_GCM, X.AES256_GCM}
+)
+KEY_TRANSPORT_ALGORITHMS: Final = frozenset({X.RSA_OAEP_MGF1P, X.RSA_OAEP})
+
+_SIG_TRANSFORMS: Final = {
+    X.RSA_SHA1: xmlsec.constants.TransformRsaSha1,
+    X.RSA_SHA256: xmlsec.constants.TransformRsaSha256,
+    X.RSA_SHA384: xmlsec.constants.TransformRsaSha384,
+    X.RSA_SHA512: xmlsec.constants.TransformRsaSha512,
+    X.ECDSA_SHA256: xmlsec.constants.TransformEcdsaSha256,
+    X.ECDSA_SHA384: xmlsec.constants.TransformEcdsaSha384,
+    X.ECDSA_SHA512: xmlsec.constants.TransformEcdsaSha512,
+}
+_DIGEST_TRANSFORMS: Final = {
+    X.DIGEST_SHA1: xmlsec.constants.TransformSha1,
+    X.DIGEST_SHA256: xmlsec.constants.TransformSha256,
+    X.DIGEST_SHA384: xmlsec.constants.TransformSha384,
+    X.DIGEST_SHA512: xmlsec.constants.TransformSha512,
+}
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+@dataclass(frozen=True)
+class VerifiedLogin:
+    """What a verified assertion says, built only from the element whose signature was checked."""
+
+    name_id: str
+    name_id_format: str | None
+    session_index: str | None
+    attributes: Mapping[str, tuple[str, ...]]
+    authn_instant: datetime
+    authn_context: str | None
+    session_not_on_or_after: datetime | None
+    issuer: str
+    in_response_to: str | None
+    assertion_id: str
+    replay_until: float
+    """Epoch seconds until which the assertion could still be accepted (for the replay cache)."""
+
+    @property
+    def replay_key(self) -> str:
+        return f"assertion:{self.issuer}:{self.assertion_id}"
+
+
+def decode_post_value(value: str, max_bytes: int) -> bytes:
+    """Base64-decode an HTTP-POST SAMLResponse, refusing anything over ``max_bytes``."""
+    if len(value) > (max_bytes * 4) // 3 + 8:
+        raise GateError("response_too_large", f"{len(value)} encoded bytes")
+    compact = "".join(value.split())
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise GateError("malformed_response", "SAMLResponse is not valid base64") from exc
+    if len(data) > max_bytes:
+        raise GateError("response_too_large", f"{len(data)} bytes")
+    if not data.strip():
+        raise GateError("malformed_response", "SAMLResponse is empty")
+    return data
+
+
+def parse_strict(data: bytes) -> etree._Element:
+    """Parse with no DTD, no entities, no network; refuse DTDs, PIs, comments and entities."""
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        collect_ids=False,
+        remove_comments=False,
+        remove_pis=False,
+    )
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise GateError("malformed_response", f"not well-formed XML (line {exc.lineno})") from exc
+    if root is None:
+        raise GateError("malformed_response", "no document element")
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise GateError("forbidden_xml", "DOCTYPE declaration")
+    for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
+        raise GateError("forbidden_xml", f"{_kind(sibling)} outside the document element")
+    for node in root.iter(etree.PI, etree.Comment, etree.Entity):
+        raise GateError("forbidden_xml", _kind(node))
+    return root
+
+
+def _kind(node: etree._Element) -> str:
+    if isinstance(node, etree._ProcessingInstruction):
+        return "processing instruction"
+    if isinstance(node, etree._Comment):
+        return "comment"
+    if isinstance(node, etree._Entity):
+        return "entity reference"
+    return "node"
+
+
+def _parse_instant(value: str | None, what: str) -> datetime:
+    if not value:
+        raise GateError("schema_invalid", f"{what} is missing")
+    text = _FRACTION.sub(r"\1", value.strip())
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise GateError("schema_invalid", f"{what} is not a valid dateTime") from exc
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC)
+
+
+def _children(element: etree._Element, tag: str) -> list[etree._Element]:
+    return [child for child in element if child.tag == tag]
+
+
+def _one_child(element: etree._Element, tag: str, code: str, what: str) -> etree._Element:
+    found = _children(element, tag)
+    if len(found) != 1:
+        raise GateError(code, f"expected exactly one {what}, found {len(found)}")
+    return found[0]
+
+
+def _text(element: etree._Element) -> str:
+    """The whole text content: comments and PIs were refused, CDATA is merged by the parser."""
+    if len(element):
+        raise GateError("schema_invalid", f"{etree.QName(element).localname} has child elements")
+    return (element.text or "").strip()
+
+
+class ResponseVerifier:
+    """Checks Responses against one IdP's metadata and this SP's settings."""
+
+    def __init__(self, settings: GateSettings, idp: IdpInfo, sp_key_pem: bytes) -> None:
+        self._settings = settings
+        self._idp = idp
+        self._keys = tuple(
+            xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatCertPem)
+            for pem in idp.signing_certs
+        )
+        self._sp_key = xmlsec.Key.from_memory(sp_key_pem, xmlsec.constants.KeyDataFormatPem)
+        self._sig_algs = frozenset(settings.accepted_signature_algorithms)
+        self._digest_algs = frozenset(settings.digest_algorithms)
+        self._schema = saml_schema()
+        self._local = threading.local()
+
+    def _keys_manager(self) -> xmlsec.KeysManager:
+        """One manager per thread: building one costs milliseconds (it loads an X.509 store)."""
+        manager: xmlsec.KeysManager | None = getattr(self._local, "manager", None)
+        if manager is None:
+            manager = xmlsec.KeysManager()
+            manager.add_key(self._sp_key)
+            self._local.manager = manager
+        return manager
+
+    # ------------------------------------------------------------------ entry point
+    def verify(
+        self, saml_response: str, *, expected_request_ids: Collection[str], now: float
+    ) -> VerifiedLogin:
+        """Verify a posted SAMLResponse; raise :class:`GateError` with a stable code on refusal."""
+        s = self._settings
+        data = decode_post_value(saml_response, s.max_response_bytes)
+        root = parse_strict(data)
+        if root.tag != T_RESPONSE:
+            raise GateError("not_a_response", f"document element is {etree.QName(root).localname}")
+        self._check_schema(root)
+        self._check_unique_ids(root)
+        self._check_status(root)
+        if root.get("Version") != "2.0":
+            raise GateError("schema_invalid", "Response Version is not 2.0")
+        self._check_issuer(root, required=False)
+
+        containers = [c for c in root.iter(T_ASSERTION, T_ENC_ASSERTION)]
+        if len(containers) != 1 or containers[0].getparent() is not root:
+            raise GateError(
+                "assertion_count",
+                f"{len(containers)} assertions (exactly one, as a child of Response, is accepted)",
+            )
+        container = containers[0]
+        self._check_signature_placement(root, container)
+
+        response_signed = self._verify_signature(root)
+        if response_signed:
+            destination = root.get("Destination")
+            if destination is None:
+                raise GateError("wrong_destination", "a signed Response must carry Destination")
+        if root.get("Destination") is not None and root.get("Destination") != s.acs_url:
+            raise GateError(
+                "wrong_destination",
+                f"Destination is {root.get('Destination')!r} but this ACS is {s.acs_url!r}",
+            )
+
+        if container.tag == T_ENC_ASSERTION:
+            assertion = self._decrypt(container)
+        else:
+            assertion = container
+        assertion_signed = self._verify_signature(assertion)
+
+        if not (response_signed or assertion_signed):
+            raise GateError("signature_missing", "neither the Response nor the Assertion is signed")
+        if s.want_response_signed and not response_signed:
+            raise GateError("signature_missing", "the Response is not signed (want_response_signed)")
+        if s.want_assertions_signed and not assertion_signed:
+            raise GateError(
+                "signature_missing", "the Assertion is not signed (want_assertions_signed)"
+            )
+        # Which InResponseTo is covered by a signature: the Response's when it is signed.
+        response_irt = root.get("InResponseTo")
+        return self._read_assertion(
+            assertion,
+            response_irt=response_irt,
+            response_irt_signed=response_signed,
+            expected_request_ids=expected_request_ids,
+            now=now,
+        )
+
+    # ------------------------------------------------------------------ structure
+    def _check_schema(self, element: etree._Element) -> None:
+        error = self._schema.error(element)
+        if error is not None:
+            raise GateError("schema_invalid", error)
+
+    @staticmethod
+    def _check_unique_ids(root: etree._Element) -> None:
+        seen: set[str] = set()
+        for element in root.iter(etree.Element):
+            for name, value in element.attrib.items():
+                local = name.rsplit("}", 1)[-1]
+                if local in ID_ATTRIBUTE_NAMES:
+                    if value in seen:
+                        raise GateError("duplicate_id", "an identifier appears more than once")
+                    seen.add(value)
+
+    @staticmethod
+    def _check_status(root: etree._Element) -> None:
+        status = _one_child(root, T_STATUS, "schema_invalid", "Status")
+        code = _one_child(status, T_STATUS_CODE, "schema_invalid", "StatusCode")
+        value = code.get("Value")
+        if value == X.STATUS_SUCCESS:
+            return
+        codes = [value or "?"] + [c.get("Value") or "?" for c in code.iter(T_STATUS_CODE)][1:]
+        message = ""
+        for m in _children(status, T_STATUS_MESSAGE):
+            message = (m.text or "")[:200]
+        short = " / ".join(c.rsplit(":", 1)[-1] for c in codes)
+        raise GateError("idp_status", f"IdP status {short}" + (f": {message!r}" if message else ""))
+
+    def _check_issuer(self, element: etree._Element, *, required: bool) -> None:
+        issuers = _children(element, T_ISSUER)
+        if not issuers:
+            if required:
+                raise GateError("wrong_issuer", "the Assertion has no Issuer")
+            return
+        issuer = issuers[0]
+        fmt = issuer.get("Format")
+        if fmt is not None and fmt != X.NAMEID_ENTITY:
+            raise GateError("wrong_issuer", f"Issuer Format is {fmt!r}")
+        value = _text(issuer)
+        if value != self._idp.entity_id:
+            raise GateError(
+                "wrong_issuer",
+                f"Issuer is {value!r} but the IdP metadata's entityID is {self._idp.entity_id!r}",
+            )
+
+    @staticmethod
+    def _check_signature_placement(root: etree._Element, container: etree._Element) -> None:
+        """Signatures may only be direct children of the Response or of the Assertion."""
+        for signature in root.iter(T_SIGNATURE):
+            if signature.getparent() not in (root, container):
+                raise GateError("signature_structure", "a ds:Signature sits in an unexpected place")
+
+    # ------------------------------------------------------------------ signatures
+    def _verify_signature(self, element: etree._Element) -> bool:
+        """False when the element carries no signature; True when valid; GateError otherwise."""
+        signatures = _children(element, T_SIGNATURE)
+        if not signatures:
+            return False
+        if len(signatures) > 1:
+            raise GateError("signature_structure", "more than one ds:Signature")
+        signature = signatures[0]
+        element_id = element.get("ID")
+        if not element_id:
+            raise GateError("signature_structure", "the signed element has no ID")
+        signature_method, digest_method = self._check_signature_shape(signature, element_id)
+        # Register exactly the element we will read: with collect_ids off, no other ID exists.
+        registrar = xmlsec.SignatureContext()
+        try:
+            registrar.register_id(element, "ID")
+        except xmlsec.Error as exc:
+            raise GateError("duplicate_id", "the signed element's ID is not unique") from exc
+        for key in self._keys:
+            ctx = xmlsec.SignatureContext()
+            ctx.enable_signature_transform(xmlsec.constants.TransformExclC14N)
+            ctx.enable_signature_transform(_SIG_TRANSFORMS[signature_method])
+            ctx.enable_reference_transform(xmlsec.constants.TransformEnveloped)
+            ctx.enable_reference_transform(xmlsec.constants.TransformExclC14N)
+            ctx.enable_reference_transform(_DIGEST_TRANSFORMS[digest_method])
+            ctx.key = key
+            try:
+                ctx.verify(signature)
+            except xmlsec.Error:
+                continue
+            return True
+        raise GateError(
+            "signature_invalid",
+            f"the {etree.QName(element).localname} signature does not verify with any of the"
+            f" {len(self._keys)} certificate(s) in the IdP metadata",
+        )
+
+    def _check_signature_shape(self, signature: etree._Element, element_id: str) -> tuple[str, str]:
+        if _children(signature, T_OBJECT):
+            raise GateError("signature_structure", "ds:Object is not allowed")
+        signed_info = _one_child(signature, T_SIGNED_INFO, "signature_structure", "SignedInfo")
+        c14n = _one_child(signed_info, T_C14N_METHOD, "signature_structure", "CanonicalizationMethod")
+        if c14n.get("Algorithm") != X.C14N_EXCL:
+            raise GateError("algorithm_refused", f"canonicalization {c14n.get('Algorithm')!r}")
+        method = _one_child(signed_info, T_SIGNATURE_METHOD, "signature_structure", "SignatureMethod")
+        signature_method = method.get("Algorithm") or ""
+        if signature_method not in self._sig_algs:
+            raise GateError("algorithm_refused", f"signature method {signature_method!r}")
+        reference = _one_child(signed_info, T_REFERENCE, "signature_structure", "Reference")
+        if reference.get("URI") != "#" + element_id:
+            raise GateError(
+                "signature_structure", "the Reference does not point at the signed element"
+            )
+        transforms_parent = _children(reference, T_TRANSFORMS)
+        algorithms = (
+            [t.get("Algorithm") for t in transforms_parent[0] if t.tag == T_TRANSFORM]
+            if len(transforms_parent) == 1
+            else []
+        )
+        if (
+            len(transforms_parent) != 1
+            or len(transforms_parent[0]) != len(algorithms)
+            or X.TRANSFORM_ENVELOPED not in algorithms
+            or not set(algorithms) <= {X.TRANSFORM_ENVELOPED, X.C14N_EXCL}
+            or len(algorithms) != len(set(algorithms))
+        ):
+            raise GateError(
+                "signature_structure", "transforms must be enveloped-signature and exclusive c14n"
+            )
+        digest = _one_child(reference, T_DIGEST_METHOD, "signature_structure", "DigestMethod")
+        digest_method = digest.get("Algorithm") or ""
+        if digest_method not in self._digest_algs:
+            raise GateError("algorithm_refused", f"digest method {digest_method!r}")
+        return signature_method, digest_method
+
+    # ------------------------------------------------------------------ encryption
+    def _decrypt(self, container: etree._Element) -> etree._Element:
+        encrypted_data = _one_child(container, T_ENC_DATA, "decryption_failed", "EncryptedData")
+        self._check_encryption_algorithms(container)
+        # Okta points from EncryptedData to a sibling EncryptedKey with RetrievalMethod and an
+        # `Id` attribute: register that attribute on the EncryptedKey elements only.
+        for encrypted_key in container.iter(T_ENC_KEY):
+            if encrypted_key.get("Id"):
+                xmlsec.tree.add_ids(encrypted_key, ["Id"])
+        ctx = xmlsec.EncryptionContext(self._keys_manager())
+        try:
+            decrypted = ctx.decrypt(encrypted_data)
+        except xmlsec.Error as exc:
+            raise GateError("decryption_failed", "cannot decrypt with this SP's key") from exc
+        if not isinstance(decrypted, etree._Element):
+            raise GateError("decryption_failed", "the encrypted content is not an element")
+        # Continue on a standalone copy, parsed and checked like the outer document.
+        assertion = parse_strict(etree.tostring(decrypted))
+        if assertion.tag != T_ASSERTION:
+            raise GateError("assertion_count", "the encrypted content is not an Assertion")
+        self._check_schema(assertion)
+        self._check_unique_ids(assertion)
+        for signature in assertion.iter(T_SIGNATURE):
+            if signature.getparent() is not assertion:
+                raise GateError("signature_structure", "a ds:Signature sits in an unexpected place")
+        if sum(1 for _ in assertion.iter(T_ASSERTION, T_ENC_ASSERTION)) != 1:
+            raise GateError("assertion_count", "the decrypted assertion nests other assertions")
+        return assertion
+
+    @staticmethod
+    def _check_encryption_algorithms(container: etree._Element) -> None:
+        for method in container.iter(T_ENC_METHOD):
+            algorithm = method.get("Algorithm") or ""
+            parent = method.getparent()
+            allowed = (
+                KEY_TRANSPORT_ALGORITHMS
+                if parent is not None and parent.tag == T_ENC_KEY
+                else DATA_ENCRYPTION_ALGORITHMS
+            )
+            if algorithm not in allowed:
+                raise GateError("algorithm_refused", f"encryption algorithm {algorithm!r}")
+
+    # ------------------------------------------------------------------ semantics
+    def _read_assertion(
+        self,
+        assertion: etree._Element,
+        *,
+        response_irt: str | None,
+        response_irt_signed: bool,
+        expected_request_ids: Collection[str],
+        now: float,
+    ) -> VerifiedLogin:
+        s = self._settings
+        skew = s.clock_skew
+        if assertion.get("Version") != "2.0":
+            raise GateError("schema_invalid", "Assertion Version is not 2.0")
+        self._check_issuer(assertion, required=True)
+        assertion_id = assertion.get("ID") or ""
+        issued = _parse_instant(assertion.get("IssueInstant"), "Assertion IssueInstant")
+        if issued.timestamp() > now + skew:
+            raise GateError("not_yet_valid", "the Assertion was issued in the future")
+
+        # Subject
+        subject = _one_child(assertion, T_SUBJECT, "bad_subject", "Subject")
+        name_id_el = _one_child(subject, T_NAMEID, "bad_subject", "NameID")
+        name_id = _text(name_id_el)
+        if not name_id:
+            raise GateError("bad_subject", "the NameID is empty")
+        name_id_format = name_id_el.get("Format")
+        if (
+            s.name_id_format != X.NAMEID_UNSPECIFIED
+            and name_id_format not in (None, s.name_id_format, X.NAMEID_UNSPECIFIED)
+        ):
+            raise GateError(
+                "name_id_format",
+                f"NameID Format is {name_id_format!r}, expected {s.name_id_format!r}",
+            )
+        confirmation_until, scd_irt = self._check_bearer(subject, now)
+
+        # InResponseTo: the value covered by a signature decides.
+        if response_irt_signed:
+            in_response_to = response_irt
+            if scd_irt is not None and scd_irt != response_irt:
+                raise GateError("unknown_request", "InResponseTo differs inside the message")
+        else:
+            in_response_to = scd_irt
+            if response_irt is not None and response_irt != scd_irt:
+                raise GateError("unknown_request", "InResponseTo differs inside the message")
+        if in_response_to is None:
+            if not s.allow_idp_initiated:
+                raise GateError("unsolicited", "the Response answers no AuthnRequest")
+        elif in_response_to not in expected_request_ids:
+            raise GateError(
+                "unknown_request",
+                "InResponseTo does not match a sign-in started in this browser",
+            )
+
+        conditions_until = self._check_conditions(assertion, now)
+
+        # AuthnStatement
+        statement = _one_child(
+            assertion, T_AUTHN_STATEMENT, "bad_authn_statement", "AuthnStatement"
+        )
+        authn_instant = _parse_instant(statement.get("AuthnInstant"), "AuthnInstant")
+        session_until_text = statement.get("SessionNotOnOrAfter")
+        session_until = (
+            _parse_instant(session_until_text, "SessionNotOnOrAfter") if session_until_text else None
+        )
+        if session_until is not None and now - skew >= session_until.timestamp():
+            raise GateError("expired", "the IdP session (SessionNotOnOrAfter) has ended")
+        class_refs = list(statement.iter(T_AUTHN_CONTEXT_CLASS_REF))
+        authn_context = _text(class_refs[0]) if class_refs else None
+
+        return VerifiedLogin(
+            name_id=name_id,
+            name_id_format=name_id_format,
+            session_index=statement.get("SessionIndex"),
+            attributes=self._attributes(assertion),
+            authn_instant=authn_instant,
+            authn_context=authn_context,
+            session_not_on_or_after=session_until,
+            issuer=self._idp.entity_id,
+            in_response_to=in_response_to,
+            assertion_id=assertion_id,
+            replay_until=max(confirmation_until, conditions_until) + skew,
+        )
+
+    def _check_bearer(self, subject: etree._Element, now: float) -> tuple[float, str | None]:
+        """The first bearer confirmation that holds: (its NotOnOrAfter, its InResponseTo)."""
+        skew = self._settings.clock_skew
+        failure = GateError("bad_subject", "no bearer SubjectConfirmation")
+        for confirmation in _children(subject, T_SUBJECT_CONF):
+            if confirmation.get("Method") != X.CM_BEARER:
+                continue
+            data = _children(confirmation, T_SUBJECT_CONF_DATA)
+            if len(data) != 1:
+                failure = GateError("bad_subject", "bearer confirmation without one data element")
+                continue
+            scd = data[0]
+            recipient = scd.get("Recipient")
+            if recipient != self._settings.acs_url:
+                failure = GateError(
+                    "wrong_recipient",
+                    f"Recipient is {recipient!r} but this ACS is {self._settings.acs_url!r}",
+                )
+                continue
+            until_text = scd.get("NotOnOrAfter")
+            if until_text is None:
+                failure = GateError("bad_subject", "bearer confirmation without NotOnOrAfter")
+                continue
+            until = _parse_instant(until_text, "SubjectConfirmationData NotOnOrAfter").timestamp()
+            if now - skew >= until:
+                failure = GateError("expired", "the bearer confirmation has expired")
+                continue
+            not_before = scd.get("NotBefore")
+            if not_before is not None and (
+                _parse_instant(not_before, "SubjectConfirmationData NotBefore").timestamp()
+                > now + skew
+            ):
+                failure = GateError("not_yet_valid", "the bearer confirmation is not valid yet")
+                continue
+            return until, scd.get("InResponseTo")
+        raise failure
+
+    def _check_conditions(self, assertion: etree._Element, now: float) -> float:
+        skew = self._settings.clock_skew
+        conditions = _one_child(assertion, T_CONDITIONS, "bad_conditions", "Conditions")
+        not_before = conditions.get("NotBefore")
+        if not_before is not None and (
+            _parse_instant(not_before, "Conditions NotBefore").timestamp() > now + skew
+        ):
+            raise GateError("not_yet_valid", "Conditions NotBefore is in the future")
+        until_text = conditions.get("NotOnOrAfter")
+        if until_text is None:
+            raise GateError("bad_conditions", "Conditions without NotOnOrAfter")
+        until = _parse_instant(until_text, "Conditions NotOnOrAfter").timestamp()
+        if now - skew >= until:
+            raise GateError("expired", "Conditions NotOnOrAfter has passed")
+        restrictions = 0
+        for condition in conditions:
+            if condition.tag == T_AUDIENCE_RESTRICTION:
+                restrictions += 1
+                audiences = [_text(a) for a in condition.iter(T_AUDIENCE)]
+                if self._settings.entity_id not in audiences:
+                    raise GateError(
+                        "wrong_audience",
+                        f"Audience is {', '.join(repr(a) for a in audiences)} but this SP's entity"
+                        f" ID is {self._settings.entity_id!r}",
+                    )
+            elif condition.tag not in (T_ONE_TIME_USE, T_PROXY_RESTRICTION):
+                raise GateError("bad_conditions", "an unknown Condition is present")
+        if restrictions == 0:
+            raise GateError("bad_conditions", "no AudienceRestriction")
+        return until
+
+    @staticmethod
+    def _attributes(assertion: etree._Element) -> Mapping[str, tuple[str, ...]]:
+        collected: dict[str, list[str]] = {}
+        for statement in _children(assertion, T_ATTRIBUTE_STATEMENT):
+            for attribute in _children(statement, T_ATTRIBUTE):
+                name = attribute.get("Name") or ""
+                values = collected.setdefault(name, [])
+                values.extend(_value_text(v) for v in _children(attribute, T_ATTRIBUTE_VALUE))
+        return MappingProxyType({k: tuple(v) for k, v in collected.items()})
+
+
+def _value_text(value: etree._Element) -> str:
+    return "".join(value.itertext()).strip()
