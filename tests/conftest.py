@@ -47,8 +47,9 @@ async def make_harness(
     clients: list[httpx.AsyncClient] = []
 
     def factory(**overrides: Any) -> Harness:
-        gate = SamlGate(make_app(), **gate_options(idp_keys, sp_keys, clock, str(tmp_path),
-                                                    **overrides))
+        gate = SamlGate(
+            make_app(), **gate_options(idp_keys, sp_keys, clock, str(tmp_path), **overrides)
+        )
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gate), base_url=BASE_URL)
         clients.append(client)
         return Harness(gate=gate, client=client, idp_keys=idp_keys, sp_keys=sp_keys, clock=clock)

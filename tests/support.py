@@ -51,8 +51,9 @@ async def whoami(request: Request) -> JSONResponse:
     user = request.user
     if not user.is_authenticated:
         return JSONResponse({"anonymous": True})
-    return JSONResponse({"email": user.email, "groups": list(user.groups),
-                         "scopes": request.auth.scopes})
+    return JSONResponse(
+        {"email": user.email, "groups": list(user.groups), "scopes": request.auth.scopes}
+    )
 
 
 async def echo_ws(websocket: WebSocket) -> None:
@@ -62,13 +63,15 @@ async def echo_ws(websocket: WebSocket) -> None:
 
 
 def make_app() -> Starlette:
-    return Starlette(routes=[
-        Route("/", whoami),
-        Route("/private/{rest:path}", whoami, methods=["GET", "POST", "HEAD"]),
-        Route("/public/{rest:path}", whoami),
-        Route("/health", lambda r: PlainTextResponse("ok")),
-        WebSocketRoute("/ws", echo_ws),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", whoami),
+            Route("/private/{rest:path}", whoami, methods=["GET", "POST", "HEAD"]),
+            Route("/public/{rest:path}", whoami),
+            Route("/health", lambda r: PlainTextResponse("ok")),
+            WebSocketRoute("/ws", echo_ws),
+        ]
+    )
 
 
 def decode_redirect_request(location: str) -> tuple[etree._Element, str | None]:
@@ -102,10 +105,15 @@ class Harness:
 
     def spec(self, **overrides: Any) -> ResponseSpec:
         base = dict(
-            issuer=IDP_ENTITY_ID, destination=ACS_URL, audience=ENTITY_ID,
+            issuer=IDP_ENTITY_ID,
+            destination=ACS_URL,
+            audience=ENTITY_ID,
             name_id="alice@example.com",
-            attributes={"email": ["alice@example.com"], "displayName": ["Alice Admin"],
-                        "groups": ["admins", "users"]},
+            attributes={
+                "email": ["alice@example.com"],
+                "displayName": ["Alice Admin"],
+                "groups": ["admins", "users"],
+            },
             now=self.clock.datetime,
         )
         base.update(self.defaults)
@@ -116,8 +124,9 @@ class Harness:
         keys = issue.pop("keys", self.idp_keys)
         return base64.b64encode(issue_response(spec, keys, **issue)).decode()
 
-    async def post_acs(self, saml_response: str, relay_state: str | None = None,
-                       **extra: str) -> httpx.Response:
+    async def post_acs(
+        self, saml_response: str, relay_state: str | None = None, **extra: str
+    ) -> httpx.Response:
         data = {"SAMLResponse": saml_response, **extra}
         if relay_state is not None:
             data["RelayState"] = relay_state
@@ -125,21 +134,28 @@ class Harness:
 
     async def login(self, path: str = "/private/page", **spec: Any) -> httpx.Response:
         request_id, relay = await self.start_login(path)
-        r = await self.post_acs(self.response_b64(self.spec(in_response_to=request_id, **spec)),
-                                relay)
+        r = await self.post_acs(
+            self.response_b64(self.spec(in_response_to=request_id, **spec)), relay
+        )
         return r
 
 
 def idp_metadata(keys: KeyPair, entity_id: str = IDP_ENTITY_ID) -> str:
-    return idp_metadata_xml(entity_id=entity_id, sso_url=IDP_SSO_URL, slo_url=None,
-                            keypair=keys).decode()
+    return idp_metadata_xml(
+        entity_id=entity_id, sso_url=IDP_SSO_URL, slo_url=None, keypair=keys
+    ).decode()
 
 
-def gate_options(idp_keys: KeyPair, sp_keys: KeyPair, clock: FrozenClock, tmp: str,
-                 **overrides: Any) -> dict[str, Any]:
+def gate_options(
+    idp_keys: KeyPair, sp_keys: KeyPair, clock: FrozenClock, tmp: str, **overrides: Any
+) -> dict[str, Any]:
     options: dict[str, Any] = dict(
-        idp_metadata=idp_metadata(idp_keys), base_url=BASE_URL, secret_key=SECRET,
-        sp_key=sp_keys.key_pem.decode(), sp_cert=sp_keys.cert_pem.decode(), clock=clock,
+        idp_metadata=idp_metadata(idp_keys),
+        base_url=BASE_URL,
+        secret_key=SECRET,
+        sp_key=sp_keys.key_pem.decode(),
+        sp_cert=sp_keys.cert_pem.decode(),
+        clock=clock,
         state_dir=tmp,
     )
     options.update(overrides)

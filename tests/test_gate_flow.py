@@ -80,8 +80,16 @@ async def test_explicit_login_endpoint_honours_return_path(harness: Harness) -> 
 
 @pytest.mark.parametrize(
     "target",
-    ["//evil.example", "/\\evil.example", "https://evil.example/", "/%2F%2Fevil.example",
-     "/%5Cevil.example", "javascript:alert(1)", "/%252F%252Fevil.example", "/ok\r\nX: y"],
+    [
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "javascript:alert(1)",
+        "/%252F%252Fevil.example",
+        "/ok\r\nX: y",
+    ],
 )
 async def test_login_refuses_open_redirects(harness: Harness, target: str) -> None:
     r = await harness.client.get("/saml/login", params={"return_to": target})
@@ -102,7 +110,9 @@ async def test_logout_clears_and_revokes_the_session(harness: Harness) -> None:
     out = await harness.client.post("/saml/logout", data={"token": token})
     assert out.status_code == 200 and "You are signed out" in out.text
     assert "saml_gate_session=;" in out.headers["set-cookie"]
-    assert (await harness.client.get("/private/p", headers={"accept": "text/html"})).status_code == 303
+    assert (
+        await harness.client.get("/private/p", headers={"accept": "text/html"})
+    ).status_code == 303
     # A copy of the old cookie no longer works either.
     harness.client.cookies.set("saml_gate_session", stolen)
     r = await harness.client.get("/private/p", headers={"accept": "application/json"})
@@ -144,8 +154,9 @@ async def test_public_paths_pass_through_anonymously(make_harness) -> None:  # t
 
 async def test_authorized_groups_gives_403_not_a_loop(make_harness) -> None:  # type: ignore[no-untyped-def]
     h = make_harness(authorized_groups=["admins"])
-    r = await h.login(attributes={"email": ["bob@example.com"], "groups": ["users"]},
-                      name_id="bob@example.com")
+    r = await h.login(
+        attributes={"email": ["bob@example.com"], "groups": ["users"]}, name_id="bob@example.com"
+    )
     assert r.status_code == 303
     page = await h.client.get("/private/page", headers={"accept": "text/html"})
     assert page.status_code == 403 and "forbidden" in page.text

@@ -18,11 +18,17 @@ pytestmark = pytest.mark.anyio
 FIXTURES = Path(__file__).parent / "fixtures" / "okta"
 CASES = {
     "TestSPCanHandleOktaSignedResponseEncryptedAssertion": (
-        "2020-03-03T19:24:28", "id-a7364d1e4432aa9085a7a8bd824ea2fa8fa8f684"),
+        "2020-03-03T19:24:28",
+        "id-a7364d1e4432aa9085a7a8bd824ea2fa8fa8f684",
+    ),
     "TestSPCanHandleOktaResponseEncryptedSignedAssertion": (
-        "2020-03-03T19:31:55", "id-6d976cdde8e76df5df0a8ff58148fc0b7ec6796d"),
+        "2020-03-03T19:31:55",
+        "id-6d976cdde8e76df5df0a8ff58148fc0b7ec6796d",
+    ),
     "TestSPCanHandleOktaResponseEncryptedAssertionBothSigned": (
-        "2020-03-03T19:40:54", "id-953d4cab69ff475c5901d12e585b0bb15a7b85fe"),
+        "2020-03-03T19:40:54",
+        "id-953d4cab69ff475c5901d12e585b0bb15a7b85fe",
+    ),
 }
 
 
@@ -52,9 +58,7 @@ class OktaCase:
         self.client.cookies.set(name, value, path="/saml/acs")
 
     async def post(self, response: str | None = None) -> httpx.Response:
-        return await self.client.post(
-            "/saml/acs", data={"SAMLResponse": response or self.response}
-        )
+        return await self.client.post("/saml/acs", data={"SAMLResponse": response or self.response})
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -103,8 +107,8 @@ async def test_rejected_with_a_tampered_byte(okta: OktaCase) -> None:
 async def test_rejected_with_a_tampered_ciphertext_byte(okta: OktaCase) -> None:
     xml = base64.b64decode(okta.response)
     start = xml.index(b"<xenc:CipherValue>", xml.index(b"EncryptedData")) + 40
-    flipped = b"A" if xml[start:start + 1] != b"A" else b"B"
-    tampered = xml[:start] + flipped + xml[start + 1:]
+    flipped = b"A" if xml[start : start + 1] != b"A" else b"B"
+    tampered = xml[:start] + flipped + xml[start + 1 :]
     r = await okta.post(base64.b64encode(tampered).decode())
     assert r.status_code == 400
     assert "set-cookie" not in r.headers

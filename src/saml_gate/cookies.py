@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from http.cookies import _unquote  # type: ignore[attr-defined]
+from http.cookies import _unquote
 
 from saml_gate.settings import GateSettings
 

@@ -120,7 +120,10 @@ class Endpoints:
     def error(self, view: RequestView, error: GateError, **extra: str) -> Response:
         log.warning(
             "saml-gate refused %s %s: %s (%s)",
-            view.method, view.scope["path"], error.code, error.detail or error.info.title,
+            view.method,
+            view.scope["path"],
+            error.code,
+            error.detail or error.info.title,
             extra={
                 "event": "refused",
                 "error_code": error.code,
@@ -136,7 +139,9 @@ class Endpoints:
             extra=dict(extra),
         )
 
-    async def refuse(self, view: RequestView, error: GateError, receive: Receive, send: Send) -> None:
+    async def refuse(
+        self, view: RequestView, error: GateError, receive: Receive, send: Send
+    ) -> None:
         if view.scope["type"] == "websocket":
             log.warning("saml-gate refused a WebSocket: %s", error.code)
             await self._deny_websocket(view.scope, receive, send, status=error.status)
@@ -155,8 +160,8 @@ class Endpoints:
         if view.is_navigation:
             response = await self.start_login(view, view.path_and_query, extra_cookies=clear)
         else:
-            login_url = self._settings.login_url + "?" + urlencode(
-                {"return_to": view.path_and_query}
+            login_url = (
+                self._settings.login_url + "?" + urlencode({"return_to": view.path_and_query})
             )
             response = error_response(
                 GateError("not_authenticated"),
@@ -197,7 +202,9 @@ class Endpoints:
         request_id, location = await anyio.to_thread.run_sync(
             lambda: core.sp.authn_request_url(relay_state), limiter=core.verify_limiter
         )
-        response = RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+        response = RedirectResponse(
+            location, status_code=303, headers={"Cache-Control": "no-store"}
+        )
         response.raw_headers.append(
             (b"set-cookie", core.relay.pending_cookie(key, request_id, return_path))
         )
@@ -257,7 +264,9 @@ class Endpoints:
         if session is None:
             error = GateError("not_authenticated")
             return error_response(
-                error, wants_json=True, show_detail=False,
+                error,
+                wants_json=True,
+                show_detail=False,
                 extra={"login_url": self._settings.login_url},
             )
         body = session.user.as_dict()
@@ -295,9 +304,13 @@ class Endpoints:
             ttl = session.expires_at - now + s.clock_skew
             await self.core.store.add_once("revoked:" + session.user.session_id, ttl)
             log.info(
-                "saml-gate sign-out of %s", session.user.name_id,
-                extra={"event": "logout", "name_id": session.user.name_id,
-                       "client": view.client_host},
+                "saml-gate sign-out of %s",
+                session.user.name_id,
+                extra={
+                    "event": "logout",
+                    "name_id": session.user.name_id,
+                    "client": view.client_host,
+                },
             )
         response = self._signed_out_page()
         response.raw_headers.append((b"set-cookie", self.clear_session_cookie()))
@@ -354,11 +367,19 @@ class Endpoints:
         await self._check_replay(login, now)
         session = core.sessions.new_session(login, now)
         log.info(
-            "saml-gate sign-in of %s", login.name_id,
-            extra={"event": "login", "name_id": login.name_id, "issuer": login.issuer,
-                   "client": view.client_host, "idp_initiated": login.in_response_to is None},
+            "saml-gate sign-in of %s",
+            login.name_id,
+            extra={
+                "event": "login",
+                "name_id": login.name_id,
+                "issuer": login.issuer,
+                "client": view.client_host,
+                "idp_initiated": login.in_response_to is None,
+            },
         )
-        response = RedirectResponse(return_path, status_code=303, headers={"Cache-Control": "no-store"})
+        response = RedirectResponse(
+            return_path, status_code=303, headers={"Cache-Control": "no-store"}
+        )
         response.raw_headers.append((b"set-cookie", self.session_cookie(session, now)))
         for cookie in clear:
             response.raw_headers.append((b"set-cookie", cookie))

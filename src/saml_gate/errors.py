@@ -31,123 +31,177 @@ class ErrorInfo:
 ERRORS: Final[dict[str, ErrorInfo]] = {
     # Transport and encoding
     "missing_saml_response": ErrorInfo(
-        400, "No SAMLResponse in the request",
-        "The ACS expects an HTTP-POST form with a SAMLResponse field, sent by the IdP."),
+        400,
+        "No SAMLResponse in the request",
+        "The ACS expects an HTTP-POST form with a SAMLResponse field, sent by the IdP.",
+    ),
     "response_too_large": ErrorInfo(
-        413, "The SAML Response is too large",
-        "Raise max_response_bytes only if your IdP really sends responses this large."),
+        413,
+        "The SAML Response is too large",
+        "Raise max_response_bytes only if your IdP really sends responses this large.",
+    ),
     "malformed_response": ErrorInfo(
-        400, "The SAML Response could not be decoded",
-        "The SAMLResponse must be base64-encoded XML posted by the IdP (HTTP-POST binding)."),
+        400,
+        "The SAML Response could not be decoded",
+        "The SAMLResponse must be base64-encoded XML posted by the IdP (HTTP-POST binding).",
+    ),
     "forbidden_xml": ErrorInfo(
-        400, "The SAML Response contains forbidden XML constructs",
+        400,
+        "The SAML Response contains forbidden XML constructs",
         "DOCTYPE, entities, processing instructions and comments are refused; real IdPs never"
-        " send them."),
+        " send them.",
+    ),
     "schema_invalid": ErrorInfo(
-        400, "The SAML Response does not follow the SAML 2.0 schema",
-        "Check that the IdP is a SAML 2.0 IdP and that nothing rewrites the message in transit."),
+        400,
+        "The SAML Response does not follow the SAML 2.0 schema",
+        "Check that the IdP is a SAML 2.0 IdP and that nothing rewrites the message in transit.",
+    ),
     "not_a_response": ErrorInfo(
-        400, "The message is not a SAML 2.0 Response",
-        "Only samlp:Response messages are accepted at the ACS."),
+        400,
+        "The message is not a SAML 2.0 Response",
+        "Only samlp:Response messages are accepted at the ACS.",
+    ),
     # Signatures and encryption
     "signature_missing": ErrorInfo(
-        400, "The SAML Response is not signed as required",
+        400,
+        "The SAML Response is not signed as required",
         "In Okta, set 'Response' and 'Assertion Signature' to Signed (SAML Settings → Show"
-        " Advanced Settings), or adjust want_response_signed / want_assertions_signed."),
+        " Advanced Settings), or adjust want_response_signed / want_assertions_signed.",
+    ),
     "signature_invalid": ErrorInfo(
-        400, "The SAML signature is not valid",
+        400,
+        "The SAML signature is not valid",
         "The message was signed with a key that is not in the IdP metadata, or was altered."
-        " If the IdP rotated its signing certificate, download its metadata again."),
+        " If the IdP rotated its signing certificate, download its metadata again.",
+    ),
     "signature_structure": ErrorInfo(
-        400, "The SAML signature is not of the accepted shape",
+        400,
+        "The SAML signature is not of the accepted shape",
         "Exactly one Reference to the signed element, enveloped-signature and exclusive c14n"
-        " transforms only, and no ds:Object are accepted."),
+        " transforms only, and no ds:Object are accepted.",
+    ),
     "algorithm_refused": ErrorInfo(
-        400, "The message uses an algorithm that is not allowed",
+        400,
+        "The message uses an algorithm that is not allowed",
         "Configure the IdP to sign with RSA-SHA256 (Okta's default) and to encrypt with AES"
-        " and RSA-OAEP; SHA-1 is refused unless allow_sha1 is set."),
+        " and RSA-OAEP; SHA-1 is refused unless allow_sha1 is set.",
+    ),
     "decryption_failed": ErrorInfo(
-        400, "The encrypted assertion could not be decrypted",
+        400,
+        "The encrypted assertion could not be decrypted",
         "Upload this SP's certificate (see /saml/metadata) as the encryption certificate in the"
-        " IdP, or turn assertion encryption off there."),
+        " IdP, or turn assertion encryption off there.",
+    ),
     # Structure
     "assertion_count": ErrorInfo(
-        400, "The Response must contain exactly one assertion",
-        "The gate accepts exactly one Assertion or EncryptedAssertion, as a direct child."),
+        400,
+        "The Response must contain exactly one assertion",
+        "The gate accepts exactly one Assertion or EncryptedAssertion, as a direct child.",
+    ),
     "duplicate_id": ErrorInfo(
-        400, "The SAML Response contains duplicate IDs",
-        "Identifiers must be unique within a message; this is a sign of tampering."),
+        400,
+        "The SAML Response contains duplicate IDs",
+        "Identifiers must be unique within a message; this is a sign of tampering.",
+    ),
     "idp_status": ErrorInfo(
-        403, "The IdP did not sign you in",
+        403,
+        "The IdP did not sign you in",
         "The IdP answered with an error status. In Okta, check that the user is assigned to"
-        " the application and meets its sign-on policy."),
+        " the application and meets its sign-on policy.",
+    ),
     # Semantics
     "wrong_issuer": ErrorInfo(
-        400, "The Response comes from an unexpected IdP",
+        400,
+        "The Response comes from an unexpected IdP",
         "The Issuer must equal the entityID of the configured IdP metadata; load the metadata"
-        " of the IdP application that signs the users in."),
+        " of the IdP application that signs the users in.",
+    ),
     "wrong_destination": ErrorInfo(
-        400, "The Response is addressed to another URL",
+        400,
+        "The Response is addressed to another URL",
         "Set the IdP's Single sign-on URL (Okta) to this gate's ACS URL, and make base_url the"
-        " public URL the browser uses."),
+        " public URL the browser uses.",
+    ),
     "wrong_recipient": ErrorInfo(
-        400, "The assertion is addressed to another recipient",
-        "Set the IdP's Single sign-on URL / Recipient URL (Okta) to this gate's ACS URL."),
+        400,
+        "The assertion is addressed to another recipient",
+        "Set the IdP's Single sign-on URL / Recipient URL (Okta) to this gate's ACS URL.",
+    ),
     "wrong_audience": ErrorInfo(
-        400, "The assertion is meant for another service provider",
-        "Set the IdP's Audience URI (SP Entity ID) to this gate's entity ID."),
+        400,
+        "The assertion is meant for another service provider",
+        "Set the IdP's Audience URI (SP Entity ID) to this gate's entity ID.",
+    ),
     "not_yet_valid": ErrorInfo(
-        400, "The assertion is not valid yet",
+        400,
+        "The assertion is not valid yet",
         "The clocks of the IdP and this server disagree; synchronise this server's clock (NTP)"
-        " or raise clock_skew."),
+        " or raise clock_skew.",
+    ),
     "expired": ErrorInfo(
-        400, "The assertion has expired",
+        400,
+        "The assertion has expired",
         "Sign in again. If this repeats, the clocks disagree: synchronise this server's clock"
-        " (NTP) or raise clock_skew."),
+        " (NTP) or raise clock_skew.",
+    ),
     "bad_subject": ErrorInfo(
-        400, "The assertion's subject is not usable",
-        "The assertion needs a NameID and a bearer SubjectConfirmation for this ACS."),
+        400,
+        "The assertion's subject is not usable",
+        "The assertion needs a NameID and a bearer SubjectConfirmation for this ACS.",
+    ),
     "name_id_format": ErrorInfo(
-        400, "The NameID format is not the one configured",
+        400,
+        "The NameID format is not the one configured",
         "In Okta set 'Name ID format' to the format this gate asks for (name_id_format), or"
-        " change name_id_format."),
+        " change name_id_format.",
+    ),
     "bad_conditions": ErrorInfo(
-        400, "The assertion's conditions are missing or not understood",
-        "The assertion must carry Conditions with an AudienceRestriction naming this SP."),
+        400,
+        "The assertion's conditions are missing or not understood",
+        "The assertion must carry Conditions with an AudienceRestriction naming this SP.",
+    ),
     "bad_authn_statement": ErrorInfo(
-        400, "The assertion has no usable authentication statement",
-        "The assertion must carry exactly one AuthnStatement."),
+        400,
+        "The assertion has no usable authentication statement",
+        "The assertion must carry exactly one AuthnStatement.",
+    ),
     "replayed": ErrorInfo(
-        400, "This sign-in response was already used",
-        "Each Response can be used once. Start again from the application's page."),
+        400,
+        "This sign-in response was already used",
+        "Each Response can be used once. Start again from the application's page.",
+    ),
     "unsolicited": ErrorInfo(
-        400, "Unsolicited (IdP-initiated) sign-in is disabled",
+        400,
+        "Unsolicited (IdP-initiated) sign-in is disabled",
         "Start from the application's URL, or set allow_idp_initiated if you use IdP dashboard"
-        " tiles (Okta)."),
+        " tiles (Okta).",
+    ),
     "unknown_request": ErrorInfo(
-        400, "The Response answers a sign-in this browser did not start",
-        "Start again from the application's page in the same browser. Cookies must be enabled."),
+        400,
+        "The Response answers a sign-in this browser did not start",
+        "Start again from the application's page in the same browser. Cookies must be enabled.",
+    ),
     "bad_relay_state": ErrorInfo(
-        400, "The RelayState is not valid",
-        "The RelayState must be the token the gate issued, or a same-site relative path."),
+        400,
+        "The RelayState is not valid",
+        "The RelayState must be the token the gate issued, or a same-site relative path.",
+    ),
     # Sessions, requests and access
     "not_authenticated": ErrorInfo(
-        401, "Sign-in required",
-        "Open the login URL in a browser to sign in through the IdP."),
+        401, "Sign-in required", "Open the login URL in a browser to sign in through the IdP."
+    ),
     "forbidden": ErrorInfo(
-        403, "You are signed in but not allowed here",
+        403,
+        "You are signed in but not allowed here",
         "Ask an administrator to add you to one of the groups allowed to use this application"
-        " (authorized_groups), and check that the IdP sends the groups attribute."),
-    "bad_request": ErrorInfo(
-        400, "The request is not valid",
-        "Check the URL and the method used."),
+        " (authorized_groups), and check that the IdP sends the groups attribute.",
+    ),
+    "bad_request": ErrorInfo(400, "The request is not valid", "Check the URL and the method used."),
     "method_not_allowed": ErrorInfo(
-        405, "Method not allowed",
-        "Use the method this endpoint documents."),
+        405, "Method not allowed", "Use the method this endpoint documents."
+    ),
     "not_found": ErrorInfo(404, "Not found", "No such saml-gate endpoint."),
-    "busy": ErrorInfo(
-        503, "Too many sign-ins at once",
-        "Try again in a moment."),
+    "busy": ErrorInfo(503, "Too many sign-ins at once", "Try again in a moment."),
 }
 
 

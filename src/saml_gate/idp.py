@@ -53,8 +53,11 @@ def der_b64_to_pem(b64: str) -> bytes:
         base64.b64decode(body, validate=True)
     except ValueError as exc:
         raise ConfigError("idp_metadata", "a signing certificate is not valid base64") from exc
-    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(textwrap.wrap(body, 64))
-            + "\n-----END CERTIFICATE-----\n").encode()
+    return (
+        "-----BEGIN CERTIFICATE-----\n"
+        + "\n".join(textwrap.wrap(body, 64))
+        + "\n-----END CERTIFICATE-----\n"
+    ).encode()
 
 
 def parse_idp_metadata(xml: str, entity_id: str | None = None) -> IdpInfo:
@@ -68,7 +71,7 @@ def parse_idp_metadata(xml: str, entity_id: str | None = None) -> IdpInfo:
         store.load()
     except (SAMLError, ValueError, TypeError) as exc:
         raise ConfigError("idp_metadata", f"is not valid SAML metadata: {exc}") from exc
-    idps = [eid for eid in store.keys() if store[eid].get("idpsso_descriptor")]
+    idps = [eid for eid in store.keys() if store[eid].get("idpsso_descriptor")]  # noqa: SIM118
     if entity_id is not None:
         if entity_id not in idps:
             raise ConfigError(
@@ -88,11 +91,16 @@ def parse_idp_metadata(xml: str, entity_id: str | None = None) -> IdpInfo:
             "idp_metadata", "the IdP has no SingleSignOnService with the HTTP-Redirect binding"
         )
     slo = _location(store, chosen, "single_logout_service", X.BINDING_HTTP_REDIRECT)
-    certs = tuple(dict.fromkeys(der_b64_to_pem(c[1]) for c in store.certs(chosen, "idpsso", "signing")))
+    certs = tuple(
+        dict.fromkeys(der_b64_to_pem(c[1]) for c in store.certs(chosen, "idpsso", "signing"))
+    )
     if not certs:
         raise ConfigError("idp_metadata", "the IdP publishes no signing certificate")
     descriptor: dict[str, Any] = store[chosen]["idpsso_descriptor"][0]
-    wants_signed = str(descriptor.get("want_authn_requests_signed", "false")).lower() in ("true", "1")
+    wants_signed = str(descriptor.get("want_authn_requests_signed", "false")).lower() in (
+        "true",
+        "1",
+    )
     return IdpInfo(
         entity_id=chosen,
         sso_url=sso,

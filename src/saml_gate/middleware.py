@@ -55,7 +55,8 @@ class SamlGate:
         if s.base_url.startswith("http://") and not s.base_is_loopback:
             log.warning(
                 "saml-gate base_url %s is plain http on a public host: cookies are not Secure;"
-                " use the https URL of the tunnel", s.base_url
+                " use the https URL of the tunnel",
+                s.base_url,
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -22,7 +22,9 @@ background:#2b4c8c;color:#fff;cursor:pointer}
 """
 
 
-def html_page(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def html_page(
+    title: str, body: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     document = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"

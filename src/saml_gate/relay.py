@@ -82,14 +82,18 @@ class RelayTracker:
 
     def clear_cookie(self, key: str) -> bytes:
         return cookie_header(
-            self._settings, self.cookie_prefix + key, "", max_age=0, path=self.cookie_path,
+            self._settings,
+            self.cookie_prefix + key,
+            "",
+            max_age=0,
+            path=self.cookie_path,
             cross_site=True,
         )
 
     def relay_key(self, relay_state: str) -> str | None:
         """The key in a RelayState token we issued, or None (expired, forged or not ours)."""
         try:
-            return str(self._relay.loads(relay_state, max_age=self._settings.login_timeout))
+            return str(self._relay.loads(relay_state, max_age=int(self._settings.login_timeout)))
         except (SignatureExpired, BadSignature):
             return None
 
@@ -100,10 +104,12 @@ class RelayTracker:
             if not name.startswith(self.cookie_prefix):
                 continue
             try:
-                request_id, path = self._pending.loads(value, max_age=self._settings.login_timeout)
+                request_id, path = self._pending.loads(
+                    value, max_age=int(self._settings.login_timeout)
+                )
             except (SignatureExpired, BadSignature, ValueError, TypeError):
                 continue
             safe = safe_return_path(str(path))
             if safe is not None:
-                found.append(PendingLogin(name[len(self.cookie_prefix):], str(request_id), safe))
+                found.append(PendingLogin(name[len(self.cookie_prefix) :], str(request_id), safe))
         return found

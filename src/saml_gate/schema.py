@@ -6,7 +6,7 @@ import threading
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -18,11 +18,11 @@ class _LocalSchemas(etree.Resolver):
         super().__init__()
         self._folder = folder
 
-    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:  # type: ignore[override]
         name = (system_url or "").rsplit("/", 1)[-1]
         candidate = self._folder / name
         if name and candidate.is_file():
-            return self.resolve_filename(str(candidate), context)
+            return cast(Any, self).resolve_filename(str(candidate), context)
         raise LookupError(f"schema {system_url!r} is not available offline")
 
 
@@ -48,8 +48,8 @@ class SamlSchema:
         validator = self._validator()
         if validator.validate(element):
             return None
-        last = validator.error_log.last_error
-        return f"line {last.line}: {last.message}" if last is not None else "invalid"
+        errors: list[Any] = list(cast(Any, validator.error_log))
+        return f"line {errors[-1].line}: {errors[-1].message}" if errors else "invalid"
 
 
 def _build_validator() -> etree.XMLSchema:

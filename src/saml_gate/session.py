@@ -101,7 +101,8 @@ class SessionCodec:
             value = self._serializer.dumps(payload)
             log.warning(
                 "saml-gate session for %s: attributes dropped from the cookie (too large);"
-                " groups and identity kept", u.name_id
+                " groups and identity kept",
+                u.name_id,
             )
         return str(value)
 

@@ -22,11 +22,19 @@ from saml_gate.errors import ConfigError
 SameSite = Literal["lax", "strict", "none"]
 
 SECURE_SIGNATURE_ALGORITHMS: Final = (
-    X.RSA_SHA256, X.RSA_SHA384, X.RSA_SHA512, X.ECDSA_SHA256, X.ECDSA_SHA384, X.ECDSA_SHA512,
+    X.RSA_SHA256,
+    X.RSA_SHA384,
+    X.RSA_SHA512,
+    X.ECDSA_SHA256,
+    X.ECDSA_SHA384,
+    X.ECDSA_SHA512,
 )
 SECURE_DIGEST_ALGORITHMS: Final = (X.DIGEST_SHA256, X.DIGEST_SHA384, X.DIGEST_SHA512)
 KNOWN_NAME_ID_FORMATS: Final = (
-    X.NAMEID_EMAIL, X.NAMEID_UNSPECIFIED, X.NAMEID_PERSISTENT, X.NAMEID_TRANSIENT,
+    X.NAMEID_EMAIL,
+    X.NAMEID_UNSPECIFIED,
+    X.NAMEID_PERSISTENT,
+    X.NAMEID_TRANSIENT,
 )
 ENV_PREFIX: Final = "SAML_GATE_"
 MIN_SECRET_LENGTH: Final = 32
@@ -256,7 +264,9 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
             "dev_idp", "the development IdP only runs on a loopback base_url (127.0.0.1, localhost)"
         )
     if not s.prefix.startswith("/") or s.prefix.endswith("/") or len(s.prefix) < 2:
-        raise ConfigError("prefix", f"{s.prefix!r} must look like /saml (leading slash, no trailing)")
+        raise ConfigError(
+            "prefix", f"{s.prefix!r} must look like /saml (leading slash, no trailing)"
+        )
     if not s.entity_id:
         changes["entity_id"] = s.base_url + s.prefix + "/metadata"
     if s.cookie_samesite not in get_args(SameSite):
@@ -276,9 +286,7 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
     if not 30 <= s.login_timeout <= 3600:
         raise ConfigError("login_timeout", "must be between 30 and 3600 seconds")
     if s.name_id_format not in KNOWN_NAME_ID_FORMATS:
-        raise ConfigError(
-            "name_id_format", f"must be one of {', '.join(KNOWN_NAME_ID_FORMATS)}"
-        )
+        raise ConfigError("name_id_format", f"must be one of {', '.join(KNOWN_NAME_ID_FORMATS)}")
     for alg in s.signature_algorithms:
         if alg not in SECURE_SIGNATURE_ALGORITHMS:
             hint = " (SHA-1: set allow_sha1=True instead)" if "sha1" in alg else ""

@@ -67,7 +67,8 @@ def load_sp_keys(settings: GateSettings) -> SpKeys:
         if created:
             log.warning(
                 "saml-gate generated a development SP key pair in %s; set sp_key and sp_cert"
-                " for production (the IdP must know the certificate)", directory
+                " for production (the IdP must know the certificate)",
+                directory,
             )
         key_pem, cert_pem = pair.key_pem, pair.cert_pem
         key_path = str(directory / "sp.key.pem")

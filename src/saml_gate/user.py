@@ -19,9 +19,7 @@ class SamlUser(BaseUser):
     email: str | None
     name: str | None
     groups: tuple[str, ...]
-    attributes: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     name_id_format: str | None = None
     session_index: str | None = None
     issuer: str = ""

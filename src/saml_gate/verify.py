@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import xmlsec
 from lxml import etree
@@ -153,7 +153,7 @@ def parse_strict(data: bytes) -> etree._Element:
         raise GateError("malformed_response", f"not well-formed XML (line {exc.lineno})") from exc
     if root is None:
         raise GateError("malformed_response", "no document element")
-    info = root.getroottree().docinfo
+    info: Any = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         raise GateError("forbidden_xml", "DOCTYPE declaration")
     for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
@@ -266,16 +266,15 @@ class ResponseVerifier:
                 f"Destination is {root.get('Destination')!r} but this ACS is {s.acs_url!r}",
             )
 
-        if container.tag == T_ENC_ASSERTION:
-            assertion = self._decrypt(container)
-        else:
-            assertion = container
+        assertion = self._decrypt(container) if container.tag == T_ENC_ASSERTION else container
         assertion_signed = self._verify_signature(assertion)
 
         if not (response_signed or assertion_signed):
             raise GateError("signature_missing", "neither the Response nor the Assertion is signed")
         if s.want_response_signed and not response_signed:
-            raise GateError("signature_missing", "the Response is not signed (want_response_signed)")
+            raise GateError(
+                "signature_missing", "the Response is not signed (want_response_signed)"
+            )
         if s.want_assertions_signed and not assertion_signed:
             raise GateError(
                 "signature_missing", "the Assertion is not signed (want_assertions_signed)"
@@ -301,11 +300,10 @@ class ResponseVerifier:
         seen: set[str] = set()
         for element in root.iter(etree.Element):
             for name, value in element.attrib.items():
-                local = name.rsplit("}", 1)[-1]
-                if local in ID_ATTRIBUTE_NAMES:
-                    if value in seen:
+                if str(name).rsplit("}", 1)[-1] in ID_ATTRIBUTE_NAMES:
+                    if str(value) in seen:
                         raise GateError("duplicate_id", "an identifier appears more than once")
-                    seen.add(value)
+                    seen.add(str(value))
 
     @staticmethod
     def _check_status(root: etree._Element) -> None:
@@ -314,7 +312,7 @@ class ResponseVerifier:
         value = code.get("Value")
         if value == X.STATUS_SUCCESS:
             return
-        codes = [value or "?"] + [c.get("Value") or "?" for c in code.iter(T_STATUS_CODE)][1:]
+        codes = [value or "?", *[c.get("Value") or "?" for c in code.iter(T_STATUS_CODE)][1:]]
         message = ""
         for m in _children(status, T_STATUS_MESSAGE):
             message = (m.text or "")[:200]
@@ -387,10 +385,14 @@ class ResponseVerifier:
         if _children(signature, T_OBJECT):
             raise GateError("signature_structure", "ds:Object is not allowed")
         signed_info = _one_child(signature, T_SIGNED_INFO, "signature_structure", "SignedInfo")
-        c14n = _one_child(signed_info, T_C14N_METHOD, "signature_structure", "CanonicalizationMethod")
+        c14n = _one_child(
+            signed_info, T_C14N_METHOD, "signature_structure", "CanonicalizationMethod"
+        )
         if c14n.get("Algorithm") != X.C14N_EXCL:
             raise GateError("algorithm_refused", f"canonicalization {c14n.get('Algorithm')!r}")
-        method = _one_child(signed_info, T_SIGNATURE_METHOD, "signature_structure", "SignatureMethod")
+        method = _one_child(
+            signed_info, T_SIGNATURE_METHOD, "signature_structure", "SignatureMethod"
+        )
         signature_method = method.get("Algorithm") or ""
         if signature_method not in self._sig_algs:
             raise GateError("algorithm_refused", f"signature method {signature_method!r}")
@@ -490,9 +492,10 @@ class ResponseVerifier:
         if not name_id:
             raise GateError("bad_subject", "the NameID is empty")
         name_id_format = name_id_el.get("Format")
-        if (
-            s.name_id_format != X.NAMEID_UNSPECIFIED
-            and name_id_format not in (None, s.name_id_format, X.NAMEID_UNSPECIFIED)
+        if s.name_id_format != X.NAMEID_UNSPECIFIED and name_id_format not in (
+            None,
+            s.name_id_format,
+            X.NAMEID_UNSPECIFIED,
         ):
             raise GateError(
                 "name_id_format",
@@ -527,7 +530,9 @@ class ResponseVerifier:
         authn_instant = _parse_instant(statement.get("AuthnInstant"), "AuthnInstant")
         session_until_text = statement.get("SessionNotOnOrAfter")
         session_until = (
-            _parse_instant(session_until_text, "SessionNotOnOrAfter") if session_until_text else None
+            _parse_instant(session_until_text, "SessionNotOnOrAfter")
+            if session_until_text
+            else None
         )
         if session_until is not None and now - skew >= session_until.timestamp():
             raise GateError("expired", "the IdP session (SessionNotOnOrAfter) has ended")
@@ -628,4 +633,4 @@ class ResponseVerifier:
 
 
 def _value_text(value: etree._Element) -> str:
-    return "".join(value.itertext()).strip()
+    return "".join(str(t) for t in value.itertext()).strip()

@@ -1,0 +1,139 @@
+"""Session cookie lifetime, refresh, tampering and secret rotation, through the gate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from saml_gate import SamlGate
+from tests.support import BASE_URL, SECRET, Harness, gate_options, make_app
+
+pytestmark = pytest.mark.anyio
+HTML = {"accept": "text/html"}
+
+
+async def test_idle_timeout_ends_the_session(make_harness: Any) -> None:
+    h = make_harness(inactivity_timeout=600)
+    await h.login()
+    h.clock.advance(599)
+    assert (await h.client.get("/private/a")).status_code == 200
+    h.clock.advance(601)  # no request in between refreshed the cookie? the one above did
+    r = await h.client.get("/private/a", headers=HTML)
+    assert r.status_code == 303  # idle: back to the IdP
+    assert any("saml_gate_session=;" in c for c in r.headers.get_list("set-cookie"))
+
+
+async def test_activity_keeps_the_session_alive_until_the_absolute_limit(make_harness: Any) -> None:
+    h = make_harness(inactivity_timeout=600, maximum_duration=3600)
+    await h.login(session_lifetime=None)
+    for _ in range(11):
+        h.clock.advance(300)
+        assert (await h.client.get("/private/a")).status_code == 200
+    h.clock.advance(300)  # 3600 s after sign-in
+    assert (await h.client.get("/private/a", headers=HTML)).status_code == 303
+
+
+async def test_refresh_is_not_sent_on_every_response(harness: Harness) -> None:
+    await harness.login()
+    harness.clock.advance(5)
+    r = await harness.client.get("/private/a")
+    assert r.status_code == 200 and "set-cookie" not in r.headers
+    harness.clock.advance(120)
+    r = await harness.client.get("/private/a")
+    assert "saml_gate_session=" in r.headers["set-cookie"]
+    r = await harness.client.get("/private/a")
+    assert "set-cookie" not in r.headers
+
+
+async def test_session_not_on_or_after_caps_the_session(harness: Harness) -> None:
+    await harness.login(session_lifetime=timedelta(minutes=30))
+    me = (await harness.client.get("/saml/session")).json()
+    assert me["expires_at"] == "2026-03-02T09:30:00Z"
+    harness.clock.advance(30 * 60)
+    assert (await harness.client.get("/private/a", headers=HTML)).status_code == 303
+
+
+async def test_tampered_cookie_is_ignored(harness: Harness) -> None:
+    await harness.login()
+    value = harness.client.cookies.get("saml_gate_session")
+    assert value
+    payload, _, signature = value.rpartition(".")
+    for forged in (
+        payload + "." + signature[::-1],
+        payload[:-2] + "AA." + signature,
+        "garbage",
+        value + "x",
+    ):
+        harness.client.cookies.clear()
+        harness.client.cookies.set("saml_gate_session", forged)
+        r = await harness.client.get("/private/a", headers={"accept": "application/json"})
+        assert r.status_code == 401, forged
+
+
+async def test_rotated_secret_keeps_people_signed_in(
+    harness: Harness, idp_keys: Any, sp_keys: Any, tmp_path: Any
+) -> None:
+    await harness.login()
+    cookie = harness.client.cookies.get("saml_gate_session")
+    new_secret = "a-brand-new-secret-0123456789-abcdefgh"
+    rotated = SamlGate(
+        make_app(),
+        **gate_options(
+            idp_keys, sp_keys, harness.clock, str(tmp_path), secret_key=[new_secret, SECRET]
+        ),
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=rotated), base_url=BASE_URL
+    ) as client:
+        client.cookies.set("saml_gate_session", cookie)
+        assert (await client.get("/private/a")).status_code == 200
+        harness.clock.advance(120)
+        refreshed = await client.get("/private/a")
+        new_cookie = refreshed.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    # The refreshed cookie is signed with the new (first) secret only.
+    only_new = SamlGate(
+        make_app(),
+        **gate_options(idp_keys, sp_keys, harness.clock, str(tmp_path), secret_key=new_secret),
+    )
+    only_old = SamlGate(make_app(), **gate_options(idp_keys, sp_keys, harness.clock, str(tmp_path)))
+    for app, expected in ((only_new, 200), (only_old, 401)):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+        ) as client:
+            client.cookies.set("saml_gate_session", new_cookie)
+            r = await client.get("/private/a", headers={"accept": "application/json"})
+            assert r.status_code == expected
+
+
+async def test_cookie_from_another_deployment_is_refused(
+    harness: Harness, idp_keys: Any, sp_keys: Any, tmp_path: Any
+) -> None:
+    await harness.login()
+    cookie = harness.client.cookies.get("saml_gate_session")
+    other = SamlGate(
+        make_app(),
+        **gate_options(
+            idp_keys,
+            sp_keys,
+            harness.clock,
+            str(tmp_path),
+            secret_key="another-deployments-secret-0123456789",
+        ),
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=other), base_url=BASE_URL
+    ) as client:
+        client.cookies.set("saml_gate_session", cookie)
+        assert (
+            await client.get("/private/a", headers={"accept": "application/json"})
+        ).status_code == 401
+
+
+async def test_secure_cookies_on_https(make_harness: Any) -> None:
+    h = make_harness(base_url="https://acme.ngrok.app")
+    r = await h.client.get("https://acme.ngrok.app/private/a", headers=HTML)
+    pending = r.headers["set-cookie"]
+    assert "SameSite=None" in pending and "Secure" in pending
