@@ -1,0 +1,1 @@
+"""The Django project package: settings, URLs, views and the ASGI entry point."""
