@@ -175,7 +175,7 @@ def encrypt_assertion(
         raise ValueError(f"unsupported data encryption algorithm {data_algorithm!r}") from None
     transport = _lookup(_KEY_TRANSPORTS, key_transport, "key transport algorithm")
 
-    # Put the assertion inside its EncryptedAssertion first: encrypt_xml then replaces it there.
+    # The EncryptedAssertion takes the assertion's place; the EncryptedData then replaces it.
     wrapper = etree.Element(_q(X.NS_SAML, "EncryptedAssertion"), nsmap={"saml2": X.NS_SAML})
     assertion.addprevious(wrapper)
     wrapper.append(assertion)
@@ -204,7 +204,10 @@ def encrypt_assertion(
     manager.add_key(xmlsec.Key.from_memory(cert_pem, _C.KeyDataFormatCertPem))
     ctx = xmlsec.EncryptionContext(manager)
     ctx.key = xmlsec.Key.generate(key_klass, key_bits, _C.KeyDataTypeSession)
-    enc_data = ctx.encrypt_xml(enc_data, assertion)
+    # Encrypt the serialized assertion, not the node: serialization declares the namespaces the
+    # assertion uses, so the plaintext stands alone, as Okta's does.
+    enc_data = ctx.encrypt_binary(enc_data, etree.tostring(assertion))
+    wrapper.replace(assertion, enc_data)
     _strip_layout_whitespace(enc_data)
     for cipher_value in _all(enc_data, ".//xenc:CipherValue"):
         _join_base64(cipher_value)
