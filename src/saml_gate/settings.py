@@ -41,13 +41,19 @@ MIN_SECRET_LENGTH: Final = 32
 
 
 def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
+    """True for ``localhost`` (and its subdomains) and loopback addresses (127/8, ::1, mapped)."""
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 @dataclass(frozen=True, kw_only=True)

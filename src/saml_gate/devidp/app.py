@@ -10,7 +10,6 @@ import base64
 import binascii
 import hashlib
 import html
-import ipaddress
 import logging
 import re
 import time
@@ -30,6 +29,7 @@ from saml_gate import xmlconst as X
 from saml_gate.devidp.keys import KeyPair
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.response import ResponseSpec, issue_response
+from saml_gate.settings import is_loopback_host
 
 log = logging.getLogger("saml_gate.devidp")
 
@@ -92,22 +92,6 @@ class _Problem(Exception):
 
 def _bad(detail: str) -> _Problem:
     return _Problem(400, "Bad request", detail)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1, ::ffff:127.x)."""
-    host = host.strip().lower().rstrip(".")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def _hostname(url: str) -> str:
