@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from saml_gate.idp import IdpInfo, parse_idp_metadata, read_metadata_source
+from saml_gate.idp import IdpInfo, parse_idp_metadata
+from saml_gate.idp_source import IdpMetadataSource
 from saml_gate.relay import RelayTracker
 from saml_gate.session import SessionCodec
 from saml_gate.settings import GateSettings
@@ -30,18 +31,32 @@ class GateCore:
         self.store: Store = store if store is not None else MemoryStore(clock=settings.clock)
         self.sp_keys = load_sp_keys(settings)
         self.devidp: DevIdP | None = None
+        self.idp_source: IdpMetadataSource | None = None
         if settings.dev_idp:
             self.devidp = self._build_devidp()
-            metadata = self.devidp.metadata_xml().decode()
+            idp = parse_idp_metadata(self.devidp.metadata_xml().decode(), settings.idp_entity_id)
         else:
-            assert settings.idp_metadata is not None  # checked by the settings
-            metadata = read_metadata_source(settings.idp_metadata)
-        self.idp: IdpInfo = parse_idp_metadata(metadata, settings.idp_entity_id)
-        self.sp = ServiceProvider(settings, self.idp, self.sp_keys)
-        self.verifier = ResponseVerifier(settings, self.idp, self.sp_keys.key_pem)
+            self.idp_source = IdpMetadataSource(settings, on_change=self.use_idp)
+            idp = self.idp_source.load_initial()
+        self.use_idp(idp)
         self.sessions = SessionCodec(settings)
         self.relay = RelayTracker(settings)
         self._verify_limiter: anyio.CapacityLimiter | None = None
+
+    def use_idp(self, idp: IdpInfo) -> None:
+        """Adopt (new) IdP metadata: requests in flight keep the objects they already hold."""
+        self.idp = idp
+        self.sp = ServiceProvider(self.settings, idp, self.sp_keys)
+        self.verifier = ResponseVerifier(self.settings, idp, self.sp_keys.key_pem)
+
+    def start_background(self) -> None:
+        """Start background work (metadata refresh); idempotent, needs a running loop."""
+        if self.idp_source is not None:
+            self.idp_source.start()
+
+    async def stop_background(self) -> None:
+        if self.idp_source is not None:
+            await self.idp_source.stop()
 
     @property
     def verify_limiter(self) -> anyio.CapacityLimiter:

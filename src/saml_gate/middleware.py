@@ -52,6 +52,7 @@ class SamlGate:
         self._clock = s.clock
         self._sessions = self.core.sessions
         self._store = self.core.store
+        self._background_started = False
         if s.base_url.startswith("http://") and not s.base_is_loopback:
             log.warning(
                 "saml-gate base_url %s is plain http on a public host: cookies are not Secure;"
@@ -62,8 +63,14 @@ class SamlGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            if kind == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
+        if not self._background_started:
+            self._background_started = True
+            self.core.start_background()
         path: str = scope["path"]
         if path.startswith(self._prefix) and (
             len(path) == self._prefix_len or path[self._prefix_len] == "/"
@@ -97,6 +104,19 @@ class SamlGate:
             await self.app(scope, receive, self._refreshing(send, session, now))
             return
         await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass lifespan through, running the gate's background work alongside the app."""
+        self._background_started = True
+        self.core.start_background()
+
+        async def receive_and_stop() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.core.stop_background()
+            return message
+
+        await self.app(scope, receive_and_stop, send)
 
     async def _session(self, scope: Scope, now: float) -> tuple[Session | None, bool]:
         """(the valid session, whether a session cookie was presented at all)."""

@@ -63,7 +63,11 @@ class GateSettings:
     base_url: str
     secret_key: tuple[str, ...]
     idp_metadata: str | None = None
-    """IdP metadata: the XML itself, or the path of a file holding it."""
+    """IdP metadata: the XML itself, the path of a file holding it, or its https URL."""
+    metadata_refresh_interval: float = 3600.0
+    """How often metadata from a URL is fetched again (shortened by cacheDuration/validUntil)."""
+    metadata_timeout: float = 10.0
+    metadata_max_bytes: int = 1024 * 1024
     idp_entity_id: str | None = None
     """Which IdP to use when the metadata describes several."""
     dev_idp: bool = False
@@ -301,6 +305,12 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
         raise ConfigError("signature_algorithms", "at least one algorithm is required")
     if not 1024 <= s.max_response_bytes <= 10 * 1024 * 1024:
         raise ConfigError("max_response_bytes", "must be between 1 KiB and 10 MiB")
+    if not 60 <= s.metadata_refresh_interval <= 7 * 86400:
+        raise ConfigError("metadata_refresh_interval", "must be between 60 s and 7 days")
+    if not 0.5 <= s.metadata_timeout <= 120:
+        raise ConfigError("metadata_timeout", "must be between 0.5 and 120 seconds")
+    if not 4096 <= s.metadata_max_bytes <= 50 * 1024 * 1024:
+        raise ConfigError("metadata_max_bytes", "must be between 4 KiB and 50 MiB")
     if not 1 <= s.verify_concurrency <= 64:
         raise ConfigError("verify_concurrency", "must be between 1 and 64")
     for path in s.public_paths:
