@@ -48,7 +48,15 @@ async def test_unsigned_response_is_refused(harness: Harness) -> None:
 
 
 async def test_signed_with_another_key_is_refused(harness: Harness, attacker_keys: KeyPair) -> None:
-    await refused_login(harness, "signature_invalid", issue={"keys": attacker_keys})
+    await refused_login(harness, "unknown_signing_certificate", issue={"keys": attacker_keys})
+
+
+async def test_signed_with_another_key_naming_the_real_certificate(
+    harness: Harness, attacker_keys: KeyPair
+) -> None:
+    """KeyInfo is never trusted: naming the IdP's certificate does not help a forger."""
+    forger = KeyPair(key_pem=attacker_keys.key_pem, cert_pem=harness.idp_keys.cert_pem)
+    await refused_login(harness, "signature_invalid", issue={"keys": forger})
 
 
 async def test_tampered_after_signing_is_refused(harness: Harness) -> None:
@@ -92,7 +100,7 @@ async def test_configurable_clock_skew(make_harness: Any) -> None:
 
 
 async def test_wrong_audience_is_refused(harness: Harness) -> None:
-    await refused_login(harness, "wrong_audience", audience="https://temporary")
+    await refused_login(harness, "wrong_audience", audience="https://other-sp.example")
 
 
 async def test_wrong_recipient_is_refused(harness: Harness) -> None:
@@ -198,7 +206,7 @@ async def test_idp_error_status_is_explained(harness: Harness) -> None:
         "idp_status",
         403,
         status_code="urn:oasis:names:tc:SAML:2.0:status:Responder",
-        status_message="User is not assigned to this application",
+        status_message="Authentication failed",
         include_assertion=False,
     )
 
@@ -278,7 +286,7 @@ async def test_doctype_is_refused(harness: Harness) -> None:
 async def test_details_hidden_from_remote_clients(harness: Harness) -> None:
     request_id, relay = await harness.start_login()
     body = harness.response_b64(
-        harness.spec(in_response_to=request_id, audience="https://temporary")
+        harness.spec(in_response_to=request_id, audience="https://other-sp.example")
     )
     r = await harness.client.post(
         "/saml/acs",
@@ -286,10 +294,12 @@ async def test_details_hidden_from_remote_clients(harness: Harness) -> None:
         headers={"x-forwarded-for": "203.0.113.9"},
     )
     assert r.status_code == 400 and "wrong_audience" in r.text
-    assert "https://temporary" not in r.text
+    assert "https://other-sp.example" not in r.text
     request_id, relay = await harness.start_login()
     body = harness.response_b64(
-        harness.spec(in_response_to=request_id, audience="https://temporary")
+        harness.spec(in_response_to=request_id, audience="https://other-sp.example")
     )
     local = await harness.post_acs(body, relay)
-    assert "https://temporary" in local.text  # loopback client: the detail helps the operator
+    assert (
+        "https://other-sp.example" in local.text
+    )  # loopback client: the detail helps the operator

@@ -10,7 +10,7 @@ import html
 import logging
 from functools import cached_property
 from typing import Final
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import anyio.to_thread
 from itsdangerous import BadSignature, Signer
@@ -66,6 +66,13 @@ class RequestView:
             return True
         return h.get("sec-fetch-mode", "navigate") not in ("navigate", "nested-navigate")
 
+    @cached_property
+    def public_host(self) -> str:
+        """The host the browser used, as far as the request tells (for diagnostics only)."""
+        forwarded = self.headers.get("x-forwarded-host")
+        host = forwarded.split(",")[0] if forwarded else self.headers.get("host", "")
+        return host.strip().lower()
+
     @property
     def is_navigation(self) -> bool:
         return self.method in ("GET", "HEAD") and not self.wants_json
@@ -95,6 +102,7 @@ class Endpoints:
             "/session": self.session,
             "/slo": self.slo,
         }
+        self._warned_hosts: set[str] = set()
         self._logout_signer = Signer(list(reversed(s.secret_key)), salt="saml-gate.logout")
 
     # ------------------------------------------------------------------ routing
@@ -137,6 +145,7 @@ class Endpoints:
             wants_json=view.wants_json,
             show_detail=self._settings.debug or view.is_local,
             extra=dict(extra),
+            hint_context=self._settings.public_values,
         )
 
     async def refuse(
@@ -198,6 +207,17 @@ class Endpoints:
         self, view: RequestView, return_path: str, *, extra_cookies: list[bytes] | None = None
     ) -> Response:
         core = self.core
+        seen = view.public_host
+        if not self._is_our_host(seen) and seen not in self._warned_hosts:
+            if len(self._warned_hosts) < 32:
+                self._warned_hosts.add(seen)
+            log.warning(
+                "saml-gate: a sign-in starts from %r but base_url is %s; the IdP will send the"
+                " browser to base_url, where its sign-in cookie is unknown (base_url_mismatch)",
+                seen,
+                self._settings.base_url,
+                extra={"event": "base_url_mismatch"},
+            )
         key, relay_state = core.relay.start()
         request_id, location = await anyio.to_thread.run_sync(
             lambda: core.sp.authn_request_url(relay_state), limiter=core.verify_limiter
@@ -345,7 +365,14 @@ class Endpoints:
                 ),
                 limiter=core.verify_limiter,
             )
-        except GateError:
+        except GateError as error:
+            seen = view.public_host
+            if error.code == "unknown_request" and not pending and not self._is_our_host(seen):
+                raise GateError(
+                    "base_url_mismatch",
+                    f"the browser posted to {seen!r} but base_url is {s.base_url!r}, so no"
+                    " sign-in cookie from this browser matches",
+                ) from error
             raise
         except Exception as exc:  # a parser or crypto failure we did not map: still a 400
             log.exception("saml-gate: unexpected error while verifying a Response")
@@ -364,6 +391,11 @@ class Endpoints:
                 raise GateError("bad_relay_state", "RelayState is not a relative path on this site")
             return_path = unsolicited_path
 
+        if s.authorized_groups and s.groups_attribute not in login.attributes:
+            raise GateError(
+                "groups_missing",
+                f"the assertion for {login.name_id} has no {s.groups_attribute!r} attribute",
+            )
         await self._check_replay(login, now)
         session = core.sessions.new_session(login, now)
         log.info(
@@ -396,6 +428,14 @@ class Endpoints:
             raise GateError("replayed", "this sign-in request was already answered")
 
     # ------------------------------------------------------------------ helpers
+    def _is_our_host(self, host: str) -> bool:
+        """Whether ``host`` (from Host / X-Forwarded-Host) names base_url, default ports aside."""
+        if not host:
+            return True
+        default = ":443" if self._settings.is_https else ":80"
+        ours = urlsplit(self._settings.base_url).netloc
+        return host.removesuffix(default) == ours.removesuffix(default)
+
     @staticmethod
     def _require(view: RequestView, *methods: str) -> None:
         if view.method not in methods:

@@ -8,6 +8,7 @@ when ``debug`` is on, and logged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -65,14 +66,22 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
     "signature_missing": ErrorInfo(
         400,
         "The SAML Response is not signed as required",
-        "In Okta, set 'Response' and 'Assertion Signature' to Signed (SAML Settings → Show"
-        " Advanced Settings), or adjust want_response_signed / want_assertions_signed.",
+        "In Okta (SAML Settings → Show Advanced Settings) set 'Response' and 'Assertion "
+        "Signature' to Signed, or adjust want_response_signed / want_assertions_signed.",
     ),
     "signature_invalid": ErrorInfo(
         400,
         "The SAML signature is not valid",
         "The message was signed with a key that is not in the IdP metadata, or was altered."
         " If the IdP rotated its signing certificate, download its metadata again.",
+    ),
+    "unknown_signing_certificate": ErrorInfo(
+        400,
+        "The Response is signed with a certificate this gate does not know",
+        "The IdP signs with a certificate that is not in the metadata the gate loaded: it"
+        " rotated its signing key. Download the IdP metadata again (Okta: Sign On tab → "
+        "'Identity Provider metadata'), or give idp_metadata as the metadata URL so key "
+        "rollovers are picked up automatically.",
     ),
     "signature_structure": ErrorInfo(
         400,
@@ -109,6 +118,12 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "The IdP answered with an error status. In Okta, check that the user is assigned to"
         " the application and meets its sign-on policy.",
     ),
+    "idp_denied": ErrorInfo(
+        403,
+        "The IdP refused to sign you in to this application",
+        "In Okta (Assignments tab) assign this person, or a group they belong to, to the "
+        "application, and check the app's sign-on policy.",
+    ),
     # Semantics
     "wrong_issuer": ErrorInfo(
         400,
@@ -119,18 +134,28 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
     "wrong_destination": ErrorInfo(
         400,
         "The Response is addressed to another URL",
-        "Set the IdP's Single sign-on URL (Okta) to this gate's ACS URL, and make base_url the"
-        " public URL the browser uses.",
+        "In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' to {acs_url} "
+        "and tick 'Use this for Recipient URL and Destination URL'; base_url must be the "
+        "public URL the browser uses.",
     ),
     "wrong_recipient": ErrorInfo(
         400,
         "The assertion is addressed to another recipient",
-        "Set the IdP's Single sign-on URL / Recipient URL (Okta) to this gate's ACS URL.",
+        "In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' (and Recipient"
+        " URL) to {acs_url}.",
     ),
     "wrong_audience": ErrorInfo(
         400,
         "The assertion is meant for another service provider",
-        "Set the IdP's Audience URI (SP Entity ID) to this gate's entity ID.",
+        "In Okta (General → SAML Settings → Edit) set 'Audience URI (SP Entity ID)' to "
+        "{entity_id}.",
+    ),
+    "audience_placeholder": ErrorInfo(
+        400,
+        "The IdP still sends the placeholder Audience",
+        "The Okta app still has the temporary value from set-up: in Okta (General → SAML "
+        "Settings → Edit) set 'Audience URI (SP Entity ID)' to {entity_id} and 'Single "
+        "sign-on URL' to {acs_url} ('saml-gate setup' prints every value).",
     ),
     "not_yet_valid": ErrorInfo(
         400,
@@ -152,8 +177,8 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
     "name_id_format": ErrorInfo(
         400,
         "The NameID format is not the one configured",
-        "In Okta set 'Name ID format' to the format this gate asks for (name_id_format), or"
-        " change name_id_format.",
+        "In Okta (General → SAML Settings → Edit) set 'Name ID format' to "
+        "{name_id_format} and 'Application username' to Email, or change name_id_format.",
     ),
     "bad_conditions": ErrorInfo(
         400,
@@ -181,6 +206,13 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "The Response answers a sign-in this browser did not start",
         "Start again from the application's page in the same browser. Cookies must be enabled.",
     ),
+    "base_url_mismatch": ErrorInfo(
+        400,
+        "This address is not the one the gate is configured for",
+        "The browser used a different address than base_url ({base_url}). Set base_url "
+        "(SAML_GATE_BASE_URL) to the public URL people open, e.g. the ngrok URL, and "
+        "update the Okta app with the values 'saml-gate setup' prints.",
+    ),
     "bad_relay_state": ErrorInfo(
         400,
         "The RelayState is not valid",
@@ -196,6 +228,14 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "Ask an administrator to add you to one of the groups allowed to use this application"
         " (authorized_groups), and check that the IdP sends the groups attribute.",
     ),
+    "groups_missing": ErrorInfo(
+        403,
+        "The IdP sent no groups",
+        "authorized_groups is set but the assertion has no '{groups_attribute}' "
+        "attribute. In Okta (General → SAML Settings → Edit → Group Attribute Statements)"
+        " add Name '{groups_attribute}', Filter 'Matches regex' '.*' (or just the groups "
+        "that matter).",
+    ),
     "bad_request": ErrorInfo(400, "The request is not valid", "Check the URL and the method used."),
     "method_not_allowed": ErrorInfo(
         405, "Method not allowed", "Use the method this endpoint documents."
@@ -203,6 +243,13 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
     "not_found": ErrorInfo(404, "Not found", "No such saml-gate endpoint."),
     "busy": ErrorInfo(503, "Too many sign-ins at once", "Try again in a moment."),
 }
+
+
+class _Known(dict[str, str]):
+    """format_map helper: placeholders without a value stay as they are."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 class GateError(Exception):
@@ -214,6 +261,10 @@ class GateError(Exception):
         self.code = code
         self.detail = detail
         super().__init__(f"{code}: {detail}" if detail else code)
+
+    def hint(self, context: Mapping[str, str]) -> str:
+        """The fix hint, with public values of this deployment (URLs, names) filled in."""
+        return ERRORS[self.code].hint.format_map(_Known(context))
 
     @property
     def info(self) -> ErrorInfo:

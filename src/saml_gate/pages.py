@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -43,10 +44,12 @@ def error_response(
     show_detail: bool,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    hint_context: Mapping[str, str] | None = None,
 ) -> Response:
     info = error.info
+    hint = error.hint(hint_context or {})
     if wants_json:
-        body: dict[str, Any] = {"error": error.code, "message": info.title, "hint": info.hint}
+        body: dict[str, Any] = {"error": error.code, "message": info.title, "hint": hint}
         if show_detail and error.detail:
             body["detail"] = error.detail
         body.update(extra or {})
@@ -61,7 +64,7 @@ def error_response(
         login = f"<p><a href='{html.escape(str(extra['login_url']))}'>Sign in again</a></p>"
     body_html = (
         f"<h1>{html.escape(info.title)}</h1>"
-        f"<p class=hint>{html.escape(info.hint)}</p>{detail}{login}"
+        f"<p class=hint>{html.escape(hint)}</p>{detail}{login}"
         f"<p class=muted>Error code: <code>{html.escape(error.code)}</code></p>"
     )
     return html_page(info.title, body_html, status=error.status, headers=headers)

@@ -133,6 +133,19 @@ class GateSettings:
         return self.base_url + self.prefix + "/devidp"
 
     @property
+    def public_values(self) -> dict[str, str]:
+        """Values that are public anyway (they are in the SP metadata), for fix hints."""
+        return {
+            "base_url": self.base_url,
+            "acs_url": self.acs_url,
+            "entity_id": self.entity_id,
+            "metadata_url": self.metadata_url,
+            "login_url": self.login_url,
+            "groups_attribute": self.groups_attribute,
+            "name_id_format": self.name_id_format.rsplit(":", 1)[-1],
+        }
+
+    @property
     def is_https(self) -> bool:
         return self.base_url.startswith("https://")
 

@@ -69,6 +69,7 @@ T_TRANSFORMS: Final = _tag(X.NS_DS, "Transforms")
 T_TRANSFORM: Final = _tag(X.NS_DS, "Transform")
 T_DIGEST_METHOD: Final = _tag(X.NS_DS, "DigestMethod")
 T_OBJECT: Final = _tag(X.NS_DS, "Object")
+T_X509_CERTIFICATE: Final = _tag(X.NS_DS, "X509Certificate")
 T_ENC_DATA: Final = _tag(X.NS_XENC, "EncryptedData")
 T_ENC_KEY: Final = _tag(X.NS_XENC, "EncryptedKey")
 T_ENC_METHOD: Final = _tag(X.NS_XENC, "EncryptionMethod")
@@ -214,6 +215,10 @@ class ResponseVerifier:
             xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatCertPem)
             for pem in idp.signing_certs
         )
+        self._known_certificates = frozenset(
+            "".join(line for line in pem.decode().splitlines() if "CERTIFICATE" not in line)
+            for pem in idp.signing_certs
+        )
         self._sp_key = xmlsec.Key.from_memory(sp_key_pem, xmlsec.constants.KeyDataFormatPem)
         self._sig_algs = frozenset(settings.accepted_signature_algorithms)
         self._digest_algs = frozenset(settings.digest_algorithms)
@@ -317,7 +322,9 @@ class ResponseVerifier:
         for m in _children(status, T_STATUS_MESSAGE):
             message = (m.text or "")[:200]
         short = " / ".join(c.rsplit(":", 1)[-1] for c in codes)
-        raise GateError("idp_status", f"IdP status {short}" + (f": {message!r}" if message else ""))
+        detail = f"IdP status {short}" + (f": {message!r}" if message else "")
+        denied = any(c.endswith(":RequestDenied") for c in codes) or "assign" in message.lower()
+        raise GateError("idp_denied" if denied else "idp_status", detail)
 
     def _check_issuer(self, element: etree._Element, *, required: bool) -> None:
         issuers = _children(element, T_ISSUER)
@@ -375,11 +382,22 @@ class ResponseVerifier:
             except xmlsec.Error:
                 continue
             return True
+        what = etree.QName(element).localname
+        if self._signed_with_unknown_certificate(signature):
+            raise GateError(
+                "unknown_signing_certificate",
+                f"the {what} was signed with a certificate that is not in the IdP metadata",
+            )
         raise GateError(
             "signature_invalid",
-            f"the {etree.QName(element).localname} signature does not verify with any of the"
+            f"the {what} signature does not verify with any of the"
             f" {len(self._keys)} certificate(s) in the IdP metadata",
         )
+
+    def _signed_with_unknown_certificate(self, signature: etree._Element) -> bool:
+        """Diagnosis only (never trusted): does KeyInfo name a certificate the metadata lacks?"""
+        named = {"".join((c.text or "").split()) for c in signature.iter(T_X509_CERTIFICATE)}
+        return bool(named) and not named & self._known_certificates
 
     def _check_signature_shape(self, signature: etree._Element, element_id: str) -> tuple[str, str]:
         if _children(signature, T_OBJECT):
@@ -483,7 +501,11 @@ class ResponseVerifier:
         assertion_id = assertion.get("ID") or ""
         issued = _parse_instant(assertion.get("IssueInstant"), "Assertion IssueInstant")
         if issued.timestamp() > now + skew:
-            raise GateError("not_yet_valid", "the Assertion was issued in the future")
+            raise GateError(
+                "not_yet_valid",
+                f"the Assertion was issued {issued.timestamp() - now:.0f} s in the future"
+                f" (clock_skew is {skew:.0f} s): the IdP's clock is ahead of this server's",
+            )
 
         # Subject
         subject = _one_child(assertion, T_SUBJECT, "bad_subject", "Subject")
@@ -578,7 +600,11 @@ class ResponseVerifier:
                 continue
             until = _parse_instant(until_text, "SubjectConfirmationData NotOnOrAfter").timestamp()
             if now - skew >= until:
-                failure = GateError("expired", "the bearer confirmation has expired")
+                failure = GateError(
+                    "expired",
+                    f"the bearer confirmation expired {now - until:.0f} s ago (clock_skew is"
+                    f" {skew:.0f} s): a stale Response, or this server's clock is ahead",
+                )
                 continue
             not_before = scd.get("NotBefore")
             if not_before is not None and (
@@ -603,13 +629,22 @@ class ResponseVerifier:
             raise GateError("bad_conditions", "Conditions without NotOnOrAfter")
         until = _parse_instant(until_text, "Conditions NotOnOrAfter").timestamp()
         if now - skew >= until:
-            raise GateError("expired", "Conditions NotOnOrAfter has passed")
+            raise GateError(
+                "expired",
+                f"Conditions NotOnOrAfter passed {now - until:.0f} s ago (clock_skew is"
+                f" {skew:.0f} s): a stale Response, or this server's clock is ahead of the IdP's",
+            )
         restrictions = 0
         for condition in conditions:
             if condition.tag == T_AUDIENCE_RESTRICTION:
                 restrictions += 1
                 audiences = [_text(a) for a in condition.iter(T_AUDIENCE)]
                 if self._settings.entity_id not in audiences:
+                    if any("temporary" in a for a in audiences):
+                        raise GateError(
+                            "audience_placeholder",
+                            f"Audience is {', '.join(repr(a) for a in audiences)}",
+                        )
                     raise GateError(
                         "wrong_audience",
                         f"Audience is {', '.join(repr(a) for a in audiences)} but this SP's entity"
