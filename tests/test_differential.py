@@ -611,7 +611,9 @@ FORGERIES: dict[str, Forgery] = {
     "expired (checked one hour later)": Forgery(
         "expired", "^ResponseLifetimeExceed: ", issued_ago=timedelta(hours=1)
     ),
-    "signed with another key": Forgery("signature_invalid", "^SignatureError: ", attacker=True),
+    "signed with another key": Forgery(
+        "unknown_signing_certificate", "^SignatureError: ", attacker=True
+    ),
     "NameID changed after signing": Forgery("signature_invalid", "^SignatureError: ", tamper=True),
     "NameID changed, only assertion signed": Forgery(
         "signature_invalid", "^SignatureError: ", tamper=True, sign_response=False
