@@ -24,6 +24,7 @@ from saml_gate.pages import error_response, html_page
 from saml_gate.relay import safe_return_path
 from saml_gate.session import Session
 from saml_gate.settings import is_loopback_host
+from saml_gate.setup_sheet import SetupSheet
 from saml_gate.verify import VerifiedLogin
 
 log = logging.getLogger("saml_gate")
@@ -100,6 +101,7 @@ class Endpoints:
             "/acs": self.acs,
             "/logout": self.logout,
             "/session": self.session,
+            "/setup": self.setup,
             "/slo": self.slo,
         }
         self._warned_hosts: set[str] = set()
@@ -292,6 +294,21 @@ class Endpoints:
         body = session.user.as_dict()
         body["idle_timeout_seconds"] = self._settings.inactivity_timeout
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def setup(self, view: RequestView, receive: Receive) -> Response:
+        """The Okta setup sheet: public values only (they are all in the SP metadata)."""
+        self._require(view, "GET", "HEAD")
+        sheet = SetupSheet.build(self._settings, self.core.sp_keys.cert_pem)
+        if view.wants_json:
+            return JSONResponse(
+                {
+                    "rows": [
+                        {"field": r.field, "value": r.value, "note": r.note} for r in sheet.rows
+                    ],
+                    "certificate": sheet.certificate_pem,
+                }
+            )
+        return html_page("Okta setup", sheet.as_html())
 
     async def slo(self, view: RequestView, receive: Receive) -> Response:
         raise GateError("not_found", "SAML Single Logout is not available in this version")

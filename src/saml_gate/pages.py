@@ -18,6 +18,9 @@ max-width:40rem}
 h1{font-size:1.3rem;margin-top:0}code{background:#eef;padding:.1rem .3rem;border-radius:4px}
 .hint{color:#37425a}.detail{background:#fff6e0;border-left:4px solid #e0a000;padding:.6rem .8rem;
 white-space:pre-wrap;word-break:break-word}.muted{color:#667;font-size:.85rem}
+table.sheet th{text-align:left;vertical-align:top;padding:.4rem 1rem .4rem 0;white-space:nowrap}
+table.sheet td{padding:.4rem 0}
+pre{background:#f3f4f7;padding:.6rem;overflow-x:auto;font-size:.75rem}
 button{font-size:1rem;padding:.5rem 1.2rem;border-radius:6px;border:1px solid #345;
 background:#2b4c8c;color:#fff;cursor:pointer}
 """

@@ -92,13 +92,55 @@ def load_sp_keys(settings: GateSettings) -> SpKeys:
     return SpKeys(key_pem=key_pem, cert_pem=cert_pem, key_path=key_path, cert_path=cert_path)
 
 
+def sp_config(settings: GateSettings, keys: SpKeys, sign_requests: bool) -> dict[str, Any]:
+    """pysaml2's SP configuration for this gate (without IdP metadata)."""
+    config: dict[str, Any] = {
+        "entityid": settings.entity_id,
+        # Placeholder so pysaml2 never looks for the xmlsec1 program; nothing here verifies.
+        "crypto_backend": "XMLSecurity",
+        "key_file": keys.key_path,
+        "cert_file": keys.cert_path,
+        "encryption_keypairs": [{"key_file": keys.key_path, "cert_file": keys.cert_path}],
+        "allow_unknown_attributes": True,
+        "accepted_time_diff": int(settings.clock_skew),
+        "service": {
+            "sp": {
+                "endpoints": {
+                    "assertion_consumer_service": [(settings.acs_url, X.BINDING_HTTP_POST)],
+                    "single_logout_service": [(settings.slo_url, X.BINDING_HTTP_REDIRECT)],
+                },
+                "name_id_format": [settings.name_id_format],
+                "name_id_policy_format": settings.name_id_format,
+                "name_id_format_allow_create": True,
+                "want_response_signed": settings.want_response_signed,
+                "want_assertions_signed": settings.want_assertions_signed,
+                "want_assertions_or_response_signed": True,
+                "authn_requests_signed": sign_requests,
+                "allow_unsolicited": settings.allow_idp_initiated,
+                "signing_algorithm": X.RSA_SHA256,
+                "digest_algorithm": X.DIGEST_SHA256,
+                "force_authn": settings.force_authn,
+            }
+        },
+    }
+    return config
+
+
+def sp_metadata_xml(settings: GateSettings, keys: SpKeys, sign_requests: bool) -> bytes:
+    """The SP EntityDescriptor. Needs no IdP metadata: Okta wants these values first."""
+    from saml2.config import SPConfig
+    from saml2.metadata import entity_descriptor
+
+    conf = SPConfig().load(sp_config(settings, keys, sign_requests))
+    return str(entity_descriptor(conf)).encode()
+
+
 class ServiceProvider:
     """Builds SP metadata and AuthnRequests with pysaml2, configured once at start-up."""
 
     def __init__(self, settings: GateSettings, idp: IdpInfo, keys: SpKeys) -> None:
         from saml2.client import Saml2Client
         from saml2.config import SPConfig
-        from saml2.metadata import entity_descriptor
         from saml2.sigver import RSACrypto, import_rsa_key_from_file
 
         self._settings = settings
@@ -108,36 +150,8 @@ class ServiceProvider:
             if settings.sign_authn_requests is None
             else settings.sign_authn_requests
         )
-        config: dict[str, Any] = {
-            "entityid": settings.entity_id,
-            # Placeholder so pysaml2 never looks for the xmlsec1 program; nothing here verifies.
-            "crypto_backend": "XMLSecurity",
-            "key_file": keys.key_path,
-            "cert_file": keys.cert_path,
-            "encryption_keypairs": [{"key_file": keys.key_path, "cert_file": keys.cert_path}],
-            "metadata": {"inline": [idp.metadata_xml]},
-            "allow_unknown_attributes": True,
-            "accepted_time_diff": int(settings.clock_skew),
-            "service": {
-                "sp": {
-                    "endpoints": {
-                        "assertion_consumer_service": [(settings.acs_url, X.BINDING_HTTP_POST)],
-                        "single_logout_service": [(settings.slo_url, X.BINDING_HTTP_REDIRECT)],
-                    },
-                    "name_id_format": [settings.name_id_format],
-                    "name_id_policy_format": settings.name_id_format,
-                    "name_id_format_allow_create": True,
-                    "want_response_signed": settings.want_response_signed,
-                    "want_assertions_signed": settings.want_assertions_signed,
-                    "want_assertions_or_response_signed": True,
-                    "authn_requests_signed": self.sign_requests,
-                    "allow_unsolicited": settings.allow_idp_initiated,
-                    "signing_algorithm": X.RSA_SHA256,
-                    "digest_algorithm": X.DIGEST_SHA256,
-                    "force_authn": settings.force_authn,
-                }
-            },
-        }
+        config = sp_config(settings, keys, self.sign_requests)
+        config["metadata"] = {"inline": [idp.metadata_xml]}
         conf = SPConfig().load(config)
         self._client = Saml2Client(conf)
         self._client.sec.sec_backend = RSACrypto(import_rsa_key_from_file(keys.key_path))
@@ -145,7 +159,7 @@ class ServiceProvider:
         self._client.digest_algorithm = X.DIGEST_SHA256
         # pysaml2 keeps mutable state (signer key globals, Config.context): one caller at a time.
         self._lock = threading.Lock()
-        self.metadata_xml = str(entity_descriptor(conf)).encode()
+        self.metadata_xml = sp_metadata_xml(settings, keys, self.sign_requests)
 
     def authn_request_url(self, relay_state: str, *, force_authn: bool = False) -> tuple[str, str]:
         """(request ID, the IdP URL carrying the AuthnRequest with the HTTP-Redirect binding)."""
