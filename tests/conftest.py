@@ -59,6 +59,27 @@ async def make_harness(
         await client.aclose()
 
 
+TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the Redis at 127.0.0.1:6379, emptied afterwards."""
+    redis = pytest.importorskip("redis.asyncio", reason="pip install -e '.[test]' (redis-py)")
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        await client.ping()
+    except (redis.RedisError, OSError):
+        await client.aclose()
+        pytest.skip(f"no Redis at {TEST_REDIS_URL}: apt-get install redis-server (.ci/run does)")
+    prefix = f"saml-gate-test:{os.urandom(6).hex()}:"
+    yield prefix
+    keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
 @pytest.fixture
 async def harness(make_harness: HarnessFactory) -> Harness:
     h: Harness = make_harness()

@@ -4,12 +4,20 @@ The cookie is an itsdangerous-signed compact JSON document. Secrets rotate: the 
 ``secret_key`` signs, all of them verify, so adding a new secret in front logs nobody out.
 Decoded cookies are cached by their exact value, so the hot path pays one HMAC per cookie
 value, not per request.
+
+When groups and attributes do not fit a cookie (hundreds of Okta groups), they go to the store
+under ``session:<session id>`` until the session expires, and the cookie only says so; see
+:meth:`SessionCodec.issue` and :meth:`SessionCodec.load`. A session whose data is gone from the
+store (a flushed Redis, a restarted process with the memory store) is treated as expired: the
+person signs in again, rather than being let in without their groups.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
@@ -17,6 +25,7 @@ from typing import Any, Final
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from saml_gate.settings import GateSettings
+from saml_gate.store import Store
 from saml_gate.user import SamlUser
 from saml_gate.verify import VerifiedLogin
 
@@ -24,12 +33,16 @@ log = logging.getLogger("saml_gate")
 
 MAX_COOKIE_BYTES: Final = 3800
 _CACHE_SIZE: Final = 4096
+_DATA_CACHE_SIZE: Final = 1024
+_Data = tuple[tuple[str, ...], Mapping[str, tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
 class Session:
     user: SamlUser
     last_seen: float
+    stored: bool = False
+    """Groups and attributes live in the store, not in the cookie (too large for one)."""
 
     @property
     def expires_at(self) -> float:
@@ -37,13 +50,15 @@ class Session:
 
 
 class SessionCodec:
-    def __init__(self, settings: GateSettings) -> None:
+    def __init__(self, settings: GateSettings, store: Store) -> None:
         self._settings = settings
+        self._store = store
         # itsdangerous signs with the last key and accepts all.
         self._serializer = URLSafeSerializer(
             list(reversed(settings.secret_key)), salt="saml-gate.session"
         )
         self._cache: dict[str, Session] = {}
+        self._data: dict[str, _Data] = {}
         self.refresh_after = min(60.0, settings.inactivity_timeout / 10)
 
     @property
@@ -75,11 +90,37 @@ class SessionCodec:
             authenticated_at=login.authn_instant.timestamp(),
             expires_at=expires,
             session_id=secrets.token_urlsafe(12),
+            authn_context=login.authn_context,
         )
         return Session(user=user, last_seen=now)
 
+    async def issue(self, session: Session, now: float) -> Session:
+        """The new session as it will be kept: its groups and attributes move to the store
+        when the cookie would be too large."""
+        if len(self._dumps(session)) <= MAX_COOKIE_BYTES:
+            return session
+        u = session.user
+        data = {"g": list(u.groups), "a": {k: list(v) for k, v in u.attributes.items()}}
+        ttl = u.expires_at - now + self._settings.clock_skew
+        await self._store.put("session:" + u.session_id, json.dumps(data), ttl)
+        self._remember(u.session_id, (u.groups, u.attributes))
+        log.info(
+            "saml-gate session for %s: %d groups and %d attributes kept in the store (too large"
+            " for a cookie)",
+            u.name_id,
+            len(u.groups),
+            len(u.attributes),
+        )
+        return replace(session, stored=True)
+
     # ------------------------------------------------------------------ codec
     def encode(self, session: Session) -> str:
+        value = self._dumps(session)
+        if len(value) > MAX_COOKIE_BYTES:
+            raise ValueError("the session does not fit a cookie; keep it with issue() first")
+        return value
+
+    def _dumps(self, session: Session) -> str:
         u = session.user
         payload: dict[str, Any] = {
             "n": u.name_id,
@@ -93,46 +134,83 @@ class SessionCodec:
             "t": round(u.authenticated_at),
             "z": round(u.expires_at),
             "s": u.session_id,
+            "c": u.authn_context,
             "l": round(session.last_seen),
         }
-        value = self._serializer.dumps(payload)
-        if len(value) > MAX_COOKIE_BYTES:
-            payload["a"] = {}
-            value = self._serializer.dumps(payload)
-            log.warning(
-                "saml-gate session for %s: attributes dropped from the cookie (too large);"
-                " groups and identity kept",
-                u.name_id,
-            )
-        return str(value)
+        if session.stored:
+            del payload["g"], payload["a"]
+            payload["r"] = 1
+        return str(self._serializer.dumps(payload))
+
+    async def load(self, value: str) -> Session | None:
+        """The complete session in a cookie value, its data fetched from the store if it lives
+        there; None when the cookie is not one of ours or its data is gone.
+        Raises :class:`~saml_gate.store.StoreUnavailable` when that fetch fails."""
+        session = self.decode(value)
+        if session is None or not session.stored or value in self._cache:
+            return session
+        sid = session.user.session_id
+        data = self._data.get(sid)
+        if data is None:
+            raw = await self._store.get("session:" + sid)
+            data = _parse_data(raw) if raw is not None else None
+            if data is None:
+                log.info(
+                    "saml-gate session for %s: its data is gone from the store (flushed or"
+                    " restarted); signing in again",
+                    session.user.name_id,
+                )
+                return None
+            self._remember(sid, data)
+        groups, attributes = data
+        complete = replace(
+            session, user=replace(session.user, groups=groups, attributes=attributes)
+        )
+        self._cache_put(value, complete)
+        return complete
 
     def decode(self, value: str) -> Session | None:
-        """The session in a cookie value, or None when it is not one of ours."""
+        """The session in a cookie value, or None when it is not one of ours. A session whose
+        data lives in the store comes back without groups and attributes (``stored``): use
+        :meth:`load` to get it whole."""
         cached = self._cache.get(value)
         if cached is not None:
             return cached
         try:
             p = self._serializer.loads(value)
+            stored = bool(p.get("r"))
             user = SamlUser(
                 name_id=str(p["n"]),
                 name_id_format=p["f"],
                 email=p["e"],
                 name=p["d"],
-                groups=tuple(p["g"]),
-                attributes=MappingProxyType({k: tuple(v) for k, v in p["a"].items()}),
+                groups=() if stored else tuple(p["g"]),
+                attributes=MappingProxyType(
+                    {} if stored else {k: tuple(v) for k, v in p["a"].items()}
+                ),
                 session_index=p["x"],
                 issuer=str(p["i"]),
                 authenticated_at=float(p["t"]),
                 expires_at=float(p["z"]),
                 session_id=str(p["s"]),
+                authn_context=p.get("c"),
             )
-            session = Session(user=user, last_seen=float(p["l"]))
+            session = Session(user=user, last_seen=float(p["l"]), stored=stored)
         except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
             return None
+        if not stored:
+            self._cache_put(value, session)
+        return session
+
+    def _cache_put(self, value: str, session: Session) -> None:
         if len(self._cache) >= _CACHE_SIZE:
             del self._cache[next(iter(self._cache))]
         self._cache[value] = session
-        return session
+
+    def _remember(self, session_id: str, data: _Data) -> None:
+        if len(self._data) >= _DATA_CACHE_SIZE:
+            del self._data[next(iter(self._data))]
+        self._data[session_id] = data
 
     # ------------------------------------------------------------------ lifetime
     def state(self, session: Session, now: float) -> str:
@@ -149,3 +227,13 @@ class SessionCodec:
     @staticmethod
     def touched(session: Session, now: float) -> Session:
         return replace(session, last_seen=now)
+
+
+def _parse_data(raw: str) -> _Data | None:
+    try:
+        data = json.loads(raw)
+        groups = tuple(str(g) for g in data["g"])
+        attributes = {str(k): tuple(str(x) for x in v) for k, v in data["a"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return groups, MappingProxyType(attributes)

@@ -1,8 +1,9 @@
-"""pysaml2 wiring: the SP's keys, its metadata and the AuthnRequests it sends.
+"""pysaml2 wiring: the SP's keys, its metadata and the requests it sends (sign-in, logout).
 
 pysaml2 is used for what it does well and what is not on the hot path: building the SP
-EntityDescriptor and HTTP-Redirect AuthnRequests (signed with RSA-SHA256 when asked). It never
-sees a Response: those go to :mod:`saml_gate.verify`.
+EntityDescriptor, HTTP-Redirect AuthnRequests (signed with RSA-SHA256 when asked) and the signed
+LogoutRequests and LogoutResponses of Single Logout. It never reads what the IdP sends: Responses
+go to :mod:`saml_gate.verify`, logout messages to :mod:`saml_gate.slo`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from saml_gate import xmlconst as X
 from saml_gate.errors import ConfigError
 from saml_gate.idp import IdpInfo
 from saml_gate.settings import GateSettings
+from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate")
 
@@ -107,7 +109,11 @@ def sp_config(settings: GateSettings, keys: SpKeys, sign_requests: bool) -> dict
             "sp": {
                 "endpoints": {
                     "assertion_consumer_service": [(settings.acs_url, X.BINDING_HTTP_POST)],
-                    "single_logout_service": [(settings.slo_url, X.BINDING_HTTP_REDIRECT)],
+                    # Both: Okta posts its LogoutResponse, other IdPs redirect.
+                    "single_logout_service": [
+                        (settings.slo_url, X.BINDING_HTTP_REDIRECT),
+                        (settings.slo_url, X.BINDING_HTTP_POST),
+                    ],
                 },
                 "name_id_format": [settings.name_id_format],
                 "name_id_policy_format": settings.name_id_format,
@@ -179,3 +185,67 @@ class ServiceProvider:
             )
         headers = dict(info["headers"])
         return str(request_id), str(headers["Location"])
+
+    # ------------------------------------------------------------------ Single Logout
+    def logout_request_url(self, user: SamlUser) -> tuple[str, str] | None:
+        """(request ID, the IdP's SLO URL carrying a LogoutRequest for ``user``'s session), or
+        None when the IdP metadata has no HTTP-Redirect SingleLogoutService. Always signed with
+        RSA-SHA256 (Okta refuses unsigned logout requests)."""
+        from saml2.saml import NameID
+        from saml2.xmldsig import SIG_RSA_SHA256
+
+        destination = self._idp.slo_url
+        if destination is None:
+            return None
+        with self._lock:
+            request_id, request = self._client.create_logout_request(
+                destination=destination,
+                issuer_entity_id=self._idp.entity_id,
+                name_id=NameID(text=user.name_id, format=user.name_id_format),
+                session_indexes=[user.session_index] if user.session_index else None,
+                sign=False,
+            )
+            info = self._client.apply_binding(
+                X.BINDING_HTTP_REDIRECT, str(request), destination, sign=True, sigalg=SIG_RSA_SHA256
+            )
+        return str(request_id), str(dict(info["headers"])["Location"])
+
+    def logout_response_url(
+        self, in_response_to: str, relay_state: str | None, *, success: bool
+    ) -> str | None:
+        """The IdP URL carrying our signed LogoutResponse (HTTP-Redirect binding, to the SLO
+        endpoint's ResponseLocation when it has one), or None when the IdP has no such endpoint.
+        ``success`` False answers urn:...:status:Responder (we could not end the sessions)."""
+        from saml2 import saml, samlp
+        from saml2.s_utils import status_message_factory
+        from saml2.xmldsig import SIG_RSA_SHA256
+
+        endpoints = self._client.metadata.single_logout_service(
+            self._idp.entity_id, X.BINDING_HTTP_REDIRECT, "idpsso"
+        )
+        if not endpoints:
+            return None
+        destination = str(endpoints[0].get("response_location") or endpoints[0]["location"])
+        status = (
+            None
+            if success
+            else status_message_factory("the sessions could not be ended", samlp.STATUS_RESPONDER)
+        )
+        request = samlp.LogoutRequest(
+            id=in_response_to, issuer=saml.Issuer(text=self._idp.entity_id)
+        )
+        with self._lock:
+            response = self._client.create_logout_response(
+                request, [X.BINDING_HTTP_REDIRECT], status=status, sign=False
+            )
+            response.destination = destination
+            info = self._client.apply_binding(
+                X.BINDING_HTTP_REDIRECT,
+                str(response),
+                destination,
+                relay_state or "",
+                response=True,
+                sign=True,
+                sigalg=SIG_RSA_SHA256,
+            )
+        return str(dict(info["headers"])["Location"])

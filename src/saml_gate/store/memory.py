@@ -3,52 +3,116 @@
 from __future__ import annotations
 
 import heapq
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+log = logging.getLogger("saml_gate")
 
 
 class MemoryStore:
-    """A dict of key → expiry, pruned in expiry order, never larger than ``max_entries``.
+    """Dicts of key → expiry and key → value, pruned in expiry order, at most ``max_entries`` keys.
 
-    When full, the entries closest to expiry are dropped first; for a replay cache that is the
-    safest choice, since those are the assertions that will stop being valid soonest.
+    When full, the entries closest to expiry are dropped first (and a warning is logged); for a
+    replay cache that is the safest choice, since those are the assertions that will stop being
+    valid soonest. Only signed-in people add entries (an unauthenticated request or a bogus ACS
+    post never reaches the store), so the bound is a safety net, not a working limit. A set keeps
+    at most ``max_members`` members, the oldest going first.
     """
 
-    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be positive")
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.time,
+        max_members: int = 1024,
+    ) -> None:
+        if max_entries < 1 or max_members < 1:
+            raise ValueError("max_entries and max_members must be positive")
         self._max = max_entries
+        self._max_members = max_members
         self._clock = clock
         self._expiry: dict[str, float] = {}
+        self._values: dict[str, str | dict[str, None]] = {}
         self._heap: list[tuple[float, str]] = []
+        self._evicted = 0
+        self._warned_at = float("-inf")
 
     def __len__(self) -> int:
         return len(self._expiry)
 
     def _prune(self, now: float) -> None:
         heap, expiry = self._heap, self._expiry
+        evicted = 0
         while heap and (heap[0][0] <= now or len(expiry) > self._max):
             when, key = heapq.heappop(heap)
             if expiry.get(key) == when:
                 del expiry[key]
+                self._values.pop(key, None)
+                evicted += when > now
+        self._evicted += evicted
+        if self._evicted and now - self._warned_at >= 60:
+            log.warning(
+                "saml-gate memory store full (%d entries): dropped %d before their expiry",
+                self._max,
+                self._evicted,
+            )
+            self._warned_at, self._evicted = now, 0
         if len(heap) > 2 * len(expiry) + 64:  # drop stale heap entries left by overwrites
             self._heap = [(w, k) for k, w in expiry.items()]
             heapq.heapify(self._heap)
 
-    async def add_once(self, key: str, ttl: float) -> bool:
-        now = self._clock()
-        self._prune(now)
-        if self._expiry.get(key, 0.0) > now:
-            return False
-        when = now + max(ttl, 0.0)
+    def _live(self, key: str, now: float) -> bool:
+        return self._expiry.get(key, 0.0) > now
+
+    def _set_expiry(self, key: str, when: float, now: float) -> None:
         self._expiry[key] = when
         heapq.heappush(self._heap, (when, key))
         self._prune(now)
+
+    async def add_once(self, key: str, ttl: float) -> bool:
+        now = self._clock()
+        self._prune(now)
+        if self._live(key, now):
+            return False
+        self._values.pop(key, None)
+        self._set_expiry(key, now + max(ttl, 0.0), now)
         return True
 
     async def contains(self, key: str) -> bool:
-        return self._expiry.get(key, 0.0) > self._clock()
+        return self._live(key, self._clock())
+
+    async def put(self, key: str, value: str, ttl: float) -> None:
+        now = self._clock()
+        self._values[key] = value
+        self._set_expiry(key, now + max(ttl, 0.0), now)
+
+    async def get(self, key: str) -> str | None:
+        value = self._values.get(key) if self._live(key, self._clock()) else None
+        return value if isinstance(value, str) else None
+
+    async def add_member(self, key: str, member: str, ttl: float) -> None:
+        now = self._clock()
+        current = self._values.get(key) if self._live(key, now) else None
+        members = current if isinstance(current, dict) else {}
+        members.pop(member, None)
+        members[member] = None
+        while len(members) > self._max_members:
+            del members[next(iter(members))]
+            log.warning("saml-gate memory store: a subject has over %d sessions", self._max_members)
+        self._values[key] = members
+        self._set_expiry(key, max(self._expiry.get(key, 0.0), now + max(ttl, 0.0)), now)
+
+    async def members(self, key: str) -> frozenset[str]:
+        current = self._values.get(key) if self._live(key, self._clock()) else None
+        return frozenset(current) if isinstance(current, dict) else frozenset()
+
+    async def remove_members(self, key: str, members: Iterable[str]) -> None:
+        current = self._values.get(key)
+        if isinstance(current, dict):
+            for member in members:
+                current.pop(member, None)
 
     async def close(self) -> None:
         self._expiry.clear()
+        self._values.clear()
         self._heap.clear()
