@@ -8,7 +8,7 @@ Django with different settings first.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,28 @@ def _asgi_module() -> Any:
     return asgi
 
 
+@pytest.fixture(scope="module")
+def django_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The example's database for one test module, made by Django's own test tooling."""
+    directory = tmp_path_factory.mktemp("django")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_DB_PATH", str(directory / "example.sqlite3"))
+        _asgi_module()
+        import django
+
+        django.setup()
+    from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = str(directory / "test.sqlite3")
+    old = setup_databases(verbosity=0, interactive=False)
+    yield
+    teardown_databases(old, verbosity=0)
+
+
 @pytest.fixture
 async def harness(
-    gate_env: None, idp_keys: KeyPair, sp_keys: KeyPair, clock: FrozenClock
+    gate_env: None, django_db: None, idp_keys: KeyPair, sp_keys: KeyPair, clock: FrozenClock
 ) -> AsyncIterator[Harness]:
     gate = _asgi_module().build_application(clock=clock)  # the clock cannot come from env
     assert isinstance(gate, SamlGate)
@@ -122,6 +141,12 @@ async def test_login_round_trip_shows_the_django_page(harness: Harness) -> None:
     assert body["email"] == "alice@example.com" and body["name_id"] == "alice@example.com"
     assert body["groups"] == ["admins", "users"]
     assert body["expires_at"] == "2026-03-02T17:00:00Z"
+    assert body["django_user"] == {  # saml_gate.contrib.django made the Django user
+        "username": "alice@example.com",
+        "is_staff": True,
+        "is_superuser": True,
+        "groups": ["admins", "users"],
+    }
 
 
 async def test_page_escapes_what_the_idp_sends(harness: Harness) -> None:

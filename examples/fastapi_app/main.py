@@ -1,60 +1,114 @@
-"""A FastAPI app behind SamlGate.
+"""A FastAPI app behind SamlGate: a page, a JSON API, an admin page and a WebSocket.
 
 Run the demo (embedded development IdP, no Okta needed):   saml-gate demo
 Run it against a real IdP (Okta):
     SAML_GATE_IDP_METADATA=okta-metadata.xml SAML_GATE_BASE_URL=https://acme.ngrok.app \\
     SAML_GATE_SECRET_KEY=... uvicorn --factory examples.fastapi_app.main:create_app
+
+The gate signs everyone in before FastAPI runs. The app reads the person with the dependencies
+of ``saml_gate.contrib.fastapi``; ``ACCESS_RULES`` (the gate's policy) keeps ``/healthz``
+public and asks for a sign-in at most ten minutes old before ``/admin`` (ForceAuthn, so Okta
+applies its MFA policy again), while ``require_groups("admins")`` limits ``/admin`` and
+``/api/admin/...`` to the admins group (403 for everyone else).
 """
 
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, FastAPI, WebSocket
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from saml_gate import SamlGate, SamlUser
+from saml_gate import SamlGate
+from saml_gate.contrib.fastapi import GATE_RESPONSES, CurrentUser, require_groups
+from saml_gate.policy import Rule
+
+ACCESS_RULES = (
+    Rule("/healthz", public=True),
+    Rule("/admin/", max_authn_age=600),
+)
+
+_PAGE = (
+    "<!doctype html><html><head><meta charset=utf-8><title>saml-gate example</title>"
+    "<style>body{{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto}}"
+    "th{{text-align:left;padding-right:1rem}}td,th{{padding:.3rem}}</style></head><body>"
+    "{body}<p><a href='/'>Home</a> · <a href='/api/me'>/api/me</a> · <a href='/admin'>Admin</a>"
+    " · <a href='/docs'>API docs</a> · <a href='/saml/session'>/saml/session</a> ·"
+    " <a href='/saml/logout'>Sign out</a></p></body></html>"
+)
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
 
 
 def build_app() -> FastAPI:
-    """The application itself, unaware of SAML except for reading ``request.user``."""
+    """The application itself: it reads the signed-in person, the gate does the rest."""
     app = FastAPI(title="saml-gate FastAPI example")
 
     @app.get("/", response_class=HTMLResponse)
-    async def home(request: Request) -> str:
-        user: SamlUser = request.user
-        groups = ", ".join(user.groups) or "(none)"
-        rows = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in (
-                ("Email", user.email or ""),
-                ("Name", user.name or ""),
-                ("NameID", user.name_id),
-                ("Groups", groups),
-                ("Session expires", user.expires.strftime("%Y-%m-%d %H:%M:%S UTC")),
-            )
-        )
-        return (
-            "<!doctype html><html><head><meta charset=utf-8><title>saml-gate example</title>"
-            "<style>body{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto}"
-            "th{text-align:left;padding-right:1rem}td,th{padding:.3rem}</style></head><body>"
-            f"<h1>Hello, {html.escape(user.display_name)}</h1>"
-            f"<p>You reached this page through SAML single sign-on.</p><table>{rows}</table>"
-            "<p><a href='/api/me'>/api/me</a> · <a href='/saml/session'>/saml/session</a> ·"
-            " <a href='/saml/logout'>Sign out</a></p></body></html>"
+    async def home(user: CurrentUser) -> str:
+        rows = [
+            ("Email", user.email or ""),
+            ("Name", user.name or ""),
+            ("NameID", user.name_id),
+            ("Groups", ", ".join(user.groups) or "(none)"),
+            ("Session expires", user.expires.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ]
+        return _PAGE.format(
+            body=f"<h1>Hello, {html.escape(user.display_name)}</h1>"
+            f"<p>You reached this page through SAML single sign-on.</p>{_table(rows)}"
         )
 
-    @app.get("/api/me")
-    async def me(request: Request) -> dict[str, Any]:
-        user: SamlUser = request.user
+    @app.get(
+        "/admin", response_class=HTMLResponse, dependencies=[Depends(require_groups("admins"))]
+    )
+    async def admin(user: CurrentUser) -> str:
+        return _PAGE.format(
+            body="<h1>Admin</h1><p>Only the admins group sees this page, and only with a"
+            f" sign-in less than ten minutes old.</p>{_table([('Signed in as', user.name_id)])}"
+        )
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    async def healthz() -> str:
+        return "ok"
+
+    api = APIRouter(prefix="/api", tags=["api"], responses=GATE_RESPONSES)
+
+    @api.get("/me")
+    async def me(user: CurrentUser) -> dict[str, Any]:
+        """Who is signed in (JSON)."""
         return user.as_dict()
+
+    @api.get("/admin/stats", dependencies=[Depends(require_groups("admins"))])
+    async def admin_stats(user: CurrentUser) -> dict[str, Any]:
+        """An admins-only JSON route."""
+        return {"requested_by": user.name_id, "groups": list(user.groups)}
+
+    app.include_router(api)
+
+    @app.websocket("/ws")
+    async def echo(websocket: WebSocket, user: CurrentUser) -> None:
+        """Greets the signed-in person, then echoes messages (refused before accept if signed
+        out: the gate answers the handshake with 401)."""
+        await websocket.accept()
+        await websocket.send_json({"hello": user.name_id, "groups": list(user.groups)})
+        async for text in websocket.iter_text():
+            await websocket.send_text(f"{user.display_name}: {text}")
 
     return app
 
 
 def create_app(**gate_options: Any) -> FastAPI:
-    """The app behind the gate; options not given are read from SAML_GATE_* variables."""
+    """The app behind the gate; options not given are read from SAML_GATE_* variables.
+
+    ``ACCESS_RULES`` apply unless ``access_rules`` is given here or in the environment.
+    """
+    if "access_rules" not in gate_options and not os.environ.get("SAML_GATE_ACCESS_RULES"):
+        gate_options["access_rules"] = ACCESS_RULES
     app = build_app()
     app.add_middleware(SamlGate, **gate_options)
     return app

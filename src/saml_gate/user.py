@@ -27,6 +27,8 @@ class SamlUser(BaseUser):
     expires_at: float = 0.0
     """When the session ends at the latest (absolute timeout or the IdP's SessionNotOnOrAfter)."""
     session_id: str = ""
+    authn_context: str | None = None
+    """The AuthnContextClassRef of the sign-in (e.g. Okta's PasswordProtectedTransport)."""
 
     @property
     def is_authenticated(self) -> bool:
@@ -58,6 +60,7 @@ class SamlUser(BaseUser):
             "attributes": {k: list(v) for k, v in self.attributes.items()},
             "issuer": self.issuer,
             "authenticated_at": _iso(self.authenticated_at),
+            "authn_context": self.authn_context,
             "expires_at": _iso(self.expires_at),
         }
 

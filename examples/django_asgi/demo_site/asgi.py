@@ -17,6 +17,7 @@ from typing import Any
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_asgi.demo_site.settings")
 
 from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,7 +28,9 @@ def build_application(**overrides: Any) -> SamlGate:
     """Django behind the gate. Options: ``settings.SAML_GATE``, then ``overrides``, then env."""
     django_app = get_asgi_application()  # runs django.setup(): settings are usable after this
     options: dict[str, Any] = {**getattr(settings, "SAML_GATE", {}), **overrides}
-    return SamlGate(django_app, **options)
+    # The admin's CSS and scripts (STATIC_URL), served by Django itself: fine for an example;
+    # behind the gate like every other path.
+    return SamlGate(ASGIStaticFilesHandler(django_app), **options)
 
 
 class LazyApplication:

@@ -1,7 +1,10 @@
-"""Views reading the signed-in person from the ASGI scope that SamlGate filled in.
+"""Views reading the signed-in person two ways.
 
-Django's ``ASGIRequest`` keeps the ASGI scope as ``request.scope``; the gate stores a
-:class:`saml_gate.SamlUser` under ``"user"`` (or an unauthenticated user on ``public_paths``).
+The gate's identity: Django's ``ASGIRequest`` keeps the ASGI scope as ``request.scope``, where the
+gate stores a :class:`saml_gate.SamlUser` under ``"user"`` (or an unauthenticated user on
+``public_paths``). The Django user: ``saml_gate.contrib.django`` maps that identity to a
+``django.contrib.auth`` user, ``await request.auser()`` in async views (``request.user`` in
+sync ones).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def saml_user(request: HttpRequest) -> SamlUser | None:
 
 async def home(request: HttpRequest) -> HttpResponse:
     user = saml_user(request)
-    context: dict[str, Any] = {"user": user}
+    context: dict[str, Any] = {"user": user, "django_user": await request.auser()}
     if user is not None:
         context.update(
             groups=list(user.groups),
@@ -41,7 +44,14 @@ async def me(request: HttpRequest) -> JsonResponse:
     user = saml_user(request)
     if user is None:
         return JsonResponse({"error": "not_authenticated"}, status=401)
-    return JsonResponse({**user.as_dict(), "served_by": "django"})
+    account = await request.auser()
+    django_user = {
+        "username": account.get_username(),
+        "is_staff": account.is_staff,
+        "is_superuser": account.is_superuser,
+        "groups": [g.name async for g in account.groups.order_by("name")],
+    }
+    return JsonResponse({**user.as_dict(), "served_by": "django", "django_user": django_user})
 
 
 def _format(epoch: float) -> str:

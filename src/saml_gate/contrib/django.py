@@ -1,0 +1,169 @@
+"""Django integration: the person SamlGate signed in becomes Django's ``request.user``.
+
+In ``settings.MIDDLEWARE``, put ``"saml_gate.contrib.django.SamlGateUserMiddleware"`` where
+``"django.contrib.auth.middleware.AuthenticationMiddleware"`` was (it is a subclass, so Django's
+admin accepts it). Each request served through the gate then gets a Django user, created or
+updated from the gate's identity the first time ``request.user`` (or ``await request.auser()``)
+is used in that request; requests on the gate's public paths get ``AnonymousUser``. Django's
+own password sessions are not consulted: the gate is the only way in.
+
+Configure with ``SAML_GATE_USERS`` in the Django settings (all optional)::
+
+    SAML_GATE_USERS = {
+        "username": "email",            # or "name_id"; emails are lower-cased
+        "create_users": True,           # False: only people with an existing Django account
+        "sync_groups": False,           # True: Django groups mirror the IdP's (created as needed)
+        "staff_groups": ["admins"],     # is_staff exactly for members (left alone when unset)
+        "superuser_groups": ["admins"], # is_superuser exactly for members (idem; implies staff)
+    }
+
+A user made inactive in Django is refused (403), whatever the IdP says.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Final, Literal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.auth.models import AnonymousUser, Group
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from saml_gate.errors import ConfigError
+from saml_gate.user import SamlUser
+
+log = logging.getLogger("saml_gate.django")
+
+SETTING: Final = "SAML_GATE_USERS"
+
+
+@dataclass(frozen=True)
+class UserMapping:
+    """How a gate identity maps onto a Django user (``settings.SAML_GATE_USERS``)."""
+
+    username: Literal["email", "name_id"] = "email"
+    create_users: bool = True
+    sync_groups: bool = False
+    staff_groups: tuple[str, ...] = ()
+    superuser_groups: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls) -> UserMapping:
+        options: Any = getattr(settings, SETTING, {})
+        if not isinstance(options, dict):
+            raise ConfigError(SETTING, "must be a dict")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(SETTING, f"unknown key {unknown[0]!r}; known: {', '.join(known)}")
+        values = dict(options)
+        if values.get("username", "email") not in ("email", "name_id"):
+            raise ConfigError(SETTING, "'username' must be 'email' or 'name_id'")
+        for key in ("create_users", "sync_groups"):
+            if not isinstance(values.get(key, False), bool):
+                raise ConfigError(SETTING, f"{key!r} must be True or False")
+        for key in ("staff_groups", "superuser_groups"):
+            groups = values.get(key, ())
+            groups = (groups,) if isinstance(groups, str) else tuple(groups)
+            if not all(isinstance(g, str) and g for g in groups):
+                raise ConfigError(SETTING, f"{key!r} must be a list of group names")
+            values[key] = groups
+        return cls(**values)
+
+    def username_for(self, identity: SamlUser) -> str:
+        if self.username == "email":
+            if not identity.email:
+                raise PermissionDenied("the IdP sent no email address for this person")
+            return identity.email.strip().lower()
+        return identity.name_id
+
+
+def sync_user(identity: SamlUser, mapping: UserMapping) -> Any:
+    """The Django user for ``identity``, created or updated to match it (blocking: DB)."""
+    model = get_user_model()
+    username = mapping.username_for(identity)
+    limit = model._meta.get_field(model.USERNAME_FIELD).max_length
+    if limit is not None and len(username) > limit:
+        # Truncating could map two people onto one account.
+        raise PermissionDenied(f"the username is longer than {limit} characters")
+    with transaction.atomic():
+        user = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
+        created = user is None
+        if user is None:
+            if not mapping.create_users:
+                raise PermissionDenied(f"{username} has no account in this application")
+            user = model(**{model.USERNAME_FIELD: username})
+            user.set_unusable_password()
+        if not user.is_active:
+            raise PermissionDenied(f"the account {username} is disabled")
+        wanted: dict[str, Any] = {}
+        email_field = model.get_email_field_name()
+        if identity.email and hasattr(user, email_field):
+            wanted[email_field] = identity.email
+        if mapping.staff_groups or mapping.superuser_groups:
+            superuser = identity.in_group(*mapping.superuser_groups)
+            wanted["is_superuser"] = superuser
+            wanted["is_staff"] = superuser or identity.in_group(*mapping.staff_groups)
+        changed = [name for name, value in wanted.items() if getattr(user, name) != value]
+        for name in changed:
+            setattr(user, name, wanted[name])
+        if created:
+            user.save()
+            log.info("saml-gate: created the Django user %s", username)
+        elif changed:
+            user.save(update_fields=changed)
+        if mapping.sync_groups:
+            _sync_groups(user, identity.groups)
+    return user
+
+
+def _sync_groups(user: Any, names: tuple[str, ...]) -> None:
+    limit = Group._meta.get_field("name").max_length
+    wanted = {n for n in names if len(n) <= limit}
+    current = set(user.groups.values_list("name", flat=True))
+    if wanted == current:
+        return
+    groups = [Group.objects.get_or_create(name=name)[0] for name in sorted(wanted)]
+    user.groups.set(groups)
+
+
+class SamlGateUserMiddleware(AuthenticationMiddleware):  # type: ignore[misc]
+    """Replaces Django's AuthenticationMiddleware: ``request.user`` from the gate's identity."""
+
+    def __init__(self, get_response: Callable[..., Any]) -> None:
+        super().__init__(get_response)
+        self.mapping = UserMapping.from_settings()
+
+    def process_request(self, request: HttpRequest) -> None:
+        scope: dict[str, Any] = getattr(request, "scope", {})
+        identity = scope.get("user")
+        if not isinstance(identity, SamlUser):
+            anonymous = AnonymousUser()
+            request.user = anonymous
+
+            async def anonymous_user() -> AnonymousUser:
+                return anonymous
+
+            request.auser = anonymous_user
+            return
+        mapping = self.mapping
+        resolved: list[Any] = []
+
+        def resolve() -> Any:
+            if not resolved:
+                resolved.append(sync_user(identity, mapping))
+            return resolved[0]
+
+        async def auser() -> Any:
+            return await sync_to_async(resolve)()
+
+        request.user = SimpleLazyObject(resolve)
+        request.auser = auser
