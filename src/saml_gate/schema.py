@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import threading
+import queue
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
 from lxml import etree
+
+POOL_SIZE = 4
+"""Validations at once (the ACS runs ``verify_concurrency``, 2 by default, at a time)."""
 
 
 class _LocalSchemas(etree.Resolver):
@@ -31,24 +34,30 @@ def _schema_folder() -> Path:
 
 
 class SamlSchema:
-    """Validates a Response or a standalone Assertion. One validator per thread."""
+    """Validates a Response or a standalone Assertion, with validators borrowed from a pool.
 
-    def __init__(self) -> None:
-        self._local = threading.local()
+    A validator serves one thread at a time, and none is built while requests are served:
+    lxml swaps libxml2's process-wide document loader around a schema build, so a build in one
+    worker thread while another thread parses can lose the build's ``xs:import`` (the
+    benchmark's sign-in storm saw "EncryptedData does not resolve" refuse a valid sign-in).
+    The pool is filled once, in the thread that constructs it (at start-up), and a thread
+    that finds it empty waits for a validator to come back.
+    """
 
-    def _validator(self) -> etree.XMLSchema:
-        validator: etree.XMLSchema | None = getattr(self._local, "validator", None)
-        if validator is None:
-            validator = _build_validator()
-            self._local.validator = validator
-        return validator
+    def __init__(self, size: int = POOL_SIZE) -> None:
+        self._pool: queue.SimpleQueue[etree.XMLSchema] = queue.SimpleQueue()
+        for _ in range(size):
+            self._pool.put(_build_validator())
 
     def error(self, element: etree._Element) -> str | None:
         """None when valid, else the first schema error (line and message, no content)."""
-        validator = self._validator()
-        if validator.validate(element):
-            return None
-        errors: list[Any] = list(cast(Any, validator.error_log))
+        validator = self._pool.get()
+        try:
+            if validator.validate(element):
+                return None
+            errors: list[Any] = list(cast(Any, validator.error_log))
+        finally:
+            self._pool.put(validator)
         return f"line {errors[-1].line}: {errors[-1].message}" if errors else "invalid"
 
 

@@ -1,0 +1,207 @@
+"""Load generators on raw asyncio sockets (HTTP/1.1 keep-alive), run in their own processes.
+
+    python benchmarks/bench_load.py load  --port P --cookie C --connections 16 --seconds 3
+    python benchmarks/bench_load.py probe --port P --cookie C
+    python benchmarks/bench_load.py storm --port P --world W --kind logins|bogus --count N
+
+``load`` is the fallback when wrk is not installed. ``probe`` and ``storm`` print ``ready`` once
+set up, start on a ``go`` line on stdin (``probe`` stops on ``stop``), and print one JSON line.
+A few dozen lines of client keep the load generator's own cost low and predictable, which an
+httpx client would not on a two-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import pickle
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bench_common import Login, World, fresh_responses, mint_login, response_b64
+
+from saml_gate.relay import RelayTracker
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; responses must carry Content-Length."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> Reply:
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1:8000"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body or method == "POST":
+            lines.append(f"Content-Length: {len(body)}")
+        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        pairs = [tuple(h.split(":", 1)) for h in header_lines if ":" in h]
+        parsed = [(k.strip().lower(), v.strip()) for k, v in pairs]
+        length = int(next((v for k, v in parsed if k == "content-length"), "0"))
+        payload = await self._reader.readexactly(length) if length else b""
+        return Reply(int(status_line.split()[1]), parsed, payload)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+async def _stdin_line() -> str:
+    return (await asyncio.to_thread(sys.stdin.readline)).strip()
+
+
+# ---------------------------------------------------------------------------------- load
+async def load(port: int, cookie: str, connections: int, seconds: float) -> dict[str, Any]:
+    """Closed-loop GET /hello on ``connections`` connections for ``seconds``."""
+    done = 0
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done, errors
+        conn = await Connection.open(port)
+        headers = {"Cookie": cookie} if cookie else {}
+        while time.perf_counter() < deadline:
+            reply = await conn.request("GET", "/hello", headers)
+            done += 1
+            errors += reply.status != 200
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - start
+    return {"requests": done, "errors": errors, "rps": done / elapsed}
+
+
+# ---------------------------------------------------------------------------------- probe
+async def probe(port: int, cookie: str, interval: float) -> dict[str, Any]:
+    """Authenticated GETs one at a time, ``interval`` apart, from ``go`` until ``stop``."""
+    conn = await Connection.open(port)
+    headers = {"Cookie": cookie}
+    reply = await conn.request("GET", "/hello", headers)
+    if reply.status != 200:
+        raise RuntimeError(f"the probe's cookie is not accepted: {reply.status}")
+    print("ready", flush=True)
+    await _stdin_line()
+    stop = asyncio.ensure_future(_stdin_line())
+    latencies: list[float] = []
+    errors = 0
+    while not stop.done():
+        start = time.perf_counter()
+        reply = await conn.request("GET", "/hello", headers)
+        latencies.append(time.perf_counter() - start)
+        errors += reply.status != 200
+        await asyncio.sleep(interval)
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1e3,
+        "max_ms": latencies[-1] * 1e3,
+    }
+
+
+# ---------------------------------------------------------------------------------- storms
+def logins(world: World, count: int) -> list[Login]:
+    """``count`` ready-to-post sign-ins (pending cookie, RelayState, fresh signed Response)."""
+    relay = RelayTracker(world.settings())
+    pairs = fresh_responses(world, "both-signed", count, datetime.now(UTC))
+    return [mint_login(world.settings(), b64, rid, relay) for rid, b64 in pairs]
+
+
+def bogus(world: World, count: int) -> list[Login]:
+    """What an attacker can post for free: forged signatures, garbage, oversize, no cookie."""
+    forged = [
+        response_b64(world, "both-signed", request_id="id-none", keys=world.attacker)
+        for _ in range(8)
+    ]
+    junk = base64.b64encode(random.randbytes(200_000)).decode()
+    variants = [*forged, junk, "not base64 at all!", forged[0][: len(forged[0]) // 2]]
+    return [
+        Login(cookie=b"", body=urlencode({"SAMLResponse": variants[i % len(variants)]}).encode())
+        for i in range(count)
+    ]
+
+
+async def storm(port: int, items: list[Login], concurrency: int, kind: str) -> dict[str, Any]:
+    """Post every item to the ACS, ``concurrency`` at a time; a login also starts one first."""
+    queue = list(reversed(items))
+    statuses: dict[int, int] = {}
+    print("ready", flush=True)
+    await _stdin_line()
+
+    async def worker() -> None:
+        conn = await Connection.open(port)
+        while queue:
+            item = queue.pop()
+            if kind == "logins":  # the browser's first request: 303 to the IdP
+                reply = await conn.request("GET", "/page", {"Accept": "text/html"})
+                statuses[reply.status] = statuses.get(reply.status, 0) + 1
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            if item.cookie:
+                headers["Cookie"] = item.cookie.decode()
+            reply = await conn.request("POST", "/saml/acs", headers, item.body)
+            statuses[reply.status] = statuses.get(reply.status, 0) + 1
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {
+        "posts": len(items),
+        "seconds": elapsed,
+        "per_second": len(items) / elapsed,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["load", "probe", "storm"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cookie", default="")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--interval", type=float, default=0.002)
+    parser.add_argument("--world", type=Path)
+    parser.add_argument("--kind", choices=["logins", "bogus"], default="logins")
+    parser.add_argument("--count", type=int, default=1000)
+    args = parser.parse_args()
+    if args.mode == "load":
+        result = asyncio.run(load(args.port, args.cookie, args.connections, args.seconds))
+    elif args.mode == "probe":
+        result = asyncio.run(probe(args.port, args.cookie, args.interval))
+    else:
+        world: World = pickle.loads(args.world.read_bytes())
+        make = logins if args.kind == "logins" else bogus
+        items = make(world, args.count)
+        result = asyncio.run(storm(args.port, items, args.connections, args.kind))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Section 1: what the gate costs on an authenticated request, beside SessionMiddleware.
+
+Direct ASGI calls in process (no server, no client): the bare app, the app behind SamlGate with
+a real session cookie (obtained through a real sign-in at the ACS), and the app behind
+Starlette's SessionMiddleware holding the same identity. Overhead = time - bare time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from bench_common import (
+    ASGI,
+    NAME_ID,
+    Budget,
+    Report,
+    Row,
+    World,
+    acs_scope,
+    call,
+    header_values,
+    hello_app,
+    http_scope,
+    mint_login,
+    new_request_id,
+    response_b64,
+    status_of,
+)
+from starlette.middleware.sessions import SessionMiddleware
+
+from saml_gate import SamlGate
+from saml_gate.session import _CACHE_SIZE, Session
+
+SECTION = "1 request"
+
+
+async def sign_in(gate: SamlGate, world: World) -> bytes:
+    """A real session cookie ("name=value") from a real sign-in at the ACS."""
+    request_id = new_request_id()
+    login = mint_login(
+        gate.settings,
+        response_b64(world, "both-signed", request_id=request_id),
+        request_id,
+        gate.core.relay,
+    )
+    sent = await call(gate, acs_scope(login), login.body)
+    assert status_of(sent) == 303, sent
+    name = gate.core.sessions.name.encode() + b"="
+    return next(c.split(b";")[0] for c in header_values(sent, b"set-cookie") if c.startswith(name))
+
+
+async def per_request(app: ASGI, scopes: list[dict[str, Any]], n: int, rounds: int) -> float:
+    """Best-of-rounds seconds per request, cycling through ``scopes``."""
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    count = len(scopes)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for i in range(n):
+            await app(dict(scopes[i % count]), receive, send)
+        best = min(best, (time.perf_counter() - start) / n)
+    return best
+
+
+def other_user(session: Session, i: int) -> Session:
+    return replace(session, user=replace(session.user, session_id=f"bench-{i}"))
+
+
+def page(cookie: bytes | None) -> dict[str, Any]:
+    headers = [(b"accept", b"text/html")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return http_scope("GET", "/hello", headers)
+
+
+async def starlette_cookie(identity: dict[str, Any]) -> bytes:
+    """A SessionMiddleware cookie holding ``identity``, made by SessionMiddleware itself."""
+
+    async def set_user(scope: Any, receive: Any, send: Any) -> None:
+        scope["session"]["user"] = identity
+        await hello_app(scope, receive, send)
+
+    sent = await call(SessionMiddleware(set_user, secret_key="s" * 40), page(None))
+    return header_values(sent, b"set-cookie")[0].split(b";")[0]
+
+
+async def set_cookie_count(app: ASGI, scope: dict[str, Any], n: int) -> int:
+    """How many of ``n`` responses carry a Set-Cookie header."""
+    count = 0
+    for _ in range(n):
+        if header_values(await call(app, dict(scope)), b"set-cookie"):
+            count += 1
+    return count
+
+
+async def run(budget: Budget, report: Report, world: World) -> None:
+    n, rounds = budget.n(40_000, 200), budget.rounds + 2
+    gate = world.gate(hello_app)
+    cookie = await sign_in(gate, world)
+    session = gate.core.sessions.decode(cookie.split(b"=", 1)[1].decode())
+    assert session is not None and session.user.name_id == NAME_ID
+    sessions = SessionMiddleware(hello_app, secret_key="s" * 40)
+    s_cookie = await starlette_cookie(session.user.as_dict())
+
+    # Many distinct users: more session cookies than the gate's decoded-cookie cache holds,
+    # cycled, so every request pays the HMAC and the JSON decoding.
+    codec = gate.core.sessions
+    many = [
+        page(f"{codec.name}={codec.encode(other_user(session, i))}".encode())
+        for i in range(_CACHE_SIZE + 1000)
+    ]
+
+    bare = gated = starlette = cold = float("inf")
+    for _ in range(rounds):  # interleaved, so that a disturbance hits all of them alike
+        bare = min(bare, await per_request(hello_app, [page(None)], n, 1))
+        gated = min(gated, await per_request(gate, [page(cookie)], n, 1))
+        starlette = min(starlette, await per_request(sessions, [page(s_cookie)], n, 1))
+        cold = min(cold, await per_request(gate, many, len(many), 1))
+    g, s, c = gated - bare, starlette - bare, cold - bare
+
+    def us(x: float) -> str:
+        return f"{x * 1e6:.2f} µs"
+
+    report.add(Row(SECTION, "bare ASGI app", us(bare) + "/request"))
+    report.add(Row(SECTION, "Starlette SessionMiddleware, overhead", "+" + us(s)))
+    report.add(Row(SECTION, "SamlGate authenticated, overhead", "+" + us(g)))
+    report.add(
+        Row(
+            SECTION,
+            "gate overhead / SessionMiddleware overhead",
+            f"{g / s:.2f}",
+            "≤ 0.50",
+            g / s <= 0.5,
+        )
+    )
+    report.add(
+        Row(
+            SECTION,
+            "gate overhead, cookie not in its cache",
+            f"+{us(c)} ({c / s:.2f}x SessionMiddleware's)",
+            note=f"{len(many)} users cycled, > cache size",
+        )
+    )
+    checked = budget.n(10_000, 100)
+    with_cookie = await set_cookie_count(gate, page(cookie), checked)
+    report.add(
+        Row(
+            SECTION,
+            "Set-Cookie on requests needing no refresh",
+            f"{with_cookie} of {checked}",
+            "0",
+            with_cookie == 0,
+        )
+    )
+    # And the refresh does happen once the cookie is older than the refresh interval.
+    later = world.gate(hello_app, clock=lambda: time.time() + gate.core.sessions.refresh_after + 1)
+    refreshed = await set_cookie_count(later, page(cookie), 1)
+    report.add(
+        Row(
+            SECTION,
+            "Set-Cookie when a refresh is due",
+            f"{refreshed} of 1",
+            "1",
+            refreshed == 1,
+        )
+    )
