@@ -36,12 +36,10 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,6 +53,13 @@ from saml_gate.errors import GateError
 from saml_gate.idp import parse_idp_metadata
 from saml_gate.settings import GateSettings
 from saml_gate.verify import ResponseVerifier, VerifiedLogin
+from tests.saml_oracles import (
+    KeyFiles,
+    pysaml2_sp,
+    pysaml2_sp_config,
+    require_xmlsec1,
+    run_pysaml2,
+)
 from tests.support import ACS_URL, BASE_URL, ENTITY_ID, IDP_ENTITY_ID, SECRET, idp_metadata
 
 pytestmark = pytest.mark.needs_xmlsec1
@@ -71,35 +76,15 @@ BOTH_SIGNED: dict[str, bool] = {"want_response_signed": True, "want_assertions_s
 
 @pytest.fixture(scope="module", autouse=True)
 def _require_xmlsec1() -> None:
-    if shutil.which("xmlsec1") is None:
-        pytest.skip(
-            "the xmlsec1 program is not installed (Debian/Ubuntu: apt-get install xmlsec1); "
-            "pysaml2's default crypto backend, the oracle of these tests, needs it"
-        )
+    require_xmlsec1()
 
 
 # ------------------------------------------------------------------------------------ key files
-@dataclass(frozen=True)
-class KeyFiles:
-    """PEM files for pysaml2, which only takes paths."""
-
-    sp_key: Path
-    sp_cert: Path
-    idp_key: Path
-    idp_cert: Path
-
-
 @pytest.fixture(scope="module")
 def key_files(
     tmp_path_factory: pytest.TempPathFactory, idp_keys: KeyPair, sp_keys: KeyPair
 ) -> KeyFiles:
-    d = tmp_path_factory.mktemp("differential-keys")
-    files = KeyFiles(d / "sp.key", d / "sp.crt", d / "idp.key", d / "idp.crt")
-    files.sp_key.write_bytes(sp_keys.key_pem)
-    files.sp_cert.write_bytes(sp_keys.cert_pem)
-    files.idp_key.write_bytes(idp_keys.key_pem)
-    files.idp_cert.write_bytes(idp_keys.cert_pem)
-    return files
+    return KeyFiles.write(tmp_path_factory.mktemp("differential-keys"), sp_keys, idp_keys)
 
 
 # ------------------------------------------------------------------------------------ what is read
@@ -176,71 +161,10 @@ def gate_verifier(
     return ResponseVerifier(gate_settings, parse_idp_metadata(metadata), sp_keys.key_pem)
 
 
-def pysaml2_sp_config(metadata: str | None, files: KeyFiles, **sp_flags: bool) -> dict[str, Any]:
-    from saml2 import BINDING_HTTP_POST
-
-    return {
-        "entityid": ENTITY_ID,
-        "key_file": str(files.sp_key),
-        "cert_file": str(files.sp_cert),
-        "encryption_keypairs": [{"key_file": str(files.sp_key), "cert_file": str(files.sp_cert)}],
-        "metadata": {"inline": [metadata] if metadata else []},
-        "allow_unknown_attributes": True,
-        "accepted_time_diff": 90,  # the gate's default clock_skew
-        "service": {
-            "sp": {
-                "endpoints": {"assertion_consumer_service": [(ACS_URL, BINDING_HTTP_POST)]},
-                "allow_unsolicited": False,
-                **sp_flags,
-            }
-        },
-    }
-
-
-def pysaml2_sp(
-    metadata: str, files: KeyFiles, *, want_response_signed: bool, want_assertions_signed: bool
-) -> Any:
-    from saml2.client import Saml2Client
-    from saml2.config import SPConfig
-
-    flags = (want_response_signed, want_assertions_signed)
-    config = SPConfig().load(
-        pysaml2_sp_config(
-            metadata,
-            files,
-            want_response_signed=want_response_signed,
-            want_assertions_signed=want_assertions_signed,
-        )
-    )
-    client = Saml2Client(config=config)
-    assert (client.want_response_signed, client.want_assertions_signed) == flags
-    return client
-
-
 def run_gate(
     verifier: ResponseVerifier, saml_response: str, request_id: str, now: float
 ) -> VerifiedLogin:
     return verifier.verify(saml_response, expected_request_ids={request_id}, now=now)
-
-
-class PySaml2Refused(Exception):
-    """pysaml2 returned instead of raising, but without a verified assertion."""
-
-
-def run_pysaml2(client: Any, saml_response: str, request_id: str) -> Any:
-    """The parsed ``AuthnResponse``; raises on refusal, including a refusal pysaml2 *returns*."""
-    from saml2 import BINDING_HTTP_POST
-
-    resp = client.parse_authn_request_response(
-        saml_response,
-        BINDING_HTTP_POST,
-        outstanding={request_id: "/"},
-        conv_info={"entity_id": ENTITY_ID},  # without it pysaml2 skips the Recipient check
-    )
-    # On some failures pysaml2 returns a response with assertion=None (pysaml2-notes §2(b)1).
-    if resp is None or resp.assertion is None or resp.name_id is None:
-        raise PySaml2Refused(f"pysaml2 returned {resp!r} without a verified assertion")
-    return resp
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from saml_gate import SamlGate
-from tests.support import BASE_URL, SECRET, Harness, gate_options, make_app
+from tests.support import BASE_URL, SECRET, Harness, decode_redirect_request, gate_options, make_app
 
 pytestmark = pytest.mark.anyio
 HTML = {"accept": "text/html"}
@@ -137,3 +137,26 @@ async def test_secure_cookies_on_https(make_harness: Any) -> None:
     r = await h.client.get("https://acme.ngrok.app/private/a", headers=HTML)
     pending = r.headers["set-cookie"]
     assert "SameSite=None" in pending and "Secure" in pending
+
+
+async def test_pending_cookie_survives_a_cross_site_post_on_localhost(harness: Harness) -> None:
+    """http://127.0.0.1 with an IdP on another site: SameSite=None;Secure (browsers treat
+    loopback as secure) plus a Lax twin for browsers that refuse Secure cookies on http."""
+    r = await harness.client.get("/private/a", headers=HTML)
+    main, twin = r.headers.get_list("set-cookie")
+    assert main.startswith("saml_gate_req_") and "SameSite=None" in main and "Secure" in main
+    name = main.split("=", 1)[0]
+    assert twin.startswith(name + ".lax=") and "SameSite=Lax" in twin and "Secure" not in twin
+    # Either cookie alone completes the sign-in.
+    for twin_only in (False, True):
+        harness.client.cookies.clear()
+        r = await harness.client.get("/private/a", headers=HTML)
+        request, relay = decode_redirect_request(r.headers["location"])
+        main_name = r.headers.get_list("set-cookie")[0].split("=", 1)[0]
+        keep = main_name + ".lax" if twin_only else main_name
+        value = str(harness.client.cookies.get(keep))
+        harness.client.cookies.clear()
+        harness.client.cookies.set(keep, value, path="/saml/acs")
+        body = harness.response_b64(harness.spec(in_response_to=request.get("ID")))
+        ok = await harness.post_acs(body, relay)
+        assert ok.status_code == 303, ok.text

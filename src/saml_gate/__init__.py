@@ -2,6 +2,7 @@
 
 from saml_gate.errors import ConfigError, GateError
 from saml_gate.middleware import SamlGate
+from saml_gate.policy import Rule
 from saml_gate.settings import GateSettings
 from saml_gate.store import MemoryStore, Store
 from saml_gate.user import SamlUser
@@ -14,6 +15,7 @@ __all__ = [
     "GateError",
     "GateSettings",
     "MemoryStore",
+    "Rule",
     "SamlGate",
     "SamlUser",
     "Store",

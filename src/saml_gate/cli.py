@@ -40,11 +40,27 @@ GATE_FLAGS: dict[str, dict[str, Any]] = {
     "clock_skew": {"type": float, "help": "allowed clock difference in seconds (default 90)"},
     "maximum_duration": {"type": float, "help": "absolute session lifetime in seconds"},
     "inactivity_timeout": {"type": float, "help": "idle timeout in seconds"},
+    "access_rules": {
+        "flag": "--rule",
+        "action": "append",
+        "metavar": "RULE",
+        "help": "access rule, repeatable, first match wins: '/admin/ groups=admins',"
+        " '/static/ public', 're:/api/.* authenticated max_authn_age=600'",
+    },
+    "store": {"help": "shared state: memory (default) or redis://host:port/db"},
 }
 GATE_SWITCHES = {
     "allow_idp_initiated": "accept IdP-initiated sign-in (Okta dashboard tiles)",
     "force_authn": "ask the IdP to authenticate again at every sign-in",
     "debug": "show error details to every client",
+    "options_passthrough": "let CORS preflight (OPTIONS) requests through without sign-in",
+}
+#: Reverse-proxy options (``saml-gate proxy``); also read from SAML_GATE_<NAME>.
+PROXY_FLAGS: dict[str, dict[str, Any]] = {
+    "user_header": {"help": "identity header for the NameID (default X-Forwarded-User)"},
+    "email_header": {"help": "identity header for the email (default X-Forwarded-Email)"},
+    "groups_header": {"help": "identity header for the groups (default X-Forwarded-Groups)"},
+    "upstream_timeout": {"type": float, "help": "seconds to wait for the upstream's answer"},
 }
 
 
@@ -55,7 +71,9 @@ def _env(name: str, default: Any = None) -> Any:
 def add_gate_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("gate settings (also SAML_GATE_<NAME> variables)")
     for name, spec in GATE_FLAGS.items():
-        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **spec)
+        options = dict(spec)
+        flag = options.pop("flag", "--" + name.replace("_", "-"))
+        group.add_argument(flag, dest=name, default=None, **options)
     for name, text in GATE_SWITCHES.items():
         group.add_argument(
             "--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=text
@@ -86,6 +104,13 @@ def gate_options(args: argparse.Namespace) -> dict[str, Any]:
         if name in ("authorized_groups", "public_paths", "secret_key") and isinstance(value, str):
             value = tuple(v.strip() for v in value.split(",") if v.strip())
         options[name] = value
+    return options
+
+
+def proxy_options(args: argparse.Namespace) -> dict[str, Any]:
+    options = {n: getattr(args, n) for n in PROXY_FLAGS if getattr(args, n) is not None}
+    if args.preserve_host:
+        options["preserve_host"] = True
     return options
 
 
@@ -196,13 +221,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
-    try:
-        build_proxy_app = importlib.import_module("saml_gate.proxy").build_proxy_app
-    except (ImportError, AttributeError):
-        return _fail("reverse-proxy mode is not available in this version")
+    from saml_gate.proxy import build_proxy_app
+
     options = gate_options(args)
     _tunnel_base_url(args, options)
-    app = build_proxy_app(args.upstream, **options)
+    app = build_proxy_app(args.upstream, **options, **proxy_options(args))
     if args.ngrok:
         _print_sheet(app)
     return _serve(app, args)
@@ -294,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         required=_env("upstream") is None,
         help="the app to protect, e.g. http://127.0.0.1:3000",
     )
+    for name, spec in PROXY_FLAGS.items():
+        proxy.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **spec)
+    proxy.add_argument(
+        "--preserve-host", action="store_true", help="send the browser's Host to the upstream"
+    )
     add_server_flags(proxy)
     add_gate_flags(proxy)
     proxy.set_defaults(func=cmd_proxy)
@@ -327,7 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     except TunnelError as exc:
-        return _fail(str(exc))
+        result = _fail(str(exc))
+    if "ngrok" in sys.modules:
+        # The ngrok SDK's native runtime often crashes while the interpreter shuts down (seen:
+        # SIGSEGV / SIGABRT after a failed connect): leave without running that teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result)
     return result
 
 

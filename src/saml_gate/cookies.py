@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http.cookies import _unquote
 
 from saml_gate.settings import GateSettings
@@ -59,11 +59,16 @@ def cookie_header(
     if max_age is not None:
         parts.append(f"Max-Age={max(max_age, 0)}")
     secure = settings.secure_cookies
+    if cross_site and not secure and settings.base_is_loopback:
+        # SameSite=None needs Secure. Browsers treat http://localhost and 127.0.0.1 as secure
+        # origins (Chromium and Firefox store such cookies), so local development with an IdP
+        # on another site works; RelayTracker adds a Lax twin for browsers that do not.
+        secure = True
     if cross_site and secure:
         parts.append("SameSite=None")
     elif cross_site:
-        # SameSite=None needs Secure; on plain http (local development) Lax is all there is,
-        # which works when the IdP is on the same site (the dev IdP, a localhost IdP).
+        # SameSite=None needs Secure: on plain http to a public host, Lax is all there is, which
+        # only works when the IdP is on the same site.
         parts.append("SameSite=Lax")
     else:
         parts.append("SameSite=" + settings.cookie_samesite.capitalize())
@@ -72,3 +77,26 @@ def cookie_header(
     if settings.cookie_domain:
         parts.append(f"Domain={settings.cookie_domain}")
     return "; ".join(parts).encode("latin-1")
+
+
+#: Suffix of the SameSite=Lax twin of a cross-site cookie on http loopback (see below).
+LAX_TWIN = ".lax"
+
+
+def cross_site_cookies(
+    settings: GateSettings, name: str, value: str, *, max_age: int, path: str
+) -> list[bytes]:
+    """Set-Cookie values for a cookie that must come back with the IdP's cross-site POST.
+
+    On http loopback the cookie is SameSite=None;Secure (Chromium and Firefox treat loopback as
+    secure), plus a Lax twin for clients that refuse Secure cookies on http; read it back with
+    :func:`cross_site_value`.
+    """
+    headers = [cookie_header(settings, name, value, max_age=max_age, path=path, cross_site=True)]
+    if not settings.secure_cookies and settings.base_is_loopback:
+        headers.append(cookie_header(settings, name + LAX_TWIN, value, max_age=max_age, path=path))
+    return headers
+
+
+def cross_site_value(cookies: Mapping[str, str], name: str) -> str | None:
+    return cookies.get(name) or cookies.get(name + LAX_TWIN)

@@ -1,4 +1,4 @@
-"""The gate's own endpoints under the prefix: metadata, login, acs, logout, session, devidp.
+"""The gate's own endpoints under the prefix: metadata, login, acs, logout, slo, session, devidp.
 
 Also the answers to unauthenticated requests (a redirect to the IdP, 401 JSON or a refused
 WebSocket) and to refusals (403 and the error pages).
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 import logging
-from functools import cached_property
+from collections.abc import Callable
+from functools import cached_property, partial
 from typing import Final
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import anyio.to_thread
 from itsdangerous import BadSignature, Signer
@@ -21,10 +22,14 @@ from saml_gate.cookies import cookie_header, cookie_header_of, parse_cookie_head
 from saml_gate.core import GateCore
 from saml_gate.errors import GateError
 from saml_gate.pages import error_response, html_page
+from saml_gate.policy import AccessPolicy
 from saml_gate.relay import safe_return_path
 from saml_gate.session import Session
 from saml_gate.settings import is_loopback_host
 from saml_gate.setup_sheet import SetupSheet
+from saml_gate.slo import IdpLogoutRequest, IdpLogoutResponse, PendingLogout
+from saml_gate.store import StoreUnavailable
+from saml_gate.user import SamlUser
 from saml_gate.verify import VerifiedLogin
 
 log = logging.getLogger("saml_gate")
@@ -95,6 +100,7 @@ class Endpoints:
         self.core = core
         s = core.settings
         self._settings = s
+        self.policy = AccessPolicy(s)
         self._routes = {
             "/metadata": self.metadata,
             "/login": self.login,
@@ -106,6 +112,7 @@ class Endpoints:
         }
         self._warned_hosts: set[str] = set()
         self._logout_signer = Signer(list(reversed(s.secret_key)), salt="saml-gate.logout")
+        self._pending_logout = PendingLogout(s)
 
     # ------------------------------------------------------------------ routing
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,7 +129,10 @@ class Endpoints:
         try:
             if handler is None:
                 raise GateError("not_found", sub)
-            response = await handler(view, receive)
+            try:
+                response = await handler(view, receive)
+            except StoreUnavailable as exc:
+                raise GateError("store_unavailable", str(exc)) from exc
         except GateError as error:
             response = self.error(view, error)
         await response(scope, receive, send)
@@ -161,21 +171,32 @@ class Endpoints:
 
     # ------------------------------------------------------------------ unauthenticated
     async def unauthenticated(
-        self, scope: Scope, receive: Receive, send: Send, *, expired: bool
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        expired: bool,
+        force_authn: bool = False,
+        error: GateError | None = None,
     ) -> None:
+        """Send a browser to the IdP, or answer 401. ``error``: why (default not_authenticated);
+        ``force_authn``: the IdP must authenticate again (step-up)."""
         if scope["type"] == "websocket":
             await self._deny_websocket(scope, receive, send, status=401)
             return
         view = RequestView(scope)
         clear = [self.clear_session_cookie()] if expired else []
         if view.is_navigation:
-            response = await self.start_login(view, view.path_and_query, extra_cookies=clear)
+            response = await self.start_login(
+                view, view.path_and_query, extra_cookies=clear, force_authn=force_authn
+            )
         else:
             login_url = (
                 self._settings.login_url + "?" + urlencode({"return_to": view.path_and_query})
             )
             response = error_response(
-                GateError("not_authenticated"),
+                error or GateError("not_authenticated"),
                 wants_json=True,
                 show_detail=False,
                 extra={"login_url": login_url},
@@ -206,7 +227,12 @@ class Endpoints:
         await send({"type": "websocket.close", "code": 1008})
 
     async def start_login(
-        self, view: RequestView, return_path: str, *, extra_cookies: list[bytes] | None = None
+        self,
+        view: RequestView,
+        return_path: str,
+        *,
+        extra_cookies: list[bytes] | None = None,
+        force_authn: bool = False,
     ) -> Response:
         core = self.core
         seen = view.public_host
@@ -222,14 +248,14 @@ class Endpoints:
             )
         key, relay_state = core.relay.start()
         request_id, location = await anyio.to_thread.run_sync(
-            lambda: core.sp.authn_request_url(relay_state), limiter=core.verify_limiter
+            lambda: core.sp.authn_request_url(relay_state, force_authn=force_authn),
+            limiter=core.verify_limiter,
         )
         response = RedirectResponse(
             location, status_code=303, headers={"Cache-Control": "no-store"}
         )
-        response.raw_headers.append(
-            (b"set-cookie", core.relay.pending_cookie(key, request_id, return_path))
-        )
+        for cookie in core.relay.pending_cookies(key, request_id, return_path):
+            response.raw_headers.append((b"set-cookie", cookie))
         for cookie in extra_cookies or ():
             response.raw_headers.append((b"set-cookie", cookie))
         return response
@@ -246,12 +272,13 @@ class Endpoints:
     def clear_session_cookie(self) -> bytes:
         return cookie_header(self._settings, self.core.sessions.name, "", max_age=0)
 
-    def _current_session(self, view: RequestView) -> Session | None:
+    async def _current_session(self, view: RequestView) -> Session | None:
+        """The session of a valid cookie, revoked or not."""
         header = cookie_header_of(view.scope["headers"])
         if header is None:
             return None
         raw = parse_cookie_header(header).get(self.core.sessions.name)
-        session = self.core.sessions.decode(raw) if raw else None
+        session = await self.core.sessions.load(raw) if raw else None
         if session is None:
             return None
         if self.core.sessions.state(session, self._settings.clock()) != "valid":
@@ -259,8 +286,8 @@ class Endpoints:
         return session
 
     async def _live_session(self, view: RequestView) -> Session | None:
-        session = self._current_session(view)
-        if session is None or await self.core.store.contains("revoked:" + session.user.session_id):
+        session = await self._current_session(view)
+        if session is None or await self.core.revocations.is_revoked(session.user):
             return None
         return session
 
@@ -278,7 +305,8 @@ class Endpoints:
         return_path = safe_return_path(view.query("return_to"))
         if return_path is None:
             raise GateError("bad_relay_state", "return_to must be a relative path on this site")
-        return await self.start_login(view, return_path)
+        force = self.policy.fresh_sign_in_for(unquote(urlsplit(return_path).path))
+        return await self.start_login(view, return_path, force_authn=force)
 
     async def session(self, view: RequestView, receive: Receive) -> Response:
         self._require(view, "GET", "HEAD")
@@ -310,11 +338,18 @@ class Endpoints:
             )
         return html_page("Okta setup", sheet.as_html())
 
-    async def slo(self, view: RequestView, receive: Receive) -> Response:
-        raise GateError("not_found", "SAML Single Logout is not available in this version")
-
     async def logout(self, view: RequestView, receive: Receive) -> Response:
+        """Local sign-out, then SAML Single Logout at the IdP when it has an SLO endpoint.
+        Not a CSRF target: GET only shows a form; the POST needs its session-bound token."""
         self._require(view, "GET", "POST")
+        try:
+            return await self._logout(view, receive)
+        except StoreUnavailable as exc:  # the cookie goes anyway; say the revocation failed
+            response = self.error(view, GateError("store_unavailable", f"sign-out: {exc}"))
+            response.raw_headers.append((b"set-cookie", self.clear_session_cookie()))
+            return response
+
+    async def _logout(self, view: RequestView, receive: Receive) -> Response:
         session = await self._live_session(view)
         s = self._settings
         if view.method == "GET":
@@ -330,34 +365,146 @@ class Endpoints:
                 f"<button type=submit>Sign out</button></form>",
             )
         form = await self._read_form(view, receive, limit=4096)
+        response = self._signed_out_page()
         if session is not None:
+            user = session.user
             try:
                 signed_for = self._logout_signer.unsign(form.get("token", "")).decode()
             except BadSignature:
                 signed_for = ""
-            if signed_for != session.user.session_id:
+            if signed_for != user.session_id:
                 raise GateError("bad_request", "the sign-out form has expired; try again")
-            now = s.clock()
-            ttl = session.expires_at - now + s.clock_skew
-            await self.core.store.add_once("revoked:" + session.user.session_id, ttl)
+            await self.core.revocations.revoke(user, s.clock())
             log.info(
                 "saml-gate sign-out of %s",
-                session.user.name_id,
-                extra={
-                    "event": "logout",
-                    "name_id": session.user.name_id,
-                    "client": view.client_host,
-                },
+                user.name_id,
+                extra={"event": "logout", "name_id": user.name_id, "client": view.client_host},
             )
-        response = self._signed_out_page()
+            if s.idp_logout:
+                response = await self._logout_at_idp(user) or response
         response.raw_headers.append((b"set-cookie", self.clear_session_cookie()))
         return response
 
-    def _signed_out_page(self) -> Response:
+    async def _logout_at_idp(self, user: SamlUser) -> Response | None:
+        """A redirect carrying a signed LogoutRequest to the IdP, or None if it has no SLO."""
+        core = self.core
+        found = await anyio.to_thread.run_sync(
+            lambda: core.sp.logout_request_url(user), limiter=core.verify_limiter
+        )
+        if found is None:
+            return None
+        request_id, location = found
+        response = RedirectResponse(
+            location, status_code=303, headers={"Cache-Control": "no-store"}
+        )
+        for cookie in self._pending_logout.cookies(request_id):
+            response.raw_headers.append((b"set-cookie", cookie))
+        return response
+
+    async def slo(self, view: RequestView, receive: Receive) -> Response:
+        """The IdP's LogoutRequest (IdP-initiated) or LogoutResponse (answering ours), with the
+        HTTP-Redirect (GET) or HTTP-POST binding."""
+        self._require(view, "GET", "POST")
+        core = self.core
+        now = self._settings.clock()
+        verifier = core.logout_verifier
+        read: Callable[[], IdpLogoutRequest | IdpLogoutResponse]
+        if view.method == "GET":
+            query = view.scope.get("query_string", b"").decode("latin-1")
+            read = partial(verifier.read_redirect, query, now=now)
+        else:
+            limit = (self._settings.max_response_bytes * 4) // 3 + 16384
+            form = await self._read_form(view, receive, limit=limit)
+            read = partial(verifier.read_post, form, now=now)
+        try:
+            message = await anyio.to_thread.run_sync(read, limiter=core.verify_limiter)
+        except GateError:
+            raise
+        except Exception as exc:  # a parser or crypto failure we did not map: still a 400
+            log.exception("saml-gate: unexpected error while reading a logout message")
+            raise GateError("slo_invalid", type(exc).__name__) from exc
+        if isinstance(message, IdpLogoutResponse):
+            return self._logout_answered(view, message)
+        return await self._logout_requested(view, message, now)
+
+    def _logout_answered(self, view: RequestView, answer: IdpLogoutResponse) -> Response:
+        cookies = parse_cookie_header(cookie_header_of(view.scope["headers"]) or "")
+        expected = self._pending_logout.request_id(cookies)
+        if expected is None or answer.in_response_to != expected:
+            raise GateError(
+                "slo_unexpected",
+                f"InResponseTo {answer.in_response_to!r}, pending logout {expected!r}",
+            )
+        log.info(
+            "saml-gate Single Logout answered: %s%s",
+            answer.status,
+            " (partial)" if answer.partial else "",
+            extra={"event": "slo_response", "status": answer.status, "client": view.client_host},
+        )
+        note = (
+            "You are also signed out at your identity provider."
+            if answer.success
+            else "Your identity provider could not end every session"
+            f" (status {html.escape(answer.status)}{', partial' if answer.partial else ''})."
+        )
+        response = self._signed_out_page(note)
+        for cookie in self._pending_logout.clear_cookies():
+            response.raw_headers.append((b"set-cookie", cookie))
+        return response
+
+    async def _logout_requested(
+        self, view: RequestView, request: IdpLogoutRequest, now: float
+    ) -> Response:
+        core = self.core
+        try:
+            if not await core.store.add_once(
+                f"logout:{request.issuer}:{request.id}", request.valid_until - now
+            ):
+                raise GateError("slo_invalid", "this LogoutRequest was already handled (replayed)")
+            ended = await core.revocations.revoke_subject(
+                request.issuer, request.name_id, request.session_indexes, now
+            )
+        except StoreUnavailable as exc:
+            log.error(
+                "saml-gate could not end the sessions of %s for the IdP's LogoutRequest: %s",
+                request.name_id,
+                exc,
+                extra={"event": "slo_request_failed", "name_id": request.name_id},
+            )
+            ended = -1
+        log.info(
+            "saml-gate IdP-initiated logout of %s: %d session(s) ended",
+            request.name_id,
+            max(ended, 0),
+            extra={"event": "slo_request", "name_id": request.name_id, "sessions": ended},
+        )
+        location = await anyio.to_thread.run_sync(
+            lambda: core.sp.logout_response_url(
+                request.id, request.relay_state, success=ended >= 0
+            ),
+            limiter=core.verify_limiter,
+        )
+        if location is not None:
+            response: Response = RedirectResponse(
+                location, status_code=303, headers={"Cache-Control": "no-store"}
+            )
+        elif ended < 0:
+            response = self.error(view, GateError("store_unavailable", "IdP-initiated logout"))
+        else:
+            response = self._signed_out_page()
+        header = cookie_header_of(view.scope["headers"])
+        raw = parse_cookie_header(header).get(self.core.sessions.name) if header else None
+        current = self.core.sessions.decode(raw) if raw else None  # the identity, no store
+        if current is not None and current.user.name_id == request.name_id:
+            response.raw_headers.append((b"set-cookie", self.clear_session_cookie()))
+        return response
+
+    def _signed_out_page(
+        self, note: str = "You may still be signed in at your identity provider."
+    ) -> Response:
         return html_page(
             "Signed out",
-            "<h1>You are signed out</h1><p>Your session in this application has ended."
-            " You may still be signed in at your identity provider.</p>"
+            f"<h1>You are signed out</h1><p>Your session in this application has ended. {note}</p>"
             f"<p><a href='{html.escape(self._settings.login_url)}'>Sign in again</a></p>",
         )
 
@@ -401,7 +548,7 @@ class Endpoints:
             if relay_state and core.relay.relay_key(relay_state) != match.key:
                 raise GateError("bad_relay_state", "the RelayState belongs to another sign-in")
             return_path = match.return_path
-            clear.append(core.relay.clear_cookie(match.key))
+            clear.extend(core.relay.clear_cookies(match.key))
         else:
             unsolicited_path = safe_return_path(relay_state)
             if unsolicited_path is None:
@@ -414,7 +561,8 @@ class Endpoints:
                 f"the assertion for {login.name_id} has no {s.groups_attribute!r} attribute",
             )
         await self._check_replay(login, now)
-        session = core.sessions.new_session(login, now)
+        session = await core.sessions.issue(core.sessions.new_session(login, now), now)
+        await core.revocations.register(session.user, now)
         log.info(
             "saml-gate sign-in of %s",
             login.name_id,
@@ -426,9 +574,14 @@ class Endpoints:
                 "idp_initiated": login.in_response_to is None,
             },
         )
-        response = RedirectResponse(
+        response: Response = RedirectResponse(
             return_path, status_code=303, headers={"Cache-Control": "no-store"}
         )
+        if login.in_response_to is not None:  # answered our request: never loop on a step-up
+            path = unquote(urlsplit(return_path).path)
+            unmet = self.policy.unmet_step_up(path, session.user, now)
+            if unmet is not None:
+                response = self.error(view, unmet)
         response.raw_headers.append((b"set-cookie", self.session_cookie(session, now)))
         for cookie in clear:
             response.raw_headers.append((b"set-cookie", cookie))

@@ -41,6 +41,12 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "The SAML Response is too large",
         "Raise max_response_bytes only if your IdP really sends responses this large.",
     ),
+    "response_too_complex": ErrorInfo(
+        413,
+        "The SAML Response is too complex",
+        "It nests or repeats XML elements beyond max_xml_depth / max_xml_elements; raise them"
+        " only if your IdP really sends such responses.",
+    ),
     "malformed_response": ErrorInfo(
         400,
         "The SAML Response could not be decoded",
@@ -111,6 +117,12 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         400,
         "The SAML Response contains duplicate IDs",
         "Identifiers must be unique within a message; this is a sign of tampering.",
+    ),
+    "duplicate_attribute": ErrorInfo(
+        400,
+        "The assertion names an attribute more than once",
+        "Each attribute must appear once, with all its values. In Okta, check that no attribute"
+        " statement and group attribute statement share a name.",
     ),
     "idp_status": ErrorInfo(
         403,
@@ -228,6 +240,29 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "Ask an administrator to add you to one of the groups allowed to use this application"
         " (authorized_groups), and check that the IdP sends the groups attribute.",
     ),
+    "step_up_required": ErrorInfo(
+        401,
+        "Please sign in again",
+        "This page needs a recent or stronger sign-in; open the login URL in a browser.",
+    ),
+    "step_up_failed": ErrorInfo(
+        403,
+        "The sign-in was not recent or strong enough for this page",
+        "The IdP did not authenticate again (ForceAuthn) or used another authentication"
+        " context than the access rule asks for (authn_contexts). In Okta, check the app's"
+        " sign-on policy (e.g. require MFA) or relax max_authn_age / authn_contexts.",
+    ),
+    "upstream_unavailable": ErrorInfo(
+        502,
+        "The application is not reachable",
+        "saml-gate could not connect to the upstream application; check that it runs and"
+        " that --upstream points at it.",
+    ),
+    "upstream_timeout": ErrorInfo(
+        504,
+        "The application did not answer in time",
+        "The upstream application was too slow; raise upstream_timeout if that is expected.",
+    ),
     "groups_missing": ErrorInfo(
         403,
         "The IdP sent no groups",
@@ -235,6 +270,33 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "attribute. In Okta (General → SAML Settings → Edit → Group Attribute Statements)"
         " add Name '{groups_attribute}', Filter 'Matches regex' '.*' (or just the groups "
         "that matter).",
+    ),
+    # Logout and shared state
+    "slo_signature": ErrorInfo(
+        400,
+        "The logout message is not signed by the IdP",
+        "Logout requests and responses must carry a valid signature made with a key from the IdP"
+        " metadata. If the IdP rotated its signing certificate, download its metadata again.",
+    ),
+    "slo_invalid": ErrorInfo(
+        400,
+        "The logout message is not valid",
+        "It must come from the configured IdP, be recent and be addressed to {slo_url}. In Okta"
+        " (General → SAML Settings → Edit → Show Advanced Settings) set 'Single Logout URL' to"
+        " {slo_url} and 'SP Issuer' to {entity_id}.",
+    ),
+    "slo_unexpected": ErrorInfo(
+        400,
+        "This logout answer matches no sign-out started in this browser",
+        "You are signed out of this application already. If the IdP session is still open,"
+        " sign out again from the application in the same browser.",
+    ),
+    "store_unavailable": ErrorInfo(
+        503,
+        "Sign-in is temporarily unavailable",
+        "The gate cannot reach its shared store (the store setting, e.g. Redis). Sign-in"
+        " resumes by itself once the store answers again; check that the Redis server runs"
+        " and that store points at it.",
     ),
     "bad_request": ErrorInfo(400, "The request is not valid", "Check the URL and the method used."),
     "method_not_allowed": ErrorInfo(

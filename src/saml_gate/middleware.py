@@ -14,7 +14,7 @@ from saml_gate.endpoints import Endpoints, RequestView
 from saml_gate.errors import GateError
 from saml_gate.session import Session
 from saml_gate.settings import GateSettings
-from saml_gate.store import Store
+from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate")
@@ -25,7 +25,9 @@ class SamlGate:
 
     ``app.add_middleware(SamlGate, idp_metadata=..., base_url=..., secret_key=...)`` or
     ``SamlGate(asgi_app, ...)``. Keyword arguments are :class:`GateSettings` fields; missing ones
-    are read from ``SAML_GATE_*`` environment variables.
+    are read from ``SAML_GATE_*`` environment variables. ``store`` is the ``store`` setting
+    ("memory", "redis://…") or an object: a ``redis.asyncio.Redis`` client or a
+    :class:`~saml_gate.store.Store`.
     """
 
     def __init__(
@@ -33,9 +35,11 @@ class SamlGate:
         app: ASGIApp,
         settings: GateSettings | None = None,
         *,
-        store: Store | None = None,
+        store: Any = None,
         **options: Any,
     ) -> None:
+        if isinstance(store, str):
+            options["store"], store = store, None
         if settings is not None and options:
             raise TypeError("pass either settings= or keyword options, not both")
         self.app = app
@@ -46,12 +50,10 @@ class SamlGate:
         self._prefix = s.prefix
         self._prefix_len = len(s.prefix)
         self._cookie = self.core.sessions.name
-        self._public_exact = frozenset(p for p in s.public_paths if not p.endswith("/"))
-        self._public_prefixes = tuple(p for p in s.public_paths if p.endswith("/"))
-        self._authorized = tuple(s.authorized_groups)
+        self._policy = self.endpoints.policy
         self._clock = s.clock
         self._sessions = self.core.sessions
-        self._store = self.core.store
+        self._revocations = self.core.revocations
         self._background_started = False
         if s.base_url.startswith("http://") and not s.base_is_loopback:
             log.warning(
@@ -77,26 +79,37 @@ class SamlGate:
         ):
             await self.endpoints(scope, receive, send)
             return
-        if path in self._public_exact or (
-            self._public_prefixes and path.startswith(self._public_prefixes)
-        ):
+        try:
+            rule = self._policy.rule_for(path, scope.get("method", "GET"))
+        except GateError as error:  # a path no browser sends (dot segments)
+            await self.endpoints.refuse(RequestView(scope), error, receive, send)
+            return
+        if rule.public:
             scope["user"] = UnauthenticatedUser()
             scope["auth"] = AuthCredentials()
             await self.app(scope, receive, send)
             return
 
         now = self._clock()
-        session, had_cookie = await self._session(scope, now)
+        try:
+            session, had_cookie = await self._session(scope, now)
+        except GateError as error:  # the store is unreachable and the session needs it
+            await self.endpoints.refuse(RequestView(scope), error, receive, send)
+            return
         if session is None:
-            await self.endpoints.unauthenticated(scope, receive, send, expired=had_cookie)
+            await self.endpoints.unauthenticated(
+                scope, receive, send, expired=had_cookie, force_authn=rule.needs_fresh_sign_in
+            )
             return
         user = session.user
-        if self._authorized and not user.in_group(*self._authorized):
-            error = GateError(
-                "forbidden",
-                f"{user.name_id} is in none of the groups {', '.join(self._authorized)}",
-            )
-            await self.endpoints.refuse(RequestView(scope), error, receive, send)
+        refusal = self._policy.refusal(rule, user, now)
+        if refusal is not None:
+            if refusal.code == "step_up_required":  # back to the IdP, never a 403
+                await self.endpoints.unauthenticated(
+                    scope, receive, send, expired=False, force_authn=True, error=refusal
+                )
+            else:
+                await self.endpoints.refuse(RequestView(scope), refusal, receive, send)
             return
         scope["user"] = user
         scope["auth"] = AuthCredentials(_scopes(user))
@@ -126,11 +139,14 @@ class SamlGate:
         raw = find_cookie(header, self._cookie)
         if not raw:
             return None, False
-        session = self._sessions.decode(raw)
-        if session is None or self._sessions.state(session, now) != "valid":
-            return None, True
-        if await self._store.contains("revoked:" + session.user.session_id):
-            return None, True
+        try:
+            session = await self._sessions.load(raw)
+            if session is None or self._sessions.state(session, now) != "valid":
+                return None, True
+            if await self._revocations.is_revoked(session.user):
+                return None, True
+        except StoreUnavailable as exc:
+            raise GateError("store_unavailable", f"checking a session: {exc}") from exc
         return session, True
 
     def _refreshing(self, send: Send, session: Session, now: float) -> Send:

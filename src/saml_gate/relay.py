@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from saml_gate.cookies import cookie_header
+from saml_gate.cookies import LAX_TWIN, cross_site_cookies
 from saml_gate.settings import GateSettings
 
 MAX_RETURN_PATH: Final = 2048
@@ -69,25 +69,21 @@ class RelayTracker:
         key = secrets.token_urlsafe(9)
         return key, str(self._relay.dumps(key))
 
-    def pending_cookie(self, key: str, request_id: str, return_path: str) -> bytes:
+    def pending_cookies(self, key: str, request_id: str, return_path: str) -> list[bytes]:
+        """Set-Cookie values for a started sign-in (two on http loopback: see cookies.py)."""
         value = str(self._pending.dumps([request_id, return_path]))
-        return cookie_header(
-            self._settings,
-            self.cookie_prefix + key,
-            value,
-            max_age=int(self._settings.login_timeout),
-            path=self.cookie_path,
-            cross_site=True,
-        )
+        return self._cookies(key, value, int(self._settings.login_timeout))
 
-    def clear_cookie(self, key: str) -> bytes:
-        return cookie_header(
-            self._settings,
-            self.cookie_prefix + key,
-            "",
-            max_age=0,
-            path=self.cookie_path,
-            cross_site=True,
+    def pending_cookie(self, key: str, request_id: str, return_path: str) -> bytes:
+        """The main Set-Cookie value of a started sign-in (what a browser that started it has)."""
+        return self.pending_cookies(key, request_id, return_path)[0]
+
+    def clear_cookies(self, key: str) -> list[bytes]:
+        return self._cookies(key, "", 0)
+
+    def _cookies(self, key: str, value: str, max_age: int) -> list[bytes]:
+        return cross_site_cookies(
+            self._settings, self.cookie_prefix + key, value, max_age=max_age, path=self.cookie_path
         )
 
     def relay_key(self, relay_state: str) -> str | None:
@@ -110,6 +106,7 @@ class RelayTracker:
             except (SignatureExpired, BadSignature, ValueError, TypeError):
                 continue
             safe = safe_return_path(str(path))
-            if safe is not None:
-                found.append(PendingLogin(name[len(self.cookie_prefix) :], str(request_id), safe))
+            key = name[len(self.cookie_prefix) :].removesuffix(LAX_TWIN)
+            if safe is not None and all(p.key != key for p in found):
+                found.append(PendingLogin(key, str(request_id), safe))
         return found

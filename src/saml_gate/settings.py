@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 
 from saml_gate import xmlconst as X
 from saml_gate.errors import ConfigError
+from saml_gate.policy import Rule, as_rule, parse_rules
 
 SameSite = Literal["lax", "strict", "none"]
+StoreOutage = Literal["serve", "refuse"]
 
 SECURE_SIGNATURE_ALGORITHMS: Final = (
     X.RSA_SHA256,
@@ -86,6 +88,10 @@ class GateSettings:
     """None: sign when the IdP metadata says WantAuthnRequestsSigned."""
     allow_idp_initiated: bool = False
     authorized_groups: tuple[str, ...] = ()
+    access_rules: tuple[Rule, ...] = ()
+    """Per-path rules, first match wins: ``saml_gate.Rule`` objects or their text form."""
+    options_passthrough: bool = False
+    """Pass OPTIONS requests (CORS preflight) to the app without sign-in, as ngrok's option."""
     groups_attribute: str = "groups"
     email_attribute: str = "email"
     name_attribute: str = "displayName"
@@ -107,7 +113,23 @@ class GateSettings:
     signature_algorithms: tuple[str, ...] = SECURE_SIGNATURE_ALGORITHMS
     allow_sha1: bool = False
     max_response_bytes: int = 256 * 1024
+    max_xml_depth: int = 32
+    """Deepest element nesting accepted in a Response (Okta's is under 10)."""
+    max_xml_elements: int = 10_000
+    """Most XML elements accepted in a Response; checked right after parsing, before any
+    schema or signature work."""
     verify_concurrency: int = 2
+    store: str = "memory"
+    """Shared state: "memory" (one process) or a Redis URL; SamlGate(store=...) also takes a
+    redis.asyncio.Redis client or a Store."""
+    store_prefix: str = "saml-gate:"
+    store_timeout: float = 0.5
+    """Seconds a store call may take (connect, reply, pool wait) before it counts as failed."""
+    store_outage: StoreOutage = "serve"
+    """While the store is unreachable, sessions with a valid cookie are served (logged) or
+    refused with 503. New sign-ins are refused either way."""
+    idp_logout: bool = True
+    """Sign-out continues to the IdP (SAML Single Logout) when its metadata has an SLO URL."""
     debug: bool = False
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
@@ -141,6 +163,7 @@ class GateSettings:
             "entity_id": self.entity_id,
             "metadata_url": self.metadata_url,
             "login_url": self.login_url,
+            "slo_url": self.slo_url,
             "groups_attribute": self.groups_attribute,
             "name_id_format": self.name_id_format.rsplit(":", 1)[-1],
         }
@@ -197,6 +220,8 @@ class GateSettings:
         for name in ("authorized_groups", "public_paths", "signature_algorithms"):
             if name in values:
                 values[name] = _as_tuple(name, values[name])
+        if "access_rules" in values:
+            values["access_rules"] = _as_rules(values["access_rules"])
         settings = cls(**values)
         settings = _check_and_derive(settings)
         return settings
@@ -205,6 +230,8 @@ class GateSettings:
 def _from_env(name: str, raw: str) -> Any:
     f = {f.name: f for f in dataclasses.fields(GateSettings)}[name]
     kind = str(f.type)
+    if name == "access_rules":
+        return parse_rules(raw)
     try:
         if "tuple" in kind:
             return tuple(p.strip() for p in raw.split(",") if p.strip())
@@ -236,6 +263,15 @@ def _as_tuple(name: str, value: Any) -> tuple[str, ...]:
         if all(isinstance(v, str) for v in items):
             return items
     raise ConfigError(name, "must be a list of strings")
+
+
+def _as_rules(value: Any) -> tuple[Rule, ...]:
+    """Rules from Rule objects and text forms; one string may hold several, ';'-separated."""
+    if isinstance(value, str):
+        return parse_rules(value)
+    if isinstance(value, Rule) or not isinstance(value, Iterable):
+        return (as_rule(value),)
+    return tuple(as_rule(item) for item in value)
 
 
 def _check_base_url(value: Any) -> str:
@@ -318,6 +354,10 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
         raise ConfigError("signature_algorithms", "at least one algorithm is required")
     if not 1024 <= s.max_response_bytes <= 10 * 1024 * 1024:
         raise ConfigError("max_response_bytes", "must be between 1 KiB and 10 MiB")
+    if not 16 <= s.max_xml_depth <= 256:
+        raise ConfigError("max_xml_depth", "must be between 16 and 256 (libxml2's own limit)")
+    if not 100 <= s.max_xml_elements <= 1_000_000:
+        raise ConfigError("max_xml_elements", "must be between 100 and 1000000")
     if not 60 <= s.metadata_refresh_interval <= 7 * 86400:
         raise ConfigError("metadata_refresh_interval", "must be between 60 s and 7 days")
     if not 0.5 <= s.metadata_timeout <= 120:
@@ -326,6 +366,7 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
         raise ConfigError("metadata_max_bytes", "must be between 4 KiB and 50 MiB")
     if not 1 <= s.verify_concurrency <= 64:
         raise ConfigError("verify_concurrency", "must be between 1 and 64")
+    _check_store(s)
     for path in s.public_paths:
         if not path.startswith("/"):
             raise ConfigError("public_paths", f"{path!r} must start with '/'")
@@ -333,3 +374,17 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
         if not getattr(s, name):
             raise ConfigError(name, "must not be empty")
     return dataclasses.replace(s, **changes) if changes else s
+
+
+def _check_store(s: GateSettings) -> None:
+    scheme = urlsplit(s.store).scheme
+    if s.store != "memory" and scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            "store", f"{scheme or s.store!r}: use memory or a Redis URL such as redis://host:6379/0"
+        )
+    if not 0.05 <= s.store_timeout <= 30:
+        raise ConfigError("store_timeout", "must be between 0.05 and 30 seconds")
+    if s.store_outage not in get_args(StoreOutage):
+        raise ConfigError("store_outage", "must be serve or refuse")
+    if not s.store_prefix or any(c.isspace() for c in s.store_prefix):
+        raise ConfigError("store_prefix", "must be non-empty, without spaces")

@@ -73,6 +73,7 @@ T_X509_CERTIFICATE: Final = _tag(X.NS_DS, "X509Certificate")
 T_ENC_DATA: Final = _tag(X.NS_XENC, "EncryptedData")
 T_ENC_KEY: Final = _tag(X.NS_XENC, "EncryptedKey")
 T_ENC_METHOD: Final = _tag(X.NS_XENC, "EncryptionMethod")
+T_CIPHER_REFERENCE: Final = _tag(X.NS_XENC, "CipherReference")
 
 ID_ATTRIBUTE_NAMES: Final = frozenset({"ID", "Id", "id"})
 DATA_ENCRYPTION_ALGORITHMS: Final = frozenset(
@@ -136,8 +137,13 @@ def decode_post_value(value: str, max_bytes: int) -> bytes:
     return data
 
 
-def parse_strict(data: bytes) -> etree._Element:
-    """Parse with no DTD, no entities, no network; refuse DTDs, PIs, comments and entities."""
+def parse_strict(data: bytes, *, max_depth: int, max_elements: int) -> etree._Element:
+    """Parse with no DTD, no entities, no network; refuse DTDs, PIs, comments and entities,
+    encodings other than UTF-8, and trees deeper or larger than the limits."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GateError("malformed_response", "the document is not UTF-8") from exc
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -157,6 +163,13 @@ def parse_strict(data: bytes) -> etree._Element:
     info: Any = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         raise GateError("forbidden_xml", "DOCTYPE declaration")
+    if (info.encoding or "UTF-8").upper() != "UTF-8":
+        raise GateError("malformed_response", f"the document declares encoding {info.encoding!r}")
+    # Counted by libxml2's XPath engine: cheap, and before any Python loop over the tree.
+    if root.xpath(f"count(//*) > {max_elements}"):
+        raise GateError("response_too_complex", f"more than {max_elements} elements")
+    if root.xpath("boolean(" + "/*" * (max_depth + 1) + ")"):
+        raise GateError("response_too_complex", f"elements nested deeper than {max_depth}")
     for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
         raise GateError("forbidden_xml", f"{_kind(sibling)} outside the document element")
     for node in root.iter(etree.PI, etree.Comment, etree.Entity):
@@ -178,13 +191,12 @@ def _parse_instant(value: str | None, what: str) -> datetime:
     if not value:
         raise GateError("schema_invalid", f"{what} is missing")
     text = _FRACTION.sub(r"\1", value.strip())
+    if not text.endswith("Z"):  # SAML core 1.3.3: UTC, written with the Z designator
+        raise GateError("schema_invalid", f"{what} is not a UTC time ending in Z")
     try:
-        instant = datetime.fromisoformat(text)
-    except ValueError as exc:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # not ISO 8601, or beyond datetime's range
         raise GateError("schema_invalid", f"{what} is not a valid dateTime") from exc
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)
-    return instant.astimezone(UTC)
 
 
 def _children(element: etree._Element, tag: str) -> list[etree._Element]:
@@ -241,7 +253,7 @@ class ResponseVerifier:
         """Verify a posted SAMLResponse; raise :class:`GateError` with a stable code on refusal."""
         s = self._settings
         data = decode_post_value(saml_response, s.max_response_bytes)
-        root = parse_strict(data)
+        root = self._parse(data)
         if root.tag != T_RESPONSE:
             raise GateError("not_a_response", f"document element is {etree.QName(root).localname}")
         self._check_schema(root)
@@ -284,17 +296,19 @@ class ResponseVerifier:
             raise GateError(
                 "signature_missing", "the Assertion is not signed (want_assertions_signed)"
             )
-        # Which InResponseTo is covered by a signature: the Response's when it is signed.
-        response_irt = root.get("InResponseTo")
+        self._check_issued(root, now)
         return self._read_assertion(
             assertion,
-            response_irt=response_irt,
-            response_irt_signed=response_signed,
+            response_irt=root.get("InResponseTo"),
             expected_request_ids=expected_request_ids,
             now=now,
         )
 
     # ------------------------------------------------------------------ structure
+    def _parse(self, data: bytes) -> etree._Element:
+        s = self._settings
+        return parse_strict(data, max_depth=s.max_xml_depth, max_elements=s.max_xml_elements)
+
     def _check_schema(self, element: etree._Element) -> None:
         error = self._schema.error(element)
         if error is not None:
@@ -341,6 +355,25 @@ class ResponseVerifier:
             raise GateError(
                 "wrong_issuer",
                 f"Issuer is {value!r} but the IdP metadata's entityID is {self._idp.entity_id!r}",
+            )
+
+    def _check_issued(self, element: etree._Element, now: float) -> None:
+        """IssueInstant within clock_skew of now, and not older than login_timeout: an IdP
+        answers a sign-in when it happens, and the browser posts the answer at once."""
+        skew = self._settings.clock_skew
+        what = etree.QName(element).localname
+        issued = _parse_instant(element.get("IssueInstant"), f"{what} IssueInstant").timestamp()
+        if issued > now + skew:
+            raise GateError(
+                "not_yet_valid",
+                f"the {what} was issued {issued - now:.0f} s in the future"
+                f" (clock_skew is {skew:.0f} s): the IdP's clock is ahead of this server's",
+            )
+        if issued < now - self._settings.login_timeout - skew:
+            raise GateError(
+                "expired",
+                f"the {what} was issued {now - issued:.0f} s ago, longer than login_timeout"
+                f" ({self._settings.login_timeout:.0f} s) + clock_skew",
             )
 
     @staticmethod
@@ -445,6 +478,8 @@ class ResponseVerifier:
     def _decrypt(self, container: etree._Element) -> etree._Element:
         encrypted_data = _one_child(container, T_ENC_DATA, "decryption_failed", "EncryptedData")
         self._check_encryption_algorithms(container)
+        if sum(1 for _ in container.iter(T_ENC_KEY)) > 1:
+            raise GateError("decryption_failed", "more than one EncryptedKey")
         # Okta points from EncryptedData to a sibling EncryptedKey with RetrievalMethod and an
         # `Id` attribute: register that attribute on the EncryptedKey elements only.
         for encrypted_key in container.iter(T_ENC_KEY):
@@ -457,8 +492,16 @@ class ResponseVerifier:
             raise GateError("decryption_failed", "cannot decrypt with this SP's key") from exc
         if not isinstance(decrypted, etree._Element):
             raise GateError("decryption_failed", "the encrypted content is not an element")
+        # xmlsec puts every node of the plaintext where the EncryptedData was: it must have been
+        # exactly one element (beside Okta's sibling EncryptedKey), the one checked below.
+        if (
+            any(node is not decrypted and node.tag != T_ENC_KEY for node in container)
+            or (container.text or "").strip()
+            or any((node.tail or "").strip() for node in container)
+        ):
+            raise GateError("assertion_count", "the encrypted content is not exactly one element")
         # Continue on a standalone copy, parsed and checked like the outer document.
-        assertion = parse_strict(etree.tostring(decrypted))
+        assertion = self._parse(etree.tostring(decrypted))
         if assertion.tag != T_ASSERTION:
             raise GateError("assertion_count", "the encrypted content is not an Assertion")
         self._check_schema(assertion)
@@ -472,6 +515,8 @@ class ResponseVerifier:
 
     @staticmethod
     def _check_encryption_algorithms(container: etree._Element) -> None:
+        for _ in container.iter(T_CIPHER_REFERENCE):
+            raise GateError("algorithm_refused", "CipherReference (ciphertext fetched by URI)")
         for method in container.iter(T_ENC_METHOD):
             algorithm = method.get("Algorithm") or ""
             parent = method.getparent()
@@ -489,7 +534,6 @@ class ResponseVerifier:
         assertion: etree._Element,
         *,
         response_irt: str | None,
-        response_irt_signed: bool,
         expected_request_ids: Collection[str],
         now: float,
     ) -> VerifiedLogin:
@@ -499,13 +543,7 @@ class ResponseVerifier:
             raise GateError("schema_invalid", "Assertion Version is not 2.0")
         self._check_issuer(assertion, required=True)
         assertion_id = assertion.get("ID") or ""
-        issued = _parse_instant(assertion.get("IssueInstant"), "Assertion IssueInstant")
-        if issued.timestamp() > now + skew:
-            raise GateError(
-                "not_yet_valid",
-                f"the Assertion was issued {issued.timestamp() - now:.0f} s in the future"
-                f" (clock_skew is {skew:.0f} s): the IdP's clock is ahead of this server's",
-            )
+        self._check_issued(assertion, now)
 
         # Subject
         subject = _one_child(assertion, T_SUBJECT, "bad_subject", "Subject")
@@ -523,17 +561,16 @@ class ResponseVerifier:
                 "name_id_format",
                 f"NameID Format is {name_id_format!r}, expected {s.name_id_format!r}",
             )
+        qualifier = name_id_el.get("SPNameQualifier")
+        if qualifier is not None and qualifier != s.entity_id:
+            raise GateError("bad_subject", f"the NameID's SPNameQualifier is {qualifier!r}")
         confirmation_until, scd_irt = self._check_bearer(subject, now)
 
-        # InResponseTo: the value covered by a signature decides.
-        if response_irt_signed:
-            in_response_to = response_irt
-            if scd_irt is not None and scd_irt != response_irt:
-                raise GateError("unknown_request", "InResponseTo differs inside the message")
-        else:
-            in_response_to = scd_irt
-            if response_irt is not None and response_irt != scd_irt:
-                raise GateError("unknown_request", "InResponseTo differs inside the message")
+        # InResponseTo: the Response's and the bearer confirmation's must agree. The Web SSO
+        # profile puts it on both when the Response answers an AuthnRequest, on neither when not.
+        if response_irt != scd_irt:
+            raise GateError("unknown_request", "InResponseTo differs inside the message")
+        in_response_to = scd_irt
         if in_response_to is None:
             if not s.allow_idp_initiated:
                 raise GateError("unsolicited", "the Response answers no AuthnRequest")
@@ -556,7 +593,8 @@ class ResponseVerifier:
             if session_until_text
             else None
         )
-        if session_until is not None and now - skew >= session_until.timestamp():
+        # No clock_skew here: a session must not start already past its end (session.py).
+        if session_until is not None and now >= session_until.timestamp():
             raise GateError("expired", "the IdP session (SessionNotOnOrAfter) has ended")
         class_refs = list(statement.iter(T_AUTHN_CONTEXT_CLASS_REF))
         authn_context = _text(class_refs[0]) if class_refs else None
@@ -606,12 +644,8 @@ class ResponseVerifier:
                     f" {skew:.0f} s): a stale Response, or this server's clock is ahead",
                 )
                 continue
-            not_before = scd.get("NotBefore")
-            if not_before is not None and (
-                _parse_instant(not_before, "SubjectConfirmationData NotBefore").timestamp()
-                > now + skew
-            ):
-                failure = GateError("not_yet_valid", "the bearer confirmation is not valid yet")
+            if scd.get("NotBefore") is not None:  # forbidden for bearer (profiles 4.1.4.2)
+                failure = GateError("bad_subject", "bearer confirmation with NotBefore")
                 continue
             return until, scd.get("InResponseTo")
         raise failure
@@ -628,6 +662,10 @@ class ResponseVerifier:
         if until_text is None:
             raise GateError("bad_conditions", "Conditions without NotOnOrAfter")
         until = _parse_instant(until_text, "Conditions NotOnOrAfter").timestamp()
+        if not_before is not None and (
+            _parse_instant(not_before, "Conditions NotBefore").timestamp() >= until
+        ):
+            raise GateError("bad_conditions", "Conditions NotBefore is not before NotOnOrAfter")
         if now - skew >= until:
             raise GateError(
                 "expired",
@@ -662,8 +700,9 @@ class ResponseVerifier:
         for statement in _children(assertion, T_ATTRIBUTE_STATEMENT):
             for attribute in _children(statement, T_ATTRIBUTE):
                 name = attribute.get("Name") or ""
-                values = collected.setdefault(name, [])
-                values.extend(_value_text(v) for v in _children(attribute, T_ATTRIBUTE_VALUE))
+                if name in collected:  # merging or choosing could grant what was not meant
+                    raise GateError("duplicate_attribute", f"attribute {name!r} appears twice")
+                collected[name] = [_value_text(v) for v in _children(attribute, T_ATTRIBUTE_VALUE)]
         return MappingProxyType({k: tuple(v) for k, v in collected.items()})
 
 
