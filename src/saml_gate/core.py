@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from saml_gate.events import EventSink
 from saml_gate.idp import IdpInfo, parse_idp_metadata
 from saml_gate.idp_source import IdpMetadataSource
+from saml_gate.metrics import GateMetrics
 from saml_gate.relay import RelayTracker
 from saml_gate.revocation import Revocations
 from saml_gate.session import SessionCodec
@@ -20,7 +20,9 @@ from saml_gate.settings import GateSettings
 from saml_gate.slo import LogoutVerifier
 from saml_gate.sp import ServiceProvider, load_sp_keys
 from saml_gate.store import MemoryStore, Store, open_store
+from saml_gate.store.guard import GuardedStore
 from saml_gate.verify import ResponseVerifier
+from saml_gate.warnings import StartupWarnings
 
 if TYPE_CHECKING:
     from saml_gate.devidp import DevIdP
@@ -35,15 +37,6 @@ class GateCore:
         """``store``: a Store or a redis.asyncio.Redis client; None builds the ``store`` setting."""
         self.settings = settings
         self.store: Store = open_store(settings, store)
-        workers = worker_count()
-        if workers > 1 and isinstance(self.store, MemoryStore):
-            log.warning(
-                "saml-gate runs in one of %d worker processes with the memory store: replay"
-                " protection and sign-outs are per process. Set store to a Redis URL"
-                " (store=redis://host:6379/0, SAML_GATE_STORE) shared by all workers",
-                workers,
-                extra={"event": "memory_store_with_workers"},
-            )
         self.sp_keys = load_sp_keys(settings)
         self.devidp: DevIdP | None = None
         self.idp_source: IdpMetadataSource | None = None
@@ -58,6 +51,15 @@ class GateCore:
         self.revocations = Revocations(self.store, settings)
         self.relay = RelayTracker(settings)
         self._verify_limiter: anyio.CapacityLimiter | None = None
+        self.metrics: GateMetrics | None = None
+        if settings.metrics_path is not None or settings.metrics_registry is not None:
+            self.metrics = GateMetrics(settings.metrics_registry)
+            self.metrics.bind(self, settings.clock)
+            if isinstance(self.store, GuardedStore):
+                self.store.on_failure = self.metrics.store_errors.inc
+        self.events = EventSink(settings.on_event, self.metrics)
+        self.warnings = StartupWarnings(self)
+        self.warnings.check()
 
     def use_idp(self, idp: IdpInfo) -> None:
         """Adopt (new) IdP metadata: requests in flight keep the objects they already hold."""
@@ -71,8 +73,10 @@ class GateCore:
         freeze_startup_heap()
         if self.idp_source is not None:
             self.idp_source.start()
+        self.warnings.start()
 
     async def stop_background(self) -> None:
+        await self.warnings.stop()
         if self.idp_source is not None:
             await self.idp_source.stop()
         if not isinstance(self.store, MemoryStore):  # the memory store is the state itself
@@ -118,19 +122,3 @@ def freeze_startup_heap() -> None:
 
 
 _heap_frozen = False
-
-
-def worker_count() -> int:
-    """How many worker processes the server was asked for (uvicorn/gunicorn ``--workers``,
-    gunicorn ``-w``, ``WEB_CONCURRENCY``); workers inherit the server's command line."""
-    argv = sys.argv[1:]
-    for i, arg in enumerate(argv):
-        value = None
-        if arg in ("--workers", "-w") and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith("--workers="):
-            value = arg.split("=", 1)[1]
-        if value is not None and value.isdigit():
-            return int(value)
-    env = os.environ.get("WEB_CONCURRENCY", "")
-    return int(env) if env.isdigit() else 1

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import html
 import logging
+import re
+import time
+import uuid
 from collections.abc import Callable
 from functools import cached_property, partial
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import anyio.to_thread
@@ -18,9 +21,11 @@ from itsdangerous import BadSignature, Signer
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from saml_gate import operations
 from saml_gate.cookies import cookie_header, cookie_header_of, parse_cookie_header
 from saml_gate.core import GateCore
 from saml_gate.errors import GateError
+from saml_gate.events import AuthEvent
 from saml_gate.pages import error_response, html_page
 from saml_gate.policy import AccessPolicy
 from saml_gate.relay import safe_return_path
@@ -35,6 +40,15 @@ from saml_gate.verify import VerifiedLogin
 log = logging.getLogger("saml_gate")
 
 FORM_TYPE: Final = "application/x-www-form-urlencoded"
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+#: Which auth event a refusal at each gate endpoint is.
+_EVENT_BY_ENDPOINT: Final = {
+    "/acs": "login_refused",
+    "/login": "login_refused",
+    "/logout": "logout",
+    "/slo": "slo",
+}
+POLICY_DENIALS: Final = frozenset({"forbidden", "step_up_failed", "groups_missing"})
 
 
 class RequestView:
@@ -73,6 +87,20 @@ class RequestView:
         return h.get("sec-fetch-mode", "navigate") not in ("navigate", "nested-navigate")
 
     @cached_property
+    def request_id(self) -> str:
+        """The proxy's X-Request-ID when it looks sane, else a new one (ties log lines together)."""
+        given = self.headers.get("x-request-id", "")
+        return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+
+    def event_fields(self) -> dict[str, Any]:
+        return {
+            "client": self.client_host,
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.scope["path"],
+        }
+
+    @cached_property
     def public_host(self) -> str:
         """The host the browser used, as far as the request tells (for diagnostics only)."""
         forwarded = self.headers.get("x-forwarded-host")
@@ -108,6 +136,9 @@ class Endpoints:
             "/logout": self.logout,
             "/session": self.session,
             "/setup": self.setup,
+            "/health": self.health,
+            "/ready": self.ready,
+            "/status": self.status,
             "/slo": self.slo,
         }
         self._warned_hosts: set[str] = set()
@@ -137,21 +168,21 @@ class Endpoints:
             response = self.error(view, error)
         await response(scope, receive, send)
 
-    def error(self, view: RequestView, error: GateError, **extra: str) -> Response:
-        log.warning(
-            "saml-gate refused %s %s: %s (%s)",
-            view.method,
-            view.scope["path"],
-            error.code,
-            error.detail or error.info.title,
-            extra={
-                "event": "refused",
-                "error_code": error.code,
-                "reason": error.detail,
-                "client": view.client_host,
-                "path": view.scope["path"],
-            },
+    def error(
+        self, view: RequestView, error: GateError, *, event: str | None = None, **extra: str
+    ) -> Response:
+        kind = event or _EVENT_BY_ENDPOINT.get(self._sub_path(view), "request_refused")
+        self.core.events.emit(
+            AuthEvent(
+                kind,
+                "failure",
+                error_code=error.code,
+                reason=error.detail or error.info.title,
+                issuer=self.core.idp.entity_id if kind == "login_refused" else None,
+                **view.event_fields(),
+            )
         )
+        extra.setdefault("request_id", view.request_id)
         return error_response(
             error,
             wants_json=view.wants_json,
@@ -163,11 +194,13 @@ class Endpoints:
     async def refuse(
         self, view: RequestView, error: GateError, receive: Receive, send: Send
     ) -> None:
+        """Refuse a request for the app (the access policy, a bad path, the store down)."""
+        event = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
+        response = self.error(view, error, event=event)
         if view.scope["type"] == "websocket":
-            log.warning("saml-gate refused a WebSocket: %s", error.code)
             await self._deny_websocket(view.scope, receive, send, status=error.status)
             return
-        await self.error(view, error)(view.scope, receive, send)
+        await response(view.scope, receive, send)
 
     # ------------------------------------------------------------------ unauthenticated
     async def unauthenticated(
@@ -323,6 +356,45 @@ class Endpoints:
         body["idle_timeout_seconds"] = self._settings.inactivity_timeout
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
+    async def health(self, view: RequestView, receive: Receive) -> Response:
+        """Liveness: the process answers. No dependency is consulted."""
+        self._require(view, "GET", "HEAD")
+        return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+    async def ready(self, view: RequestView, receive: Receive) -> Response:
+        """Readiness: IdP metadata loaded and, when a shared store is configured, reachable."""
+        self._require(view, "GET", "HEAD")
+        checks = await operations.readiness(self.core)
+        ok = all(c["ok"] for c in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def status(self, view: RequestView, receive: Receive) -> Response:
+        """What an operator wants to know; loopback clients or members of ``status_group``."""
+        self._require(view, "GET", "HEAD")
+        group = self._settings.status_group
+        if not view.is_local:
+            session = await self._live_session(view) if group else None
+            if session is None or group not in session.user.groups:
+                raise GateError("forbidden", "status is for loopback clients or the status_group")
+        return JSONResponse(operations.status(self.core), headers={"Cache-Control": "no-store"})
+
+    async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Prometheus exposition at ``metrics_path``; loopback-only unless metrics_public."""
+        view = RequestView(scope)
+        metrics = self.core.metrics
+        if metrics is None or scope["type"] != "http" or view.method not in ("GET", "HEAD"):
+            response = self.error(view, GateError("not_found", "metrics"))
+        elif not (self._settings.metrics_public or view.is_local):
+            response = self.error(view, GateError("forbidden", "metrics are loopback-only"))
+        else:
+            body, media_type = metrics.exposition()
+            response = Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
+        await response(scope, receive, send)
+
     async def setup(self, view: RequestView, receive: Receive) -> Response:
         """The Okta setup sheet: public values only (they are all in the SP metadata)."""
         self._require(view, "GET", "HEAD")
@@ -375,10 +447,15 @@ class Endpoints:
             if signed_for != user.session_id:
                 raise GateError("bad_request", "the sign-out form has expired; try again")
             await self.core.revocations.revoke(user, s.clock())
-            log.info(
-                "saml-gate sign-out of %s",
-                user.name_id,
-                extra={"event": "logout", "name_id": user.name_id, "client": view.client_host},
+            self.core.events.emit(
+                AuthEvent(
+                    "logout",
+                    "success",
+                    name_id=user.name_id,
+                    email=user.email,
+                    issuer=user.issuer,
+                    **view.event_fields(),
+                )
             )
             if s.idp_logout:
                 response = await self._logout_at_idp(user) or response
@@ -435,11 +512,15 @@ class Endpoints:
                 "slo_unexpected",
                 f"InResponseTo {answer.in_response_to!r}, pending logout {expected!r}",
             )
-        log.info(
-            "saml-gate Single Logout answered: %s%s",
-            answer.status,
-            " (partial)" if answer.partial else "",
-            extra={"event": "slo_response", "status": answer.status, "client": view.client_host},
+        self.core.events.emit(
+            AuthEvent(
+                "slo",
+                "success" if answer.success else "failure",
+                reason=f"the IdP answered our LogoutRequest: {answer.status}"
+                + (" (partial)" if answer.partial else ""),
+                issuer=self.core.idp.entity_id,
+                **view.event_fields(),
+            )
         )
         note = (
             "You are also signed out at your identity provider."
@@ -472,11 +553,16 @@ class Endpoints:
                 extra={"event": "slo_request_failed", "name_id": request.name_id},
             )
             ended = -1
-        log.info(
-            "saml-gate IdP-initiated logout of %s: %d session(s) ended",
-            request.name_id,
-            max(ended, 0),
-            extra={"event": "slo_request", "name_id": request.name_id, "sessions": ended},
+        self.core.events.emit(
+            AuthEvent(
+                "slo",
+                "success" if ended >= 0 else "failure",
+                name_id=request.name_id,
+                issuer=request.issuer,
+                reason=f"IdP-initiated logout: {max(ended, 0)} session(s) ended",
+                extra={"sessions": ended},
+                **view.event_fields(),
+            )
         )
         location = await anyio.to_thread.run_sync(
             lambda: core.sp.logout_response_url(
@@ -520,6 +606,7 @@ class Endpoints:
         cookies = parse_cookie_header(cookie_header_of(view.scope["headers"]) or "")
         pending = core.relay.pending(cookies)
         now = s.clock()
+        started = time.perf_counter()
         try:
             login = await anyio.to_thread.run_sync(
                 lambda: core.verifier.verify(
@@ -541,6 +628,10 @@ class Endpoints:
         except Exception as exc:  # a parser or crypto failure we did not map: still a 400
             log.exception("saml-gate: unexpected error while verifying a Response")
             raise GateError("malformed_response", type(exc).__name__) from exc
+        finally:
+            verify_seconds = time.perf_counter() - started
+            if core.metrics is not None:
+                core.metrics.verify_seconds.observe(verify_seconds)
 
         clear: list[bytes] = []
         if login.in_response_to is not None:
@@ -563,16 +654,18 @@ class Endpoints:
         await self._check_replay(login, now)
         session = await core.sessions.issue(core.sessions.new_session(login, now), now)
         await core.revocations.register(session.user, now)
-        log.info(
-            "saml-gate sign-in of %s",
-            login.name_id,
-            extra={
-                "event": "login",
-                "name_id": login.name_id,
-                "issuer": login.issuer,
-                "client": view.client_host,
-                "idp_initiated": login.in_response_to is None,
-            },
+        core.events.emit(
+            AuthEvent(
+                "login",
+                "success",
+                name_id=login.name_id,
+                email=session.user.email,
+                groups=session.user.groups,
+                issuer=login.issuer,
+                idp_initiated=login.in_response_to is None,
+                duration_ms=round(verify_seconds * 1000, 3),
+                **view.event_fields(),
+            )
         )
         response: Response = RedirectResponse(
             return_path, status_code=303, headers={"Cache-Control": "no-store"}
@@ -581,7 +674,7 @@ class Endpoints:
             path = unquote(urlsplit(return_path).path)
             unmet = self.policy.unmet_step_up(path, session.user, now)
             if unmet is not None:
-                response = self.error(view, unmet)
+                response = self.error(view, unmet, event="policy_denied")
         response.raw_headers.append((b"set-cookie", self.session_cookie(session, now)))
         for cookie in clear:
             response.raw_headers.append((b"set-cookie", cookie))
@@ -598,6 +691,11 @@ class Endpoints:
             raise GateError("replayed", "this sign-in request was already answered")
 
     # ------------------------------------------------------------------ helpers
+    def _sub_path(self, view: RequestView) -> str:
+        path: str = view.scope["path"]
+        prefix = self._settings.prefix
+        return (path[len(prefix) :] or "/") if path.startswith(prefix) else path
+
     def _is_our_host(self, host: str) -> bool:
         """Whether ``host`` (from Host / X-Forwarded-Host) names base_url, default ports aside."""
         if not host:

@@ -12,6 +12,7 @@ from saml_gate.cookies import cookie_header_of, find_cookie
 from saml_gate.core import GateCore
 from saml_gate.endpoints import Endpoints, RequestView
 from saml_gate.errors import GateError
+from saml_gate.events import AuthEvent
 from saml_gate.session import Session
 from saml_gate.settings import GateSettings
 from saml_gate.store import StoreUnavailable
@@ -55,12 +56,7 @@ class SamlGate:
         self._sessions = self.core.sessions
         self._revocations = self.core.revocations
         self._background_started = False
-        if s.base_url.startswith("http://") and not s.base_is_loopback:
-            log.warning(
-                "saml-gate base_url %s is plain http on a public host: cookies are not Secure;"
-                " use the https URL of the tunnel",
-                s.base_url,
-            )
+        self._metrics_path = self.settings.metrics_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -78,6 +74,9 @@ class SamlGate:
             len(path) == self._prefix_len or path[self._prefix_len] == "/"
         ):
             await self.endpoints(scope, receive, send)
+            return
+        if path == self._metrics_path:
+            await self.endpoints.metrics(scope, receive, send)
             return
         try:
             rule = self._policy.rule_for(path, scope.get("method", "GET"))
@@ -141,13 +140,33 @@ class SamlGate:
             return None, False
         try:
             session = await self._sessions.load(raw)
-            if session is None or self._sessions.state(session, now) != "valid":
+            if session is None:
+                return None, True
+            state = self._sessions.state(session, now)
+            if state != "valid":
+                self._expired(scope, session, state)
                 return None, True
             if await self._revocations.is_revoked(session.user):
                 return None, True
         except StoreUnavailable as exc:
             raise GateError("store_unavailable", f"checking a session: {exc}") from exc
         return session, True
+
+    def _expired(self, scope: Scope, session: Session, state: str) -> None:
+        user = session.user
+        reason = "idle (inactivity_timeout)" if state == "idle" else "maximum_duration reached"
+        view = RequestView(scope)
+        self.core.events.emit(
+            AuthEvent(
+                "session_expired",
+                "success",
+                name_id=user.name_id,
+                email=user.email,
+                issuer=user.issuer,
+                reason=reason,
+                **view.event_fields(),
+            )
+        )
 
     def _refreshing(self, send: Send, session: Session, now: float) -> Send:
         """Re-issue the cookie with a new last-seen time on this response only."""

@@ -39,6 +39,8 @@ KNOWN_NAME_ID_FORMATS: Final = (
     X.NAMEID_TRANSIENT,
 )
 ENV_PREFIX: Final = "SAML_GATE_"
+#: Settings that are Python objects, given as keyword arguments only.
+NOT_FROM_ENV: Final = frozenset({"clock", "on_event", "metrics_registry"})
 MIN_SECRET_LENGTH: Final = 32
 
 
@@ -131,6 +133,16 @@ class GateSettings:
     idp_logout: bool = True
     """Sign-out continues to the IdP (SAML Single Logout) when its metadata has an SLO URL."""
     debug: bool = False
+    on_event: tuple[Callable[..., Any], ...] = field(default=(), compare=False, repr=False)
+    """Callables given every auth event (sync or async); see saml_gate.events.AuthEvent."""
+    metrics_path: str | None = None
+    """Serve Prometheus metrics at this path (e.g. /metrics); off when None."""
+    metrics_public: bool = False
+    """Let any client scrape metrics_path; by default only loopback clients not behind a proxy."""
+    metrics_registry: Any = field(default=None, compare=False, repr=False)
+    """A prometheus_client CollectorRegistry to register the gate's metrics into."""
+    status_group: str | None = None
+    """Members of this group may read {prefix}/status; loopback clients always may."""
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
     # ------------------------------------------------------------------ derived URLs
@@ -199,7 +211,7 @@ class GateSettings:
             raise ConfigError(unknown[0], f"unknown setting; known settings: {', '.join(fields)}")
         values: dict[str, Any] = {}
         for name in fields:
-            if name == "clock":
+            if name in NOT_FROM_ENV:
                 continue
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is not None and raw != "":
@@ -217,6 +229,8 @@ class GateSettings:
                 )
         values["base_url"] = _check_base_url(values["base_url"])
         values["secret_key"] = _check_secrets(values["secret_key"])
+        if "on_event" in values:
+            values["on_event"] = _as_hooks(values["on_event"])
         for name in ("authorized_groups", "public_paths", "signature_algorithms"):
             if name in values:
                 values[name] = _as_tuple(name, values[name])
@@ -272,6 +286,14 @@ def _as_rules(value: Any) -> tuple[Rule, ...]:
     if isinstance(value, Rule) or not isinstance(value, Iterable):
         return (as_rule(value),)
     return tuple(as_rule(item) for item in value)
+
+
+def _as_hooks(value: Any) -> tuple[Callable[..., Any], ...]:
+    hooks = (value,) if callable(value) else tuple(value or ())
+    for hook in hooks:
+        if not callable(hook):
+            raise ConfigError("on_event", f"{hook!r} is not callable")
+    return hooks
 
 
 def _check_base_url(value: Any) -> str:
@@ -384,6 +406,10 @@ def _check_store(s: GateSettings) -> None:
         )
     if not 0.05 <= s.store_timeout <= 30:
         raise ConfigError("store_timeout", "must be between 0.05 and 30 seconds")
+    if s.metrics_path is not None and (
+        not s.metrics_path.startswith("/") or s.metrics_path.rstrip("/") == ""
+    ):
+        raise ConfigError("metrics_path", f"{s.metrics_path!r} must be a path such as /metrics")
     if s.store_outage not in get_args(StoreOutage):
         raise ConfigError("store_outage", "must be serve or refuse")
     if not s.store_prefix or any(c.isspace() for c in s.store_prefix):

@@ -47,6 +47,8 @@ class GuardedStore:
         self._reminded_at = 0.0
         self._failures = 0
         self._reason = ""
+        self.on_failure: Callable[[], None] | None = None
+        """Called on every failed call (the store_errors metric)."""
 
     @property
     def is_down(self) -> bool:
@@ -70,6 +72,8 @@ class GuardedStore:
         return result
 
     def _failed(self, now: float, reason: str) -> None:
+        if self.on_failure is not None:
+            self.on_failure()
         self._failures += 1
         self._reason = reason
         self._retry_at = now + self._retry_after

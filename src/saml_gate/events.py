@@ -1,0 +1,134 @@
+"""Auth events: one structured log line each, the app's hooks, and the metrics.
+
+Every sign-in, refusal, sign-out, Single Logout, session expiry and policy denial becomes an
+:class:`AuthEvent`. It is logged on the ``saml_gate.auth`` logger with stable field names in
+``extra`` (see :data:`EVENT_FIELDS`), passed to the ``on_event`` hooks (sync or async; a failing
+hook is logged and never breaks the request), and counted in the metrics when they are on.
+Never in an event: the assertion, cookies, keys or secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+import anyio.to_thread
+
+log = logging.getLogger("saml_gate.auth")
+
+#: The fields every auth log record carries (None when not applicable). Stable: the README
+#: documents them and log pipelines depend on them.
+EVENT_FIELDS: Final = (
+    "event",
+    "outcome",
+    "error_code",
+    "reason",
+    "name_id",
+    "email",
+    "groups",
+    "issuer",
+    "client",
+    "request_id",
+    "method",
+    "path",
+    "idp_initiated",
+    "duration_ms",
+)
+
+KINDS: Final = frozenset(
+    {
+        "login",
+        "login_refused",
+        "logout",
+        "slo",
+        "session_expired",
+        "policy_denied",
+        "request_refused",
+    }
+)
+
+Hook = Callable[["AuthEvent"], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class AuthEvent:
+    event: str
+    outcome: str  # "success" or "failure"
+    error_code: str | None = None
+    reason: str | None = None
+    name_id: str | None = None
+    email: str | None = None
+    groups: tuple[str, ...] = ()
+    issuer: str | None = None
+    client: str | None = None
+    request_id: str | None = None
+    method: str | None = None
+    path: str | None = None
+    idp_initiated: bool | None = None
+    duration_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["groups"] = list(self.groups)
+        return data
+
+
+class EventSink:
+    """Fans events out to the log, the hooks and an optional metrics recorder."""
+
+    def __init__(self, hooks: Iterable[Hook] = (), metrics: Any = None) -> None:
+        self._hooks = tuple(hooks)
+        self.metrics = metrics
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def emit(self, event: AuthEvent) -> None:
+        """Log, count and hand the event to the hooks (in the background: never blocks)."""
+        if event.event not in KINDS:
+            raise ValueError(f"unknown auth event {event.event!r}")
+        level = logging.INFO if event.outcome == "success" else logging.WARNING
+        who = event.name_id or event.client or "?"
+        what = f" {event.error_code}" if event.error_code else ""
+        log.log(
+            level,
+            "saml-gate %s %s%s%s",
+            event.event,
+            who,
+            what,
+            f" ({event.reason})" if event.reason else "",
+            extra={name: getattr(event, name) for name in EVENT_FIELDS} | event.extra,
+        )
+        if self.metrics is not None:
+            self.metrics.record(event)
+        if self._hooks:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            for hook in self._hooks:
+                task = loop.create_task(self._run_hook(hook, event))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    @staticmethod
+    async def _run_hook(hook: Hook, event: AuthEvent) -> None:
+        try:
+            if inspect.iscoroutinefunction(hook):
+                await hook(event)
+            else:
+                result = await anyio.to_thread.run_sync(hook, event)
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            logging.getLogger("saml_gate").exception(
+                "saml-gate on_event hook %r failed for a %s event", hook, event.event
+            )
+
+    async def drain(self) -> None:
+        """Wait for hooks still running (tests, shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)

@@ -1,0 +1,113 @@
+"""Prometheus metrics (the optional ``saml-gate[metrics]`` extra, prometheus-client).
+
+Counters for sign-ins by outcome and error code, sign-outs, policy denials and store errors; a
+histogram of ACS verification time; gauges for the IdP metadata's age and the days left on the
+IdP signing and SP certificates. Served at ``metrics_path`` (off by default, loopback-only by
+default) or registered into the app's own registry (``metrics_registry``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from saml_gate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from saml_gate.core import GateCore
+    from saml_gate.events import AuthEvent
+
+PREFIX = "saml_gate_"
+
+
+class GateMetrics:
+    """The gate's metrics in one registry (the app's own, or a private one)."""
+
+    def __init__(self, registry: Any = None) -> None:
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        except ImportError:
+            raise ConfigError(
+                "metrics_path", "metrics need prometheus-client: pip install 'saml-gate[metrics]'"
+            ) from None
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.logins = Counter(
+            PREFIX + "logins",
+            "Sign-ins at the ACS by outcome and error code",
+            ["outcome", "error_code"],
+            registry=r,
+        )
+        self.logouts = Counter(PREFIX + "logouts", "Sign-outs by kind", ["kind"], registry=r)
+        self.policy_denials = Counter(
+            PREFIX + "policy_denials",
+            "Signed-in requests refused by the access policy",
+            ["error_code"],
+            registry=r,
+        )
+        self.session_expiries = Counter(
+            PREFIX + "session_expiries", "Sessions that ended by timeout", registry=r
+        )
+        self.store_errors = Counter(
+            PREFIX + "store_errors", "Failed operations on the shared store", registry=r
+        )
+        self.verify_seconds = Histogram(
+            PREFIX + "acs_verify_seconds",
+            "Time to verify one posted Response",
+            registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self.metadata_age = Gauge(
+            PREFIX + "idp_metadata_age_seconds",
+            "Seconds since the IdP metadata was loaded",
+            registry=r,
+        )
+        self.cert_days = Gauge(
+            PREFIX + "certificate_expiry_days",
+            "Days until a certificate expires",
+            ["certificate"],
+            registry=r,
+        )
+
+    def record(self, event: AuthEvent) -> None:
+        if event.event in ("login", "login_refused"):
+            self.logins.labels(event.outcome, event.error_code or "").inc()
+        elif event.event in ("logout", "slo"):
+            self.logouts.labels(event.event).inc()
+        elif event.event == "policy_denied":
+            self.policy_denials.labels(event.error_code or "forbidden").inc()
+        elif event.event == "session_expired":
+            self.session_expiries.inc()
+
+    def bind(self, core: GateCore, clock: Callable[[], float] = time.time) -> None:
+        """Gauges computed when scraped, from the gate's current state."""
+        from saml_gate.selfcheck import certificate_days_left
+
+        def metadata_age() -> float:
+            source = core.idp_source
+            return clock() - source.loaded_at if source is not None and source.loaded_at else 0.0
+
+        self.metadata_age.set_function(metadata_age)
+        for index in range(4):  # rollover: up to four published signing certificates
+            self.cert_days.labels(f"idp_signing_{index}").set_function(
+                partial(_idp_days, core, index, clock)
+            )
+        self.cert_days.labels("sp").set_function(
+            lambda: certificate_days_left(core.sp_keys.cert_pem, clock())[1]
+        )
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _idp_days(core: GateCore, index: int, clock: Callable[[], float]) -> float:
+    from saml_gate.selfcheck import certificate_days_left
+
+    certs = core.idp.signing_certs
+    if index >= len(certs):
+        return float("nan")
+    return certificate_days_left(certs[index], clock())[1]
