@@ -135,3 +135,12 @@ def test_development_sp_keys_are_generated_once(
 def test_settings_object_or_keywords_not_both() -> None:
     with pytest.raises(TypeError):
         SamlGate(make_app(), load(**BASE), base_url=BASE_URL)
+
+
+def test_plain_http_metadata_url_is_refused_unless_loopback() -> None:
+    common = {"base_url": BASE_URL, "secret_key": SECRET}
+    with pytest.raises(ConfigError) as error:
+        load(idp_metadata="http://acme.okta.com/app/exk1/sso/saml/metadata", **common)
+    assert error.value.setting == "idp_metadata" and "https" in str(error.value)
+    assert load(idp_metadata="https://acme.okta.com/app/exk1/sso/saml/metadata", **common)
+    assert load(idp_metadata="http://127.0.0.1:9000/metadata", **common)

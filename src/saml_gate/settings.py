@@ -337,8 +337,15 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
     if not s.dev_idp and not s.idp_metadata:
         raise ConfigError(
             "idp_metadata",
-            "is required: the IdP metadata XML or a file path (Okta: Sign On tab → Metadata"
-            " URL, save it as a file); or set dev_idp=True for the embedded development IdP",
+            "is required: the IdP metadata URL (Okta: Sign On tab → Metadata URL), a saved file"
+            " or the XML; or set dev_idp=True for the embedded development IdP",
+        )
+    metadata_url = urlsplit((s.idp_metadata or "").strip())
+    if metadata_url.scheme.lower() == "http" and not is_loopback_host(metadata_url.hostname or ""):
+        raise ConfigError(
+            "idp_metadata",
+            "a plain http metadata URL lets anyone on the way swap the IdP's signing keys: use"
+            " its https URL (Okta serves https)",
         )
     if s.dev_idp and not s.base_is_loopback:
         raise ConfigError(

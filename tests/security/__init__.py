@@ -1,0 +1,1 @@
+"""The adversarial security suite: attack corpus, ACS runs, differential oracles, fuzzing."""
