@@ -447,16 +447,7 @@ class Endpoints:
             if signed_for != user.session_id:
                 raise GateError("bad_request", "the sign-out form has expired; try again")
             await self.core.revocations.revoke(user, s.clock())
-            self.core.events.emit(
-                AuthEvent(
-                    "logout",
-                    "success",
-                    name_id=user.name_id,
-                    email=user.email,
-                    issuer=user.issuer,
-                    **view.event_fields(),
-                )
-            )
+            self.core.events.emit(AuthEvent.about(user, "logout", "success", **view.event_fields()))
             if s.idp_logout:
                 response = await self._logout_at_idp(user) or response
         response.raw_headers.append((b"set-cookie", self.clear_session_cookie()))
@@ -655,13 +646,10 @@ class Endpoints:
         session = await core.sessions.issue(core.sessions.new_session(login, now), now)
         await core.revocations.register(session.user, now)
         core.events.emit(
-            AuthEvent(
+            AuthEvent.about(
+                session.user,
                 "login",
                 "success",
-                name_id=login.name_id,
-                email=session.user.email,
-                groups=session.user.groups,
-                issuer=login.issuer,
                 idp_initiated=login.in_response_to is None,
                 duration_ms=round(verify_seconds * 1000, 3),
                 **view.event_fields(),

@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import anyio.to_thread
 
+from saml_gate.user import SamlUser
+
 log = logging.getLogger("saml_gate.auth")
 
 #: The fields every auth log record carries (None when not applicable). Stable: the README
@@ -71,6 +73,19 @@ class AuthEvent:
     idp_initiated: bool | None = None
     duration_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def about(cls, user: SamlUser, event: str, outcome: str, **fields: Any) -> AuthEvent:
+        """An event about a signed-in person: their identity fields filled in."""
+        return cls(
+            event,
+            outcome,
+            name_id=user.name_id,
+            email=user.email,
+            groups=user.groups,
+            issuer=user.issuer,
+            **fields,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

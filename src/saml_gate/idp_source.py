@@ -10,7 +10,6 @@ a key rollover needs no restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Final
 
 import httpx
 
+from saml_gate.background import BackgroundJob
 from saml_gate.errors import ConfigError
 from saml_gate.idp import IdpInfo, parse_idp_metadata, read_metadata_source
 from saml_gate.settings import GateSettings
@@ -89,7 +89,7 @@ class IdpMetadataSource:
         self.loaded_at = 0.0
         self.last_error: str | None = None
         self.current: IdpInfo | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._refresher = BackgroundJob(self._refresh_forever)
         digest = hashlib.sha256(self._source.encode()).hexdigest()[:16]
         self.cache_path = Path(settings.state_dir).expanduser() / f"idp-metadata-{digest}.xml"
 
@@ -153,15 +153,11 @@ class IdpMetadataSource:
     # ------------------------------------------------------------------ refresh
     def start(self) -> None:
         """Start the background refresh (URL sources only); call from a running event loop."""
-        if self.is_url and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._refresh_forever())
+        if self.is_url:
+            self._refresher.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._refresher.stop()
 
     async def refresh_now(self) -> bool:
         """Fetch once; True when new metadata was adopted. Failures keep the current copy."""

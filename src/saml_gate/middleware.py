@@ -155,17 +155,9 @@ class SamlGate:
     def _expired(self, scope: Scope, session: Session, state: str) -> None:
         user = session.user
         reason = "idle (inactivity_timeout)" if state == "idle" else "maximum_duration reached"
-        view = RequestView(scope)
+        fields = RequestView(scope).event_fields()
         self.core.events.emit(
-            AuthEvent(
-                "session_expired",
-                "success",
-                name_id=user.name_id,
-                email=user.email,
-                issuer=user.issuer,
-                reason=reason,
-                **view.event_fields(),
-            )
+            AuthEvent.about(user, "session_expired", "success", reason=reason, **fields)
         )
 
     def _refreshing(self, send: Send, session: Session, now: float) -> Send:

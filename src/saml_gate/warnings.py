@@ -7,12 +7,12 @@ behind several worker processes, plain http on a public host, and debug details 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Final
 
+from saml_gate.background import BackgroundJob
 from saml_gate.selfcheck import EXPIRY_WARNING_DAYS, certificate_days_left
 from saml_gate.store import MemoryStore
 
@@ -28,7 +28,7 @@ class StartupWarnings:
     def __init__(self, core: GateCore, interval: float = DAY) -> None:
         self._core = core
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._job = BackgroundJob(self._daily)
 
     def check(self) -> list[str]:
         """Log every current warning; return their event names."""
@@ -88,15 +88,10 @@ class StartupWarnings:
         return found
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._daily())
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.stop()
 
     async def _daily(self) -> None:
         while True:
