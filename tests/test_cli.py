@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import socket
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,12 +200,13 @@ def test_check_flags_an_expired_idp_certificate(config: dict[str, str], tmp_path
     assert "IdP signing certificate" in result.stdout and "expired" in result.stdout
 
 
-@pytest.fixture
-def metadata_url(keys: KeyPair) -> Iterator[str]:
-    body = idp_metadata(keys).encode()
+@contextlib.contextmanager
+def http_server(body_for: Callable[[http.server.BaseHTTPRequestHandler], bytes]) -> Iterator[str]:
+    """A real HTTP server on loopback answering every GET with ``body_for(request)``."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            body = body_for(self)
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -215,9 +217,18 @@ def metadata_url(keys: KeyPair) -> Iterator[str]:
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/metadata"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def metadata_url(keys: KeyPair) -> Iterator[str]:
+    body = idp_metadata(keys).encode()
+    with http_server(lambda request: body) as url:
+        yield url + "/metadata"
 
 
 def test_check_compares_clocks_with_a_metadata_url(
@@ -327,23 +338,10 @@ def test_demo_refuses_ngrok_with_the_dev_idp() -> None:
 @pytest.fixture
 def upstream() -> Iterator[str]:
     """A plain HTTP server standing for an app in any language; it echoes request headers."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = "\n".join(f"{k}: {v}" for k, v in self.headers.items()).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(
+        lambda r: "\n".join(f"{k}: {v}" for k, v in r.headers.items()).encode()
+    ) as url:
+        yield url
 
 
 def test_proxy_puts_the_gate_in_front_of_any_web_app(config: dict[str, str], upstream: str) -> None:
