@@ -45,9 +45,9 @@ from saml_gate.verify import (
     T_STATUS,
     T_STATUS_CODE,
     ResponseVerifier,
-    _children,
-    _parse_instant,
+    children,
     decode_post_value,
+    parse_instant,
     parse_strict,
 )
 
@@ -227,7 +227,7 @@ class LogoutVerifier(ResponseVerifier):
         s = self._settings
         if root.get("Version") != "2.0":
             raise GateError("slo_invalid", "Version is not 2.0")
-        issuers = _children(root, T_ISSUER)
+        issuers = children(root, T_ISSUER)
         issuer = (issuers[0].text or "").strip() if len(issuers) == 1 else None
         if issuer != self._idp.entity_id:
             raise GateError(
@@ -238,7 +238,7 @@ class LogoutVerifier(ResponseVerifier):
                 "slo_invalid",
                 f"Destination is {root.get('Destination')!r} but this SLO URL is {s.slo_url!r}",
             )
-        issued = _parse_instant(root.get("IssueInstant"), "IssueInstant").timestamp()
+        issued = parse_instant(root.get("IssueInstant"), "IssueInstant").timestamp()
         if not now - s.login_timeout - s.clock_skew <= issued <= now + s.clock_skew:
             raise GateError(
                 "slo_invalid",
@@ -261,13 +261,13 @@ class LogoutVerifier(ResponseVerifier):
         valid_until = issued + s.login_timeout + s.clock_skew
         not_on_or_after = root.get("NotOnOrAfter")
         if not_on_or_after is not None:
-            until = _parse_instant(not_on_or_after, "NotOnOrAfter").timestamp()
+            until = parse_instant(not_on_or_after, "NotOnOrAfter").timestamp()
             if now - s.clock_skew >= until:
                 raise GateError("slo_invalid", "the LogoutRequest has expired (NotOnOrAfter)")
             valid_until = min(valid_until, until + s.clock_skew)
-        if _children(root, T_ENCRYPTED_ID) or _children(root, T_BASE_ID):
+        if children(root, T_ENCRYPTED_ID) or children(root, T_BASE_ID):
             raise GateError("slo_invalid", "only a plain NameID is supported, not EncryptedID")
-        name_ids = _children(root, T_NAMEID)
+        name_ids = children(root, T_NAMEID)
         name_id = (name_ids[0].text or "").strip() if len(name_ids) == 1 else ""
         if not name_id:
             raise GateError("slo_invalid", "the LogoutRequest names no subject (NameID)")
@@ -275,15 +275,15 @@ class LogoutVerifier(ResponseVerifier):
             id=root.get("ID") or "",
             issuer=issuer,
             name_id=name_id,
-            session_indexes=tuple((e.text or "").strip() for e in _children(root, T_SESSION_INDEX)),
+            session_indexes=tuple((e.text or "").strip() for e in children(root, T_SESSION_INDEX)),
             relay_state=relay_state,
             valid_until=valid_until,
         )
 
 
 def _response(root: etree._Element, relay_state: str | None) -> IdpLogoutResponse:
-    statuses = _children(root, T_STATUS)
-    codes = _children(statuses[0], T_STATUS_CODE) if len(statuses) == 1 else []
+    statuses = children(root, T_STATUS)
+    codes = children(statuses[0], T_STATUS_CODE) if len(statuses) == 1 else []
     if len(codes) != 1:
         raise GateError("slo_invalid", "the LogoutResponse has no StatusCode")
     top = codes[0].get("Value") or ""

@@ -188,7 +188,8 @@ def _kind(node: etree._Element) -> str:
     return "node"
 
 
-def _parse_instant(value: str | None, what: str) -> datetime:
+def parse_instant(value: str | None, what: str) -> datetime:
+    """An xs:dateTime in UTC (shared with the logout messages' checks); GateError otherwise."""
     if not value:
         raise GateError("schema_invalid", f"{what} is missing")
     text = _FRACTION.sub(r"\1", value.strip())
@@ -200,12 +201,13 @@ def _parse_instant(value: str | None, what: str) -> datetime:
         raise GateError("schema_invalid", f"{what} is not a valid dateTime") from exc
 
 
-def _children(element: etree._Element, tag: str) -> list[etree._Element]:
+def children(element: etree._Element, tag: str) -> list[etree._Element]:
+    """Direct children with ``tag`` (never descendants: nested copies are what XSW hides)."""
     return [child for child in element if child.tag == tag]
 
 
 def _one_child(element: etree._Element, tag: str, code: str, what: str) -> etree._Element:
-    found = _children(element, tag)
+    found = children(element, tag)
     if len(found) != 1:
         raise GateError(code, f"expected exactly one {what}, found {len(found)}")
     return found[0]
@@ -339,7 +341,7 @@ class ResponseVerifier:
             return
         codes = [value or "?", *[c.get("Value") or "?" for c in code.iter(T_STATUS_CODE)][1:]]
         message = ""
-        for m in _children(status, T_STATUS_MESSAGE):
+        for m in children(status, T_STATUS_MESSAGE):
             message = (m.text or "")[:200]
         short = " / ".join(c.rsplit(":", 1)[-1] for c in codes)
         detail = f"IdP status {short}" + (f": {message!r}" if message else "")
@@ -347,7 +349,7 @@ class ResponseVerifier:
         raise GateError("idp_denied" if denied else "idp_status", detail)
 
     def _check_issuer(self, element: etree._Element, *, required: bool) -> None:
-        issuers = _children(element, T_ISSUER)
+        issuers = children(element, T_ISSUER)
         if not issuers:
             if required:
                 raise GateError("wrong_issuer", "the Assertion has no Issuer")
@@ -368,7 +370,7 @@ class ResponseVerifier:
         answers a sign-in when it happens, and the browser posts the answer at once."""
         skew = self._settings.clock_skew
         what = etree.QName(element).localname
-        issued = _parse_instant(element.get("IssueInstant"), f"{what} IssueInstant").timestamp()
+        issued = parse_instant(element.get("IssueInstant"), f"{what} IssueInstant").timestamp()
         if issued > now + skew:
             raise GateError(
                 "not_yet_valid",
@@ -392,7 +394,7 @@ class ResponseVerifier:
     # ------------------------------------------------------------------ signatures
     def _verify_signature(self, element: etree._Element) -> bool:
         """False when the element carries no signature; True when valid; GateError otherwise."""
-        signatures = _children(element, T_SIGNATURE)
+        signatures = children(element, T_SIGNATURE)
         if not signatures:
             return False
         if len(signatures) > 1:
@@ -439,7 +441,7 @@ class ResponseVerifier:
         return bool(named) and not named & self._known_certificates
 
     def _check_signature_shape(self, signature: etree._Element, element_id: str) -> tuple[str, str]:
-        if _children(signature, T_OBJECT):
+        if children(signature, T_OBJECT):
             raise GateError("signature_structure", "ds:Object is not allowed")
         signed_info = _one_child(signature, T_SIGNED_INFO, "signature_structure", "SignedInfo")
         c14n = _one_child(
@@ -458,7 +460,7 @@ class ResponseVerifier:
             raise GateError(
                 "signature_structure", "the Reference does not point at the signed element"
             )
-        transforms_parent = _children(reference, T_TRANSFORMS)
+        transforms_parent = children(reference, T_TRANSFORMS)
         algorithms = (
             [t.get("Algorithm") for t in transforms_parent[0] if t.tag == T_TRANSFORM]
             if len(transforms_parent) == 1
@@ -594,12 +596,10 @@ class ResponseVerifier:
         statement = _one_child(
             assertion, T_AUTHN_STATEMENT, "bad_authn_statement", "AuthnStatement"
         )
-        authn_instant = _parse_instant(statement.get("AuthnInstant"), "AuthnInstant")
+        authn_instant = parse_instant(statement.get("AuthnInstant"), "AuthnInstant")
         session_until_text = statement.get("SessionNotOnOrAfter")
         session_until = (
-            _parse_instant(session_until_text, "SessionNotOnOrAfter")
-            if session_until_text
-            else None
+            parse_instant(session_until_text, "SessionNotOnOrAfter") if session_until_text else None
         )
         # No clock_skew here: a session must not start already past its end (session.py).
         if session_until is not None and now >= session_until.timestamp():
@@ -625,10 +625,10 @@ class ResponseVerifier:
         """The first bearer confirmation that holds: (its NotOnOrAfter, its InResponseTo)."""
         skew = self._settings.clock_skew
         failure = GateError("bad_subject", "no bearer SubjectConfirmation")
-        for confirmation in _children(subject, T_SUBJECT_CONF):
+        for confirmation in children(subject, T_SUBJECT_CONF):
             if confirmation.get("Method") != X.CM_BEARER:
                 continue
-            data = _children(confirmation, T_SUBJECT_CONF_DATA)
+            data = children(confirmation, T_SUBJECT_CONF_DATA)
             if len(data) != 1:
                 failure = GateError("bad_subject", "bearer confirmation without one data element")
                 continue
@@ -644,7 +644,7 @@ class ResponseVerifier:
             if until_text is None:
                 failure = GateError("bad_subject", "bearer confirmation without NotOnOrAfter")
                 continue
-            until = _parse_instant(until_text, "SubjectConfirmationData NotOnOrAfter").timestamp()
+            until = parse_instant(until_text, "SubjectConfirmationData NotOnOrAfter").timestamp()
             if now - skew >= until:
                 failure = GateError(
                     "expired",
@@ -663,15 +663,15 @@ class ResponseVerifier:
         conditions = _one_child(assertion, T_CONDITIONS, "bad_conditions", "Conditions")
         not_before = conditions.get("NotBefore")
         if not_before is not None and (
-            _parse_instant(not_before, "Conditions NotBefore").timestamp() > now + skew
+            parse_instant(not_before, "Conditions NotBefore").timestamp() > now + skew
         ):
             raise GateError("not_yet_valid", "Conditions NotBefore is in the future")
         until_text = conditions.get("NotOnOrAfter")
         if until_text is None:
             raise GateError("bad_conditions", "Conditions without NotOnOrAfter")
-        until = _parse_instant(until_text, "Conditions NotOnOrAfter").timestamp()
+        until = parse_instant(until_text, "Conditions NotOnOrAfter").timestamp()
         if not_before is not None and (
-            _parse_instant(not_before, "Conditions NotBefore").timestamp() >= until
+            parse_instant(not_before, "Conditions NotBefore").timestamp() >= until
         ):
             raise GateError("bad_conditions", "Conditions NotBefore is not before NotOnOrAfter")
         if now - skew >= until:
@@ -705,12 +705,12 @@ class ResponseVerifier:
     @staticmethod
     def _attributes(assertion: etree._Element) -> Mapping[str, tuple[str, ...]]:
         collected: dict[str, list[str]] = {}
-        for statement in _children(assertion, T_ATTRIBUTE_STATEMENT):
-            for attribute in _children(statement, T_ATTRIBUTE):
+        for statement in children(assertion, T_ATTRIBUTE_STATEMENT):
+            for attribute in children(statement, T_ATTRIBUTE):
                 name = attribute.get("Name") or ""
                 if name in collected:  # merging or choosing could grant what was not meant
                     raise GateError("duplicate_attribute", f"attribute {name!r} appears twice")
-                collected[name] = [_value_text(v) for v in _children(attribute, T_ATTRIBUTE_VALUE)]
+                collected[name] = [_value_text(v) for v in children(attribute, T_ATTRIBUTE_VALUE)]
         return MappingProxyType({k: tuple(v) for k, v in collected.items()})
 
 
