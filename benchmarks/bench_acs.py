@@ -43,7 +43,7 @@ from bench_common import (
 )
 
 from saml_gate import xmlconst as X
-from saml_gate.devidp.keys import cert_base64
+from saml_gate.keys import cert_base64
 from saml_gate.verify import ResponseVerifier
 
 SECTION = "2 ACS"

@@ -19,9 +19,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from saml_gate import SamlGate
-from saml_gate.devidp.keys import KeyPair, generate_keypair
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.response import ResponseSpec, issue_response
+from saml_gate.keys import KeyPair, generate_keypair
 from saml_gate.settings import GateSettings
 
 BASE_URL = "http://127.0.0.1:8000"

@@ -37,7 +37,7 @@ from saml_gate.devidp import (
     load_or_create_keypair,
     sign_element,
 )
-from saml_gate.devidp.keys import cert_base64
+from saml_gate.keys import cert_base64
 
 NS = {"saml2p": X.NS_SAMLP, "saml2": X.NS_SAML, "ds": X.NS_DS, "xenc": X.NS_XENC, "md": X.NS_MD}
 BASE = "http://127.0.0.1:8000"

@@ -47,10 +47,10 @@ import xmlsec
 from lxml import etree
 
 from saml_gate import xmlconst as X
-from saml_gate.devidp.keys import KeyPair
 from saml_gate.devidp.response import ResponseSpec, issue_response, new_id
 from saml_gate.errors import GateError
 from saml_gate.idp import parse_idp_metadata
+from saml_gate.keys import KeyPair
 from saml_gate.settings import GateSettings
 from saml_gate.verify import ResponseVerifier, VerifiedLogin
 from tests.saml_oracles import (

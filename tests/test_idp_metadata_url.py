@@ -15,8 +15,8 @@ from lxml import etree
 
 from saml_gate import ConfigError, SamlGate
 from saml_gate import xmlconst as X
-from saml_gate.devidp.keys import KeyPair
 from saml_gate.idp_source import parse_duration, refresh_delay
+from saml_gate.keys import KeyPair
 from tests.support import BASE_URL, FrozenClock, Harness, gate_options, idp_metadata, make_app
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from saml_gate.devidp.keys import generate_keypair
 from saml_gate.events import EVENT_FIELDS, AuthEvent
+from saml_gate.keys import generate_keypair
 from saml_gate.logs import JsonFormatter
 from tests.support import Harness
 

@@ -261,7 +261,7 @@ def cmd_metadata(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from saml_gate.devidp.keys import generate_keypair
+    from saml_gate.keys import generate_keypair
 
     out = Path(args.out_dir).expanduser()
     key_path, cert_path = out / "sp.key.pem", out / "sp.cert.pem"

@@ -62,7 +62,7 @@ def load_sp_keys(settings: GateSettings) -> SpKeys:
         key_pem, key_path = _pem_or_file("sp_key", settings.sp_key, "PRIVATE KEY")
         cert_pem, cert_path = _pem_or_file("sp_cert", settings.sp_cert, "BEGIN CERTIFICATE")
     else:
-        from saml_gate.devidp.keys import load_or_create_keypair
+        from saml_gate.keys import load_or_create_keypair
 
         directory = Path(settings.state_dir).expanduser()
         pair, created = load_or_create_keypair(directory, "sp", "saml-gate development SP")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from saml_gate import xmlconst as X
-from saml_gate.devidp.keys import KeyPair
+from saml_gate.keys import KeyPair
 from tests.interop.client import (
     HTML_ACCEPT,
     HtmlForm,

@@ -23,9 +23,9 @@ import xmlsec
 from lxml import etree
 
 from saml_gate import xmlconst as X
-from saml_gate.devidp.keys import KeyPair
 from saml_gate.devidp.response import ResponseSpec, build_response, saml_instant
 from saml_gate.devidp.signing import encrypt_assertion, sign_element
+from saml_gate.keys import KeyPair
 from tests.support import ACS_URL, ENTITY_ID, IDP_ENTITY_ID
 
 C = xmlsec.constants

@@ -19,8 +19,8 @@ from typing import Any
 import anyio
 
 from saml_gate import SamlGate
-from saml_gate.devidp.keys import generate_keypair
 from saml_gate.errors import GateError
+from saml_gate.keys import generate_keypair
 from tests.security.acs import CorpusKeys
 from tests.security.catalogue import CASES_BY_ID
 from tests.security.corpus import form_value

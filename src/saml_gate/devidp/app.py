@@ -26,9 +26,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from saml_gate import xmlconst as X
-from saml_gate.devidp.keys import KeyPair
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.response import ResponseSpec, issue_response
+from saml_gate.keys import KeyPair
 from saml_gate.settings import is_loopback_host
 
 log = logging.getLogger("saml_gate.devidp")

@@ -10,7 +10,7 @@ import xmlsec
 from lxml import etree
 
 from saml_gate import xmlconst as X
-from saml_gate.devidp.keys import KeyPair
+from saml_gate.keys import KeyPair
 
 if TYPE_CHECKING:  # python-xmlsec's stubs name these types only privately
     from xmlsec.constants import __KeyData as _KeyData

@@ -1,4 +1,7 @@
-"""Self-signed RSA key pairs for the development IdP (and the development SP keys)."""
+"""Self-signed RSA key pairs: generation, persistence and PEM helpers.
+
+Used for the SP's development keys, ``saml-gate keygen`` and the development IdP.
+"""
 
 from __future__ import annotations
 
