@@ -24,10 +24,16 @@ GATE_WITHOUT_XMLSEC1 = textwrap.dedent(
 
     assert shutil.which("xmlsec1") is None, "xmlsec1 must not be on PATH for this check"
 
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a subprocess was started: {args!r}")
+    real_popen = subprocess.Popen
 
-    subprocess.Popen = refuse  # any attempt to run xmlsec1 (or anything) fails loudly
+    def only_the_gate_worker(command, *args, **kwargs):
+        # the gate's own verification worker (this Python, no shell) is the one process allowed;
+        # it inherits the empty PATH, so it cannot run xmlsec1 either
+        if command[:2] == [sys.executable, "-c"] and "saml_gate.workers" in command[2]:
+            return real_popen(command, *args, **kwargs)
+        raise AssertionError(f"a subprocess was started: {command!r}")
+
+    subprocess.Popen = only_the_gate_worker  # running xmlsec1 (or anything else) fails loudly
 
     import httpx
     from starlette.applications import Starlette
@@ -56,6 +62,7 @@ GATE_WITHOUT_XMLSEC1 = textwrap.dedent(
             assert r.status_code == 303, r.text
             r = await c.get("/")
             assert r.text == "hello alice@example.com", r.text
+        assert gate.core.workers is not None, "verified in threads: the worker did not start"
         print("OK")
 
     asyncio.run(main())

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 
+from saml_gate.background import BackgroundJob
 from saml_gate.events import EventSink
+from saml_gate.forms import decode_form_value
 from saml_gate.idp import IdpInfo, parse_idp_metadata
 from saml_gate.idp_source import IdpMetadataSource
 from saml_gate.metrics import GateMetrics
@@ -21,13 +25,22 @@ from saml_gate.slo import LogoutVerifier
 from saml_gate.sp import ServiceProvider, load_sp_keys
 from saml_gate.store import MemoryStore, Store, open_store
 from saml_gate.store.guard import GuardedStore
-from saml_gate.verify import ResponseVerifier
+from saml_gate.verify import ResponseVerifier, VerifiedLogin
 from saml_gate.warnings import StartupWarnings
+from saml_gate.workers import (
+    WorkerFailed,
+    WorkerPool,
+    WorkersUnavailable,
+    WorkSpec,
+    login_from_wire,
+    shared_pool,
+)
 
 if TYPE_CHECKING:
     from saml_gate.devidp import DevIdP
 
 log = logging.getLogger("saml_gate")
+_NO_WORKERS: Any = object()
 
 
 class GateCore:
@@ -38,6 +51,7 @@ class GateCore:
         self.settings = settings
         self.store: Store = open_store(settings, store)
         self.sp_keys = load_sp_keys(settings)
+        self._in_processes = settings.verify_isolation == "process"
         self.devidp: DevIdP | None = None
         self.idp_source: IdpMetadataSource | None = None
         if settings.dev_idp:
@@ -58,6 +72,7 @@ class GateCore:
             if isinstance(self.store, GuardedStore):
                 self.store.on_failure = self.metrics.store_errors.inc
         self.events = EventSink(settings.on_event, self.metrics)
+        self._warm = BackgroundJob(self._warm_workers)
         self.warnings = StartupWarnings(self)
         self.warnings.check()
 
@@ -67,15 +82,92 @@ class GateCore:
         self.sp = ServiceProvider(self.settings, idp, self.sp_keys)
         self.verifier = ResponseVerifier(self.settings, idp, self.sp_keys.key_pem)
         self.logout_verifier = LogoutVerifier(self.settings, idp, self.sp_keys.key_pem)
+        self.work_spec = WorkSpec.of(self.settings, idp, self.sp_keys)
+
+    # ------------------------------------------------------------------ CPU-heavy SAML work
+    async def verify_response(
+        self, posted_value: str, expected_request_ids: Collection[str], now: float
+    ) -> VerifiedLogin:
+        """The verifier's answer for a SAMLResponse as posted (still form-encoded: decoding is
+        part of the work), computed in a worker process or thread (verify_isolation)."""
+        wire = await self._in_worker("verify", posted_value, sorted(expected_request_ids), now)
+        if wire is not _NO_WORKERS:
+            return login_from_wire(wire)
+        verifier = self.verifier
+        return await anyio.to_thread.run_sync(
+            lambda: verifier.verify(
+                decode_form_value(posted_value), expected_request_ids=expected_request_ids, now=now
+            ),
+            limiter=self.verify_limiter,
+        )
+
+    async def authn_request_url(self, relay_state: str, force_authn: bool) -> tuple[str, str]:
+        """(request ID, IdP URL with the AuthnRequest), built by pysaml2 off the event loop."""
+        found = await self._in_worker("authn_request", relay_state, force_authn)
+        if found is not _NO_WORKERS:
+            return str(found[0]), str(found[1])
+        sp = self.sp
+        return await anyio.to_thread.run_sync(
+            lambda: sp.authn_request_url(relay_state, force_authn=force_authn),
+            limiter=self.verify_limiter,
+        )
+
+    @property
+    def workers(self) -> WorkerPool | None:
+        """This process's pool of verification children; None when working in threads.
+
+        Looked up on each use, not kept: a server that forks after building the app (gunicorn
+        --preload) must use its own children, not its parent's."""
+        return shared_pool() if self._in_processes else None
+
+    async def _in_worker(self, op: str, *args: Any) -> Any:
+        """The child's answer, or _NO_WORKERS when this gate works in threads (by its settings,
+        or because child processes cannot be started here)."""
+        workers, spec = self.workers, self.work_spec
+        if workers is None:
+            return _NO_WORKERS
+        try:
+            async with self.verify_limiter:
+                return await workers.run(spec, op, *args)
+        except WorkersUnavailable as exc:
+            self._no_workers(exc)
+            return _NO_WORKERS
+        except WorkerFailed as exc:
+            log.error(
+                "saml-gate: a verification worker process failed (%s); it is replaced", exc,
+                extra={"event": "worker_failed"},
+            )  # fmt: skip
+            raise
+
+    async def _warm_workers(self) -> None:
+        """Start the child processes and build this configuration in them, before any sign-in."""
+        try:
+            async with anyio.create_task_group() as group:
+                for _ in range(self.settings.verify_concurrency):
+                    group.start_soon(self._in_worker, "prepare")
+        except Exception as exc:  # a sign-in will try, and report, again
+            log.warning("saml-gate: could not warm the verification workers: %s", exc)
+
+    def _no_workers(self, exc: Exception) -> None:
+        if self._in_processes:
+            self._in_processes = False
+            log.warning(
+                "saml-gate cannot start verification worker processes (%s): verifying in"
+                " threads of this process instead; set verify_isolation='thread' to say so",
+                exc,
+                extra={"event": "workers_unavailable"},
+            )
 
     def start_background(self) -> None:
         """Start background work (metadata refresh); idempotent, needs a running loop."""
         freeze_startup_heap()
+        self._warm.start()
         if self.idp_source is not None:
             self.idp_source.start()
         self.warnings.start()
 
     async def stop_background(self) -> None:
+        await self._warm.stop()
         await self.warnings.stop()
         if self.idp_source is not None:
             await self.idp_source.stop()

@@ -26,6 +26,7 @@ from saml_gate.cookies import cookie_header, cookie_header_of, parse_cookie_head
 from saml_gate.core import GateCore
 from saml_gate.errors import GateError
 from saml_gate.events import AuthEvent
+from saml_gate.forms import parse_form
 from saml_gate.pages import error_response, html_page
 from saml_gate.policy import AccessPolicy
 from saml_gate.relay import safe_return_path
@@ -280,10 +281,7 @@ class Endpoints:
                 extra={"event": "base_url_mismatch"},
             )
         key, relay_state = core.relay.start()
-        request_id, location = await anyio.to_thread.run_sync(
-            lambda: core.sp.authn_request_url(relay_state, force_authn=force_authn),
-            limiter=core.verify_limiter,
-        )
+        request_id, location = await core.authn_request_url(relay_state, force_authn)
         response = RedirectResponse(
             location, status_code=303, headers={"Cache-Control": "no-store"}
         )
@@ -589,8 +587,9 @@ class Endpoints:
         self._require(view, "POST")
         s = self._settings
         core = self.core
-        form = await self._read_form(view, receive, limit=(s.max_response_bytes * 4) // 3 + 16384)
-        saml_response = form.get("SAMLResponse")
+        limit = (s.max_response_bytes * 4) // 3 + 16384
+        form = await self._read_form(view, receive, limit=limit, encoded=("SAMLResponse",))
+        saml_response = form.get("SAMLResponse")  # decoded by the verification worker
         if not saml_response:
             raise GateError("missing_saml_response")
         relay_state = form.get("RelayState")
@@ -599,14 +598,7 @@ class Endpoints:
         now = s.clock()
         started = time.perf_counter()
         try:
-            login = await anyio.to_thread.run_sync(
-                lambda: core.verifier.verify(
-                    saml_response,
-                    expected_request_ids={p.request_id for p in pending},
-                    now=now,
-                ),
-                limiter=core.verify_limiter,
-            )
+            login = await core.verify_response(saml_response, {p.request_id for p in pending}, now)
         except GateError as error:
             seen = view.public_host
             if error.code == "unknown_request" and not pending and not self._is_our_host(seen):
@@ -698,7 +690,10 @@ class Endpoints:
             raise GateError("method_not_allowed", f"use {' or '.join(methods)}")
 
     @staticmethod
-    async def _read_form(view: RequestView, receive: Receive, *, limit: int) -> dict[str, str]:
+    async def _read_form(
+        view: RequestView, receive: Receive, *, limit: int, encoded: tuple[str, ...] = ()
+    ) -> dict[str, str]:
+        """The posted form's fields; those named in ``encoded`` still percent-encoded."""
         content_type = view.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != FORM_TYPE:
             raise GateError("bad_request", f"expected {FORM_TYPE}")
@@ -715,11 +710,4 @@ class Endpoints:
                 raise GateError("response_too_large", f"more than {limit} bytes posted")
             if not message.get("more_body", False):
                 break
-        try:
-            parsed = parse_qs(body.decode("ascii"), strict_parsing=False, max_num_fields=20)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise GateError("bad_request", "the form is not valid") from exc
-        for name, values in parsed.items():
-            if len(values) != 1:
-                raise GateError("bad_request", f"the form field {name} appears more than once")
-        return {name: values[0] for name, values in parsed.items()}
+        return parse_form(bytes(body), max_fields=20, encoded=encoded)

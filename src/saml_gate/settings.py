@@ -22,6 +22,7 @@ from saml_gate.policy import Rule, as_rule, parse_rules
 
 SameSite = Literal["lax", "strict", "none"]
 StoreOutage = Literal["serve", "refuse"]
+VerifyIsolation = Literal["process", "thread"]
 
 SECURE_SIGNATURE_ALGORITHMS: Final = (
     X.RSA_SHA256,
@@ -120,10 +121,15 @@ class GateSettings:
     max_xml_elements: int = 10_000
     """Most XML elements accepted in a Response; checked right after parsing, before any
     schema or signature work."""
+    verify_isolation: VerifyIsolation = "process"
+    """Where Responses are verified and AuthnRequests built: "process" (child processes of the
+    app's process, started with the gate: the event loop never waits for the GIL behind XML
+    work, and a C-library crash on hostile input ends a child, not the app) or "thread" (worker
+    threads of the app's process, for platforms that forbid child processes)."""
     verify_concurrency: int = 1
-    """Worker threads verifying Responses at once. The work is mostly GIL-bound: on the
-    benchmark's sign-in storm, 1 thread gave the same throughput as 2 and kept the event loop's
-    p99 and longest stall about half as high."""
+    """Responses verified at once: child processes with verify_isolation "process", worker
+    threads with "thread" (where the work is mostly GIL-bound, and 1 thread gave the same
+    throughput as 2 on the benchmark's storm with half the event loop's p99)."""
     store: str = "memory"
     """Shared state: "memory" (one process) or a Redis URL; SamlGate(store=...) also takes a
     redis.asyncio.Redis client or a Store."""
@@ -398,6 +404,8 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
         raise ConfigError("metadata_max_bytes", "must be between 4 KiB and 50 MiB")
     if not 1 <= s.verify_concurrency <= 64:
         raise ConfigError("verify_concurrency", "must be between 1 and 64")
+    if s.verify_isolation not in get_args(VerifyIsolation):
+        raise ConfigError("verify_isolation", "must be process or thread")
     _check_store(s)
     for path in s.public_paths:
         if not path.startswith("/"):

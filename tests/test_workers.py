@@ -1,0 +1,158 @@
+"""Verification in child processes (verify_isolation="process", the default) and in threads.
+
+Each test drives sign-ins through the real ACS endpoint; the pool's own behaviour (cancelled
+callers, crashed children, platforms without child processes) is checked where it shows: the
+answer the browser gets, and what the gate logs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+import anyio
+import pytest
+
+from saml_gate import workers
+from saml_gate.errors import ERRORS
+from saml_gate.workers import WorkerPool, WorkSpec
+from tests.support import Harness
+
+pytestmark = pytest.mark.anyio
+
+
+def only_child_may_verify(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    def in_process(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("verified in the app's process")
+
+    monkeypatch.setattr(h.gate.core.verifier, "verify", in_process)
+    monkeypatch.setattr(h.gate.core.sp, "authn_request_url", in_process)
+
+
+async def test_sign_in_is_verified_in_a_child_process(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    only_child_may_verify(harness, monkeypatch)
+    assert harness.gate.settings.verify_isolation == "process"
+    r = await harness.login()
+    assert r.status_code == 303, r.text
+    me = await harness.client.get("/saml/session")
+    assert me.status_code == 200
+    body = me.json()
+    assert body["name_id"] == "alice@example.com"
+    assert body["groups"] == ["admins", "users"]
+    pool = harness.gate.core.workers
+    assert pool is workers.shared_pool()
+    children = [c.process.pid for c in pool._idle]
+    assert children and os.getpid() not in children
+
+
+async def test_refusals_come_back_from_the_child_with_their_code(harness: Harness) -> None:
+    request_id, relay = await harness.start_login()
+    spec = harness.spec(in_response_to=request_id, audience="https://someone-else.example")
+    r = await harness.post_acs(harness.response_b64(spec), relay)
+    assert r.status_code == ERRORS["wrong_audience"].status, r.text
+    assert "wrong_audience" in r.text
+    assert "saml_gate_session" not in r.headers.get("set-cookie", "")
+
+
+async def test_thread_isolation_never_starts_a_child(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_child(*args: Any) -> Any:
+        raise AssertionError("a child process was used")
+
+    monkeypatch.setattr(WorkerPool, "run", no_child)
+    h = make_harness(verify_isolation="thread")
+    assert h.gate.core.workers is None
+    r = await h.login()
+    assert r.status_code == 303, r.text
+    assert (await h.client.get("/saml/session")).status_code == 200
+
+
+class _ExitOnLoad:
+    """Unpickled in the child, it ends the child: a stand-in for a C library crashing."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os._exit, (70,))
+
+
+async def test_a_child_that_dies_refuses_that_sign_in_and_is_replaced(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = harness.gate.core
+    good_spec = core.work_spec
+    request_id, relay = await harness.start_login()
+    core.work_spec = WorkSpec("crash-" + good_spec.digest, pickle.dumps(_ExitOnLoad()))
+    r = await harness.post_acs(harness.response_b64(harness.spec(in_response_to=request_id)), relay)
+    assert r.status_code == 400, r.text
+    assert "malformed_response" in r.text
+    assert "saml_gate_session" not in r.headers.get("set-cookie", "")
+    failures = [x for x in caplog.records if getattr(x, "event", "") == "worker_failed"]
+    assert failures and "exited" in failures[0].getMessage()
+    core.work_spec = good_spec
+    r = await harness.login()
+    assert r.status_code == 303, r.text
+
+
+async def test_no_child_processes_here_falls_back_to_threads_with_a_warning(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(workers, "_shared", None)  # a pool of this test's own, empty
+    monkeypatch.setattr(workers.sys, "executable", "/nonexistent/python")
+    h = make_harness()
+    r = await h.login()
+    assert r.status_code == 303, r.text
+    assert h.gate.core.workers is None
+    warnings = [x for x in caplog.records if getattr(x, "event", "") == "workers_unavailable"]
+    assert len(warnings) == 1
+    assert "verify_isolation" in warnings[0].getMessage()
+
+
+async def test_a_child_that_cannot_start_the_gate_is_unavailable_not_a_failure(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """sys.executable is not always Python (embedded interpreters): the child never says ready."""
+    monkeypatch.setattr(workers, "_shared", None)
+    monkeypatch.setattr(workers.sys, "executable", "/bin/false")
+    h = make_harness()
+    r = await h.login()
+    assert r.status_code == 303, r.text
+    warnings = [x for x in caplog.records if getattr(x, "event", "") == "workers_unavailable"]
+    assert warnings and "exited at start" in warnings[0].getMessage()
+
+
+async def test_a_cancelled_call_leaves_its_child_usable(harness: Harness) -> None:
+    """The cancelled caller's answer arrives later; the next caller skips it."""
+    core = harness.gate.core
+    pool = WorkerPool()
+    try:
+        spec = WorkSpec("fresh-" + core.work_spec.digest, core.work_spec.payload)
+        with anyio.move_on_after(0.005):  # "prepare" builds a pysaml2 client: ~50 ms
+            await pool.run(spec, "prepare")
+        assert len(pool._idle) == 1
+        child = pool._idle[0]
+        assert child._owed == 1 and not child.torn
+        request_id, location = await pool.run(spec, "authn_request", "relay", False)
+        assert location.startswith("https://idp.example.test/") and request_id.startswith("id")
+        assert pool._idle == [child] and child._owed == 0
+    finally:
+        pool.close()
+
+
+async def test_the_child_is_not_given_the_cookie_secret_or_python_callables(
+    harness: Harness,
+) -> None:
+    settings, idp, keys = pickle.loads(harness.gate.core.work_spec.payload)
+    assert settings.secret_key == ()
+    assert settings.on_event == () and settings.metrics_registry is None
+    assert idp.entity_id == harness.gate.core.idp.entity_id
+    assert keys.key_pem == harness.gate.core.sp_keys.key_pem  # decryption needs the SP key
+
+
+def test_a_forked_process_gets_a_pool_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = workers.shared_pool()
+    assert workers.shared_pool() is pool
+    monkeypatch.setattr(pool, "pid", -1)  # as if this process were a fork of its creator
+    assert workers.shared_pool() is not pool
