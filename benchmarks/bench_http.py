@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench_common import (
     Budget,
@@ -54,11 +55,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(world: World, *, gated: bool, monitor: bool = False) -> Iterator[Server]:
+def server(
+    world: World, *, gated: bool, monitor: bool = False, **gate_options: Any
+) -> Iterator[Server]:
     """A uvicorn server in its own process, stopped on exit."""
     folder = Path(tempfile.mkdtemp(prefix="saml-gate-bench-srv-"))
     options = folder / "options.json"
-    options.write_text(json.dumps(world.write(folder)))
+    options.write_text(json.dumps({**world.write(folder), **gate_options}))
     port = free_port()
     args = [sys.executable, str(HERE / "bench_server.py"), "--port", str(port)]
     args += ["--options", str(options)]

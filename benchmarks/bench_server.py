@@ -56,7 +56,8 @@ class LoopMonitor:
             monitor.callbacks += 1
             if took > monitor.longest:
                 monitor.longest = took
-                monitor.longest_what = repr(handle)[:300]
+                owner = getattr(handle._callback, "__self__", None)  # a task's step: the task
+                monitor.longest_what = repr(handle if owner is None else owner)[:300]
             if took > BLOCKED:
                 monitor.over += 1
 
