@@ -11,7 +11,7 @@ from typing import Any, cast
 from lxml import etree
 
 POOL_SIZE = 4
-"""Validations at once (the ACS runs ``verify_concurrency``, 2 by default, at a time)."""
+"""Validations at once (the ACS runs ``verify_concurrency``, 1 by default, at a time)."""
 
 
 class _LocalSchemas(etree.Resolver):

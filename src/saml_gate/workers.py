@@ -219,6 +219,8 @@ class _Child:
 
     def __init__(self) -> None:
         """Start it and wait until it has imported the gate (blocking: call it in a thread)."""
+        if os.name != "posix":  # non-blocking pipes in the event loop are POSIX-only
+            raise WorkersUnavailable(f"child processes are not supported on {sys.platform}")
         if not sys.executable:
             raise WorkersUnavailable("sys.executable is empty")
         try:
