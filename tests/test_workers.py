@@ -151,6 +151,42 @@ async def test_the_child_is_not_given_the_cookie_secret_or_python_callables(
     assert keys.key_pem == harness.gate.core.sp_keys.key_pem  # decryption needs the SP key
 
 
+async def test_start_up_warms_a_child_so_the_first_sign_in_starts_none(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "_shared", None)  # an empty pool of this test's own
+    h = make_harness()
+    pool = h.gate.core.workers
+    assert pool is not None and pool._idle == []
+    stop = anyio.Event()
+    events = iter([{"type": "lifespan.startup"}])
+
+    async def receive() -> dict[str, Any]:
+        event = next(events, None)
+        if event is None:
+            await stop.wait()
+            return {"type": "lifespan.shutdown"}
+        return event
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(h.gate, {"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        with anyio.fail_after(30):
+            while not pool._idle:
+                await anyio.sleep(0.05)
+        child = pool._idle[0]
+        assert h.gate.core.work_spec.digest in child._specs
+        started: list[Any] = []
+        monkeypatch.setattr(workers, "_Child", lambda: started.append(1))  # none may start
+        r = await h.login()
+        assert r.status_code == 303, r.text
+        assert started == [] and pool._idle == [child]
+        stop.set()
+    pool.close()
+
+
 def test_a_forked_process_gets_a_pool_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = workers.shared_pool()
     assert workers.shared_pool() is pool

@@ -141,10 +141,13 @@ class GateCore:
 
     async def _warm_workers(self) -> None:
         """Start the child processes and build this configuration in them, before any sign-in."""
+        workers = self.workers
+        if workers is None:
+            return
         try:
-            async with anyio.create_task_group() as group:
-                for _ in range(self.settings.verify_concurrency):
-                    group.start_soon(self._in_worker, "prepare")
+            await workers.warm(self.work_spec, self.settings.verify_concurrency)
+        except WorkersUnavailable as exc:
+            self._no_workers(exc)
         except Exception as exc:  # a sign-in will try, and report, again
             log.warning("saml-gate: could not warm the verification workers: %s", exc)
 

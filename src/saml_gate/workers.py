@@ -351,6 +351,20 @@ class WorkerPool:
         self._give_back(child)
         return result
 
+    async def warm(self, spec: WorkSpec, count: int) -> None:
+        """Have ``count`` children started, with ``spec`` built in each, before any sign-in."""
+        leased: list[_Child] = []
+        try:
+            for _ in range(count):
+                child = self._take_idle()
+                if child is None:
+                    child = await anyio.to_thread.run_sync(_Child)
+                leased.append(child)
+                await child.call(spec, "prepare", [])
+        finally:
+            for child in leased:
+                self._give_back(child)  # a dead one is dropped when next taken
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
