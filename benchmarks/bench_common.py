@@ -190,16 +190,21 @@ def response_b64(
     options = dict(SHAPES[shape])
     if options.pop("encrypt", False):
         options["encrypt_to"] = world.sp.cert_pem
-    spec = ResponseSpec(
+    spec = response_spec(request_id, now or datetime.now(UTC))
+    return base64.b64encode(issue_response(spec, keys or world.idp, **options)).decode()
+
+
+def response_spec(request_id: str | None, now: datetime) -> ResponseSpec:
+    """What the benchmark IdP says about its user, answering ``request_id`` (None: unsolicited)."""
+    return ResponseSpec(
         issuer=IDP_ENTITY_ID,
         destination=ACS_URL,
         audience=ENTITY_ID,
         name_id=NAME_ID,
         attributes=ATTRIBUTES,
         in_response_to=request_id,
-        now=now or datetime.now(UTC),
+        now=now,
     )
-    return base64.b64encode(issue_response(spec, keys or world.idp, **options)).decode()
 
 
 def _responses(args: tuple[World, str, list[str], datetime]) -> list[str]:

@@ -32,11 +32,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench_common import (
-    ACS_URL,
-    ATTRIBUTES,
-    ENTITY_ID,
-    IDP_ENTITY_ID,
-    NAME_ID,
     World,
     acs_scope,
     call,
@@ -45,6 +40,7 @@ from bench_common import (
     mint_login,
     new_request_id,
     response_b64,
+    response_spec,
     rss_bytes,
     status_of,
 )
@@ -146,15 +142,7 @@ async def bogus_posts(gate: SamlGate, world: World) -> Callable[[int], Awaitable
     relay = gate.core.relay
 
     def spec(request_id: str | None) -> ResponseSpec:
-        return ResponseSpec(
-            issuer=IDP_ENTITY_ID,
-            destination=ACS_URL,
-            audience=ENTITY_ID,
-            name_id=NAME_ID,
-            attributes=ATTRIBUTES,
-            in_response_to=request_id,
-            now=now,
-        )
+        return response_spec(request_id, now)
 
     unsigned_xml = issue_response(spec(None), world.idp, sign_response=False, sign_assertion=False)
     unsigned = base64.b64encode(unsigned_xml).decode()
