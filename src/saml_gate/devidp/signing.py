@@ -23,6 +23,9 @@ _SIGNATURE_METHODS: dict[str, _Transform] = {
     X.RSA_SHA256: _C.TransformRsaSha256,
     X.RSA_SHA384: _C.TransformRsaSha384,
     X.RSA_SHA512: _C.TransformRsaSha512,
+    X.ECDSA_SHA256: _C.TransformEcdsaSha256,
+    X.ECDSA_SHA384: _C.TransformEcdsaSha384,
+    X.ECDSA_SHA512: _C.TransformEcdsaSha512,
 }
 _DIGEST_METHODS: dict[str, _Transform] = {
     X.DIGEST_SHA1: _C.TransformSha1,
