@@ -6,52 +6,29 @@ that this works for EC keys as well as RSA ones, and that KeyInfo still counts f
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from saml_gate import xmlconst as X
-from saml_gate.keys import KeyPair
+from saml_gate.keys import KeyPair, generate_keypair
 from tests.conftest import HarnessFactory
 from tests.support import Harness, idp_metadata
 from tests.test_acs_refusals import assert_refused
 
 pytestmark = pytest.mark.anyio
 
-CURVES: dict[str, tuple[ec.EllipticCurve, hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
-    X.ECDSA_SHA256: (ec.SECP256R1(), hashes.SHA256()),
-    X.ECDSA_SHA384: (ec.SECP384R1(), hashes.SHA384()),
-    X.ECDSA_SHA512: (ec.SECP521R1(), hashes.SHA512()),
+CURVES: dict[str, ec.EllipticCurve] = {
+    X.ECDSA_SHA256: ec.SECP256R1(),
+    X.ECDSA_SHA384: ec.SECP384R1(),
+    X.ECDSA_SHA512: ec.SECP521R1(),
 }
 
 
 def ec_keypair(algorithm: str, common_name: str = "EC IdP") -> KeyPair:
-    curve, digest = CURVES[algorithm]
-    key = ec.generate_private_key(curve)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, digest)
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return KeyPair(key_pem=key_pem, cert_pem=cert.public_bytes(serialization.Encoding.PEM))
+    return generate_keypair(common_name, key=ec.generate_private_key(CURVES[algorithm]))
 
 
 async def ec_login(h: Harness, keys: KeyPair, algorithm: str, **issue: Any) -> httpx.Response:

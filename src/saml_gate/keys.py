@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -28,9 +28,16 @@ class KeyPair:
     cert_pem: bytes
 
 
-def generate_keypair(common_name: str, *, days: int = 3650) -> KeyPair:
-    """An RSA 2048 key and a self-signed SHA-256 certificate valid for ``days`` days."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def generate_keypair(
+    common_name: str,
+    *,
+    days: int = 3650,
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
+) -> KeyPair:
+    """A self-signed SHA-256 certificate valid for ``days`` days, for ``key`` (default: a new
+    RSA 2048 key)."""
+    if key is None:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)
     cert = (
