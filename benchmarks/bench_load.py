@@ -3,9 +3,12 @@
     python benchmarks/bench_load.py load  --port P --cookie C --connections 16 --seconds 3
     python benchmarks/bench_load.py probe --port P --cookie C
     python benchmarks/bench_load.py storm --port P --world W --kind logins|bogus --count N
+    python benchmarks/bench_load.py paced --port P --cookie C --rate R --seconds S
 
-``load`` is the fallback when wrk is not installed. ``probe`` and ``storm`` print ``ready`` once
-set up, start on a ``go`` line on stdin (``probe`` stops on ``stop``), and print one JSON line.
+``load`` is the fallback when wrk is not installed. ``probe``, ``storm`` and ``paced`` print
+``ready`` once set up, start on a ``go`` line on stdin (``probe`` stops on ``stop``), and print
+one JSON line. ``paced`` sends authenticated GETs at ``rate`` per second in all, spread over
+``connections`` connections: the storm's request rate without its sign-in work.
 A few dozen lines of client keep the load generator's own cost low and predictable, which an
 httpx client would not on a two-core machine.
 """
@@ -125,6 +128,34 @@ async def probe(port: int, cookie: str, interval: float) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------- paced
+async def paced(
+    port: int, cookie: str, connections: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    """Authenticated GET /hello at ``rate`` per second in all (each connection on its own
+    schedule, staggered), for ``seconds``."""
+    conns = [await Connection.open(port) for _ in range(connections)]
+    print("ready", flush=True)
+    await _stdin_line()
+    done = 0
+    every = connections / rate
+    start = time.perf_counter()
+
+    async def worker(index: int, conn: Connection) -> None:
+        nonlocal done
+        due = start + every * index / connections
+        while due < start + seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await conn.request("GET", "/hello", {"Cookie": cookie})
+            done += 1
+            due += every
+
+    await asyncio.gather(*(worker(i, c) for i, c in enumerate(conns)))
+    for conn in conns:
+        conn.close()
+    return {"requests": done, "per_second": done / (time.perf_counter() - start)}
+
+
 # ---------------------------------------------------------------------------------- storms
 def logins(world: World, count: int) -> list[Login]:
     """``count`` ready-to-post sign-ins (pending cookie, RelayState, fresh signed Response)."""
@@ -181,12 +212,13 @@ async def storm(port: int, items: list[Login], concurrency: int, kind: str) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["load", "probe", "storm"])
+    parser.add_argument("mode", choices=["load", "probe", "storm", "paced"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cookie", default="")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--interval", type=float, default=0.002)
+    parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--world", type=Path)
     parser.add_argument("--kind", choices=["logins", "bogus"], default="logins")
     parser.add_argument("--count", type=int, default=1000)
@@ -195,6 +227,10 @@ def main() -> None:
         result = asyncio.run(load(args.port, args.cookie, args.connections, args.seconds))
     elif args.mode == "probe":
         result = asyncio.run(probe(args.port, args.cookie, args.interval))
+    elif args.mode == "paced":
+        result = asyncio.run(
+            paced(args.port, args.cookie, args.connections, args.rate, args.seconds)
+        )
     else:
         world: World = pickle.loads(args.world.read_bytes())
         make = logins if args.kind == "logins" else bogus

@@ -3,8 +3,9 @@
     python benchmarks/bench_server.py --port 8123 --options options.json [--gated] [--monitor]
 
 With ``--monitor`` the event loop is instrumented: every callback the loop runs is timed (the
-loop is blocked for exactly that long), and a probe task measures how late a 2 ms sleep wakes
-up. ``GET /_bench/loop`` returns both and starts a new measurement.
+loop is blocked for exactly that long), in wall time and in this thread's CPU time (the
+difference is time the process waited for a CPU), and a probe task measures how late a 2 ms
+sleep wakes up. ``GET /_bench/loop`` returns both and starts a new measurement.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class LoopMonitor:
         self.callbacks = 0
         self.longest = 0.0
         self.longest_what = ""
+        self.longest_cpu = 0.0
+        self.most_cpu = 0.0
         self.over = 0
         self.lags: list[float] = []
         self.gc_longest = 0.0
@@ -50,12 +53,14 @@ class LoopMonitor:
         monitor = self
 
         def timed_run(handle: asyncio.events.Handle) -> None:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             original(handle)
-            took = time.perf_counter() - start
+            took, took_cpu = time.perf_counter() - start, time.thread_time() - start_cpu
             monitor.callbacks += 1
+            monitor.most_cpu = max(monitor.most_cpu, took_cpu)
             if took > monitor.longest:
                 monitor.longest = took
+                monitor.longest_cpu = took_cpu
                 owner = getattr(handle._callback, "__self__", None)  # a task's step: the task
                 monitor.longest_what = repr(handle if owner is None else owner)[:300]
             if took > BLOCKED:
@@ -85,6 +90,8 @@ class LoopMonitor:
             "longest_callback_ms": self.longest * 1e3,
             "callbacks_over_5ms": self.over,
             "longest_callback": self.longest_what,
+            "longest_callback_cpu_ms": self.longest_cpu * 1e3,
+            "most_cpu_ms": self.most_cpu * 1e3,
             "longest_gc_ms": self.gc_longest * 1e3,
             "lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1e3,
             "lag_max_ms": lags[-1] * 1e3,

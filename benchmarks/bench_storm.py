@@ -3,8 +3,11 @@
 One gated uvicorn server with an instrumented loop (bench_server.py ``--monitor``). A probe
 process sends authenticated GETs one at a time and records their latency: first alone (idle),
 then while a storm process runs 50 concurrent sign-ins (each a GET that starts a sign-in, then
-a POST of a freshly signed Response to the ACS), then while another floods the ACS with bogus
-posts (forged signatures, junk, oversize). The server reports its longest loop callback.
+a POST of a freshly signed Response to the ACS), then while 50 connections send plain
+authenticated GETs at the request rate the sign-ins reached (context: what that much traffic
+costs the probe on this machine without any sign-in work), then while another process floods
+the ACS with bogus posts (forged signatures, junk, oversize). The server reports its longest
+loop callback, and how much of it was CPU time.
 """
 
 from __future__ import annotations
@@ -67,15 +70,11 @@ def loop_stats(port: int, cookie: str) -> dict[str, Any]:
 
 
 def phase(
-    port: int, cookie: str, world_file: Path, kind: str | None, count: int, idle_seconds: float
+    port: int, cookie: str, load: list[str] | None, idle_seconds: float
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
-    """(probe latencies, loop stats, storm result) for one phase; kind None = idle."""
-    storm = None
-    if kind is not None:
-        storm = Child(
-            "storm", "--port", str(port), "--world", str(world_file), "--kind", kind,
-            "--count", str(count), "--connections", str(CONCURRENCY),
-        )  # fmt: skip
+    """(probe latencies, loop stats, load result) for one phase: ``load`` is the arguments of
+    a bench_load.py process to run meanwhile, or None to measure the idle server."""
+    storm = Child(*load, "--port", str(port)) if load is not None else None
     probe = Child("probe", "--port", str(port), "--cookie", cookie)
     loop_stats(port, cookie)  # start a fresh measurement
     probe.say("go")
@@ -90,6 +89,8 @@ def phase(
 
 
 Best = dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]]
+PHASES = ("idle", "logins", "paced", "bogus")
+"""Each round, in this order ("paced" runs at the request rate "logins" reached)."""
 ISOLATIONS = ("process", "thread")
 """verify_isolation values compared; the first is the default, and only its rows have targets."""
 
@@ -104,11 +105,22 @@ def measure(
     with server(world, gated=True, monitor=True, verify_isolation=isolation) as srv:
         for _ in range(max(1, budget.rounds - 2)):
             cookie = session_cookie(world)
-            for kind, count in ((None, 0), ("logins", logins), ("bogus", bogus)):
+            for name in PHASES:
                 seconds = 1.0 if budget.quick else 3.0
-                result = phase(srv.port, cookie, world_file, kind, count, seconds)
-                name = kind or "idle"
-                if result[2] is not None:  # every round's answers count, not the best round's
+                if name == "paced":  # the sign-in storm's request rate, as plain GETs
+                    storm = best["logins"][2]
+                    assert storm is not None
+                    load = ["paced", "--cookie", cookie, "--connections", str(CONCURRENCY),
+                            "--rate", str(2 * storm["per_second"]),
+                            "--seconds", str(min(storm["seconds"], 10.0))]  # fmt: skip
+                elif name == "idle":
+                    load = None
+                else:
+                    load = ["storm", "--world", str(world_file), "--kind", name,
+                            "--count", str(logins if name == "logins" else bogus),
+                            "--connections", str(CONCURRENCY)]  # fmt: skip
+                result = phase(srv.port, cookie, load, seconds)
+                if name in answers and result[2] is not None:  # every round's answers count
                     answers[name].update(result[2]["statuses"])
                 if name not in best or result[0]["p99_ms"] < best[name][0]["p99_ms"]:
                     best[name] = result
@@ -141,14 +153,29 @@ def add_rows(
         )
 
     idle_p99 = best["idle"][0]["p99_ms"]
-    label = {"idle": "idle", "logins": "50 concurrent sign-ins", "bogus": "bogus-ACS flood"}
-    for name, (probe, loop, storm) in best.items():
+    label = {
+        "idle": "idle",
+        "logins": "50 concurrent sign-ins",
+        "paced": "plain GETs at the sign-ins' request rate",
+        "bogus": "bogus-ACS flood",
+    }
+    for name, (probe, loop, load) in best.items():
         what = f"authenticated GET p99, {label[name]}"
-        if storm is None:
+        if load is None:
             report.add(
                 Row(SECTION, f"{what} ({isolation})", f"{probe['p99_ms']:.2f} ms",
                     note=_probe_note(probe))
             )  # fmt: skip
+        elif name == "paced":  # context: what the same request rate costs without sign-ins
+            report.add(
+                Row(
+                    SECTION,
+                    f"{what} ({isolation})",
+                    f"{probe['p99_ms']:.2f} ms ({probe['p99_ms'] / idle_p99:.2f}x idle)",
+                    note=f"{_probe_note(probe)}; {load['per_second']:,.0f} GETs/s on"
+                    f" {CONCURRENCY} connections, no sign-in work",
+                )
+            )
         else:
             wanted = "303" if name == "logins" else "4xx"
             unexpected = {k: v for k, v in answers[name].items() if not _matches(k, wanted)}
@@ -169,22 +196,26 @@ def add_rows(
                     f"{probe['p99_ms']:.2f} ms ({ratio:.2f}x idle)",
                     "≤ 2x idle",
                     ratio <= 2,
-                    f"{_probe_note(probe)}; {storm['per_second']:,.0f} posts/s,"
-                    f" statuses {storm['statuses']}",
+                    f"{_probe_note(probe)}; {load['per_second']:,.0f} posts/s,"
+                    f" statuses {load['statuses']}",
                 )
             )
-        report.add(
-            row(
-                f"longest loop callback, {label[name]}",
-                f"{loop['longest_callback_ms']:.2f} ms",
-                "≤ 5 ms",
-                loop["longest_callback_ms"] <= 5,
-                f"{loop['callbacks_over_5ms']} of {loop['callbacks']:,} over 5 ms;"
-                f" longest GC pass {loop['longest_gc_ms']:.2f} ms;"
-                f" a 2 ms sleep wakes late by p99 {loop['lag_p99_ms']:.2f} ms,"
-                f" max {loop['lag_max_ms']:.2f} ms; longest: {loop['longest_callback'][:90]}",
-            )
+        longest = (
+            f"longest loop callback, {label[name]}",
+            f"{loop['longest_callback_ms']:.2f} ms",
+            "≤ 5 ms",
+            loop["longest_callback_ms"] <= 5,
+            f"{loop['callbacks_over_5ms']} of {loop['callbacks']:,} over 5 ms; it ran on the CPU"
+            f" {loop['longest_callback_cpu_ms']:.2f} ms of that (the rest the process waited"
+            f" for a CPU); most CPU time of any callback {loop['most_cpu_ms']:.2f} ms;"
+            f" longest GC pass {loop['longest_gc_ms']:.2f} ms;"
+            f" a 2 ms sleep wakes late by p99 {loop['lag_p99_ms']:.2f} ms,"
+            f" max {loop['lag_max_ms']:.2f} ms; longest: {loop['longest_callback'][:90]}",
         )
+        if name == "paced":
+            report.add(Row(SECTION, f"{longest[0]} ({isolation})", longest[1], note=longest[4]))
+        else:
+            report.add(row(*longest))
 
 
 def _matches(status: str, wanted: str) -> bool:

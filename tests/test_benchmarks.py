@@ -24,6 +24,7 @@ SECTION_ROWS = (
     "ACS endpoint, full sign-in, encrypted (both-signed)",
     "gated / bare throughput",
     "authenticated GET p99, 50 concurrent sign-ins",
+    "authenticated GET p99, plain GETs at the sign-ins' request rate",
     "longest loop callback, bogus-ACS flood",
     "50 concurrent sign-ins: every answer as expected",
     "sign-ins over a simulated hour",
