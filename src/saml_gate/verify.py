@@ -243,8 +243,10 @@ def _public_key(cert_pem: bytes) -> xmlsec.Key:
     context, and a key that carries its certificate costs about 70 microseconds more per
     signature to copy and use. Nothing about the certificate is checked at verification
     time anyway: trust comes from the metadata, not from X.509 validation."""
-    spki = x509.load_pem_x509_certificate(cert_pem).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    spki = (
+        x509.load_pem_x509_certificate(cert_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return xmlsec.Key.from_memory(spki, xmlsec.constants.KeyDataFormatPem)
 
