@@ -160,8 +160,12 @@ async def test_memory_store_is_bounded(clock: FrozenClock, caplog: Any) -> None:
     assert caplog.text.count("dropped") == 1  # one warning a minute, not one per entry
     small = MemoryStore(clock=clock, max_members=3)
     for member in "abcde":
-        await small.add_member("subject", member, 60)
+        await small.add_member("subject", member, 600)
     assert await small.members("subject") == {"c", "d", "e"}
+    assert caplog.text.count("has over 3 sessions") == 1  # two dropped, one warning a minute
+    clock.advance(61)
+    await small.add_member("subject", "f", 600)
+    assert caplog.text.count("has over 3 sessions") == 2
 
 
 # ------------------------------------------------------------------------------------ the guard

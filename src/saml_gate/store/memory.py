@@ -36,6 +36,7 @@ class MemoryStore:
         self._heap: list[tuple[float, str]] = []
         self._evicted = 0
         self._warned_at = float("-inf")
+        self._members_warned_at = float("-inf")
 
     def __len__(self) -> int:
         return len(self._expiry)
@@ -98,7 +99,13 @@ class MemoryStore:
         members[member] = None
         while len(members) > self._max_members:
             del members[next(iter(members))]
-            log.warning("saml-gate memory store: a subject has over %d sessions", self._max_members)
+            if now - self._members_warned_at >= 60:  # once a minute, not on every sign-in
+                log.warning(
+                    "saml-gate memory store: a subject has over %d sessions (the oldest are now"
+                    " out of reach of IdP-initiated logout)",
+                    self._max_members,
+                )
+                self._members_warned_at = now
         self._values[key] = members
         self._set_expiry(key, max(self._expiry.get(key, 0.0), now + max(ttl, 0.0)), now)
 
