@@ -27,11 +27,11 @@ from saml_gate.core import GateCore
 from saml_gate.errors import GateError
 from saml_gate.events import AuthEvent
 from saml_gate.forms import parse_form
+from saml_gate.forwarded import ClientAddresses
 from saml_gate.pages import error_response, html_page
 from saml_gate.policy import AccessPolicy
 from saml_gate.relay import safe_return_path
 from saml_gate.session import Session
-from saml_gate.settings import is_loopback_host
 from saml_gate.setup_sheet import SetupSheet
 from saml_gate.slo import IdpLogoutRequest, IdpLogoutResponse, PendingLogout
 from saml_gate.store import StoreUnavailable
@@ -55,8 +55,9 @@ POLICY_DENIALS: Final = frozenset({"forbidden", "step_up_failed", "groups_missin
 class RequestView:
     """Just what the gate needs to know about a request, read lazily from the scope."""
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, addresses: ClientAddresses) -> None:
         self.scope = scope
+        self._addresses = addresses
 
     @cached_property
     def headers(self) -> dict[str, str]:
@@ -67,17 +68,20 @@ class RequestView:
         return str(self.scope.get("method", "GET"))
 
     @cached_property
-    def client_host(self) -> str:
+    def peer(self) -> str:
+        """The address of whoever opened the connection (a proxy, or the client itself)."""
         client = self.scope.get("client")
         return str(client[0]) if client else ""
 
     @cached_property
+    def client_host(self) -> str:
+        """The client's address, as far as ``trusted_proxies`` vouch for it."""
+        return self._addresses.client(self.peer, self.scope["headers"])
+
+    @cached_property
     def is_local(self) -> bool:
-        """A loopback client not behind a proxy (ngrok's agent connects from loopback too)."""
-        if not is_loopback_host(self.client_host or "127.0.0.1"):
-            return False
-        forwarded = self.headers.get("x-forwarded-for")
-        return forwarded is None or all(is_loopback_host(h.strip()) for h in forwarded.split(","))
+        """A loopback client not behind any proxy (ngrok's agent connects from loopback too)."""
+        return self._addresses.is_local(self.peer, self.scope["headers"])
 
     @cached_property
     def wants_json(self) -> bool:
@@ -145,6 +149,10 @@ class Endpoints:
         self._warned_hosts: set[str] = set()
         self._logout_signer = Signer(list(reversed(s.secret_key)), salt="saml-gate.logout")
         self._pending_logout = PendingLogout(s)
+        self.addresses = ClientAddresses(s.trusted_proxies)
+
+    def view(self, scope: Scope) -> RequestView:
+        return RequestView(scope, self.addresses)
 
     # ------------------------------------------------------------------ routing
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -156,7 +164,7 @@ class Endpoints:
         if devidp is not None and (sub == "/devidp" or sub.startswith("/devidp/")):
             await devidp(scope, receive, send)
             return
-        view = RequestView(scope)
+        view = self.view(scope)
         handler = self._routes.get(sub)
         try:
             if handler is None:
@@ -219,7 +227,7 @@ class Endpoints:
         if scope["type"] == "websocket":
             await self._deny_websocket(scope, receive, send, status=401)
             return
-        view = RequestView(scope)
+        view = self.view(scope)
         clear = [self.clear_session_cookie()] if expired else []
         if view.is_navigation:
             response = await self.start_login(
@@ -382,7 +390,7 @@ class Endpoints:
 
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Prometheus exposition at ``metrics_path``; loopback-only unless metrics_public."""
-        view = RequestView(scope)
+        view = self.view(scope)
         metrics = self.core.metrics
         if metrics is None or scope["type"] != "http" or view.method not in ("GET", "HEAD"):
             response = self.error(view, GateError("not_found", "metrics"))

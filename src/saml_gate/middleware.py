@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saml_gate.cookies import cookie_header_of, find_cookie
 from saml_gate.core import GateCore
-from saml_gate.endpoints import Endpoints, RequestView
+from saml_gate.endpoints import Endpoints
 from saml_gate.errors import GateError
 from saml_gate.events import AuthEvent
 from saml_gate.session import Session
@@ -81,7 +81,7 @@ class SamlGate:
         try:
             rule = self._policy.rule_for(path, scope.get("method", "GET"))
         except GateError as error:  # a path no browser sends (dot segments)
-            await self.endpoints.refuse(RequestView(scope), error, receive, send)
+            await self.endpoints.refuse(self.endpoints.view(scope), error, receive, send)
             return
         if rule.public:
             scope["user"] = UnauthenticatedUser()
@@ -93,7 +93,7 @@ class SamlGate:
         try:
             session, had_cookie = await self._session(scope, now)
         except GateError as error:  # the store is unreachable and the session needs it
-            await self.endpoints.refuse(RequestView(scope), error, receive, send)
+            await self.endpoints.refuse(self.endpoints.view(scope), error, receive, send)
             return
         if session is None:
             await self.endpoints.unauthenticated(
@@ -108,7 +108,7 @@ class SamlGate:
                     scope, receive, send, expired=False, force_authn=True, error=refusal
                 )
             else:
-                await self.endpoints.refuse(RequestView(scope), refusal, receive, send)
+                await self.endpoints.refuse(self.endpoints.view(scope), refusal, receive, send)
             return
         scope["user"] = user
         scope["auth"] = AuthCredentials(_scopes(user))
@@ -155,7 +155,7 @@ class SamlGate:
     def _expired(self, scope: Scope, session: Session, state: str) -> None:
         user = session.user
         reason = "idle (inactivity_timeout)" if state == "idle" else "maximum_duration reached"
-        fields = RequestView(scope).event_fields()
+        fields = self.endpoints.view(scope).event_fields()
         self.core.events.emit(
             AuthEvent.about(user, "session_expired", "success", reason=reason, **fields)
         )

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from saml_gate import xmlconst as X
 from saml_gate.errors import ConfigError
+from saml_gate.forwarded import parse_networks
 from saml_gate.policy import Rule, as_rule, parse_rules
 
 SameSite = Literal["lax", "strict", "none"]
@@ -141,6 +142,9 @@ class GateSettings:
     refused with 503. New sign-ins are refused either way."""
     idp_logout: bool = True
     """Sign-out continues to the IdP (SAML Single Logout) when its metadata has an SLO URL."""
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    """Addresses or networks (``10.0.0.0/8``; ``*`` for any) of proxies whose
+    X-Forwarded-For / Forwarded the gate believes about the client's address."""
     debug: bool = False
     on_event: tuple[Callable[..., Any], ...] = field(default=(), compare=False, repr=False)
     """Callables given every auth event (sync or async); see saml_gate.events.AuthEvent."""
@@ -240,7 +244,12 @@ class GateSettings:
         values["secret_key"] = _check_secrets(values["secret_key"])
         if "on_event" in values:
             values["on_event"] = _as_hooks(values["on_event"])
-        for name in ("authorized_groups", "public_paths", "signature_algorithms"):
+        for name in (
+            "authorized_groups",
+            "public_paths",
+            "signature_algorithms",
+            "trusted_proxies",
+        ):
             if name in values:
                 values[name] = _as_tuple(name, values[name])
         if "access_rules" in values:
@@ -407,6 +416,7 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
     if s.verify_isolation not in get_args(VerifyIsolation):
         raise ConfigError("verify_isolation", "must be process or thread")
     _check_store(s)
+    parse_networks(s.trusted_proxies)
     for path in s.public_paths:
         if not path.startswith("/"):
             raise ConfigError("public_paths", f"{path!r} must start with '/'")

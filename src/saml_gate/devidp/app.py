@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from saml_gate import xmlconst as X
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.response import ResponseSpec, issue_response
+from saml_gate.forwarded import ClientAddresses
 from saml_gate.keys import KeyPair
 from saml_gate.settings import is_loopback_host
 
@@ -259,28 +260,10 @@ class DevIdP:
         reports the real client in X-Forwarded-For and the public name in Host.
         """
         client = request.scope.get("client")
-        if client and client[0] and not is_loopback_host(str(client[0])):
+        peer = str(client[0]) if client and client[0] else ""
+        if not ClientAddresses.is_local(peer, request.scope["headers"]):
             raise _Problem(403, "Forbidden", "The development IdP only answers loopback clients.")
         headers = request.headers
-        forwarded: list[str] = []
-        for name in ("x-forwarded-for", "x-real-ip"):
-            for value in headers.getlist(name):
-                forwarded.extend(part.strip() for part in value.split(","))
-        for value in headers.getlist("forwarded"):
-            for element in re.split(r"[,;]", value):
-                key, _, val = element.strip().partition("=")
-                if key.strip().lower() == "for":
-                    forwarded.append(val.strip().strip('"'))
-        for address in forwarded:
-            candidate = address
-            if not candidate.startswith("[") and candidate.count(":") == 1:
-                candidate = candidate.split(":", 1)[0]  # "1.2.3.4:port"
-            elif candidate.startswith("[") and "]" in candidate:
-                candidate = candidate[: candidate.index("]") + 1]
-            if address and not is_loopback_host(candidate):
-                raise _Problem(
-                    403, "Forbidden", "The development IdP only answers loopback clients."
-                )
         for name in ("host", "x-forwarded-host"):
             for value in headers.getlist(name):
                 host = _hostname("//" + value.split(",", 1)[0])
