@@ -5,6 +5,12 @@ last good copy is kept in memory and on disk, so an IdP outage or a broken docum
 running logins. Refreshes honour ``cacheDuration`` and ``validUntil``; a document that fails to
 download or parse is logged and ignored, and several signing certificates are accepted at once, so
 a key rollover needs no restart.
+
+Every fetch (start-up and refresh) streams the body under ``metadata_max_bytes`` (counted after
+decompression, so a gzip bomb stops at the cap), runs under one overall ``metadata_timeout``
+deadline (connect, redirects and the whole body: a trickling server cannot hold it open), and
+follows at most ``MAX_REDIRECTS`` redirects, https to https only (plain http only between loopback
+URLs, as the settings allow for the metadata URL itself).
 """
 
 from __future__ import annotations
@@ -15,27 +21,110 @@ import logging
 import os
 import re
 import time
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+import anyio
 import httpx
 
 from saml_gate.background import BackgroundJob
 from saml_gate.errors import ConfigError
 from saml_gate.idp import IdpInfo, parse_idp_metadata, read_metadata_source
-from saml_gate.settings import GateSettings
+from saml_gate.settings import GateSettings, is_loopback_host
 
 log = logging.getLogger("saml_gate")
 
 MIN_REFRESH: Final = 60.0
 RETRIES: Final = 3
+MAX_REDIRECTS: Final = 5
+_ENCODINGS: Final = frozenset({"gzip", "x-gzip", "deflate"})
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
     r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
 _ATTR = r'\b{name}\s*=\s*"([^"]+)"'
+
+
+class MetadataFetchError(ValueError):
+    """Fetching the metadata document failed; the message says why, on one line."""
+
+
+def describe_failure(exc: Exception) -> str:
+    """One line for the log or a ConfigError: no traceback, no httpx help text."""
+    if isinstance(exc, httpx.TimeoutException):
+        text = "the IdP did not answer in time (metadata_timeout)"
+    elif isinstance(exc, httpx.HTTPError):
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    else:
+        text = str(exc)
+    return " ".join(text.split())
+
+
+def _shown(url: httpx.URL) -> str:
+    """A URL for messages, without userinfo or query."""
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}{url.path}"
+
+
+def redirect_target(current: httpx.URL, location: str) -> httpx.URL:
+    """Where a redirect from ``current`` leads, if it may be followed: https → https only; plain
+    http only from a loopback http URL to another loopback http URL (or up to https)."""
+    try:
+        target = current.join(location)
+    except httpx.InvalidURL:
+        raise MetadataFetchError("redirect to an invalid URL refused") from None
+    if target.scheme == "https":
+        return target
+    if target.scheme == "http" and current.scheme == "http":
+        if is_loopback_host(target.host):
+            return target
+        what = "redirect to a non-loopback http URL refused"
+    else:
+        what = "redirect to another scheme refused"
+    raise MetadataFetchError(
+        f"{what} ({current.scheme} → {_shown(target)}): metadata is only fetched over https"
+        " (plain http only between loopback URLs)"
+    )
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body, read in chunks and decompressed here (gzip/deflate) so that reading stops as
+    soon as more than ``limit`` decoded bytes have arrived, before they are held in memory."""
+    too_large = f"document larger than metadata_max_bytes ({limit} bytes)"
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise MetadataFetchError(f"{too_large}: the server announces {declared} bytes")
+    codings = [
+        c.strip().lower()
+        for c in response.headers.get_list("content-encoding", split_commas=True)
+        if c.strip().lower() not in ("", "identity")
+    ]
+    if len(codings) > 1 or (codings and codings[0] not in _ENCODINGS):
+        raise MetadataFetchError(f"unsupported Content-Encoding {', '.join(codings)!r}")
+    # wbits MAX_WBITS|32: zlib or gzip header, detected automatically.
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32) if codings else None
+    body = bytearray()
+    try:
+        async for raw in response.aiter_raw():
+            if inflater is None:
+                body += raw
+            else:
+                # max_length: a small chunk of a bomb never inflates past limit + 1 in memory.
+                while raw and not inflater.eof and len(body) <= limit:
+                    body += inflater.decompress(raw, limit + 1 - len(body))
+                    raw = inflater.unconsumed_tail
+            if len(body) > limit:
+                raise MetadataFetchError(f"{too_large}; download stopped")
+        if inflater is not None:
+            body += inflater.flush()
+    except zlib.error:
+        raise MetadataFetchError(f"the {codings[0]} body is corrupt") from None
+    if len(body) > limit:
+        raise MetadataFetchError(f"{too_large}; download stopped")
+    return bytes(body)
 
 
 def is_url(value: str) -> bool:
@@ -109,13 +198,16 @@ class IdpMetadataSource:
         error = ""
         for attempt in range(RETRIES):
             try:
-                with httpx.Client(timeout=self._settings.metadata_timeout) as client:
-                    xml = self._checked_text(client.get(self._source))
+                xml = self._fetch_blocking()
                 info = parse_idp_metadata(xml, self._settings.idp_entity_id)
             except (httpx.HTTPError, ValueError, ConfigError) as exc:
-                error = str(exc)
+                error = describe_failure(exc)
                 log.warning(
-                    "saml-gate: IdP metadata fetch %d/%d failed: %s", attempt + 1, RETRIES, error
+                    "saml-gate: idp_metadata fetch %d/%d from %s failed: %s",
+                    attempt + 1,
+                    RETRIES,
+                    self._source,
+                    error,
                 )
                 time.sleep(min(2.0**attempt, 5.0) if attempt + 1 < RETRIES else 0)
                 continue
@@ -128,18 +220,46 @@ class IdpMetadataSource:
                 "idp_metadata", f"cannot fetch {self._source} ({error}) and no cached copy exists"
             ) from None
         log.error(
-            "saml-gate: IdP metadata unreachable (%s); using the copy cached at %s",
+            "saml-gate: idp_metadata unreachable (%s); using the copy cached at %s",
             error,
             self.cache_path,
         )
         self.last_error = error
         return parse_idp_metadata(cached, self._settings.idp_entity_id)
 
-    def _checked_text(self, response: httpx.Response) -> str:
-        response.raise_for_status()
-        if len(response.content) > self._settings.metadata_max_bytes:
-            raise ValueError(f"metadata is {len(response.content)} bytes, over metadata_max_bytes")
-        return response.text
+    def _fetch_blocking(self) -> str:
+        """The start-up fetch: :meth:`fetch` in an event loop of its own, on a thread (the gate
+        may be built inside a running event loop, where ``anyio.run`` is not allowed)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="saml-gate-metadata") as pool:
+            return pool.submit(anyio.run, self.fetch).result()
+
+    async def fetch(self) -> str:
+        """The metadata document, within one ``metadata_timeout`` deadline for everything."""
+        timeout = self._settings.metadata_timeout
+        try:
+            with anyio.fail_after(timeout):
+                async with httpx.AsyncClient(timeout=timeout, transport=self._transport) as client:
+                    return await self._fetch_with(client)
+        except TimeoutError:
+            raise MetadataFetchError(
+                f"no complete answer within metadata_timeout ({timeout:g} s); download stopped"
+            ) from None
+
+    async def _fetch_with(self, client: httpx.AsyncClient) -> str:
+        url = httpx.URL(self._source)
+        # Only encodings read_capped decodes itself (httpx would add br/zstd when installed).
+        headers = {"Accept-Encoding": "gzip, deflate"}
+        for _ in range(MAX_REDIRECTS + 1):
+            # Leaving the block closes the response, and with an unread body, the connection.
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.has_redirect_location:
+                    url = redirect_target(url, response.headers["location"])
+                    continue
+                if not response.is_success:
+                    raise MetadataFetchError(f"HTTP {response.status_code} from {_shown(url)}")
+                body = await read_capped(response, self._settings.metadata_max_bytes)
+                return body.decode(response.encoding or "utf-8", errors="replace")
+        raise MetadataFetchError(f"more than {MAX_REDIRECTS} redirects")
 
     def _save(self, xml: str) -> None:
         try:
@@ -162,17 +282,14 @@ class IdpMetadataSource:
     async def refresh_now(self) -> bool:
         """Fetch once; True when new metadata was adopted. Failures keep the current copy."""
         try:
-            async with httpx.AsyncClient(
-                timeout=self._settings.metadata_timeout, transport=self._transport
-            ) as client:
-                xml = self._checked_text(await client.get(self._source))
+            xml = await self.fetch()
             info = parse_idp_metadata(xml, self._settings.idp_entity_id)
         except (httpx.HTTPError, ValueError, ConfigError) as exc:
-            self.last_error = str(exc)
+            self.last_error = describe_failure(exc)
             log.error(
-                "saml-gate: IdP metadata refresh from %s failed, keeping the current copy: %s",
+                "saml-gate: idp_metadata refresh from %s failed, keeping the current copy: %s",
                 self._source,
-                exc,
+                self.last_error,
                 extra={"event": "metadata_refresh_failed"},
             )
             return False
