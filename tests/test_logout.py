@@ -444,3 +444,15 @@ async def test_slo_endpoint_refuses_what_is_not_a_logout_message(slo: Callable[.
     r = await s.h.client.post("/saml/slo", data={"SAMLResponse": authn})
     assert r.status_code == 400 and error_code(r) == "slo_invalid"
     assert (await s.h.client.put("/saml/slo")).status_code == 405
+
+
+async def test_idp_initiated_logout_reads_the_subject_verbatim(slo: Callable[..., Slo]) -> None:
+    s = slo()
+    alice = await s.login("okta-1")
+    for name_id in ("alice@example.com ", " alice@example.com"):
+        url = s.idp.redirect(s.idp.logout_request(name_id=name_id), SLO_URL, response=False)
+        assert (await s.h.client.get(local(url))).status_code == 303
+    assert await s.status(alice) == 200  # another subject: alice's session stays
+    padded = s.idp.redirect(s.idp.logout_request([" okta-1"]), SLO_URL, response=False)
+    assert (await s.h.client.get(local(padded))).status_code == 303
+    assert await s.status(alice) == 200  # another SessionIndex

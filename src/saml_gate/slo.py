@@ -48,7 +48,6 @@ from saml_gate.verify import (
     children,
     decode_post_value,
     parse_instant,
-    parse_strict,
 )
 
 T_LOGOUT_REQUEST: Final = f"{{{X.NS_SAMLP}}}LogoutRequest"
@@ -111,7 +110,7 @@ class PendingLogout:
             list(reversed(settings.secret_key)), salt="saml-gate.logout-pending"
         )
         self.name = settings.cookie_prefix + "_logout"
-        self._path = settings.prefix + "/slo"
+        self._path = settings.public_path("/slo")
 
     def cookies(self, request_id: str) -> list[bytes]:
         value = str(self._serializer.dumps(request_id))
@@ -179,10 +178,6 @@ class LogoutVerifier(ResponseVerifier):
         if not signed:
             raise GateError("slo_signature", "the logout message is not signed")
         return self._read(root, kind, form.get("RelayState"), now)
-
-    def _parse(self, data: bytes) -> etree._Element:
-        s = self._settings
-        return parse_strict(data, max_depth=s.max_xml_depth, max_elements=s.max_xml_elements)
 
     def _check_query_signature(self, signed: bytes, algorithm: str, signature_b64: str) -> None:
         if algorithm not in self._sig_algs:
@@ -268,14 +263,15 @@ class LogoutVerifier(ResponseVerifier):
         if children(root, T_ENCRYPTED_ID) or children(root, T_BASE_ID):
             raise GateError("slo_invalid", "only a plain NameID is supported, not EncryptedID")
         name_ids = children(root, T_NAMEID)
-        name_id = (name_ids[0].text or "").strip() if len(name_ids) == 1 else ""
+        # verbatim, as at sign-in: a LogoutRequest for "alice " must not end alice's sessions
+        name_id = (name_ids[0].text or "") if len(name_ids) == 1 else ""
         if not name_id:
             raise GateError("slo_invalid", "the LogoutRequest names no subject (NameID)")
         return IdpLogoutRequest(
             id=root.get("ID") or "",
             issuer=issuer,
             name_id=name_id,
-            session_indexes=tuple((e.text or "").strip() for e in children(root, T_SESSION_INDEX)),
+            session_indexes=tuple(e.text or "" for e in children(root, T_SESSION_INDEX)),
             relay_state=relay_state,
             valid_until=valid_until,
         )

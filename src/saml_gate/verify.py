@@ -17,6 +17,7 @@ import base64
 import binascii
 import queue
 import re
+import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from lxml import etree
 
 from saml_gate import xmlconst as X
 from saml_gate.errors import GateError
+from saml_gate.forwarded import parse_address
 from saml_gate.idp import IdpInfo
 from saml_gate.schema import saml_schema
 from saml_gate.settings import GateSettings
@@ -141,9 +143,14 @@ def decode_post_value(value: str, max_bytes: int) -> bytes:
     return data
 
 
-def parse_strict(data: bytes, *, max_depth: int, max_elements: int) -> etree._Element:
+def parse_strict(
+    data: bytes, *, max_depth: int, max_elements: int, max_attributes: int
+) -> etree._Element:
     """Parse with no DTD, no entities, no network; refuse DTDs, PIs, comments and entities,
-    encodings other than UTF-8, and trees deeper or larger than the limits."""
+    encodings other than UTF-8, and trees deeper or larger than the limits: ``max_depth``
+    levels, ``max_elements`` elements, ``max_attributes`` attributes on one element and
+    namespace declarations in scope at one element, and ``max_elements`` attributes and as many
+    namespace declarations in the whole document."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -174,11 +181,44 @@ def parse_strict(data: bytes, *, max_depth: int, max_elements: int) -> etree._El
         raise GateError("response_too_complex", f"more than {max_elements} elements")
     if root.xpath("boolean(" + "/*" * (max_depth + 1) + ")"):
         raise GateError("response_too_complex", f"elements nested deeper than {max_depth}")
+    if root.xpath(f"count(//@*) > {max_elements}"):
+        raise GateError("response_too_complex", f"more than {max_elements} attributes")
+    if root.xpath(f"boolean(//@*[{max_attributes + 1}])"):  # an element's attribute N + 1
+        raise GateError(
+            "response_too_complex", f"an element with more than {max_attributes} attributes"
+        )
+    # Every declaration spells "xmlns": with fewer in the bytes, no limit can be exceeded.
+    if data.count(b"xmlns") > min(max_attributes, max_elements):
+        _check_namespaces(root, max_in_scope=max_attributes, max_total=max_elements)
     for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
         raise GateError("forbidden_xml", f"{_kind(sibling)} outside the document element")
     for node in root.iter(etree.PI, etree.Comment, etree.Entity):
         raise GateError("forbidden_xml", _kind(node))
     return root
+
+
+def _check_namespaces(root: etree._Element, *, max_in_scope: int, max_total: int) -> None:
+    """Bound the namespace declarations, which are not attributes to XPath.
+
+    libxml2 parses thousands of declarations on one element cheaply, but canonicalization walks
+    every namespace in scope at every element of the document: 5,000 declarations above 5,000
+    elements cost libxmlsec 100 ms. One pass of lxml's tree walker, which hands Python the
+    declarations only (and each one's end), not the elements; it stops at the first one over
+    a limit. A redeclared prefix counts again: libxml2 keeps each declaration."""
+    in_scope = total = 0
+    for event, _ in etree.iterwalk(root, events=("start-ns", "end-ns")):
+        if event == "end-ns":
+            in_scope -= 1
+            continue
+        in_scope += 1
+        total += 1
+        if in_scope > max_in_scope:
+            raise GateError(
+                "response_too_complex",
+                f"more than {max_in_scope} namespace declarations in scope at one element",
+            )
+        if total > max_total:
+            raise GateError("response_too_complex", f"more than {max_total} namespace declarations")
 
 
 def _kind(node: etree._Element) -> str:
@@ -216,11 +256,36 @@ def _one_child(element: etree._Element, tag: str, code: str, what: str) -> etree
     return found[0]
 
 
-def _text(element: etree._Element) -> str:
-    """The whole text content: comments and PIs were refused, CDATA is merged by the parser."""
+def _verbatim_text(element: etree._Element) -> str:
+    """The whole text content, exactly as sent: comments and PIs were refused, CDATA is merged
+    by the parser."""
     if len(element):
         raise GateError("schema_invalid", f"{etree.QName(element).localname} has child elements")
-    return (element.text or "").strip()
+    return element.text or ""
+
+
+def _text(element: etree._Element) -> str:
+    """The text content without surrounding layout whitespace: only for URIs compared with
+    configured values (Issuer, Audience, AuthnContextClassRef), never for identity data."""
+    return _verbatim_text(element).strip()
+
+
+def _check_identity_value(value: str, what: str) -> None:
+    """Refuse a signed identity value that could pass for another one: leading or trailing
+    whitespace (any Unicode whitespace), or a control (Cc) or format (Cf: zero-width, bidi,
+    BOM) character anywhere. Such a value is refused, never trimmed or normalised: an account
+    ``admin `` must not become ``admin``."""
+    if value != value.strip():
+        raise GateError("identity_not_verbatim", f"{what} has leading or trailing whitespace")
+    if value.isprintable():  # the common case, in C: nothing of categories C or Z but " "
+        return
+    for position, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf"):
+            raise GateError(
+                "identity_not_verbatim",
+                f"{what} has U+{ord(char):04X} ({category}) at position {position}",
+            )
 
 
 @cache
@@ -266,12 +331,24 @@ class ResponseVerifier:
         self._digest_algs = frozenset(settings.digest_algorithms)
         self._schema = saml_schema()
         self._managers = _keys_managers(sp_key_pem, settings.verify_concurrency + 1)
+        self._identity_attributes = frozenset(
+            (settings.groups_attribute, settings.email_attribute, settings.name_attribute)
+        )
 
     # ------------------------------------------------------------------ entry point
     def verify(
-        self, saml_response: str, *, expected_request_ids: Collection[str], now: float
+        self,
+        saml_response: str,
+        *,
+        expected_request_ids: Collection[str],
+        now: float,
+        client_address: str = "",
     ) -> VerifiedLogin:
-        """Verify a posted SAMLResponse; raise :class:`GateError` with a stable code on refusal."""
+        """Verify a posted SAMLResponse; raise :class:`GateError` with a stable code on refusal.
+
+        ``client_address``: the client's address as the gate trusts it (``trusted_proxies``),
+        "" when unknown; compared with the bearer confirmation's Address when
+        ``check_subject_address`` is on."""
         s = self._settings
         data = decode_post_value(saml_response, s.max_response_bytes)
         root = self._parse(data)
@@ -323,12 +400,18 @@ class ResponseVerifier:
             response_irt=root.get("InResponseTo"),
             expected_request_ids=expected_request_ids,
             now=now,
+            client_address=client_address,
         )
 
     # ------------------------------------------------------------------ structure
     def _parse(self, data: bytes) -> etree._Element:
         s = self._settings
-        return parse_strict(data, max_depth=s.max_xml_depth, max_elements=s.max_xml_elements)
+        return parse_strict(
+            data,
+            max_depth=s.max_xml_depth,
+            max_elements=s.max_xml_elements,
+            max_attributes=s.max_xml_attributes,
+        )
 
     def _check_schema(self, element: etree._Element) -> None:
         error = self._schema.error(element)
@@ -559,6 +642,7 @@ class ResponseVerifier:
         response_irt: str | None,
         expected_request_ids: Collection[str],
         now: float,
+        client_address: str,
     ) -> VerifiedLogin:
         s = self._settings
         skew = s.clock_skew
@@ -571,9 +655,10 @@ class ResponseVerifier:
         # Subject
         subject = _one_child(assertion, T_SUBJECT, "bad_subject", "Subject")
         name_id_el = _one_child(subject, T_NAMEID, "bad_subject", "NameID")
-        name_id = _text(name_id_el)
+        name_id = _verbatim_text(name_id_el)
         if not name_id:
             raise GateError("bad_subject", "the NameID is empty")
+        _check_identity_value(name_id, "the NameID")
         name_id_format = name_id_el.get("Format")
         if s.name_id_format != X.NAMEID_UNSPECIFIED and name_id_format not in (
             None,
@@ -587,7 +672,7 @@ class ResponseVerifier:
         qualifier = name_id_el.get("SPNameQualifier")
         if qualifier is not None and qualifier != s.entity_id:
             raise GateError("bad_subject", f"the NameID's SPNameQualifier is {qualifier!r}")
-        confirmation_until, scd_irt = self._check_bearer(subject, now)
+        confirmation_until, scd_irt = self._check_bearer(subject, now, client_address)
 
         # InResponseTo: the Response's and the bearer confirmation's must agree. The Web SSO
         # profile puts it on both when the Response answers an AuthnRequest, on neither when not.
@@ -624,7 +709,7 @@ class ResponseVerifier:
             name_id=name_id,
             name_id_format=name_id_format,
             session_index=statement.get("SessionIndex"),
-            attributes=self._attributes(assertion),
+            attributes=self._attributes(assertion, self._identity_attributes),
             authn_instant=authn_instant,
             authn_context=authn_context,
             session_not_on_or_after=session_until,
@@ -634,7 +719,9 @@ class ResponseVerifier:
             replay_until=max(confirmation_until, conditions_until) + skew,
         )
 
-    def _check_bearer(self, subject: etree._Element, now: float) -> tuple[float, str | None]:
+    def _check_bearer(
+        self, subject: etree._Element, now: float, client_address: str
+    ) -> tuple[float, str | None]:
         """The first bearer confirmation that holds: (its NotOnOrAfter, its InResponseTo)."""
         skew = self._settings.clock_skew
         failure = GateError("bad_subject", "no bearer SubjectConfirmation")
@@ -668,6 +755,12 @@ class ResponseVerifier:
             if scd.get("NotBefore") is not None:  # forbidden for bearer (profiles 4.1.4.2)
                 failure = GateError("bad_subject", "bearer confirmation with NotBefore")
                 continue
+            address = scd.get("Address")
+            if self._settings.check_subject_address and address is not None:
+                mismatch = _address_mismatch(address, client_address)
+                if mismatch:
+                    failure = GateError("subject_address_mismatch", mismatch)
+                    continue
             return until, scd.get("InResponseTo")
         raise failure
 
@@ -716,16 +809,38 @@ class ResponseVerifier:
         return until
 
     @staticmethod
-    def _attributes(assertion: etree._Element) -> Mapping[str, tuple[str, ...]]:
+    def _attributes(
+        assertion: etree._Element, identity: Collection[str]
+    ) -> Mapping[str, tuple[str, ...]]:
+        """Every attribute's values, verbatim; those of the ``identity`` attributes checked."""
         collected: dict[str, list[str]] = {}
         for statement in children(assertion, T_ATTRIBUTE_STATEMENT):
             for attribute in children(statement, T_ATTRIBUTE):
                 name = attribute.get("Name") or ""
                 if name in collected:  # merging or choosing could grant what was not meant
                     raise GateError("duplicate_attribute", f"attribute {name!r} appears twice")
-                collected[name] = [_value_text(v) for v in children(attribute, T_ATTRIBUTE_VALUE)]
+                values = [_value_text(v) for v in children(attribute, T_ATTRIBUTE_VALUE)]
+                if name in identity:
+                    for value in values:
+                        _check_identity_value(value, f"a value of the {name!r} attribute")
+                collected[name] = values
         return MappingProxyType({k: tuple(v) for k, v in collected.items()})
 
 
 def _value_text(value: etree._Element) -> str:
-    return "".join(str(t) for t in value.itertext()).strip()
+    """An AttributeValue's text content, verbatim (nothing trimmed: it is signed data)."""
+    return "".join(str(t) for t in value.itertext())
+
+
+def _address_mismatch(address: str, client_address: str) -> str:
+    """Why the bearer confirmation's Address is not the client's ("" when it is): both read
+    as IP addresses (an IPv4-mapped IPv6 address is its IPv4 address)."""
+    expected = parse_address(address)
+    if expected is None:
+        return "the bearer confirmation's Address is not an IP address"
+    client = parse_address(client_address)
+    if client is None:
+        return "the bearer confirmation names an Address, and the client's is unknown"
+    if client != expected:
+        return f"the bearer confirmation's Address is {address!r}, the client is {client_address}"
+    return ""

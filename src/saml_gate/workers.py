@@ -154,10 +154,17 @@ class _Jobs:
 
         return ServiceProvider(self.settings, self.idp, self.keys)
 
-    def verify(self, posted_value: str, expected: list[str], now: float) -> dict[str, Any]:
+    def verify(
+        self, posted_value: str, expected: list[str], now: float, client_address: str
+    ) -> dict[str, Any]:
         """Decode the form value as posted, then verify the Response."""
         saml_response = decode_form_value(posted_value)
-        login = self.verifier.verify(saml_response, expected_request_ids=set(expected), now=now)
+        login = self.verifier.verify(
+            saml_response,
+            expected_request_ids=set(expected),
+            now=now,
+            client_address=client_address,
+        )
         return login_to_wire(login)
 
     def authn_request(self, relay_state: str, force_authn: bool) -> list[str]:

@@ -400,6 +400,76 @@ for _slug, _title, _build, _codes in (
     R.case("52", _slug, f"Unsigned Extensions holding {_title}", _build, codes=_codes, mode=AS)
 
 
+def _stuffed_attributes(elements: int, *, attributes: int = 0, declarations: int = 0) -> Build:
+    """Unsigned Extensions holding ``elements`` elements, each of them carrying ``attributes``
+    attributes and declaring ``declarations`` namespaces."""
+
+    def build(ctx: Context) -> bytes:
+        response = ctx.golden(AS)
+        extensions = etree.Element(q("samlp", "Extensions"), nsmap={"x": "urn:x"})
+        one(response, "saml2:Issuer").addnext(extensions)
+        for _ in range(elements):
+            names = {f"p{i}": f"u:{i}" for i in range(declarations)}
+            element = etree.SubElement(extensions, "{urn:x}b", nsmap=names)
+            for i in range(attributes):
+                element.set(f"a{i}", "x")
+        return serialize(response)
+
+    return build
+
+
+def _nested_declarations(ctx: Context, levels: int, per_level: int, leaves: int) -> bytes:
+    """``leaves`` elements under ``levels`` nested ones that each declare ``per_level``
+    namespaces: canonicalization walks every namespace in scope at every element."""
+    response = ctx.golden(AS)
+    extensions = etree.Element(q("samlp", "Extensions"), nsmap={"x": "urn:x"})
+    one(response, "saml2:Issuer").addnext(extensions)
+    node = extensions
+    for level in range(levels):
+        names = {f"p{level}x{i}": f"urn:n:{i}" for i in range(per_level)}
+        node = etree.SubElement(node, "{urn:x}a", nsmap=names)
+    for _ in range(leaves):
+        etree.SubElement(node, "{urn:x}b")
+    return serialize(response)
+
+
+for _slug, _title, _build in (
+    (
+        "attributes-one-element",
+        "an element with 1,000 attributes (beyond max_xml_attributes)",
+        _stuffed_attributes(1, attributes=1_000),
+    ),
+    (
+        "attributes-spread",
+        "400 elements of 30 attributes each (beyond max_xml_elements attributes in all)",
+        _stuffed_attributes(400, attributes=30),
+    ),
+    (
+        "namespace-declarations-one-element",
+        "an element declaring 9,000 namespaces (each cheap to parse)",
+        _stuffed_attributes(1, declarations=9_000),
+    ),
+    (
+        "namespace-declarations-nested",
+        "5,000 elements under 20 nested ones declaring 250 namespaces each (c14n cost: 100 ms)",
+        lambda ctx: _nested_declarations(ctx, 20, 250, 5_000),
+    ),
+    (
+        "namespace-declarations-spread",
+        "2,000 elements declaring 6 namespaces each (beyond max_xml_elements in all)",
+        _stuffed_attributes(2_000, declarations=6),
+    ),
+):
+    R.case(
+        "52",
+        _slug,
+        f"Unsigned Extensions holding {_title}",
+        _build,
+        codes=("response_too_complex",),
+        mode=AS,
+    )
+
+
 @R.add(
     "52",
     "huge-key-info-certificate",

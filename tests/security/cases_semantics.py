@@ -15,6 +15,7 @@ from saml_gate import xmlconst as X
 from tests.security.corpus import Build, Policy, Registry, Transport
 from tests.security.forge import (
     ATTACKER,
+    ATTRIBUTES,
     VICTIM,
     Context,
     Mode,
@@ -481,7 +482,7 @@ for _slug, _title, _edit, _codes in (
         "blank-name-id",
         "a NameID of blanks",
         lambda r, c: setattr(one(r, NAME_ID), "text", "   "),
-        ("bad_subject",),
+        ("identity_not_verbatim",),
     ),
     (
         "transient-name-id",
@@ -518,22 +519,10 @@ for _slug, _title, _signed, _read in (
         VICTIM.upper(),
     ),
     (
-        "name-id-zero-width",
-        "a zero-width space inside",
-        "admin\u200b@example.com",
-        "admin\u200b@example.com",
-    ),
-    (
         "name-id-homoglyph",
         "a Cyrillic homoglyph",
         "\u0430dmin@example.com",
         "\u0430dmin@example.com",
-    ),
-    (
-        "name-id-trailing-space",
-        "a trailing space (trimmed as XML layout, nothing else)",
-        ATTACKER + " ",
-        ATTACKER,
     ),
 ):
     R.case(
@@ -544,4 +533,39 @@ for _slug, _title, _signed, _read in (
         mode=BS,
         outcome="verbatim_name_id",
         name_id=_read,
+    )
+
+# A signed identity that could pass for another is refused, never trimmed or normalised: the
+# gate used to trim the NameID, so the IdP account "victim " signed in as "victim".
+for _slug, _title, _name_id, _attributes in (
+    ("name-id-trailing-space", "a trailing space", VICTIM + " ", {}),
+    ("name-id-leading-newline", "a leading newline", "\n" + VICTIM, {}),
+    ("name-id-zero-width", "a zero-width space inside", "admin\u200b@example.com", {}),
+    ("name-id-bidi-override", "a right-to-left override", VICTIM + "\u202emoc.live", {}),
+    ("name-id-nbsp-trailing", "a trailing no-break space", VICTIM + "\u00a0", {}),
+    ("group-leading-space", "a group ' admins'", ATTACKER, {"groups": [" admins"]}),
+    ("group-bom", "a group 'admins' behind a BOM", ATTACKER, {"groups": ["\ufeffadmins"]}),
+    ("group-tab-inside", "a group with a tab inside", ATTACKER, {"groups": ["ad\tmins"]}),
+    (
+        "email-trailing-nel",
+        "an email attribute ending in NEL (U+0085)",
+        ATTACKER,
+        {"email": [VICTIM + "\x85"]},
+    ),
+    (
+        "name-zero-width-joiner",
+        "a displayName with a zero-width joiner",
+        ATTACKER,
+        {"displayName": ["Ad\u200dmin"]},
+    ),
+):
+    R.case(
+        "65",
+        _slug,
+        f"Identity: {_title}, signed by the IdP, is refused rather than trimmed or read",
+        lambda ctx, n=_name_id, a=_attributes: ctx.golden_xml(
+            BS, name_id=n, attributes={**ATTRIBUTES, **a}
+        ),
+        codes=("identity_not_verbatim",),
+        mode=BS,
     )
