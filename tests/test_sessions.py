@@ -143,7 +143,7 @@ async def test_pending_cookie_survives_a_cross_site_post_on_localhost(harness: H
     """http://127.0.0.1 with an IdP on another site: SameSite=None;Secure (browsers treat
     loopback as secure) plus a Lax twin for browsers that refuse Secure cookies on http."""
     r = await harness.client.get("/private/a", headers=HTML)
-    main, twin = r.headers.get_list("set-cookie")
+    main, twin, _turn = r.headers.get_list("set-cookie")  # then the turn cookie (relay.py)
     assert main.startswith("saml_gate_req_") and "SameSite=None" in main and "Secure" in main
     name = main.split("=", 1)[0]
     assert twin.startswith(name + ".lax=") and "SameSite=Lax" in twin and "Secure" not in twin

@@ -1,29 +1,57 @@
 """Pending sign-ins: which AuthnRequest this browser sent, and where to return afterwards.
 
-Nothing is stored on the server. Each started sign-in sets one short-lived signed cookie,
-named after a random key, holding the AuthnRequest ID and the return path; the RelayState sent
-through the IdP is a signed, expiring token carrying that key (small, as the SAML bindings
-limit RelayState to 80 bytes). At the ACS, the Response's InResponseTo must be one of the
-request IDs held by this browser's cookies, so a Response obtained for someone else's request
-is refused. The cookies are Path-scoped to the ACS and, on https, SameSite=None so that they
-survive the IdP's cross-site POST.
+Nothing is stored on the server. Each started sign-in sets a short-lived signed cookie holding
+a random key, the AuthnRequest ID and the return path; the RelayState sent through the IdP is a
+signed, expiring token carrying that key (small, as the SAML bindings limit RelayState to 80
+bytes). At the ACS, the Response's InResponseTo must be one of the request IDs held by this
+browser's cookies, and the RelayState must carry the key stored next to that ID, so a Response
+obtained for someone else's request, or for another sign-in of this browser, is refused. The
+cookies are Path-scoped to the ACS and, on https, SameSite=None so that they survive the IdP's
+cross-site POST (on http loopback each also has a ``.lax`` twin: see cookies.py).
+
+A browser holds at most five of them, so the Cookie header at the ACS stays small
+however many pages start a sign-in. They are named by slot, not by key: ``<prefix>_req_0`` to
+``<prefix>_req_3`` take turns (a new sign-in overwrites the slot of the oldest of the last four
+and the browser keeps the newest four, enough for a few tabs signing in at once), and
+``<prefix>_req_L`` holds the newest sign-in whose return path is long (more than
+``SHORT_PATH_BYTES``; up to ``MAX_PATH_BYTES``), so that four long paths cannot add up to more
+than a proxy accepts. The pending cookies are not sent to the page that starts a sign-in, so the
+turn is kept in a tiny cookie on ``Path=/`` (``<prefix>_reqslot``, the next slot); without it
+(first sign-in, cookie expired) the slot is random. The slot is the first character of the key,
+so the RelayState also names it. Sign-ins started at the same instant by one browser (a restored
+session reopening several tabs) all read the same turn and share a slot: the one whose answer
+the browser stores last keeps it, the others get ``unknown_request`` and a reload signs them in.
+
+So the pending cookies a browser sends to the ACS, after any number of visits, take at most
+about 4.6 KB on https (9.2 KB on http loopback, with the twins) with the longest random URLs
+(5.4 KB in theory, for incompressible ones), under nginx's 8 KB default on https; with ordinary
+paths, 0.6 KB (1.2 KB). They used to add one cookie per visit (200 visits: 20 KB, 40 KB).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from saml_gate.cookies import LAX_TWIN, cross_site_cookies
+from saml_gate.cookies import LAX_TWIN, cookie_header, cross_site_cookies, find_cookie
 from saml_gate.settings import GateSettings
 
 MAX_RETURN_PATH: Final = 2048
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: The slots that take turns, and the one for a long return path (see the module docstring).
+SLOTS: Final = ("0", "1", "2", "3")
+LONG_SLOT: Final = "L"
+#: Return paths up to this size (JSON, UTF-8) take a turn; longer ones go in the long slot.
+SHORT_PATH_BYTES: Final = 400
+#: Longer paths are stored without their query string, or as "/" (a 2,048-character path fits).
+MAX_PATH_BYTES: Final = MAX_RETURN_PATH + 2
 
 
 def safe_return_path(value: str | None, default: str = "/") -> str | None:
@@ -45,6 +73,23 @@ def safe_return_path(value: str | None, default: str = "/") -> str | None:
     return value
 
 
+def _path_bytes(path: str) -> int:
+    """What a return path takes in a pending cookie's JSON (before base64)."""
+    return len(json.dumps(path, ensure_ascii=False).encode())
+
+
+def storable_return_path(path: str) -> str:
+    """``path`` if it is safe and fits a pending cookie; else without its query; else "/".
+
+    Long or odd URLs used to be stored as they were and refused at the ACS (unknown_request).
+    """
+    for candidate in (path, path.partition("?")[0]):
+        safe = safe_return_path(candidate)
+        if safe is not None and _path_bytes(safe) <= MAX_PATH_BYTES:
+            return safe
+    return "/"
+
+
 @dataclass(frozen=True)
 class PendingLogin:
     key: str
@@ -61,52 +106,77 @@ class RelayTracker:
         self._pending = URLSafeTimedSerializer(
             list(reversed(settings.secret_key)), salt="saml-gate.pending"
         )
+        self._timeout = int(settings.login_timeout)
         self.cookie_prefix = settings.cookie_prefix + "_req_"
-        self.cookie_path = settings.prefix + "/acs"
+        self.cookie_path = settings.public_path("/acs")
+        self.turn_cookie = settings.cookie_prefix + "_reqslot"
 
-    def start(self) -> tuple[str, str]:
-        """(key, RelayState token) for a new sign-in."""
-        key = secrets.token_urlsafe(9)
+    def start(self, return_path: str = "/", cookie_header: str | None = None) -> tuple[str, str]:
+        """(key, RelayState token) for a new sign-in; ``cookie_header``: the request's (for the
+        turn). Give :meth:`pending_cookies` the same ``return_path``: it decides the slot."""
+        if _path_bytes(storable_return_path(return_path)) > SHORT_PATH_BYTES:
+            slot = LONG_SLOT
+        else:
+            turn = find_cookie(cookie_header, self.turn_cookie) if cookie_header else None
+            slot = turn if turn in SLOTS else secrets.choice(SLOTS)
+        key = slot + secrets.token_urlsafe(9)
         return key, str(self._relay.dumps(key))
 
     def pending_cookies(self, key: str, request_id: str, return_path: str) -> list[bytes]:
-        """Set-Cookie values for a started sign-in (two on http loopback: see cookies.py)."""
-        value = str(self._pending.dumps([request_id, return_path]))
-        return self._cookies(key, value, int(self._settings.login_timeout))
+        """Set-Cookie values for a started sign-in: its slot (two on http loopback: see
+        cookies.py), then the turn cookie when the slot takes turns."""
+        slot = self._slot(key)
+        stored = storable_return_path(return_path)
+        value = str(self._pending.dumps([key, request_id, stored]))
+        cookies = self._cookies(slot, value, self._timeout)
+        if slot in SLOTS:
+            following = SLOTS[(SLOTS.index(slot) + 1) % len(SLOTS)]
+            turn = cookie_header(self._settings, self.turn_cookie, following, max_age=self._timeout)
+            cookies.append(turn)
+        return cookies
 
     def pending_cookie(self, key: str, request_id: str, return_path: str) -> bytes:
         """The main Set-Cookie value of a started sign-in (what a browser that started it has)."""
         return self.pending_cookies(key, request_id, return_path)[0]
 
     def clear_cookies(self, key: str) -> list[bytes]:
-        return self._cookies(key, "", 0)
+        return self._cookies(self._slot(key), "", 0)
 
-    def _cookies(self, key: str, value: str, max_age: int) -> list[bytes]:
+    @staticmethod
+    def _slot(key: str) -> str:
+        """The slot a key names (its first character); keys not made by start() use slot 0."""
+        slot = key[:1]
+        return slot if slot in SLOTS or slot == LONG_SLOT else SLOTS[0]
+
+    def _cookies(self, slot: str, value: str, max_age: int) -> list[bytes]:
         return cross_site_cookies(
-            self._settings, self.cookie_prefix + key, value, max_age=max_age, path=self.cookie_path
+            self._settings, self.cookie_prefix + slot, value, max_age=max_age, path=self.cookie_path
         )
 
     def relay_key(self, relay_state: str) -> str | None:
         """The key in a RelayState token we issued, or None (expired, forged or not ours)."""
         try:
-            return str(self._relay.loads(relay_state, max_age=int(self._settings.login_timeout)))
+            return str(self._relay.loads(relay_state, max_age=self._timeout))
         except (SignatureExpired, BadSignature):
             return None
 
-    def pending(self, cookies: dict[str, str]) -> list[PendingLogin]:
+    def pending(self, cookies: Mapping[str, str]) -> list[PendingLogin]:
         """Every valid pending sign-in this browser holds."""
         found: list[PendingLogin] = []
-        for name, value in cookies.items():
-            if not name.startswith(self.cookie_prefix):
-                continue
-            try:
-                request_id, path = self._pending.loads(
-                    value, max_age=int(self._settings.login_timeout)
-                )
-            except (SignatureExpired, BadSignature, ValueError, TypeError):
-                continue
-            safe = safe_return_path(str(path))
-            key = name[len(self.cookie_prefix) :].removesuffix(LAX_TWIN)
-            if safe is not None and all(p.key != key for p in found):
-                found.append(PendingLogin(key, str(request_id), safe))
+        for slot in (*SLOTS, LONG_SLOT):
+            name = self.cookie_prefix + slot
+            for value in (cookies.get(name), cookies.get(name + LAX_TWIN)):
+                login = self._load(slot, value) if value else None
+                if login is not None and login not in found:
+                    found.append(login)
         return found
+
+    def _load(self, slot: str, value: str) -> PendingLogin | None:
+        try:
+            key, request_id, path = self._pending.loads(value, max_age=self._timeout)
+        except (SignatureExpired, BadSignature, ValueError, TypeError):
+            return None
+        safe = safe_return_path(str(path))
+        if safe is None or self._slot(str(key)) != slot:
+            return None
+        return PendingLogin(str(key), str(request_id), safe)
