@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,22 @@ from saml_gate.errors import ConfigError
 from saml_gate.proxy import ProxySettings, ReverseProxy, build_proxy_app, header_value
 from saml_gate.settings import GateSettings
 from tests.support import BASE_URL, SECRET, FrozenClock, Harness, gate_options, idp_metadata
-from tests.test_websocket_uvicorn import serve, session_cookie
+from tests.test_websocket_uvicorn import (
+    WS_IMPLEMENTATIONS,
+    refused_status,
+    serve,
+    serve_watched,
+    server_problems,
+    session_cookie,
+)
 
 pytestmark = pytest.mark.anyio
 
 from websockets.asyncio.client import connect  # noqa: E402  (test_websocket_uvicorn skips first)
+from websockets.asyncio.server import ServerConnection  # noqa: E402
+from websockets.asyncio.server import serve as ws_serve  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+from websockets.http11 import Request, Response  # noqa: E402
 
 UPSTREAM_APP = r'''
 """The upstream of the proxy tests: reports what it receives."""
@@ -205,13 +216,13 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-async def make_proxy(
-    upstream: str, idp_keys: Any, sp_keys: Any, clock: FrozenClock, tmp_path: Path
-) -> AsyncIterator[Any]:
-    """A factory of harnesses whose gate is ``build_proxy_app(upstream, ...)``."""
+async def proxy_harnesses(
+    idp_keys: Any, sp_keys: Any, clock: FrozenClock, tmp_path: Path
+) -> AsyncIterator[Callable[..., Harness]]:
+    """A factory of harnesses whose gate is ``build_proxy_app(upstream_url, ...)``."""
     harnesses: list[Harness] = []
 
-    def factory(upstream_url: str = upstream, **options: Any) -> Harness:
+    def factory(upstream_url: str, **options: Any) -> Harness:
         gate = build_proxy_app(
             upstream_url, **gate_options(idp_keys, sp_keys, clock, str(tmp_path), **options)
         )
@@ -225,6 +236,16 @@ async def make_proxy(
         await h.client.aclose()
         assert isinstance(h.gate.app, ReverseProxy)
         await h.gate.app.aclose()
+
+
+@pytest.fixture
+def make_proxy(upstream: str, proxy_harnesses: Callable[..., Harness]) -> Callable[..., Harness]:
+    """``proxy_harnesses`` in front of the reporting upstream unless told otherwise."""
+
+    def factory(upstream_url: str = upstream, **options: Any) -> Harness:
+        return proxy_harnesses(upstream_url, **options)
+
+    return factory
 
 
 @asynccontextmanager
@@ -264,14 +285,14 @@ async def test_identity_headers_replace_anything_the_client_sent(make_proxy: Any
         cookie = session_cookie(h) + "; app_pref=dark"
         extra = [("X-Forwarded-For", "10.0.0.1"), ("Connection", "X-Secret"), ("X-Secret", "s")]
         r = await client.get(
-            "/echo/a%2Fb/c?x=1&y=%20",
+            "/echo/a%20b/c?x=1&y=%20",
             headers=[*SPOOFED, *extra, ("X-App", "kept"), ("Cookie", cookie), *JSON.items()],
         )
         assert r.status_code == 200, r.text
         body = r.json()
         seen = seen_headers(body)
         address = str(client.base_url.netloc.decode())
-    assert body["target"] == "/echo/a%2Fb/c?x=1&y=%20"
+    assert body["target"] == "/echo/a%20b/c?x=1&y=%20"
     assert seen["x-forwarded-user"] == ["alice@example.com"]
     assert seen["x-forwarded-email"] == ["alice@example.com"]
     assert seen["x-forwarded-groups"] == ["admins,users"]
@@ -455,7 +476,7 @@ async def test_an_absolute_form_target_is_refused_not_forwarded(make_proxy: Any)
             with anyio.fail_after(30):
                 while not answer.endswith(b"}"):
                     answer += await stream.receive()
-    assert answer.startswith(b"HTTP/1.1 400 ") and b'"error":"bad_request"' in answer
+    assert answer.startswith(b"HTTP/1.1 400 ") and b'"error":"bad_path"' in answer
 
 
 def test_location_rewrite_stays_on_the_upstream_origin(idp_keys: Any) -> None:
@@ -534,3 +555,135 @@ def test_configuration_errors_name_the_option(idp_keys: Any, tmp_path: Path) -> 
     assert loaded.groups_header == "X-Groups" and loaded.preserve_host
     assert loaded.upstream == "http://127.0.0.1:3000"
     assert ReverseProxy(loaded, gate).settings is loaded
+
+
+# ---------------------------------------------------------------------- WebSocket endings
+class EndingUpstream:
+    """A WebSocket upstream in this event loop (``websockets``' own server) that says
+    ``hello``, then ends as the path says once it gets a message: ``/close`` closes with 4002,
+    ``/drop`` drops the TCP connection, anything else echoes until the other side leaves;
+    ``/refuse`` answers the handshake 403. ``ended`` is set when a session is over, with the
+    close code it received in ``codes``."""
+
+    def __init__(self) -> None:
+        self.ended = anyio.Event()
+        self.codes: list[int | None] = []
+
+    async def handler(self, ws: ServerConnection) -> None:
+        try:
+            await ws.send("hello")
+            async for message in ws:
+                if ws.request is not None and ws.request.path == "/close":
+                    await ws.close(4002, "upstream done")
+                elif ws.request is not None and ws.request.path == "/drop":
+                    ws.transport.abort()
+                else:
+                    await ws.send(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            await ws.wait_closed()
+            self.codes.append(ws.close_code)
+            self.ended.set()
+
+    @staticmethod
+    def refuse(ws: ServerConnection, request: Request) -> Response | None:
+        return ws.respond(403, "upstream says no\n") if request.path == "/refuse" else None
+
+
+@asynccontextmanager
+async def ending_upstream() -> AsyncIterator[tuple[str, EndingUpstream]]:
+    upstream = EndingUpstream()
+    async with ws_serve(
+        upstream.handler, "127.0.0.1", 0, process_request=upstream.refuse, compression=None
+    ) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"http://127.0.0.1:{port}", upstream
+
+
+async def client_closes_first(address: str, headers: Any, upstream: EndingUpstream) -> None:
+    async with connect(f"ws://{address}/hold", additional_headers=headers) as ws:
+        assert await ws.recv() == "hello"
+        await ws.send("ping")
+        assert await ws.recv() == "ping"
+        await ws.close(4000, "client done")
+    with anyio.fail_after(30):
+        await upstream.ended.wait()
+    assert upstream.codes == [4000]
+
+
+async def client_drops(address: str, headers: Any, upstream: EndingUpstream) -> None:
+    async with connect(f"ws://{address}/hold", additional_headers=headers) as ws:
+        assert await ws.recv() == "hello"
+        ws.transport.abort()
+    with anyio.fail_after(30):
+        await upstream.ended.wait()
+    assert upstream.codes == [1000]  # no code from a dropped client: a normal closure
+
+
+async def upstream_closes(address: str, headers: Any, upstream: EndingUpstream) -> None:
+    async with connect(f"ws://{address}/close", additional_headers=headers) as ws:
+        assert await ws.recv() == "hello"
+        await ws.send("go")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert (ws.close_code, ws.close_reason) == (4002, "upstream done")
+
+
+async def upstream_drops(address: str, headers: Any, upstream: EndingUpstream) -> None:
+    async with connect(f"ws://{address}/drop", additional_headers=headers) as ws:
+        assert await ws.recv() == "hello"
+        await ws.send("go")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert ws.close_code == 1014  # Bad Gateway: not the normal closure it was sent as before
+
+
+async def upstream_refuses(address: str, headers: Any, upstream: EndingUpstream) -> None:
+    assert await refused_status(f"ws://{address}/refuse", additional_headers=headers) == 403
+
+
+@pytest.mark.parametrize(
+    ("ending", "logged"),
+    [
+        (client_closes_first, "closed by the client (4000)"),
+        (client_drops, "closed by the client"),
+        (upstream_closes, "closed by the upstream (4002)"),
+        (upstream_drops, "dropped by the upstream"),
+        (upstream_refuses, "the upstream refused it (403)"),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_every_websocket_ending_is_quiet(
+    proxy_harnesses: Callable[..., Harness],
+    caplog: pytest.LogCaptureFixture,
+    ending: Callable[[str, Any, EndingUpstream], Awaitable[None]],
+    logged: str,
+    ws: str,
+) -> None:
+    """However a relayed WebSocket ends, nothing escapes the proxy (uvicorn logged "Exception in
+    ASGI application" when the client had left first) and it says how on one line."""
+    async with ending_upstream() as (url, upstream):
+        h = proxy_harnesses(url)
+        await h.login()
+        async with serve_watched(h.gate, caplog, lifespan="on", ws=ws) as address:
+            await ending(address, [("Cookie", session_cookie(h))], upstream)
+    assert server_problems(caplog) == []
+    proxy_lines = [r for r in caplog.records if r.name == "saml_gate.proxy"]
+    assert len(proxy_lines) == 1 and proxy_lines[0].levelno <= logging.INFO
+    assert logged in proxy_lines[0].getMessage()
+
+
+async def test_an_unreachable_websocket_upstream_is_a_502_on_one_line(
+    proxy_harnesses: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    h = proxy_harnesses("http://127.0.0.1:9")
+    await h.login()
+    async with serve_watched(h.gate, caplog, lifespan="on") as address:
+        headers = [("Cookie", session_cookie(h))]
+        assert await refused_status(f"ws://{address}/ws", additional_headers=headers) == 502
+    assert server_problems(caplog) == []
+    proxy_lines = [r for r in caplog.records if r.name == "saml_gate.proxy"]
+    assert [r.levelno for r in proxy_lines] == [logging.WARNING]
+    assert "upstream_unavailable" in proxy_lines[0].getMessage()

@@ -7,7 +7,9 @@ with ``scope["user"]``. ``serve`` is shared with the reverse-proxy tests.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,18 +32,19 @@ from websockets.exceptions import InvalidStatus  # noqa: E402
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp, *, lifespan: str = "auto") -> AsyncIterator[str]:
+async def serve(
+    app: ASGIApp, *, lifespan: str = "auto", ws: str = "websockets-sansio"
+) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port in this event loop: ``host:port``.
 
-    Like ``saml-gate run`` / ``proxy``, without uvicorn's proxy-header rewriting."""
+    Like ``saml-gate run`` / ``proxy``, without uvicorn's proxy-header rewriting. ``ws``: uvicorn's
+    WebSocket implementation (``auto``, what those commands use, picks ``websockets-sansio``)."""
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only then (else Nagle adds 40 ms).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", ws="websockets-sansio", lifespan=lifespan, proxy_headers=False
-    )
+    config = uvicorn.Config(app, log_level="warning", ws=ws, lifespan=lifespan, proxy_headers=False)
     server = uvicorn.Server(config)
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve, [sock])
@@ -87,3 +90,62 @@ async def test_signed_in_but_not_allowed_gets_http_403(make_harness: Any) -> Non
     async with serve(h.gate) as address:
         headers = [("Cookie", session_cookie(h))]
         assert await refused_status(f"ws://{address}/ws", additional_headers=headers) == 403
+
+
+# ---------------------------------------------------------------------- what the server logs
+LEGACY_WARNINGS = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::uvicorn.config.UvicornDeprecationWarning"
+)
+WS_IMPLEMENTATIONS = [
+    "websockets-sansio",  # the tests' choice, and what "auto" (saml-gate run / proxy) picks
+    pytest.param("websockets", marks=LEGACY_WARNINGS),
+    pytest.param(
+        "wsproto",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("wsproto") is None, reason="wsproto is not installed"
+        ),
+    ),
+]
+
+
+@asynccontextmanager
+async def serve_watched(
+    app: ASGIApp, caplog: pytest.LogCaptureFixture, **options: Any
+) -> AsyncIterator[str]:
+    """``serve``, with uvicorn's error log (and the gate's, from DEBUG) in ``caplog`` until the
+    server has stopped: uvicorn reports an app's failure when its task ends, and stopping waits
+    for every task, so nothing is missed once this exits."""
+    caplog.set_level(logging.DEBUG, logger="saml_gate")
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    try:
+        async with serve(app, **options) as address:
+            uvicorn_log.addHandler(caplog.handler)  # after uvicorn's logging config reset it
+            yield address
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+
+
+def server_problems(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What uvicorn or the gate logged at ERROR or with a traceback."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(("uvicorn", "saml_gate"))
+        and (record.levelno >= logging.ERROR or record.exc_info)
+    ]
+
+
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_refused_handshakes_log_no_error(
+    make_harness: Any, caplog: pytest.LogCaptureFixture, ws: str
+) -> None:
+    """uvicorn 0.54's websockets-sansio logged "ASGI callable returned without completing
+    handshake." at ERROR after every refusal sent as an HTTP answer (saml_gate.ws_refusal)."""
+    h: Harness = make_harness(authorized_groups=["finance"])
+    await h.login()
+    signed_in = [("Cookie", session_cookie(h))]
+    async with serve_watched(h.gate, caplog, ws=ws) as address:
+        assert await refused_status(f"ws://{address}/ws") == 401
+        assert await refused_status(f"ws://{address}/ws", additional_headers=signed_in) == 403
+        assert await refused_status(f"ws://{address}/saml/acs") == 403
+    assert server_problems(caplog) == []

@@ -14,14 +14,29 @@ Header contract, towards the upstream:
 * Whatever the client sent under those names, or the default names, is removed first, comparing
   case-insensitively with ``_`` read as ``-`` (servers that map headers to ``HTTP_*`` variables
   would otherwise merge ``X_Forwarded_User`` into ``X-Forwarded-User``).
-* ``X-Forwarded-For`` gets the client's address appended; ``X-Forwarded-Proto`` and
-  ``X-Forwarded-Host`` say what the browser used (the client's own values and ``Forwarded`` are
-  dropped); ``Host`` is the upstream's unless ``preserve_host``.
+* Every header through which a proxy reports what it saw of the request (the client's address,
+  the scheme, host, port, path or method it used, its TLS client certificate: the
+  :data:`FORWARDING_HEADERS`) is removed the same way: the gate is the proxy the upstream hears
+  from. It sets ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` to what the browser used, and
+  ``X-Forwarded-For`` to the client's own ``X-Forwarded-For`` lines (only when the peer is one of
+  ``trusted_proxies``; spelled exactly so) followed by the peer's address.
+* ``Host`` is the upstream's unless ``preserve_host``.
+* The request body is framed again: ``Content-Length`` when the client sent one valid length,
+  else chunked. Both ``Transfer-Encoding`` and ``Content-Length``, lengths that disagree or are
+  not digits, and a method httpx would rewrite are refused with 400 ``bad_request``.
 * The gate's own cookies (``{cookie_prefix}_*``) are removed from ``Cookie``.
 * Hop-by-hop headers (``Connection`` and what it names, ``Keep-Alive``, ``Proxy-*``, ``TE``,
-  ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, ``Expect``) are not forwarded either way.
+  ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, ``Expect``) are not forwarded either way
+  (from the client: in any spelling, as above).
   An upstream ``Location`` on the upstream's own origin is rewritten to ``base_url``; the
-  upstream's ``Date`` and ``Server`` give way to those of the server running the gate.
+  upstream's ``Date`` and ``Server`` give way to those of the server running the gate; an
+  upstream ``Content-Length`` beside ``Transfer-Encoding`` is dropped (RFC 9112 §6.3).
+* An upstream that breaks HTTP (garbage, an invalid header, conflicting lengths, closing before
+  its answer is complete) is a 502 ``upstream_protocol_error``, logged on one line.
+* WebSockets: an upstream refusing the handshake passes its 4xx/5xx status on (other answers
+  are a 502, as is an unreachable upstream); close codes and reasons are relayed both ways, and
+  an upstream that drops its connection is closed to the client with 1014 (Bad Gateway).
+  However a relayed WebSocket ends, the proxy logs one line and no traceback.
 """
 
 from __future__ import annotations
@@ -36,14 +51,17 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
 
 import anyio
+import h11
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from saml_gate.errors import ConfigError, GateError
+from saml_gate.forwarded import CLIENT_HEADERS, ClientAddresses
 from saml_gate.middleware import SamlGate
 from saml_gate.pages import error_response
 from saml_gate.settings import ENV_PREFIX, GateSettings
 from saml_gate.user import SamlUser
+from saml_gate.ws_refusal import refuse_handshake
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -63,6 +81,62 @@ HOP_BY_HOP: Final = frozenset(
         b"transfer-encoding",
         b"upgrade",
         b"expect",
+    }
+)
+#: Headers through which a proxy tells the app what it saw of the request (lower-case, ``-``
+#: only): the client's address (:data:`saml_gate.forwarded.CLIENT_HEADERS` and the rest below),
+#: the scheme, host, port, path or method it used, the TLS client certificate it checked. The
+#: gate is the proxy the upstream hears from, so whatever the client sent under these names, in
+#: any case and with ``_`` for ``-``, is never forwarded; the gate sets ``X-Forwarded-For``,
+#: ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` itself (see :meth:`ReverseProxy.request_headers`).
+FORWARDING_HEADERS: Final = CLIENT_HEADERS | frozenset(
+    {
+        # the client's address
+        b"client-ip",
+        b"forwarded-for",
+        b"x-forwarded",
+        b"x-originating-ip",
+        b"x-remote-addr",
+        b"x-remote-ip",
+        b"x-envoy-external-address",
+        # the scheme
+        b"x-forwarded-proto",
+        b"x-forwarded-protocol",
+        b"x-forwarded-scheme",
+        b"x-forwarded-ssl",
+        b"x-url-scheme",
+        b"x-scheme",
+        b"front-end-https",
+        b"x-arr-ssl",
+        # the host, port and server
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-server",
+        b"x-original-host",
+        b"x-host",
+        b"x-http-host-override",
+        # the path or URL
+        b"x-forwarded-prefix",
+        b"x-forwarded-path",
+        b"x-forwarded-uri",
+        b"x-original-url",
+        b"x-original-uri",
+        b"x-rewrite-url",
+        b"x-envoy-original-path",
+        b"x-script-name",
+        # the method
+        b"x-original-method",
+        b"x-forwarded-method",
+        # the TLS client certificate
+        b"x-forwarded-client-cert",
+        b"x-client-cert",
+        b"x-ssl-client-cert",
+        b"ssl-client-cert",
+        b"x-ssl-client-verify",
+        b"x-client-verify",
+        b"x-ssl-client-dn",
+        b"x-ssl-client-s-dn",
+        b"x-arr-clientcert",
     }
 )
 #: The serving ASGI server sends its own (as nginx hides the upstream's by default).
@@ -175,8 +249,7 @@ class ReverseProxy:
         names = {n.lower() for n in DEFAULT_IDENTITY_HEADERS}
         names |= {n.lower() for n in (settings.user_header, settings.email_header) if n}
         names |= {settings.groups_header.lower()} if settings.groups_header else set()
-        names |= {"x-forwarded-host", "x-forwarded-proto", "forwarded"}
-        self._drop = frozenset(n.encode() for n in names)
+        self._drop = frozenset(n.encode() for n in names) | FORWARDING_HEADERS | HOP_BY_HOP
         self._user_header = settings.user_header.lower().encode()
         self._email_header = settings.email_header.lower().encode()
         self._groups_header = settings.groups_header.lower().encode()
@@ -186,6 +259,7 @@ class ReverseProxy:
         self._base_url = gate.base_url
         self._gate_cookie_prefix = gate.cookie_prefix + "_"
         self._debug = gate.debug
+        self._addresses = ClientAddresses(gate.trusted_proxies)
         read = settings.upstream_timeout or None
         self._timeout = httpx.Timeout(
             connect=settings.connect_timeout, read=read, write=read, pool=settings.connect_timeout
@@ -231,38 +305,44 @@ class ReverseProxy:
     def request_headers(
         self, scope: Scope, *, websocket: bool = False
     ) -> list[tuple[bytes, bytes]]:
-        """The headers to send upstream (see the module docstring)."""
+        """The headers to send upstream, without ``Content-Length`` (see the module docstring).
+
+        Names are compared in lower case with ``_`` read as ``-``: an upstream behind a
+        server that maps headers to ``HTTP_*`` variables cannot tell them apart."""
         raw: Iterable[tuple[bytes, bytes]] = scope["headers"]
         listed = {
-            token.strip().lower()
+            token.strip().lower().replace(b"_", b"-")
             for name, value in raw
             if name.lower() == b"connection"
             for token in value.split(b",")
         }
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        trusted = self._addresses.trusts(peer)
         out: list[tuple[bytes, bytes]] = []
         forwarded_for: list[bytes] = []
         host = self._public_host
         for key, value in raw:
             name = key.lower()
-            if name in HOP_BY_HOP or name in listed or name.replace(b"_", b"-") in self._drop:
+            canonical = name.replace(b"_", b"-")
+            if name == b"x-forwarded-for" and trusted:  # what trusted proxies saw before
+                forwarded_for.append(value)
+                continue
+            if canonical in self._drop or canonical in listed or canonical == b"content-length":
                 continue
             if name == b"host":
                 host = value
                 if websocket or not self.settings.preserve_host:
                     continue
-            elif websocket and name in WEBSOCKET_HANDSHAKE:
-                continue
-            elif name == b"x-forwarded-for":
-                forwarded_for.append(value)
+            elif websocket and canonical in WEBSOCKET_HANDSHAKE:
                 continue
             elif name == b"cookie":
                 value = self._without_gate_cookies(value)
                 if not value:
                     continue
             out.append((name, value))
-        client = scope.get("client")
-        if client:
-            forwarded_for.append(str(client[0]).encode())
+        if peer:
+            forwarded_for.append(peer.encode())
         if forwarded_for:
             out.append((b"x-forwarded-for", b", ".join(forwarded_for)))
         out.append((b"x-forwarded-proto", self._proto))
@@ -291,8 +371,13 @@ class ReverseProxy:
         listed = {t.strip().lower() for k, v in pairs if k == b"connection" for t in v.split(b",")}
         out: list[tuple[bytes, bytes]] = []
         origin = self._origin.encode()
+        # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which must not be passed on
+        # (the body is re-framed by the serving ASGI server, to a length that may differ).
+        chunked = any(name == b"transfer-encoding" for name, _ in pairs)
         for name, value in pairs:
             if name in HOP_BY_HOP or name in listed or name in SERVER_OWNED:
+                continue
+            if chunked and name == b"content-length":
                 continue
             if name == b"location" and _on_origin(value, origin):
                 value = self._base_url.encode() + value[len(origin) :]
@@ -308,11 +393,20 @@ class ReverseProxy:
 
     # ------------------------------------------------------------------ HTTP
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            length = _declared_length(scope)
+        except GateError as error:
+            await self._fail(scope, receive, send, error)
+            return
         headers = self.request_headers(scope)
+        if length is not None:
+            headers.append((b"content-length", length))
         # HTTP/2 servers may pass a body without either header: POST, PUT and PATCH always
         # stream (an empty body then costs one empty chunk).
-        has_body = scope["method"] in ("POST", "PUT", "PATCH") or any(
-            k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"]
+        has_body = (
+            length is not None
+            or scope["method"] in ("POST", "PUT", "PATCH")
+            or any(k.lower() == b"transfer-encoding" for k, _ in scope["headers"])
         )
 
         async def body() -> AsyncIterator[bytes]:
@@ -340,6 +434,14 @@ class ReverseProxy:
         except httpx.InvalidURL:
             await self._fail(scope, receive, send, GateError("bad_request", "request target"))
             return
+        if request.method != scope["method"]:  # httpx upper-cases: not the method checked
+            await self._fail(
+                scope,
+                receive,
+                send,
+                GateError("bad_method", "the method is not an upper-case token"),
+            )
+            return
         try:
             response = await self.transport.handle_async_request(request)
         except _ClientGone:
@@ -349,9 +451,15 @@ class ReverseProxy:
                 scope, receive, send, GateError("upstream_timeout", type(exc).__name__)
             )
             return
+        # httpcore passes h11's own errors on while it sends the request body.
+        except (httpx.ProtocolError, h11.ProtocolError) as exc:
+            broken = GateError("upstream_protocol_error", _describe(exc))
+            await self._fail(scope, receive, send, broken)
+            return
         except httpx.TransportError as exc:
-            error = GateError("upstream_unavailable", f"{type(exc).__name__}: {exc}")
-            await self._fail(scope, receive, send, error)
+            await self._fail(
+                scope, receive, send, GateError("upstream_unavailable", _describe(exc))
+            )
             return
         try:
             await send(
@@ -363,24 +471,35 @@ class ReverseProxy:
             )
             async with anyio.create_task_group() as group:
                 group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
-                async for chunk in response.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+                try:
+                    async for chunk in response.aiter_raw():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except (httpx.TransportError, h11.ProtocolError) as exc:
+                    # Too late for a 502: the response stays incomplete, so the server closes
+                    # the connection and the client sees the body was cut short.
+                    slow = isinstance(exc, httpx.TimeoutException)
+                    code = "upstream_timeout" if slow else "upstream_protocol_error"
+                    self._log(scope, GateError(code, "response cut short: " + _describe(exc)))
+                else:
+                    await send({"type": "http.response.body", "body": b""})
                 group.cancel_scope.cancel()
-        except httpx.TransportError as exc:  # too late for a 502: the response has started
-            log.warning("saml-gate proxy: the upstream broke off a response: %r", exc)
         finally:
             await response.aclose()
 
-    async def _fail(self, scope: Scope, receive: Receive, send: Send, error: GateError) -> None:
+    @staticmethod
+    def _log(scope: Scope, error: GateError) -> None:
+        """One line per proxy failure, no traceback."""
         log.warning(
-            "saml-gate proxy: %s %s: %s (%s)",
+            "saml-gate proxy: %s %r: %s (%s)",
             scope["method"],
             scope["path"],
             error.code,
             error.detail,
             extra={"event": "proxy_error", "error_code": error.code},
         )
+
+    async def _fail(self, scope: Scope, receive: Receive, send: Send, error: GateError) -> None:
+        self._log(scope, error)
         accept = dict(scope["headers"]).get(b"accept", b"")
         wants_json = b"json" in accept and b"text/html" not in accept
         response = error_response(error, wants_json=wants_json, show_detail=self._debug)
@@ -398,6 +517,7 @@ class ReverseProxy:
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in self.request_headers(scope, websocket=True)
         ]
+        path = scope["path"]
         try:
             upstream = await connect(
                 self._ws_origin + self._target(scope),
@@ -410,33 +530,76 @@ class ReverseProxy:
                 compression=None,
             )
         except InvalidStatus as exc:
-            await self._deny_websocket(scope, send, exc.response.status_code)
+            status = exc.response.status_code
+            log.info("saml-gate proxy: WebSocket %r: the upstream refused it (%d)", path, status)
+            await self._deny_websocket(scope, receive, send, status if status >= 400 else 502)
             return
         except (OSError, TimeoutError, WebSocketException) as exc:
-            log.warning("saml-gate proxy: WebSocket upstream failed: %r", exc)
-            await self._deny_websocket(scope, send, 502)
+            log.warning(
+                "saml-gate proxy: WebSocket %r: upstream_unavailable (%s)",
+                path,
+                _describe(exc),
+                extra={"event": "proxy_error", "error_code": "upstream_unavailable"},
+            )
+            await self._deny_websocket(scope, receive, send, 502)
             return
         async with upstream:
-            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            async with anyio.create_task_group() as group:
-                group.start_soon(_client_to_upstream, receive, upstream, group.cancel_scope)
-                await _upstream_to_client(upstream, send)
-                group.cancel_scope.cancel()
+            try:
+                await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+            except OSError:  # the client left while the upstream answered
+                log.debug("saml-gate proxy: WebSocket %r: the client left before accept", path)
+                return
+            level, ending = await _Relay(receive, send, upstream).run()
+        log.log(level, "saml-gate proxy: WebSocket %r %s", path, ending)
 
     @staticmethod
-    async def _deny_websocket(scope: Scope, send: Send, status: int) -> None:
-        if "websocket.http.response" in scope.get("extensions", {}):
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": status,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            body = b'{"error":"upstream_refused"}' if status < 500 else b'{"error":"bad_gateway"}'
-            await send({"type": "websocket.http.response.body", "body": body})
-            return
-        await send({"type": "websocket.close", "code": 1008 if status < 500 else 1011})
+    async def _deny_websocket(scope: Scope, receive: Receive, send: Send, status: int) -> None:
+        body = b'{"error":"upstream_refused"}' if status < 500 else b'{"error":"bad_gateway"}'
+        close_code = 1008 if status < 500 else 1011
+        await refuse_handshake(
+            scope, receive, send, status=status, body=body, close_code=close_code
+        )
+
+
+def _declared_length(scope: Scope) -> bytes | None:
+    """The body length the client declared, checked: None when it declared none.
+
+    The ASGI server has read the body with the client's framing already; the proxy frames it
+    again (this length, else chunked) and never forwards the client's framing headers. A request
+    with both Transfer-Encoding and Content-Length is refused rather than forwarded without the
+    length (RFC 9112 §6.3 allows either): no HTTP client sends both, request smugglers do, and
+    which of the two the server obeyed cannot be seen from ASGI. Lengths that are not digits or
+    disagree, and more than one Host, are refused as well (RFC 9112 §3.2, §6.3).
+    """
+    lengths: set[bytes] = set()
+    chunked = hosts = 0
+    for key, value in scope["headers"]:
+        name = key.lower()
+        if name == b"content-length":
+            lengths |= {item.strip(b" \t") for item in value.split(b",")}
+        elif name == b"transfer-encoding":
+            chunked += 1
+        elif name == b"host":
+            hosts += 1
+    if hosts > 1:
+        raise GateError("bad_request", "more than one Host")
+    if not lengths:
+        return None
+    if chunked:
+        raise GateError("bad_request", "both Transfer-Encoding and Content-Length")
+    if len(lengths) > 1:
+        raise GateError("bad_request", "Content-Length values disagree")
+    (length,) = lengths
+    if not (length.isdigit() and len(length) <= 18):  # bytes.isdigit: ASCII digits only
+        raise GateError("bad_request", "Content-Length is not a number")
+    return str(int(length)).encode()
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception on one short line, without the raw bytes h11 quotes in some messages (an
+    upstream header line may hold a cookie)."""
+    text = re.split(r"bytearray\(|\bb['\"]", str(exc), maxsplit=1)[0].rstrip(" :")
+    return " ".join(f"{type(exc).__name__}: {text}".split())[:200]
 
 
 def _on_origin(location: bytes, origin: bytes) -> bool:
@@ -456,45 +619,92 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
             return
 
 
-async def _client_to_upstream(
-    receive: Receive, upstream: ClientConnection, done: anyio.CancelScope
-) -> None:
-    from websockets.exceptions import ConnectionClosed
+class _Relay:
+    """One accepted WebSocket, relayed message by message both ways until one side ends; the
+    other side is then ended with the same close code (an upstream gone without a closing
+    handshake as 1014, Bad Gateway).
 
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.receive":
-            text = message.get("text")
-            try:
-                await upstream.send(text if text is not None else message.get("bytes") or b"")
-            except ConnectionClosed:  # the upstream side reports the close
+    However it ends, nothing is raised: the client may be gone whenever the proxy sends to it
+    (uvicorn raises ``ClientDisconnected``, an ``OSError``; its ``websocket.disconnect`` follows)
+    and the upstream whenever the proxy sends upstream (``ConnectionClosed``). An exception from
+    either direction would leave the task group as an exception group, which the ASGI server
+    logs with a traceback.
+    """
+
+    def __init__(self, receive: Receive, send: Send, upstream: ClientConnection) -> None:
+        self.receive = receive
+        self.send = send
+        self.upstream = upstream
+        self.client_end: Message | None = None
+
+    async def run(self) -> tuple[int, str]:
+        """Relay until the end: a log level and what happened, for one log line."""
+        told: int | None = None  # stays None when the client ended first
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._from_client, group.cancel_scope)
+            told = await self._from_upstream()
+            if told is not None:
+                group.cancel_scope.cancel()
+            # else the client is gone and _from_client ends the relay on its disconnect
+        if told is not None:  # the upstream ended first (any disconnect since is the echo)
+            if told == 1014:
+                return logging.INFO, "dropped by the upstream (told the client 1014)"
+            return logging.DEBUG, f"closed by the upstream ({told})"
+        if self.client_end is None:  # the upstream closed as the client left
+            return logging.DEBUG, "closed by both sides"
+        code = int(self.client_end.get("code", 1000))
+        reason = str(self.client_end.get("reason") or "")
+        if _sendable(code):
+            await self.upstream.close(code, reason)
+        else:  # 1005 (no code, or a dropped connection), 1006
+            await self.upstream.close(1000)
+        return logging.DEBUG, f"closed by the client ({code})"
+
+    async def _from_client(self, relay: anyio.CancelScope) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            message = await self.receive()
+            if message["type"] == "websocket.disconnect":
+                self.client_end = message
+                relay.cancel()  # before anything more is sent to the client
                 return
-        elif message["type"] == "websocket.disconnect":
-            code = int(message.get("code", 1000))
-            await upstream.close(code if _sendable(code) else 1000)
-            done.cancel()
-            return
+            if message["type"] == "websocket.receive":
+                text = message.get("text")
+                try:
+                    await self.upstream.send(
+                        text if text is not None else message.get("bytes") or b""
+                    )
+                except ConnectionClosed:  # _from_upstream reports the upstream's end
+                    return
 
+    async def _from_upstream(self) -> int | None:
+        """The upstream's messages, then its close, to the client: the close code sent, or
+        None when the client was gone."""
+        from websockets.exceptions import ConnectionClosed
 
-async def _upstream_to_client(upstream: ClientConnection, send: Send) -> None:
-    from websockets.exceptions import ConnectionClosed
-
-    try:
-        async for data in upstream:
-            key = "text" if isinstance(data, str) else "bytes"
-            await send({"type": "websocket.send", key: data})
-    except ConnectionClosed:
-        pass
-    code = upstream.close_code
-    reason = upstream.close_reason or ""
-    if code is None or not _sendable(code):
-        code, reason = 1000, ""
-    await send({"type": "websocket.close", "code": code, "reason": reason})
+        upstream = self.upstream
+        try:
+            try:
+                async for data in upstream:
+                    key = "text" if isinstance(data, str) else "bytes"
+                    await self.send({"type": "websocket.send", key: data})
+            except ConnectionClosed:  # ended without a closing handshake
+                pass
+            code, reason = upstream.close_code, upstream.close_reason or ""
+            if code is None or code == 1006:  # the connection dropped
+                code, reason = 1014, ""
+            elif not _sendable(code):  # 1005: closed without a code
+                code, reason = 1000, ""
+            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+        except OSError:  # the client is gone (uvicorn's ClientDisconnected)
+            return None
+        return code
 
 
 def _sendable(code: int) -> bool:
     """Close codes an endpoint may send (1005, 1006 and 1015 are reserved for reporting)."""
-    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011) or 3000 <= code < 5000
+    return (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or 3000 <= code < 5000
 
 
 PROXY_OPTIONS: Final = frozenset(f.name for f in dataclasses.fields(ProxySettings)) - {"upstream"}
