@@ -165,7 +165,7 @@ def test_canonical_paths(path: str, canonical: str) -> None:
 def test_dot_segments_control_characters_and_non_paths_are_refused(path: str) -> None:
     with pytest.raises(GateError) as info:
         canonical_path(path)
-    assert info.value.code == "bad_request"
+    assert info.value.code == "bad_path"
 
 
 # ---------------------------------------------------------------------- decisions
@@ -271,7 +271,7 @@ async def test_options_passthrough(make_harness: Any) -> None:
 async def test_dot_segments_cannot_borrow_a_public_prefix(make_harness: Any, path: str) -> None:
     h: Harness = make_harness(public_paths=["/public/"])
     r = await h.client.get(BASE_URL + path.replace("..", "%2e%2e"), headers=JSON)
-    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+    assert r.status_code == 400 and r.json()["error"] == "bad_path"
 
 
 async def test_double_slash_cannot_dodge_a_rule(make_harness: Any) -> None:

@@ -54,7 +54,9 @@ def test_environment_variables_are_the_same_settings() -> None:
     [
         ({"base_url": None}, "base_url"),
         ({"base_url": "acme.ngrok.app"}, "base_url"),
-        ({"base_url": "https://acme.ngrok.app/app"}, "base_url"),
+        ({"base_url": "https://acme.ngrok.app/app?x=1"}, "base_url"),
+        ({"base_url": "https://acme.ngrok.app/a/../b"}, "base_url"),
+        ({"base_url": "https://acme.ngrok.app/a;b"}, "base_url"),
         ({"secret_key": "short"}, "secret_key"),
         ({"secret_key": None}, "secret_key"),
         ({"dev_idp": False}, "idp_metadata"),

@@ -173,7 +173,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _fail("--ngrok needs --idp-metadata: the development IdP never runs on a public URL")
     uses_dev_idp = not (options.get("idp_metadata") or _env("idp_metadata"))
     options.setdefault("base_url", f"http://127.0.0.1:{args.port}")
-    options.setdefault("secret_key", _env("secret_key") or secrets.token_urlsafe(32))
+    # Never the environment's secret: a demo must not mint cookies a production gate accepts.
+    options["secret_key"] = secrets.token_urlsafe(32)
     options.setdefault("debug", True)
     if uses_dev_idp:
         options["dev_idp"] = True

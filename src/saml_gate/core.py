@@ -61,7 +61,7 @@ class GateCore:
             self.idp_source = IdpMetadataSource(settings, on_change=self.use_idp)
             idp = self.idp_source.load_initial()
         self.use_idp(idp)
-        self.sessions = SessionCodec(settings, self.store)
+        self.sessions = SessionCodec(settings, self.store, issuer=lambda: self.idp.entity_id)
         self.revocations = Revocations(self.store, settings)
         self.relay = RelayTracker(settings)
         self._verify_limiter: anyio.CapacityLimiter | None = None
@@ -86,17 +86,27 @@ class GateCore:
 
     # ------------------------------------------------------------------ CPU-heavy SAML work
     async def verify_response(
-        self, posted_value: str, expected_request_ids: Collection[str], now: float
+        self,
+        posted_value: str,
+        expected_request_ids: Collection[str],
+        now: float,
+        client_address: str,
     ) -> VerifiedLogin:
         """The verifier's answer for a SAMLResponse as posted (still form-encoded: decoding is
-        part of the work), computed in a worker process or thread (verify_isolation)."""
-        wire = await self._in_worker("verify", posted_value, sorted(expected_request_ids), now)
+        part of the work), computed in a worker process or thread (verify_isolation).
+        ``client_address``: the client as ``trusted_proxies`` resolve it ("" when unknown)."""
+        wire = await self._in_worker(
+            "verify", posted_value, sorted(expected_request_ids), now, client_address
+        )
         if wire is not _NO_WORKERS:
             return login_from_wire(wire)
         verifier = self.verifier
         return await anyio.to_thread.run_sync(
             lambda: verifier.verify(
-                decode_form_value(posted_value), expected_request_ids=expected_request_ids, now=now
+                decode_form_value(posted_value),
+                expected_request_ids=expected_request_ids,
+                now=now,
+                client_address=client_address,
             ),
             limiter=self.verify_limiter,
         )

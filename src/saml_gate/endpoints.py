@@ -31,12 +31,14 @@ from saml_gate.forwarded import ClientAddresses
 from saml_gate.pages import error_response, html_page
 from saml_gate.policy import AccessPolicy
 from saml_gate.relay import safe_return_path
+from saml_gate.request_line import route_path
 from saml_gate.session import Session
 from saml_gate.setup_sheet import SetupSheet
 from saml_gate.slo import IdpLogoutRequest, IdpLogoutResponse, PendingLogout
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
 from saml_gate.verify import VerifiedLogin
+from saml_gate.ws_refusal import refuse_handshake
 
 log = logging.getLogger("saml_gate")
 
@@ -147,6 +149,7 @@ class Endpoints:
             "/slo": self.slo,
         }
         self._warned_hosts: set[str] = set()
+        self._warned_root = False
         self._logout_signer = Signer(list(reversed(s.secret_key)), salt="saml-gate.logout")
         self._pending_logout = PendingLogout(s)
         self.addresses = ClientAddresses(s.trusted_proxies)
@@ -156,7 +159,19 @@ class Endpoints:
 
     # ------------------------------------------------------------------ routing
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sub = scope["path"][len(self._settings.prefix) :] or "/"
+        root = scope.get("root_path", "")
+        sub = route_path(scope["path"], root)[len(self._settings.prefix) :] or "/"
+        if root and root != self._settings.base_path and not self._warned_root:
+            self._warned_root = True
+            log.warning(
+                "saml-gate is served under the root path %r but base_url %s says %r: the IdP"
+                " will post to the wrong address; set base_url to the public URL including %r",
+                root,
+                self._settings.base_url,
+                self._settings.base_path,
+                root,
+                extra={"event": "root_path_mismatch"},
+            )
         if scope["type"] == "websocket":
             await self._deny_websocket(scope, receive, send)
             return
@@ -255,18 +270,8 @@ class Endpoints:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        if "websocket.http.response" in scope.get("extensions", {}):
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": status,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            body = b'{"error":"not_authenticated"}' if status == 401 else b'{"error":"forbidden"}'
-            await send({"type": "websocket.http.response.body", "body": body})
-            return
-        await send({"type": "websocket.close", "code": 1008})
+        body = b'{"error":"not_authenticated"}' if status == 401 else b'{"error":"forbidden"}'
+        await refuse_handshake(scope, receive, send, status=status, body=body, close_code=1008)
 
     async def start_login(
         self,
@@ -276,6 +281,12 @@ class Endpoints:
         extra_cookies: list[bytes] | None = None,
         force_authn: bool = False,
     ) -> Response:
+        """A 303 to the IdP with a pending-login cookie; a refusal if this is not a navigation."""
+        refusal = self._not_a_navigation(view)
+        if refusal is not None:
+            response = self.error(view, refusal)
+            response.raw_headers.extend((b"set-cookie", c) for c in extra_cookies or ())
+            return response
         core = self.core
         seen = view.public_host
         if not self._is_our_host(seen) and seen not in self._warned_hosts:
@@ -288,7 +299,7 @@ class Endpoints:
                 self._settings.base_url,
                 extra={"event": "base_url_mismatch"},
             )
-        key, relay_state = core.relay.start()
+        key, relay_state = core.relay.start(return_path, cookie_header_of(view.scope["headers"]))
         request_id, location = await core.authn_request_url(relay_state, force_authn)
         response = RedirectResponse(
             location, status_code=303, headers={"Cache-Control": "no-store"}
@@ -298,6 +309,20 @@ class Endpoints:
         for cookie in extra_cookies or ():
             response.raw_headers.append((b"set-cookie", cookie))
         return response
+
+    @staticmethod
+    def _not_a_navigation(view: RequestView) -> GateError | None:
+        """Why this request may not start a sign-in, or None. Only a top-level page load may
+        (each start sets a pending cookie): not a fetch, image, script or frame, as far as the
+        browser's Sec-Fetch headers tell, nor a speculative prefetch."""
+        h = view.headers
+        dest, purpose = h.get("sec-fetch-dest", ""), h.get("sec-purpose", "")
+        if view.is_navigation and dest in ("", "document") and "prefetch" not in purpose:
+            return None
+        told = ("sec-fetch-mode", "sec-fetch-dest", "sec-purpose", "accept", "x-requested-with")
+        return GateError(
+            "not_a_navigation", ", ".join(f"{n}: {h[n][:40]!r}" for n in told if n in h)
+        )
 
     # ------------------------------------------------------------------ cookies
     def session_cookie(self, session: Session, now: float) -> bytes:
@@ -344,7 +369,7 @@ class Endpoints:
         return_path = safe_return_path(view.query("return_to"))
         if return_path is None:
             raise GateError("bad_relay_state", "return_to must be a relative path on this site")
-        force = self.policy.fresh_sign_in_for(unquote(urlsplit(return_path).path))
+        force = self.policy.fresh_sign_in_for(self._route_path(view, return_path))
         return await self.start_login(view, return_path, force_authn=force)
 
     async def session(self, view: RequestView, receive: Receive) -> Response:
@@ -438,7 +463,7 @@ class Endpoints:
                 "Sign out",
                 f"<h1>Sign out of this application?</h1>"
                 f"<p>Signed in as <b>{html.escape(session.user.display_name)}</b>.</p>"
-                f"<form method=post action='{html.escape(s.prefix)}/logout'>"
+                f"<form method=post action='{html.escape(s.public_path('/logout'))}'>"
                 f"<input type=hidden name=token value='{html.escape(token)}'>"
                 f"<button type=submit>Sign out</button></form>",
             )
@@ -606,7 +631,8 @@ class Endpoints:
         now = s.clock()
         started = time.perf_counter()
         try:
-            login = await core.verify_response(saml_response, {p.request_id for p in pending}, now)
+            expected = {p.request_id for p in pending}
+            login = await core.verify_response(saml_response, expected, now, view.client_host)
         except GateError as error:
             seen = view.public_host
             if error.code == "unknown_request" and not pending and not self._is_our_host(seen):
@@ -659,7 +685,7 @@ class Endpoints:
             return_path, status_code=303, headers={"Cache-Control": "no-store"}
         )
         if login.in_response_to is not None:  # answered our request: never loop on a step-up
-            path = unquote(urlsplit(return_path).path)
+            path = self._route_path(view, return_path)
             unmet = self.policy.unmet_step_up(path, session.user, now)
             if unmet is not None:
                 response = self.error(view, unmet, event="policy_denied")
@@ -679,8 +705,13 @@ class Endpoints:
             raise GateError("replayed", "this sign-in request was already answered")
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _route_path(view: RequestView, return_path: str) -> str:
+        """The path the app routes for a return path (which the browser sees whole)."""
+        return route_path(unquote(urlsplit(return_path).path), view.scope.get("root_path", ""))
+
     def _sub_path(self, view: RequestView) -> str:
-        path: str = view.scope["path"]
+        path = route_path(view.scope["path"], view.scope.get("root_path", ""))
         prefix = self._settings.prefix
         return (path[len(prefix) :] or "/") if path.startswith(prefix) else path
 

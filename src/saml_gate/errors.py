@@ -44,8 +44,23 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
     "response_too_complex": ErrorInfo(
         413,
         "The SAML Response is too complex",
-        "It nests or repeats XML elements beyond max_xml_depth / max_xml_elements; raise them"
-        " only if your IdP really sends such responses.",
+        "It nests or repeats XML elements, attributes or namespace declarations beyond"
+        " max_xml_depth / max_xml_elements / max_xml_attributes; raise them only if your IdP"
+        " really sends such responses.",
+    ),
+    "bad_method": ErrorInfo(
+        400,
+        "The request method is not accepted",
+        "Methods must be upper-case tokens (GET, POST, PROPFIND), and so must method overrides"
+        " (X-HTTP-Method-Override, _method): the app could read another spelling as a method"
+        " the access rules do not expect.",
+    ),
+    "bad_path": ErrorInfo(
+        400,
+        "The request path is not accepted",
+        "Paths with ';' parameters or a percent-encoded '/', '\\', '.', ';', '%' or NUL are"
+        " refused: servers and frameworks read them differently. Set allow_path_parameters if"
+        " the app really uses ';' parameters (e.g. jsessionid).",
     ),
     "malformed_response": ErrorInfo(
         400,
@@ -186,6 +201,23 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "The assertion's subject is not usable",
         "The assertion needs a NameID and a bearer SubjectConfirmation for this ACS.",
     ),
+    "identity_not_verbatim": ErrorInfo(
+        400,
+        "The IdP sent a user name or group with hidden characters",
+        "The IdP sends a NameID, or a value of the groups, email or name attribute, with"
+        " leading or trailing whitespace or with control or invisible formatting characters"
+        " (zero-width space or joiner, BOM, bidi controls). The gate reads a signed identity"
+        " verbatim and never trims it, so that two accounts cannot become one: fix that user's"
+        " account or that group's name (or the attribute's expression) at the IdP.",
+    ),
+    "subject_address_mismatch": ErrorInfo(
+        400,
+        "The sign-in was made from another network address",
+        "The IdP bound the assertion to the address it saw the browser at, and this gate sees"
+        " the client at another one (check_subject_address is on). Behind a proxy or tunnel,"
+        " list it in trusted_proxies; where the IdP and the gate see different addresses by"
+        " design (IPv4 and IPv6, NAT, VPN), turn check_subject_address off.",
+    ),
     "name_id_format": ErrorInfo(
         400,
         "The NameID format is not the one configured",
@@ -230,6 +262,13 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "The RelayState is not valid",
         "The RelayState must be the token the gate issued, or a same-site relative path.",
     ),
+    "not_a_navigation": ErrorInfo(
+        403,
+        "A sign-in starts only from a page the browser opens",
+        "Images, scripts, frames, fetch/XHR calls and prefetches cannot start a sign-in (each"
+        " would set a pending-login cookie). Send the user to the page, or to {login_url}, with a"
+        " link or window.location.",
+    ),
     # Sessions, requests and access
     "not_authenticated": ErrorInfo(
         401, "Sign-in required", "Open the login URL in a browser to sign in through the IdP."
@@ -257,6 +296,13 @@ ERRORS: Final[dict[str, ErrorInfo]] = {
         "The application is not reachable",
         "saml-gate could not connect to the upstream application; check that it runs and"
         " that --upstream points at it.",
+    ),
+    "upstream_protocol_error": ErrorInfo(
+        502,
+        "The application sent an invalid answer",
+        "The upstream application broke HTTP (a malformed status line or header, conflicting"
+        " lengths, or closing before its answer was complete); check its logs, and that"
+        " --upstream points at an HTTP server on the right port (http:// vs https://).",
     ),
     "upstream_timeout": ErrorInfo(
         504,

@@ -13,6 +13,7 @@ from saml_gate.core import GateCore
 from saml_gate.endpoints import Endpoints
 from saml_gate.errors import GateError
 from saml_gate.events import AuthEvent
+from saml_gate.request_line import route_path
 from saml_gate.session import Session
 from saml_gate.settings import GateSettings
 from saml_gate.store import StoreUnavailable
@@ -69,7 +70,7 @@ class SamlGate:
         if not self._background_started:
             self._background_started = True
             self.core.start_background()
-        path: str = scope["path"]
+        path = route_path(scope["path"], scope.get("root_path", ""))
         if path.startswith(self._prefix) and (
             len(path) == self._prefix_len or path[self._prefix_len] == "/"
         ):
@@ -79,8 +80,8 @@ class SamlGate:
             await self.endpoints.metrics(scope, receive, send)
             return
         try:
-            rule = self._policy.rule_for(path, scope.get("method", "GET"))
-        except GateError as error:  # a path no browser sends (dot segments)
+            rule = self._policy.decide(scope, path)
+        except GateError as error:  # a method or path the app could read otherwise
             await self.endpoints.refuse(self.endpoints.view(scope), error, receive, send)
             return
         if rule.public:

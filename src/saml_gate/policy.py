@@ -24,32 +24,41 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from saml_gate.errors import ConfigError, GateError
+from saml_gate.request_line import (
+    check_raw_path,
+    checked_method,
+    is_form_post,
+    is_method,
+    override_methods,
+    without_parameters,
+)
 
 if TYPE_CHECKING:
+    from starlette.types import Scope
+
     from saml_gate.settings import GateSettings
     from saml_gate.user import SamlUser
 
 SETTING: Final = "access_rules"
 _SUSPICIOUS: Final = re.compile(r"//|/\.|\\|[\x00-\x1f\x7f]")
-_METHOD: Final = re.compile(r"[A-Z]+")
 
 
 def canonical_path(path: str) -> str:
     """``path`` with ``\\`` as ``/`` and repeated slashes collapsed; refuses dot segments.
 
-    Raises :class:`GateError` ``bad_request`` for dot segments (also ``..;`` as servlet
+    Raises :class:`GateError` ``bad_path`` for dot segments (also ``..;`` as servlet
     containers read it), control characters and anything but an absolute path (e.g. the
     absolute-form ``GET http://host/x``): browsers never send them.
     """
     if not path.startswith("/"):
-        raise GateError("bad_request", "the request target is not an absolute path")
+        raise GateError("bad_path", "the request target is not an absolute path")
     if _SUSPICIOUS.search(path) is None:
         return path
     if any(ord(c) < 0x20 or c == "\x7f" for c in path):
-        raise GateError("bad_request", "the path contains control characters")
+        raise GateError("bad_path", "the path contains control characters")
     segments = path.replace("\\", "/").split("/")
     if any(s.split(";", 1)[0] in (".", "..") for s in segments):
-        raise GateError("bad_request", "the path contains '.' or '..' segments")
+        raise GateError("bad_path", "the path contains '.' or '..' segments")
     body = "/".join(s for s in segments if s)
     return "/" + body + ("/" if body and path.endswith(("/", "\\")) else "")
 
@@ -112,7 +121,7 @@ class Rule:
             raise ConfigError(SETTING, "each required attribute needs at least one value")
         method_list = tuple(m.upper() for m in _strings(methods, "methods"))
         for method in method_list:
-            if not _METHOD.fullmatch(method):
+            if not is_method(method):
                 raise ConfigError(SETTING, f"{method!r} is not an HTTP method")
         if "GET" in method_list and "HEAD" not in method_list:
             method_list += ("HEAD",)
@@ -200,11 +209,14 @@ class Rule:
         if self.methods and method not in self.methods:
             return False
         rule_path = self.path
+        # A trailing slash names the same resource to some frameworks (Spring before 6): an
+        # exact or pattern rule for /x also decides /x/.
+        bare = path[:-1] if len(path) > 1 and path.endswith("/") else path
         if isinstance(rule_path, str):
             if rule_path.endswith("/"):
                 return path.startswith(rule_path) or path == rule_path[:-1]
-            return path == rule_path
-        return rule_path.fullmatch(path) is not None
+            return path == rule_path or bare == rule_path
+        return rule_path.fullmatch(path) is not None or rule_path.fullmatch(bare) is not None
 
     def __str__(self) -> str:
         return _path_text(self.path)
@@ -228,6 +240,26 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
     return tuple(Rule.parse(line) for line in re.split(r"[;\n]", text) if line.strip())
 
 
+@dataclass(frozen=True)
+class AllOf:
+    """Several rules that must all allow a request: its own method's and each override's."""
+
+    rules: tuple[Rule, ...]
+
+    @property
+    def public(self) -> bool:
+        return all(rule.public for rule in self.rules)
+
+    @property
+    def needs_fresh_sign_in(self) -> bool:
+        return any(rule.needs_fresh_sign_in for rule in self.rules)
+
+    def __str__(self) -> str:
+        return " + ".join(str(rule) for rule in self.rules)
+
+
+Decision = Rule | AllOf
+
 #: The decision for OPTIONS requests when ``options_passthrough`` is on.
 PASS_THROUGH: Final = Rule("/", public=True)
 #: The decision when no rule matches: any signed-in user (within ``authorized_groups``).
@@ -243,19 +275,60 @@ class AccessPolicy:
         self._authorized = settings.authorized_groups
         self._options_passthrough = settings.options_passthrough
         self._skew = settings.clock_skew
+        self._path_parameters = settings.allow_path_parameters
+        #: What a form POST may become through ``_method`` in its body, which is not read.
+        self._body_methods: tuple[str, ...] = (
+            tuple(sorted({m for rule in self.rules for m in rule.methods} - {"POST", "HEAD"}))
+            if settings.method_override_in_body
+            else ()
+        )
+
+    def decide(self, scope: Scope, path: str) -> Decision:
+        """The rule(s) deciding a request for the app; ``path`` is the path the app routes.
+
+        Raises ``GateError`` (``bad_method``, ``bad_path``, ``bad_request``) for requests the
+        app could read otherwise than the gate (see :mod:`saml_gate.request_line`)."""
+        method: str = scope.get("method", "GET")
+        checked_method(method)
+        check_raw_path(scope.get("raw_path"), path, self._path_parameters)
+        if self._path_parameters:
+            path = without_parameters(path)
+        path = canonical_path(path)
+        headers = scope["headers"]
+        overrides = override_methods(headers, scope.get("query_string", b""))
+        if self._body_methods and is_form_post(method, headers):
+            overrides += self._body_methods
+        rule = self._match(path, method)
+        if not overrides:
+            return rule
+        rules = tuple(dict.fromkeys([rule, *(self._match(path, m) for m in overrides)]))
+        return rule if len(rules) == 1 else AllOf(rules)
 
     def rule_for(self, path: str, method: str) -> Rule:
-        """The rule deciding this request. Raises ``GateError`` for paths that are refused."""
+        """The rule deciding ``method`` on ``path``. Raises ``GateError`` for refused paths."""
+        if self._path_parameters:
+            path = without_parameters(path)
+        return self._match(canonical_path(path), method)
+
+    def _match(self, path: str, method: str) -> Rule:
         if method == "OPTIONS" and self._options_passthrough:
             return PASS_THROUGH
-        path = canonical_path(path)
         for rule in self.rules:
             if rule.matches(path, method):
                 return rule
         return DEFAULT_RULE
 
-    def refusal(self, rule: Rule, user: SamlUser, now: float) -> GateError | None:
+    def refusal(self, decision: Decision, user: SamlUser, now: float) -> GateError | None:
         """None when ``user`` may pass; else ``forbidden`` or ``step_up_required``."""
+        if isinstance(decision, Rule):
+            return self._refusal(decision, user, now)
+        for rule in decision.rules:
+            refusal = None if rule.public else self._refusal(rule, user, now)
+            if refusal is not None:
+                return refusal
+        return None
+
+    def _refusal(self, rule: Rule, user: SamlUser, now: float) -> GateError | None:
         if self._authorized and not user.in_group(*self._authorized):
             return GateError(
                 "forbidden",

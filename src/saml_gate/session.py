@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
@@ -50,12 +50,15 @@ class Session:
 
 
 class SessionCodec:
-    def __init__(self, settings: GateSettings, store: Store) -> None:
+    def __init__(self, settings: GateSettings, store: Store, issuer: Callable[[], str]) -> None:
         self._settings = settings
         self._store = store
-        # itsdangerous signs with the last key and accepts all.
+        self._issuer = issuer
+        # itsdangerous signs with the last key and accepts all. The salt binds the cookie to
+        # this SP: a gate with another entity ID (another base_url, the demo) and the same
+        # secret mints cookies this one refuses.
         self._serializer = URLSafeSerializer(
-            list(reversed(settings.secret_key)), salt="saml-gate.session"
+            list(reversed(settings.secret_key)), salt="saml-gate.session|" + settings.entity_id
         )
         self._cache: dict[str, Session] = {}
         self._data: dict[str, _Data] = {}
@@ -175,7 +178,7 @@ class SessionCodec:
         :meth:`load` to get it whole."""
         cached = self._cache.get(value)
         if cached is not None:
-            return cached
+            return cached if cached.user.issuer == self._issuer() else None
         try:
             p = self._serializer.loads(value)
             stored = bool(p.get("r"))
@@ -197,6 +200,8 @@ class SessionCodec:
             )
             session = Session(user=user, last_seen=float(p["l"]), stored=stored)
         except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if user.issuer != self._issuer():  # signed in through an IdP this gate no longer trusts
             return None
         if not stored:
             self._cache_put(value, session)

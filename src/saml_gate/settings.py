@@ -17,9 +17,9 @@ from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
 from saml_gate import xmlconst as X
-from saml_gate.errors import ConfigError
+from saml_gate.errors import ConfigError, GateError
 from saml_gate.forwarded import parse_networks
-from saml_gate.policy import Rule, as_rule, parse_rules
+from saml_gate.policy import Rule, as_rule, canonical_path, parse_rules
 
 SameSite = Literal["lax", "strict", "none"]
 StoreOutage = Literal["serve", "refuse"]
@@ -96,6 +96,13 @@ class GateSettings:
     """Per-path rules, first match wins: ``saml_gate.Rule`` objects or their text form."""
     options_passthrough: bool = False
     """Pass OPTIONS requests (CORS preflight) to the app without sign-in, as ngrok's option."""
+    method_override_in_body: bool = True
+    """The app may honour ``_method`` in a POST form body (Rails, Laravel, Symfony), which the
+    gate does not read: a form POST must then also be allowed under every method an access
+    rule names. Set false when the app does not."""
+    allow_path_parameters: bool = False
+    """Accept ';' path parameters (``/a;jsessionid=1/b``), matching rules on the path without
+    them as servlet containers serve it; refused with 400 by default."""
     groups_attribute: str = "groups"
     email_attribute: str = "email"
     name_attribute: str = "displayName"
@@ -122,6 +129,15 @@ class GateSettings:
     max_xml_elements: int = 10_000
     """Most XML elements accepted in a Response; checked right after parsing, before any
     schema or signature work."""
+    max_xml_attributes: int = 32
+    """Most attributes on one element of a Response, and most namespace declarations in scope
+    at one element (Okta and the interop IdPs use 5 or fewer). The whole Response may hold at
+    most max_xml_elements attributes, and as many namespace declarations. Checked with
+    max_xml_elements."""
+    check_subject_address: bool = False
+    """Refuse a Response whose bearer SubjectConfirmationData names an Address other than the
+    client's (as trusted_proxies resolve it). Off by default: behind tunnels and proxies, or
+    when the IdP saw the browser over IPv6 and the gate over IPv4, the addresses differ."""
     verify_isolation: VerifyIsolation = "process"
     """Where Responses are verified and AuthnRequests built: "process" (child processes of the
     app's process, started with the gate: the event loop never waits for the GIL behind XML
@@ -159,6 +175,15 @@ class GateSettings:
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
     # ------------------------------------------------------------------ derived URLs
+    @property
+    def base_path(self) -> str:
+        """The path of base_url ("" unless the app is mounted under a root path, e.g. /app)."""
+        return urlsplit(self.base_url).path
+
+    def public_path(self, endpoint: str) -> str:
+        """The path the browser uses for one of the gate's endpoints, e.g. ``/saml/acs``."""
+        return self.base_path + self.prefix + endpoint
+
     @property
     def acs_url(self) -> str:
         return self.base_url + self.prefix + "/acs"
@@ -324,11 +349,20 @@ def _check_base_url(value: Any) -> str:
             f"{value!r} is not an absolute http(s) URL; use the public URL the browser opens,"
             " e.g. https://acme.ngrok.app",
         )
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+    if parts.query or parts.fragment or parts.username:
         raise ConfigError(
-            "base_url", f"{value!r} must be scheme://host[:port] only (no path, query or user)"
+            "base_url",
+            f"{value!r} must be scheme://host[:port] (plus the path the app is mounted at, if"
+            " any), without query or user",
         )
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    path = parts.path.rstrip("/")
+    try:
+        plain = not path or (canonical_path(path) == path and not any(c in path for c in ";%"))
+    except GateError:
+        plain = False
+    if not plain:
+        raise ConfigError("base_url", f"{value!r}: the path must be a plain path such as /app")
+    return f"{parts.scheme}://{parts.netloc}".lower() + path
 
 
 def _check_secrets(value: Any) -> tuple[str, ...]:
@@ -405,6 +439,8 @@ def _check_and_derive(s: GateSettings) -> GateSettings:
         raise ConfigError("max_xml_depth", "must be between 16 and 256 (libxml2's own limit)")
     if not 100 <= s.max_xml_elements <= 1_000_000:
         raise ConfigError("max_xml_elements", "must be between 100 and 1000000")
+    if not 8 <= s.max_xml_attributes <= 1024:
+        raise ConfigError("max_xml_attributes", "must be between 8 and 1024")
     if not 60 <= s.metadata_refresh_interval <= 7 * 86400:
         raise ConfigError("metadata_refresh_interval", "must be between 60 s and 7 days")
     if not 0.5 <= s.metadata_timeout <= 120:

@@ -1,0 +1,27 @@
+"""The whole request-side corpus, class by class."""
+
+from __future__ import annotations
+
+from tests.request_side import (
+    cases_cookies,
+    cases_headers,
+    cases_methods,
+    cases_paths,
+    cases_relay,
+    cases_roots,
+    cases_websocket,
+)
+from tests.request_side.corpus import Case
+
+CLASSES = (
+    cases_methods.R,
+    cases_paths.R,
+    cases_roots.R,
+    cases_headers.R,
+    cases_cookies.R,
+    cases_relay.R,
+    cases_websocket.R,
+)
+CORPUS: tuple[Case, ...] = tuple(case for registry in CLASSES for case in registry.cases)
+CASES_BY_ID: dict[str, Case] = {case.id: case for case in CORPUS}
+assert len(CASES_BY_ID) == len(CORPUS), "duplicate case ids"

@@ -1,0 +1,116 @@
+"""The policy under test, as given to every gate, and the oracle's own reading of it.
+
+:data:`GATE_POLICY` is what the gates are configured with. :func:`requirement` is written
+independently of the gate's code: it says what the policy demands for the resource a target
+*reports it served* (its canonical path and the method it acted on), so that a gate which
+matched its rules against another reading of the request is caught.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from saml_gate import Rule
+
+PUBLIC_PATHS: Final = ("/static/", "/health")
+RULES: Final = (
+    Rule("/admin/", groups=["admins"]),
+    Rule("/api/", methods=["POST", "PUT", "DELETE", "PATCH"], groups=["editors"]),
+    Rule(re.compile(r"/reports/\d+"), groups=["finance"]),
+    # POST is fine for everyone signed in, DELETE is not: what method overrides aim at.
+    Rule("/docs/", methods=["DELETE"], groups=["admins"]),
+    # A path inside the Starlette Mount("/sub", ...): rules see the site's path, not the mount's.
+    Rule("/sub/admin/", groups=["admins"]),
+)
+GATE_POLICY: Final[dict[str, Any]] = {"public_paths": list(PUBLIC_PATHS), "access_rules": RULES}
+"""Gate options shared by every target (the test process and the Django server process)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    name_id: str
+    groups: tuple[str, ...]
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """What the proxy must tell the upstream about this person (and nothing else)."""
+        return {
+            "x-forwarded-user": self.name_id,
+            "x-forwarded-email": self.name_id,
+            "x-forwarded-groups": ",".join(self.groups),
+        }
+
+
+PRINCIPALS: Final = {
+    "users": Principal("users", "uma@example.com", ("users",)),
+    "admins": Principal("admins", "ada@example.com", ("admins", "users")),
+    "editors": Principal("editors", "eddie@example.com", ("editors", "users")),
+}
+#: Credentials a request may carry that must count for nothing: a session cookie minted by
+#: another gate configuration (same secret, other base_url or entity_id).
+WORTHLESS: Final = frozenset({"foreign-base", "foreign-entity"})
+
+WRITES: Final = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+_REPORT: Final = re.compile(r"/reports/[0-9]+")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """None of the fields set: any signed-in person. ``public``: anyone."""
+
+    public: bool = False
+    groups: frozenset[str] = frozenset()
+
+    def __str__(self) -> str:
+        if self.public:
+            return "public"
+        return "groups " + "|".join(sorted(self.groups)) if self.groups else "signed in"
+
+
+def _under(path: str, prefix: str) -> bool:
+    """``prefix`` ends with '/': that folder and the folder itself (``/admin`` for ``/admin/``)."""
+    return path == prefix[:-1] or path.startswith(prefix)
+
+
+def requirement(path: str, method: str) -> Requirement:
+    """What the policy demands for ``method`` on the resource at ``path`` (first match wins).
+
+    Methods compare upper-cased: ``post`` is a POST to every framework that upper-cases it
+    (Django, Tomcat, Express), which is why the gate must refuse what it cannot match."""
+    method = method.upper()
+    if _under(path, "/static/") or path == "/health":
+        return Requirement(public=True)
+    if _under(path, "/admin/"):
+        return Requirement(groups=frozenset({"admins"}))
+    if _under(path, "/api/") and method in WRITES:
+        return Requirement(groups=frozenset({"editors"}))
+    if _REPORT.fullmatch(path):
+        return Requirement(groups=frozenset({"finance"}))
+    if _under(path, "/docs/") and method == "DELETE":
+        return Requirement(groups=frozenset({"admins"}))
+    if _under(path, "/sub/admin/"):
+        return Requirement(groups=frozenset({"admins"}))
+    return Requirement()
+
+
+def held_groups(who: Iterable[str]) -> frozenset[str] | None:
+    """The groups the requester really holds (None: not signed in at all).
+
+    A request may carry several credentials (cookie tossing); the requester holds whatever any
+    valid one grants. Worthless credentials grant nothing."""
+    valid = [PRINCIPALS[w] for w in who if w not in WORTHLESS]
+    if not valid:
+        return None
+    return frozenset(g for p in valid for g in p.groups)
+
+
+def satisfies(held: frozenset[str] | None, need: Requirement) -> bool:
+    if need.public:
+        return True
+    if held is None:
+        return False
+    return not need.groups or bool(held & need.groups)

@@ -1,0 +1,218 @@
+"""Every case of the corpus against every target it names, judged by the oracle.
+
+See :mod:`tests.request_side` for the oracle. A failure prints the raw request, the answer,
+and each problem found (``BYPASS`` first).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.request_side.catalogue import CORPUS
+from tests.request_side.corpus import Case
+from tests.request_side.oracle import PRINCIPALS, WORTHLESS, held_groups, requirement, satisfies
+from tests.request_side.servlet import effective_method, servlet_path
+from tests.request_side.targets import Lab, Target, is_idp_redirect
+from tests.request_side.wire import Answer, exchange, handshake
+
+pytestmark = pytest.mark.request_side
+
+RUNS = [(target, case) for case in CORPUS for target in case.targets]
+_GATE_COOKIE = re.compile(r"(?:^|[;,]\s*)saml_gate_session\s*=")
+
+
+def stays_on_site(location: str, target: Target) -> bool:
+    """A redirect a browser follows to this site: a path with nothing a browser reads as a host
+    (``//``, ``\\``, control characters), or an absolute URL on the target's own origin."""
+    if any(ord(c) < 0x21 or c == "\\" for c in location):
+        return False
+    parts = urlsplit(location)
+    if parts.scheme or parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}" == target.base_url and not parts.username
+    return location.startswith("/") and not location.startswith("//")
+
+
+def _identity_problems(case: Case, answer: Answer) -> list[str]:
+    """What the servlet upstream saw: only the gate's identity headers, never its cookies."""
+    text = answer.frame if case.ws else answer.body
+    if not text:
+        return []  # HEAD: no body to read
+    seen = json.loads(text)
+    pairs = [tuple(p) for p in seen["identity"]]
+    problems = []
+    names = Counter(name for name, _ in pairs)
+    if any(n > 1 for n in names.values()):
+        problems.append(f"the upstream got an identity header twice: {pairs}")
+    legit = {
+        (name, value)
+        for who in case.who
+        if who not in WORTHLESS
+        for name, value in PRINCIPALS[who].identity.items()
+    }
+    forged = [p for p in pairs if p not in legit]
+    if forged:
+        problems.append(f"IDENTITY SPOOFED: the upstream got {forged}")
+    if seen.get("cookie") and _GATE_COOKIE.search(seen["cookie"]):
+        problems.append(f"the upstream got the gate's session cookie: {seen['cookie'][:80]}")
+    if case.identity:
+        public = requirement(seen["path"], seen["method"]).public
+        expected = (
+            [] if public or not case.who else sorted(PRINCIPALS[case.who[0]].identity.items())
+        )
+        if sorted(pairs) != expected:
+            problems.append(f"identity seen by the upstream {sorted(pairs)}, expected {expected}")
+    return problems
+
+
+def judge(case: Case, target: Target, answer: Answer, final: Answer | None) -> list[str]:
+    problems: list[str] = []
+    served = answer.served
+    if served is not None:
+        resource, path, method = served
+        need = requirement(path, method)
+        held = held_groups(case.who)
+        if not satisfies(held, need):
+            holder = ", ".join(case.who) or "anonymous"
+            problems.append(
+                f"BYPASS: the app served {resource!r} ({method} {path}, needs {need}) to {holder}"
+            )
+        if target.name == "proxy":
+            problems += _identity_problems(case, answer)
+    elif case.ws and answer.status == 101:
+        problems.append("101 without the app's report frame")
+    for name, a in (("answer", answer), ("sign-in answer", final)):
+        if a is not None and a.status >= 500:
+            problems.append(f"the {name} is a server error ({a.status})")
+    redirect = final if final is not None else answer
+    location = redirect.header("location")
+    if (
+        300 <= redirect.status < 400
+        and location is not None
+        and not is_idp_redirect(redirect)
+        and not stays_on_site(location, target)
+    ):
+        problems.append(f"OPEN REDIRECT: {redirect.status} to {location!r}")
+    expect = case.expect
+    if expect.kind == "status" and answer.status not in expect.statuses:
+        problems.append(f"expected {expect}, got {answer.status}")
+    elif expect.kind == "served" and (
+        served is None or (expect.resource is not None and served[0] != expect.resource)
+    ):
+        what = f"{served[0]!r}" if served else f"status {answer.status}, nothing"
+        problems.append(f"expected {expect} (a benign request), the app served {what}")
+    elif expect.kind == "on_site":
+        if expect.location is not None and (
+            final is None or final.status != 303 or final.header("location") != expect.location
+        ):
+            got = final.summary()[:200] if final is not None else answer.summary()[:200]
+            problems.append(f"expected the sign-in to end on {expect.location!r}, got {got}")
+        elif final is None and not 400 <= answer.status < 500:
+            problems.append(f"expected a sign-in or a refusal, got {answer.status}")
+    return problems
+
+
+def _log_excerpt(entry: str) -> str:
+    lines = entry.strip().splitlines()
+    if len(lines) <= 12:
+        return "\n".join(lines)
+    return "\n".join([*lines[:2], "    ...", *lines[-8:]])
+
+
+def _shown(message: bytes) -> str:
+    text = repr(message)
+    return (
+        text if len(text) < 1200 else text[:800] + f" ...({len(message)} bytes)... " + text[-300:]
+    )
+
+
+@pytest.mark.parametrize(("target_name", "case"), RUNS, ids=[f"{c.id}@{t}" for t, c in RUNS])
+def test_case(lab: Lab, target_name: str, case: Case) -> None:
+    target = lab.target(target_name)
+    message = case.build(target)  # signs the principals in first
+    lab.mark()
+    if case.ws:
+        answer = handshake(target.port, message, ending=case.ending)
+    else:
+        answer = exchange(target.port, message)
+    final = None
+    if case.relay and is_idp_redirect(answer):
+        final = lab.complete_sign_in(target, answer, PRINCIPALS["users"])
+    lab.settle()
+    problems = judge(case, target, answer, final)
+    problems += [f"server log: {_log_excerpt(e)}" for e in lab.errors()]
+    assert not problems, (
+        f"{case.id} on {target_name}: {case.title}\n"
+        + "\n".join(f"  - {p}" for p in problems)
+        + f"\n--- raw request ---\n{_shown(message)}\n--- answer ---\n{answer.summary()}"
+    )
+
+
+def test_corpus_covers_every_class() -> None:
+    counts = Counter(case.cls for case in CORPUS)
+    assert len(CORPUS) >= 150, counts
+    for cls in ("methods", "paths", "root-paths", "headers", "cookies", "relay", "websocket"):
+        assert counts[cls] >= 10, counts
+    assert all(case.targets for case in CORPUS)
+
+
+# ---------------------------------------------------------------- the instrument itself
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        ("/admin;x/users", "/admin/users"),
+        ("/;/admin/users", "/admin/users"),
+        ("/static/..;/admin/users", "/admin/users"),
+        ("/static/%2e%2e/admin", "/admin"),
+        ("/static/..%2Fadmin", "/admin"),
+        ("/static\\..\\admin", "/admin"),
+        ("//admin//users/", "/admin/users"),
+        ("/admin#/users", "/admin"),
+        ("http://host/admin/x?q", "/admin/x"),
+        ("/admin%3Bx/users", "/admin;x/users"),
+        ("/static/%252e%252e/admin", "/static/%2e%2e/admin"),
+    ],
+)
+def test_the_upstream_reads_paths_as_servlet_containers_do(target: str, path: str) -> None:
+    assert servlet_path(target) == path
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "query", "form", "effective"),
+    [
+        ("post", [], "", None, "POST"),
+        ("POST", [("X-HTTP-Method-Override", "delete")], "", None, "DELETE"),
+        ("POST", [("x_method_override", "PUT")], "", None, "PUT"),
+        ("POST", [("X-HTTP-Method", "GET"), ("X-HTTP-Method", "DELETE")], "", None, "DELETE"),
+        ("POST", [], "%5Fmethod=DELETE", None, "DELETE"),
+        ("POST", [], "", "_method=PATCH", "PATCH"),
+        ("GET", [("X-HTTP-Method-Override", "DELETE")], "_method=DELETE", None, "GET"),
+    ],
+)
+def test_the_upstream_honours_method_overrides(
+    method: str, headers: list[tuple[str, str]], query: str, form: str | None, effective: str
+) -> None:
+    assert effective_method(method, headers, query, form) == effective
+
+
+def test_the_upstream_serves_what_the_gate_would_refuse(lab: Lab) -> None:
+    """Straight to the upstream (no gate): the differential has teeth."""
+    lab.target("proxy")
+    upstream = lab.upstream
+    assert upstream is not None
+    raw = (
+        b"POST /docs;x/handbook?_method=delete HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    answer = exchange(upstream.port, raw)
+    assert answer.served == ("docs", "/docs/handbook", "DELETE")
+    ws = handshake(
+        upstream.port,
+        b"GET /admin;x/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    assert ws.status == 101 and ws.served == ("admin", "/admin/ws", "GET")
