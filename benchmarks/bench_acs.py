@@ -42,9 +42,9 @@ from bench_common import (
     status_of,
 )
 
-from saml_gate import xmlconst as X
-from saml_gate.keys import cert_base64
-from saml_gate.verify import ResponseVerifier
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import cert_base64
+from saml_gate.saml.response import ResponseVerifier
 
 SECTION = "2 ACS"
 Verify = Callable[[str, str], str]

@@ -19,10 +19,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from saml_gate import SamlGate
+from saml_gate.config.settings import GateSettings
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.response import ResponseSpec, issue_response
-from saml_gate.keys import KeyPair, generate_keypair
-from saml_gate.settings import GateSettings
+from saml_gate.saml.keys import KeyPair, generate_keypair
 
 BASE_URL = "http://127.0.0.1:8000"
 ACS_URL = BASE_URL + "/saml/acs"
@@ -240,7 +240,7 @@ class Login:
 def mint_login(settings: GateSettings, response: str, request_id: str, relay: Any) -> Login:
     """What the gate's 303 to the IdP would have given the browser, without the round trip.
 
-    ``relay`` is a :class:`saml_gate.relay.RelayTracker` built from the same settings (same
+    ``relay`` is a :class:`saml_gate.session.relay.RelayTracker` built from the same settings (same
     secret), so the gate accepts the pending cookie and RelayState as its own.
     """
     key, relay_state = relay.start()

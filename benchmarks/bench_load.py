@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 
 from bench_common import Login, World, fresh_responses, mint_login, response_b64
 
-from saml_gate.relay import RelayTracker
+from saml_gate.session.relay import RelayTracker
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from bench_common import (
 from starlette.middleware.sessions import SessionMiddleware
 
 from saml_gate import SamlGate
-from saml_gate.session import _CACHE_SIZE, Session
+from saml_gate.session.sessions import _CACHE_SIZE, Session
 
 SECTION = "1 request"
 

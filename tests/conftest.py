@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from saml_gate import SamlGate
-from saml_gate.keys import KeyPair, generate_keypair
+from saml_gate.saml.keys import KeyPair, generate_keypair
 from tests.support import BASE_URL, FrozenClock, Harness, gate_options, make_app
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.support import ACS_URL, ENTITY_ID
 
 

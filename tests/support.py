@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 from saml_gate import SamlGate
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.response import ResponseSpec, issue_response
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 
 BASE_URL = "http://127.0.0.1:8000"
 ACS_URL = BASE_URL + "/saml/acs"

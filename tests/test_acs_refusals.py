@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from saml_gate import xmlconst as X
 from saml_gate.devidp.response import build_response
 from saml_gate.devidp.signing import sign_element
-from saml_gate.keys import KeyPair
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair
 from tests.support import Harness
 
 pytestmark = pytest.mark.anyio

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from saml_gate.keys import KeyPair, generate_keypair
+from saml_gate.saml.keys import KeyPair, generate_keypair
 from tests.support import idp_metadata
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,6 @@ import pytest
 import xmlsec
 from lxml import etree
 
-from saml_gate import xmlconst as X
 from saml_gate.devidp import (
     DEFAULT_ENTITY_ID,
     DEFAULT_USERS,
@@ -37,7 +36,8 @@ from saml_gate.devidp import (
     load_or_create_keypair,
     sign_element,
 )
-from saml_gate.keys import cert_base64
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import cert_base64
 
 NS = {"saml2p": X.NS_SAMLP, "saml2": X.NS_SAML, "ds": X.NS_DS, "xenc": X.NS_XENC, "md": X.NS_MD}
 BASE = "http://127.0.0.1:8000"

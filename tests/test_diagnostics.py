@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from saml_gate import xmlconst as X
-from saml_gate.keys import KeyPair
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair
 from tests.support import ACS_URL, ENTITY_ID, Harness
 
 pytestmark = pytest.mark.anyio

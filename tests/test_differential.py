@@ -1,8 +1,8 @@
 """Differential test: the gate's Response verifier against pysaml2 acting as SP.
 
 The gate verifies SAML Responses with its own code (lxml + python-xmlsec,
-:class:`saml_gate.verify.ResponseVerifier`). This module feeds the *same bytes* to that verifier
-and to an independent, widely used implementation, pysaml2's SP
+:class:`saml_gate.saml.response.ResponseVerifier`). This module feeds the *same bytes* to that
+verifier and to an independent, widely used implementation, pysaml2's SP
 (``Saml2Client.parse_authn_request_response`` with its default ``xmlsec1`` crypto backend), and
 proves that:
 
@@ -46,13 +46,13 @@ import pytest
 import xmlsec
 from lxml import etree
 
-from saml_gate import xmlconst as X
+from saml_gate.config.settings import GateSettings
 from saml_gate.devidp.response import ResponseSpec, issue_response, new_id
 from saml_gate.errors import GateError
-from saml_gate.idp import parse_idp_metadata
-from saml_gate.keys import KeyPair
-from saml_gate.settings import GateSettings
-from saml_gate.verify import ResponseVerifier, VerifiedLogin
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.idp import parse_idp_metadata
+from saml_gate.saml.keys import KeyPair
+from saml_gate.saml.response import ResponseVerifier, VerifiedLogin
 from tests.saml_oracles import (
     KeyFiles,
     pysaml2_sp,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from saml_gate import SamlGate
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.support import (
     ACS_URL,
     BASE_URL,

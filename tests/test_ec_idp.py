@@ -12,8 +12,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from saml_gate import xmlconst as X
-from saml_gate.keys import KeyPair, generate_keypair
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair, generate_keypair
 from tests.conftest import HarnessFactory
 from tests.support import Harness, idp_metadata
 from tests.test_acs_refusals import assert_refused

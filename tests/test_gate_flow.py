@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from saml_gate import xmlconst as X
+from saml_gate.saml import xmlconst as X
 from tests.support import ACS_URL, ENTITY_ID, Harness, decode_redirect_request
 
 pytestmark = pytest.mark.anyio

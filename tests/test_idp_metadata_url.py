@@ -22,9 +22,9 @@ import pytest
 from lxml import etree
 
 from saml_gate import ConfigError, SamlGate
-from saml_gate import xmlconst as X
-from saml_gate.idp_source import IdpMetadataSource, parse_duration, refresh_delay
-from saml_gate.keys import KeyPair
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.idp_source import IdpMetadataSource, parse_duration, refresh_delay
+from saml_gate.saml.keys import KeyPair
 from tests.interop.tls import make_tls_files
 from tests.support import BASE_URL, FrozenClock, Harness, gate_options, idp_metadata, make_app
 
@@ -237,7 +237,7 @@ def test_startup_uses_the_cached_copy_when_the_idp_is_down(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("saml_gate.idp_source.time.sleep", lambda s: None)
+    monkeypatch.setattr("saml_gate.saml.idp_source.time.sleep", lambda s: None)
     server.body = metadata_with(idp_keys)
     options = gate_options(idp_keys, sp_keys, clock, str(tmp_path), idp_metadata=server.url)
     SamlGate(make_app(), **options)  # fetched and cached
@@ -275,7 +275,7 @@ def build(
 ) -> Callable[..., SamlGate]:
     """Build a gate on a metadata URL, each with an empty state_dir (no cached copy to fall
     back on), without the pauses between start-up retries."""
-    monkeypatch.setattr("saml_gate.idp_source.time.sleep", lambda s: None)
+    monkeypatch.setattr("saml_gate.saml.idp_source.time.sleep", lambda s: None)
     built = 0
 
     def build(url: str, **extra: Any) -> SamlGate:

@@ -31,7 +31,7 @@ from saml2.sigver import RSACrypto, import_rsa_key_from_file, verify_redirect_si
 from saml2.xmldsig import SIG_RSA_SHA1, SIG_RSA_SHA256
 
 from saml_gate.devidp.signing import sign_element
-from saml_gate.keys import KeyPair, cert_base64
+from saml_gate.saml.keys import KeyPair, cert_base64
 from tests.conftest import TEST_REDIS_URL
 from tests.support import BASE_URL, ENTITY_ID, IDP_ENTITY_ID, IDP_SSO_URL, Harness
 

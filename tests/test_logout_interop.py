@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.interop.client import HTML_ACCEPT, start_at_gate
 from tests.interop.conftest import (
     SspGate,

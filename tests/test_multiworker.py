@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saml_gate import SamlGate
 from saml_gate.devidp.response import ResponseSpec, issue_response
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.conftest import TEST_REDIS_URL
 from tests.support import IDP_ENTITY_ID, SECRET, decode_redirect_request, make_app
 from tests.test_logout import Pysaml2Idp, query_of

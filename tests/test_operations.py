@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from saml_gate.events import EVENT_FIELDS, AuthEvent
-from saml_gate.keys import generate_keypair
-from saml_gate.logs import JsonFormatter
+from saml_gate.ops.events import EVENT_FIELDS, AuthEvent
+from saml_gate.ops.logs import JsonFormatter
+from saml_gate.saml.keys import generate_keypair
 from tests.support import Harness
 
 pytestmark = pytest.mark.anyio

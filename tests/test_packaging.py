@@ -29,7 +29,7 @@ GATE_WITHOUT_XMLSEC1 = textwrap.dedent(
     def only_the_gate_worker(command, *args, **kwargs):
         # the gate's own verification worker (this Python, no shell) is the one process allowed;
         # it inherits the empty PATH, so it cannot run xmlsec1 either
-        if command[:2] == [sys.executable, "-c"] and "saml_gate.workers" in command[2]:
+        if command[:2] == [sys.executable, "-c"] and "saml_gate.runtime.workers" in command[2]:
             return real_popen(command, *args, **kwargs)
         raise AssertionError(f"a subprocess was started: {command!r}")
 

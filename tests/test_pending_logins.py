@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from saml_gate.relay import LONG_SLOT, SLOTS
+from saml_gate.session.relay import LONG_SLOT, SLOTS
 from tests.support import Harness, decode_redirect_request
 from tests.test_acs_refusals import assert_refused
 

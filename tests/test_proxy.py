@@ -23,9 +23,9 @@ import anyio
 import httpx
 import pytest
 
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.proxy import ProxySettings, ReverseProxy, build_proxy_app, header_value
-from saml_gate.settings import GateSettings
 from tests.support import BASE_URL, SECRET, FrozenClock, Harness, gate_options, idp_metadata
 from tests.test_websocket_uvicorn import (
     WS_IMPLEMENTATIONS,

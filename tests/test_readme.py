@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from saml_gate import GateSettings
+from saml_gate.config.settings import NOT_FROM_ENV
 from saml_gate.errors import ERRORS
-from saml_gate.settings import NOT_FROM_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from saml_gate import ConfigError, GateSettings, SamlGate
-from saml_gate import xmlconst as X
+from saml_gate.saml import xmlconst as X
 from tests.support import BASE_URL, SECRET, idp_metadata, make_app
 
 BASE = {"base_url": BASE_URL, "secret_key": SECRET, "dev_idp": True}

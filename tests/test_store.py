@@ -16,8 +16,8 @@ import redis
 import redis.asyncio
 
 from saml_gate import SamlGate
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
-from saml_gate.settings import GateSettings
 from saml_gate.store import (
     GuardedStore,
     MemoryStore,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 import redis.asyncio
 
-from saml_gate.session import MAX_COOKIE_BYTES
+from saml_gate.session.sessions import MAX_COOKIE_BYTES
 from saml_gate.store import MemoryStore
 from tests.conftest import TEST_REDIS_URL
 from tests.support import Harness

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from lxml import etree
 
-from saml_gate import xmlconst as X
+from saml_gate.config.settings import GateSettings
 from saml_gate.devidp.response import build_response
 from saml_gate.devidp.signing import sign_element
-from saml_gate.settings import GateSettings
+from saml_gate.saml import xmlconst as X
 from tests.support import Harness
 from tests.test_acs_refusals import assert_refused
 

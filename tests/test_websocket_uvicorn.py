@@ -140,7 +140,7 @@ async def test_refused_handshakes_log_no_error(
     make_harness: Any, caplog: pytest.LogCaptureFixture, ws: str
 ) -> None:
     """uvicorn 0.54's websockets-sansio logged "ASGI callable returned without completing
-    handshake." at ERROR after every refusal sent as an HTTP answer (saml_gate.ws_refusal)."""
+    handshake." at ERROR after every refusal sent as an HTTP answer (saml_gate.web.ws_refusal)."""
     h: Harness = make_harness(authorized_groups=["finance"])
     await h.login()
     signed_in = [("Cookie", session_cookie(h))]

@@ -14,9 +14,9 @@ from typing import Any
 import anyio
 import pytest
 
-from saml_gate import workers
 from saml_gate.errors import ERRORS
-from saml_gate.workers import WorkerPool, WorkSpec
+from saml_gate.runtime import workers
+from saml_gate.runtime.workers import WorkerPool, WorkSpec
 from tests.support import Harness
 
 pytestmark = pytest.mark.anyio

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from lxml import etree
 
-from saml_gate import xmlconst as X
+from saml_gate.config.settings import GateSettings
 from saml_gate.devidp.response import build_response
 from saml_gate.devidp.signing import encrypt_assertion, sign_element
 from saml_gate.errors import ConfigError
-from saml_gate.settings import GateSettings
+from saml_gate.saml import xmlconst as X
 from tests.support import BASE_URL, SECRET, Harness
 from tests.test_acs_refusals import assert_refused
 

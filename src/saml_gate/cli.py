@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
-from saml_gate.settings import GateSettings
 from saml_gate.tunnel import TunnelError, open_ngrok_tunnel
 
 log = logging.getLogger("saml_gate")
@@ -128,7 +128,7 @@ def _tunnel_base_url(args: argparse.Namespace, options: dict[str, Any]) -> None:
 
 
 def _print_sheet(gate: Any) -> None:
-    from saml_gate.setup_sheet import SetupSheet
+    from saml_gate.ops.setup_sheet import SetupSheet
 
     sheet = SetupSheet.build(gate.settings, gate.core.sp_keys.cert_pem)
     print(sheet.as_text(), flush=True)
@@ -242,8 +242,8 @@ def _setup_settings(args: argparse.Namespace) -> GateSettings:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from saml_gate.setup_sheet import SetupSheet
-    from saml_gate.sp import load_sp_keys
+    from saml_gate.ops.setup_sheet import SetupSheet
+    from saml_gate.saml.sp import load_sp_keys
 
     settings = _setup_settings(args)
     keys = load_sp_keys(settings)
@@ -252,7 +252,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_metadata(args: argparse.Namespace) -> int:
-    from saml_gate.sp import load_sp_keys, sp_metadata_xml
+    from saml_gate.saml.sp import load_sp_keys, sp_metadata_xml
 
     settings = _setup_settings(args)
     keys = load_sp_keys(settings)
@@ -262,7 +262,7 @@ def cmd_metadata(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from saml_gate.keys import generate_keypair
+    from saml_gate.saml.keys import generate_keypair
 
     out = Path(args.out_dir).expanduser()
     key_path, cert_path = out / "sp.key.pem", out / "sp.cert.pem"
@@ -282,7 +282,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from saml_gate.selfcheck import run_checks
+    from saml_gate.ops.selfcheck import run_checks
 
     report = run_checks(gate_options(args))
     for line in report.lines:

@@ -8,16 +8,16 @@ from typing import Any
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from saml_gate.cookies import cookie_header_of, find_cookie
-from saml_gate.core import GateCore
-from saml_gate.endpoints import Endpoints
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.events import AuthEvent
-from saml_gate.request_line import route_path
-from saml_gate.session import Session
-from saml_gate.settings import GateSettings
+from saml_gate.ops.events import AuthEvent
+from saml_gate.runtime.core import GateCore
+from saml_gate.session.cookies import cookie_header_of, find_cookie
+from saml_gate.session.sessions import Session
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
+from saml_gate.web.endpoints import Endpoints
+from saml_gate.web.request_line import route_path
 
 log = logging.getLogger("saml_gate")
 

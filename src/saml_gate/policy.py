@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from saml_gate.errors import ConfigError, GateError
-from saml_gate.request_line import (
+from saml_gate.web.request_line import (
     check_raw_path,
     checked_method,
     is_form_post,
@@ -36,7 +36,7 @@ from saml_gate.request_line import (
 if TYPE_CHECKING:
     from starlette.types import Scope
 
-    from saml_gate.settings import GateSettings
+    from saml_gate.config.settings import GateSettings
     from saml_gate.user import SamlUser
 
 SETTING: Final = "access_rules"
@@ -287,7 +287,7 @@ class AccessPolicy:
         """The rule(s) deciding a request for the app; ``path`` is the path the app routes.
 
         Raises ``GateError`` (``bad_method``, ``bad_path``, ``bad_request``) for requests the
-        app could read otherwise than the gate (see :mod:`saml_gate.request_line`)."""
+        app could read otherwise than the gate (see :mod:`saml_gate.web.request_line`)."""
         method: str = scope.get("method", "GET")
         checked_method(method)
         check_raw_path(scope.get("raw_path"), path, self._path_parameters)

@@ -55,13 +55,13 @@ import h11
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
+from saml_gate.config.settings import ENV_PREFIX, GateSettings
 from saml_gate.errors import ConfigError, GateError
-from saml_gate.forwarded import CLIENT_HEADERS, ClientAddresses
 from saml_gate.middleware import SamlGate
-from saml_gate.pages import error_response
-from saml_gate.settings import ENV_PREFIX, GateSettings
 from saml_gate.user import SamlUser
-from saml_gate.ws_refusal import refuse_handshake
+from saml_gate.web.forwarded import CLIENT_HEADERS, ClientAddresses
+from saml_gate.web.pages import error_response
+from saml_gate.web.ws_refusal import refuse_handshake
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -84,7 +84,7 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 #: Headers through which a proxy tells the app what it saw of the request (lower-case, ``-``
-#: only): the client's address (:data:`saml_gate.forwarded.CLIENT_HEADERS` and the rest below),
+#: only): the client's address (:data:`saml_gate.web.forwarded.CLIENT_HEADERS` and the rest below),
 #: the scheme, host, port, path or method it used, the TLS client certificate it checked. The
 #: gate is the proxy the upstream hears from, so whatever the client sent under these names, in
 #: any case and with ``_`` for ``-``, is never forwarded; the gate sets ``X-Forwarded-For``,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import httpx
 
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.interop.gate_server import GateServer, start_gate
 from tests.interop.ngrok_proxy import open_tunnel
 from tests.interop.servers import bound_socket

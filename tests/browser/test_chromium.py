@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.browser.conftest import Chromium
 from tests.browser.sites import APP_HOST, IDP_HOST, Sites, start_sites
 from tests.interop.simplesamlphp import USERS

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.interop.gate_server import GateServer, start_gate
 from tests.interop.saml_idp import SamlIdp, saml_idp_missing
 from tests.interop.servers import bound_socket

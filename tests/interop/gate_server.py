@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from saml_gate import SamlGate
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.interop.servers import UvicornThread
 
 SECRET = "interop-test-secret-0123456789-abcdefghijkl"

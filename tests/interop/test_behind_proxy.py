@@ -19,7 +19,7 @@ import pytest
 from lxml import etree
 
 from saml_gate.devidp.response import ResponseSpec, issue_response
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.interop.client import HTML_ACCEPT, HostMap, authn_request, form_with, submit
 from tests.interop.gate_server import GateServer, start_gate
 from tests.interop.ngrok_proxy import NgrokLikeProxy, open_tunnel

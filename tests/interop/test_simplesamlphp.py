@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from saml_gate import xmlconst as X
-from saml_gate.keys import KeyPair
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair
 from tests.interop.client import (
     HTML_ACCEPT,
     HtmlForm,

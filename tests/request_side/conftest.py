@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.request_side.targets import Lab
 
 

@@ -30,8 +30,8 @@ from urllib.parse import urlencode
 
 from saml_gate import SamlGate
 from saml_gate.devidp.response import ResponseSpec, issue_response
-from saml_gate.keys import KeyPair
 from saml_gate.proxy import build_proxy_app
+from saml_gate.saml.keys import KeyPair
 from tests.interop.servers import UvicornThread, bound_socket, stop_process
 from tests.request_side.apps import starlette_app
 from tests.request_side.oracle import GATE_POLICY, PRINCIPALS, Principal

@@ -19,7 +19,7 @@ import pytest
 from lxml import etree
 
 from saml_gate import SamlGate
-from saml_gate.keys import KeyPair
+from saml_gate.saml.keys import KeyPair
 from tests.security.corpus import OTHER_IDP_ENTITY_ID, Case, Policy, form_value
 from tests.security.forge import Context
 from tests.support import (

@@ -12,7 +12,7 @@ import copy
 
 from lxml import etree
 
-from saml_gate import xmlconst as X
+from saml_gate.saml import xmlconst as X
 from tests.security.corpus import Build, Registry
 from tests.security.forge import (
     Context,

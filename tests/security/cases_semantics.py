@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from saml_gate import xmlconst as X
+from saml_gate.saml import xmlconst as X
 from tests.security.corpus import Build, Policy, Registry, Transport
 from tests.security.forge import (
     ATTACKER,

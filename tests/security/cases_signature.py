@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from lxml import etree
 
-from saml_gate import xmlconst as X
 from saml_gate.devidp.response import new_id
+from saml_gate.saml import xmlconst as X
 from tests.security.corpus import OTHER_IDP_ENTITY_ID, Build, Policy, Registry
 from tests.security.forge import (
     BASE64,

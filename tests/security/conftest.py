@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from saml_gate.keys import KeyPair, generate_keypair
+from saml_gate.saml.keys import KeyPair, generate_keypair
 from tests.security.acs import Canary, CorpusKeys
 
 

@@ -22,10 +22,10 @@ from typing import Any
 import xmlsec
 from lxml import etree
 
-from saml_gate import xmlconst as X
 from saml_gate.devidp.response import ResponseSpec, build_response, saml_instant
 from saml_gate.devidp.signing import encrypt_assertion, sign_element
-from saml_gate.keys import KeyPair
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair
 from tests.support import ACS_URL, ENTITY_ID, IDP_ENTITY_ID
 
 C = xmlsec.constants
@@ -47,7 +47,7 @@ ATTRIBUTES: dict[str, list[str]] = {
     "groups": ["users"],
 }
 
-# Algorithms the gate refuses (not in saml_gate.xmlconst, which lists what is used).
+# Algorithms the gate refuses (not in saml_gate.saml.xmlconst, which lists what is used).
 C14N_INCL = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 C14N_EXCL_COMMENTS = "http://www.w3.org/2001/10/xml-exc-c14n#WithComments"
 C14N11 = "http://www.w3.org/2006/12/xml-c14n11"

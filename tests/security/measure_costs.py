@@ -20,7 +20,7 @@ import anyio
 
 from saml_gate import SamlGate
 from saml_gate.errors import GateError
-from saml_gate.keys import generate_keypair
+from saml_gate.saml.keys import generate_keypair
 from tests.security.acs import CorpusKeys
 from tests.security.catalogue import CASES_BY_ID
 from tests.security.corpus import form_value

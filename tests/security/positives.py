@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from saml_gate import xmlconst as X
+from saml_gate.saml import xmlconst as X
 from tests.security.cases_semantics import AUTHN, CONDITIONS, SCD, SKEW, at, resigned, shifted
 from tests.security.corpus import Build, Registry
 from tests.security.forge import (

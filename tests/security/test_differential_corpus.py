@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from saml_gate.idp import parse_idp_metadata
+from saml_gate.saml.idp import parse_idp_metadata
 from tests.saml_oracles import (
     KeyFiles,
     Verdict,
@@ -245,7 +245,7 @@ OKTA_SP = {
 @pytest.mark.parametrize("stem", sorted(OKTA_CASES))
 async def test_real_okta_response_accepted_by_all(stem: str, tmp_path: Path) -> None:
     """The real Okta responses: all three accept and read the same NameID."""
-    from saml_gate.keys import KeyPair
+    from saml_gate.saml.keys import KeyPair
 
     okta = OktaCase(stem, tmp_path)
     try:

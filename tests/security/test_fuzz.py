@@ -34,10 +34,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from saml_gate import SamlGate
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.idp import parse_idp_metadata
-from saml_gate.settings import GateSettings
-from saml_gate.verify import ResponseVerifier
+from saml_gate.saml.idp import parse_idp_metadata
+from saml_gate.saml.response import ResponseVerifier
 from tests.security.acs import CorpusKeys, start_login
 from tests.security.forge import ATTACKER, Mode, serialize
 from tests.security.mutate import TOKENS, ByteOp, Op, TreeOp, b64, mutate, signed_parts

@@ -18,10 +18,10 @@ import pytest
 from lxml import etree
 
 from saml_gate import SamlGate
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError, GateError
-from saml_gate.idp import parse_idp_metadata
-from saml_gate.settings import GateSettings
-from saml_gate.verify import ResponseVerifier
+from saml_gate.saml.idp import parse_idp_metadata
+from saml_gate.saml.response import ResponseVerifier
 from tests.security.acs import CorpusKeys
 from tests.security.forge import (
     Mode,

@@ -7,7 +7,7 @@ from saml_gate.devidp.app import DEFAULT_ENTITY_ID, DEFAULT_USERS, DevIdP, DevUs
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.response import ResponseSpec, build_response, issue_response
 from saml_gate.devidp.signing import encrypt_assertion, sign_element
-from saml_gate.keys import KeyPair, generate_keypair, load_or_create_keypair
+from saml_gate.saml.keys import KeyPair, generate_keypair, load_or_create_keypair
 
 __all__ = [
     "DEFAULT_ENTITY_ID",

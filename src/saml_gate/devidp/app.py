@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from saml_gate import xmlconst as X
+from saml_gate.config.settings import is_loopback_host
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.response import ResponseSpec, issue_response
-from saml_gate.forwarded import ClientAddresses
-from saml_gate.keys import KeyPair
-from saml_gate.settings import is_loopback_host
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair
+from saml_gate.web.forwarded import ClientAddresses
 
 log = logging.getLogger("saml_gate.devidp")
 

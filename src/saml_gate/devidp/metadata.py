@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from saml_gate import xmlconst as X
-from saml_gate.keys import KeyPair, cert_base64
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair, cert_base64
 
 
 def _q(ns: str, local: str) -> str:

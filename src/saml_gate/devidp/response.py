@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 
-from saml_gate import xmlconst as X
 from saml_gate.devidp.signing import encrypt_assertion, sign_element
-from saml_gate.keys import KeyPair
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair
 
 #: Okta starts the validity window this long before the issue instant.
 NOT_BEFORE_SKEW = timedelta(minutes=5)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import xmlsec
 from lxml import etree
 
-from saml_gate import xmlconst as X
-from saml_gate.keys import KeyPair
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.keys import KeyPair
 
 if TYPE_CHECKING:  # python-xmlsec's stubs name these types only privately
     from xmlsec.constants import __KeyData as _KeyData

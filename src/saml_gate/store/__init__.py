@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
-from saml_gate.settings import GateSettings
 from saml_gate.store.base import Store, StoreUnavailable
 from saml_gate.store.guard import GuardedStore
 from saml_gate.store.memory import MemoryStore

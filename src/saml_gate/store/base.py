@@ -1,6 +1,7 @@
 """The store interface: a few key-value operations with a time to live, nothing more.
 
-What goes through it (see :mod:`saml_gate.revocation` and :mod:`saml_gate.session` for the keys):
+What goes through it (see :mod:`saml_gate.session.revocation` and
+:mod:`saml_gate.session.sessions` for the keys):
 the assertion replay cache and consumed AuthnRequest IDs (:meth:`Store.add_once`), session
 revocations (:meth:`Store.put` / :meth:`Store.contains`), session data too large for a cookie
 (:meth:`Store.put` / :meth:`Store.get`) and the index from a subject to its sessions that

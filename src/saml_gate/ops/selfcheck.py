@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from cryptography import x509
 
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
-from saml_gate.settings import GateSettings
 
 EXPIRY_WARNING_DAYS = 30
 
@@ -89,7 +89,7 @@ def _check_clock(report: Report, settings: GateSettings) -> None:
 
 
 def run_checks(options: dict[str, Any]) -> Report:
-    from saml_gate.core import GateCore
+    from saml_gate.runtime.core import GateCore
 
     report = Report()
     try:

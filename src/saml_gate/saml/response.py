@@ -6,7 +6,7 @@ result from that element alone. Everything is refused that real IdPs never send 
 processing instructions, comments, several assertions, signatures in odd places).
 
 :meth:`ResponseVerifier.verify` is synchronous and CPU-bound: the ACS runs it in a child process
-(saml_gate.workers) or, with ``verify_isolation="thread"``, in a worker thread.
+(saml_gate.runtime.workers) or, with ``verify_isolation="thread"``, in a worker thread.
 The replay check needs the shared store, so it is done by the caller with
 :attr:`VerifiedLogin.replay_key` and :attr:`VerifiedLogin.replay_ttl`.
 """
@@ -30,12 +30,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from saml_gate import xmlconst as X
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.forwarded import parse_address
-from saml_gate.idp import IdpInfo
-from saml_gate.schema import saml_schema
-from saml_gate.settings import GateSettings
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.idp import IdpInfo
+from saml_gate.saml.schema import saml_schema
+from saml_gate.web.forwarded import parse_address
 
 # libxmlsec must never fetch anything: same-document references only.
 xmlsec.cleanup_callbacks()

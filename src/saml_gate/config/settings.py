@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
-from saml_gate import xmlconst as X
 from saml_gate.errors import ConfigError, GateError
-from saml_gate.forwarded import parse_networks
 from saml_gate.policy import Rule, as_rule, canonical_path, parse_rules
+from saml_gate.saml import xmlconst as X
+from saml_gate.web.forwarded import parse_networks
 
 SameSite = Literal["lax", "strict", "none"]
 StoreOutage = Literal["serve", "refuse"]
@@ -163,7 +163,7 @@ class GateSettings:
     X-Forwarded-For / Forwarded the gate believes about the client's address."""
     debug: bool = False
     on_event: tuple[Callable[..., Any], ...] = field(default=(), compare=False, repr=False)
-    """Callables given every auth event (sync or async); see saml_gate.events.AuthEvent."""
+    """Callables given every auth event (sync or async); see saml_gate.ops.events.AuthEvent."""
     metrics_path: str | None = None
     """Serve Prometheus metrics at this path (e.g. /metrics); off when None."""
     metrics_public: bool = False

@@ -3,7 +3,7 @@
 pysaml2 is used for what it does well and what is not on the hot path: building the SP
 EntityDescriptor, HTTP-Redirect AuthnRequests (signed with RSA-SHA256 when asked) and the signed
 LogoutRequests and LogoutResponses of Single Logout. It never reads what the IdP sends: Responses
-go to :mod:`saml_gate.verify`, logout messages to :mod:`saml_gate.slo`.
+go to :mod:`saml_gate.saml.response`, logout messages to :mod:`saml_gate.saml.logout`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saml_gate import xmlconst as X
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
-from saml_gate.idp import IdpInfo
-from saml_gate.settings import GateSettings
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.idp import IdpInfo
 from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate")
@@ -62,7 +62,7 @@ def load_sp_keys(settings: GateSettings) -> SpKeys:
         key_pem, key_path = _pem_or_file("sp_key", settings.sp_key, "PRIVATE KEY")
         cert_pem, cert_path = _pem_or_file("sp_cert", settings.sp_cert, "BEGIN CERTIFICATE")
     else:
-        from saml_gate.keys import load_or_create_keypair
+        from saml_gate.saml.keys import load_or_create_keypair
 
         directory = Path(settings.state_dir).expanduser()
         pair, created = load_or_create_keypair(directory, "sp", "saml-gate development SP")

@@ -40,8 +40,8 @@ from urllib.parse import unquote, urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from saml_gate.cookies import LAX_TWIN, cookie_header, cross_site_cookies, find_cookie
-from saml_gate.settings import GateSettings
+from saml_gate.config.settings import GateSettings
+from saml_gate.session.cookies import LAX_TWIN, cookie_header, cross_site_cookies, find_cookie
 
 MAX_RETURN_PATH: Final = 2048
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

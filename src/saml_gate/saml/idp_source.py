@@ -31,10 +31,10 @@ from typing import Final
 import anyio
 import httpx
 
-from saml_gate.background import BackgroundJob
+from saml_gate.config.settings import GateSettings, is_loopback_host
 from saml_gate.errors import ConfigError
-from saml_gate.idp import IdpInfo, parse_idp_metadata, read_metadata_source
-from saml_gate.settings import GateSettings, is_loopback_host
+from saml_gate.runtime.background import BackgroundJob
+from saml_gate.saml.idp import IdpInfo, parse_idp_metadata, read_metadata_source
 
 log = logging.getLogger("saml_gate")
 

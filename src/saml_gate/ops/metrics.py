@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from saml_gate.errors import ConfigError
 
 if TYPE_CHECKING:
-    from saml_gate.core import GateCore
-    from saml_gate.events import AuthEvent
+    from saml_gate.ops.events import AuthEvent
+    from saml_gate.runtime.core import GateCore
 
 PREFIX = "saml_gate_"
 
@@ -83,7 +83,7 @@ class GateMetrics:
 
     def bind(self, core: GateCore, clock: Callable[[], float] = time.time) -> None:
         """Gauges computed when scraped, from the gate's current state."""
-        from saml_gate.selfcheck import certificate_days_left
+        from saml_gate.ops.selfcheck import certificate_days_left
 
         def metadata_age() -> float:
             source = core.idp_source
@@ -105,7 +105,7 @@ class GateMetrics:
 
 
 def _idp_days(core: GateCore, index: int, clock: Callable[[], float]) -> float:
-    from saml_gate.selfcheck import certificate_days_left
+    from saml_gate.ops.selfcheck import certificate_days_left
 
     certs = core.idp.signing_certs
     if index >= len(certs):

@@ -24,10 +24,10 @@ from typing import Any, Final
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from saml_gate.settings import GateSettings
+from saml_gate.config.settings import GateSettings
+from saml_gate.saml.response import VerifiedLogin
 from saml_gate.store import Store
 from saml_gate.user import SamlUser
-from saml_gate.verify import VerifiedLogin
 
 log = logging.getLogger("saml_gate")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from http.cookies import _unquote
 
-from saml_gate.settings import GateSettings
+from saml_gate.config.settings import GateSettings
 
 
 def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

@@ -42,13 +42,13 @@ import anyio
 import anyio.to_thread
 
 from saml_gate.errors import GateError
-from saml_gate.forms import decode_form_value
+from saml_gate.web.forms import decode_form_value
 
 if TYPE_CHECKING:
-    from saml_gate.idp import IdpInfo
-    from saml_gate.settings import GateSettings
-    from saml_gate.sp import ServiceProvider, SpKeys
-    from saml_gate.verify import ResponseVerifier, VerifiedLogin
+    from saml_gate.config.settings import GateSettings
+    from saml_gate.saml.idp import IdpInfo
+    from saml_gate.saml.response import ResponseVerifier, VerifiedLogin
+    from saml_gate.saml.sp import ServiceProvider, SpKeys
 
 log = logging.getLogger("saml_gate")
 
@@ -59,7 +59,7 @@ _SPECS_PER_CHILD = 8
 _MAX_IDLE_CHILDREN = 8
 _CHILD_CODE = (
     "import sys, json; sys.path[:0] = json.loads(sys.argv[1]);"
-    " from saml_gate.workers import serve; serve()"
+    " from saml_gate.runtime.workers import serve; serve()"
 )
 
 
@@ -101,7 +101,7 @@ def login_to_wire(login: VerifiedLogin) -> dict[str, Any]:
 
 
 def login_from_wire(wire: dict[str, Any]) -> VerifiedLogin:
-    from saml_gate.verify import VerifiedLogin
+    from saml_gate.saml.response import VerifiedLogin
 
     values = dict(wire)
     values["attributes"] = MappingProxyType(
@@ -144,13 +144,13 @@ class _Jobs:
 
     @cached_property
     def verifier(self) -> ResponseVerifier:
-        from saml_gate.verify import ResponseVerifier
+        from saml_gate.saml.response import ResponseVerifier
 
         return ResponseVerifier(self.settings, self.idp, self.keys.key_pem)
 
     @cached_property
     def sp(self) -> ServiceProvider:
-        from saml_gate.sp import ServiceProvider
+        from saml_gate.saml.sp import ServiceProvider
 
         return ServiceProvider(self.settings, self.idp, self.keys)
 
@@ -186,8 +186,6 @@ def serve() -> None:
     os.dup2(2, 1)  # a library that prints must not corrupt the answers
     with open(os.devnull, "rb") as devnull:
         os.dup2(devnull.fileno(), 0)
-    import saml_gate.sp
-    import saml_gate.verify  # noqa: F401  (imported before the heap is frozen)
 
     gc.freeze()
     _write_frame(answers, b'{"ready": true}')

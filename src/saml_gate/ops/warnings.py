@@ -12,12 +12,12 @@ import os
 import sys
 from typing import TYPE_CHECKING, Final
 
-from saml_gate.background import BackgroundJob
-from saml_gate.selfcheck import EXPIRY_WARNING_DAYS, certificate_days_left
+from saml_gate.ops.selfcheck import EXPIRY_WARNING_DAYS, certificate_days_left
+from saml_gate.runtime.background import BackgroundJob
 from saml_gate.store import MemoryStore
 
 if TYPE_CHECKING:
-    from saml_gate.core import GateCore
+    from saml_gate.runtime.core import GateCore
 
 log = logging.getLogger("saml_gate")
 

@@ -21,24 +21,24 @@ from itsdangerous import BadSignature, Signer
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from saml_gate import operations
-from saml_gate.cookies import cookie_header, cookie_header_of, parse_cookie_header
-from saml_gate.core import GateCore
 from saml_gate.errors import GateError
-from saml_gate.events import AuthEvent
-from saml_gate.forms import parse_form
-from saml_gate.forwarded import ClientAddresses
-from saml_gate.pages import error_response, html_page
+from saml_gate.ops import status as operations
+from saml_gate.ops.events import AuthEvent
+from saml_gate.ops.setup_sheet import SetupSheet
 from saml_gate.policy import AccessPolicy
-from saml_gate.relay import safe_return_path
-from saml_gate.request_line import route_path
-from saml_gate.session import Session
-from saml_gate.setup_sheet import SetupSheet
-from saml_gate.slo import IdpLogoutRequest, IdpLogoutResponse, PendingLogout
+from saml_gate.runtime.core import GateCore
+from saml_gate.saml.logout import IdpLogoutRequest, IdpLogoutResponse, PendingLogout
+from saml_gate.saml.response import VerifiedLogin
+from saml_gate.session.cookies import cookie_header, cookie_header_of, parse_cookie_header
+from saml_gate.session.relay import safe_return_path
+from saml_gate.session.sessions import Session
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
-from saml_gate.verify import VerifiedLogin
-from saml_gate.ws_refusal import refuse_handshake
+from saml_gate.web.forms import parse_form
+from saml_gate.web.forwarded import ClientAddresses
+from saml_gate.web.pages import error_response, html_page
+from saml_gate.web.request_line import route_path
+from saml_gate.web.ws_refusal import refuse_handshake
 
 log = logging.getLogger("saml_gate")
 

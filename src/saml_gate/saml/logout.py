@@ -1,6 +1,6 @@
 """Single Logout messages from the IdP: decoded, signature-checked and read like Responses.
 
-Our own LogoutRequests and LogoutResponses are built by pysaml2 (:mod:`saml_gate.sp`). What the
+Our own LogoutRequests and LogoutResponses are built by pysaml2 (:mod:`saml_gate.saml.sp`). What the
 IdP sends to ``/saml/slo`` is read here, not by pysaml2: as an SP, pysaml2 checks the Redirect
 signature of a LogoutRequest only when told to, and never checks a LogoutResponse's. Both
 bindings are accepted, because IdPs differ (Okta posts its LogoutResponse):
@@ -8,7 +8,7 @@ bindings are accepted, because IdPs differ (Okta posts its LogoutResponse):
 * HTTP-Redirect: the signature is over the query string *as received* (``SAMLRequest=…&
   RelayState=…&SigAlg=…``, still percent-encoded), checked with the IdP metadata's certificates.
 * HTTP-POST: an enveloped XML signature on the message element, checked by the same code as a
-  Response's (:class:`~saml_gate.verify.ResponseVerifier`), with the same shape rules.
+  Response's (:class:`~saml_gate.saml.response.ResponseVerifier`), with the same shape rules.
 
 Unsigned messages are refused. Then: schema, issuer, Destination (this SP's SLO URL), a recent
 IssueInstant; for a LogoutRequest the NameID and SessionIndexes, for a LogoutResponse its status
@@ -34,12 +34,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from lxml import etree
 
-from saml_gate import xmlconst as X
-from saml_gate.cookies import cross_site_cookies, cross_site_value
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.idp import IdpInfo
-from saml_gate.settings import GateSettings
-from saml_gate.verify import (
+from saml_gate.saml import xmlconst as X
+from saml_gate.saml.idp import IdpInfo
+from saml_gate.saml.response import (
     T_ISSUER,
     T_NAMEID,
     T_STATUS,
@@ -49,6 +48,7 @@ from saml_gate.verify import (
     decode_post_value,
     parse_instant,
 )
+from saml_gate.session.cookies import cross_site_cookies, cross_site_value
 
 T_LOGOUT_REQUEST: Final = f"{{{X.NS_SAMLP}}}LogoutRequest"
 T_LOGOUT_RESPONSE: Final = f"{{{X.NS_SAMLP}}}LogoutResponse"

@@ -1,6 +1,6 @@
 """An optional JSON log formatter that keeps the auth events' fields at the top level.
 
-handler.setFormatter(saml_gate.logs.JsonFormatter())
+handler.setFormatter(saml_gate.ops.logs.JsonFormatter())
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from saml_gate.events import EVENT_FIELDS
+from saml_gate.ops.events import EVENT_FIELDS
 
 
 class JsonFormatter(logging.Formatter):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saml_gate import xmlconst as X
 from saml_gate.errors import ConfigError
+from saml_gate.saml import xmlconst as X
 
 
 @dataclass(frozen=True)

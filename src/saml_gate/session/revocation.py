@@ -15,7 +15,7 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from saml_gate.settings import GateSettings
+from saml_gate.config.settings import GateSettings
 from saml_gate.store import Store, StoreUnavailable
 from saml_gate.user import SamlUser
 

@@ -6,11 +6,11 @@ import platform
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from saml_gate.selfcheck import certificate_days_left
+from saml_gate.ops.selfcheck import certificate_days_left
 from saml_gate.store import MemoryStore, StoreUnavailable
 
 if TYPE_CHECKING:
-    from saml_gate.core import GateCore
+    from saml_gate.runtime.core import GateCore
 
 READY_PROBE_KEY = "ready-probe"
 

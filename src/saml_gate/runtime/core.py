@@ -11,23 +11,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from saml_gate.background import BackgroundJob
-from saml_gate.events import EventSink
-from saml_gate.forms import decode_form_value
-from saml_gate.idp import IdpInfo, parse_idp_metadata
-from saml_gate.idp_source import IdpMetadataSource
-from saml_gate.metrics import GateMetrics
-from saml_gate.relay import RelayTracker
-from saml_gate.revocation import Revocations
-from saml_gate.session import SessionCodec
-from saml_gate.settings import GateSettings
-from saml_gate.slo import LogoutVerifier
-from saml_gate.sp import ServiceProvider, load_sp_keys
-from saml_gate.store import MemoryStore, Store, open_store
-from saml_gate.store.guard import GuardedStore
-from saml_gate.verify import ResponseVerifier, VerifiedLogin
-from saml_gate.warnings import StartupWarnings
-from saml_gate.workers import (
+from saml_gate.config.settings import GateSettings
+from saml_gate.ops.events import EventSink
+from saml_gate.ops.metrics import GateMetrics
+from saml_gate.ops.warnings import StartupWarnings
+from saml_gate.runtime.background import BackgroundJob
+from saml_gate.runtime.workers import (
     WorkerFailed,
     WorkerPool,
     WorkersUnavailable,
@@ -35,6 +24,17 @@ from saml_gate.workers import (
     login_from_wire,
     shared_pool,
 )
+from saml_gate.saml.idp import IdpInfo, parse_idp_metadata
+from saml_gate.saml.idp_source import IdpMetadataSource
+from saml_gate.saml.logout import LogoutVerifier
+from saml_gate.saml.response import ResponseVerifier, VerifiedLogin
+from saml_gate.saml.sp import ServiceProvider, load_sp_keys
+from saml_gate.session.relay import RelayTracker
+from saml_gate.session.revocation import Revocations
+from saml_gate.session.sessions import SessionCodec
+from saml_gate.store import MemoryStore, Store, open_store
+from saml_gate.store.guard import GuardedStore
+from saml_gate.web.forms import decode_form_value
 
 if TYPE_CHECKING:
     from saml_gate.devidp import DevIdP

@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from saml_gate import xmlconst as X
-from saml_gate.settings import GateSettings
+from saml_gate.config.settings import GateSettings
+from saml_gate.saml import xmlconst as X
 
 _NAME_ID_FORMATS = {
     X.NAMEID_EMAIL: "EmailAddress",

@@ -1,0 +1,1 @@
+"""Operating the gate: auth events, metrics, logs, warnings, self-check, status, setup sheet."""

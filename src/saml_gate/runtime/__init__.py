@@ -1,0 +1,1 @@
+"""Wiring and where work runs: the core, the verification workers, background jobs."""

@@ -1,0 +1,1 @@
+"""SAML itself: strict XML, signatures, the Response and logout rules, SP and IdP metadata."""
