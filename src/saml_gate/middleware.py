@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Unpack
 
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from saml_gate.config.options import GateOptions
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ops.events import AuthEvent
 from saml_gate.runtime.core import GateCore
-from saml_gate.session.cookies import cookie_header_of, find_cookie
+from saml_gate.session.cookies import cookie_header_of
+from saml_gate.session.decision import Outcome
 from saml_gate.session.sessions import Session
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
-from saml_gate.web.endpoints import Endpoints
 from saml_gate.web.request_line import route_path
+from saml_gate.web.router import Endpoints
 
 log = logging.getLogger("saml_gate")
 
@@ -26,20 +28,21 @@ class SamlGate:
     """Put SAML single sign-on in front of an ASGI app.
 
     ``app.add_middleware(SamlGate, idp_metadata=..., base_url=..., secret_key=...)`` or
-    ``SamlGate(asgi_app, ...)``. Keyword arguments are :class:`GateSettings` fields; missing ones
-    are read from ``SAML_GATE_*`` environment variables. ``store`` is the ``store`` setting
-    ("memory", "redis://…") or an object: a ``redis.asyncio.Redis`` client or a
-    :class:`~saml_gate.store.Store`.
+    ``SamlGate(asgi_app, ...)``. The keyword options are the settings (:class:`GateOptions`
+    types them, :class:`GateSettings` documents them); those not given are read from
+    ``SAML_GATE_*`` environment variables. ``store`` is the ``store`` setting ("memory",
+    "redis://…") or an object: a ``redis.asyncio.Redis`` client or a
+    :class:`~saml_gate.store.Store`. ``on_error`` builds branded error pages. Or pass ready
+    ``settings`` (then no options but a ``store`` object).
     """
 
     def __init__(
         self,
         app: ASGIApp,
         settings: GateSettings | None = None,
-        *,
-        store: Any = None,
-        **options: Any,
+        **options: Unpack[GateOptions],
     ) -> None:
+        store = options.pop("store", None)
         if isinstance(store, str):
             options["store"], store = store, None
         if settings is not None and options:
@@ -51,11 +54,9 @@ class SamlGate:
         s = self.settings
         self._prefix = s.prefix
         self._prefix_len = len(s.prefix)
-        self._cookie = self.core.sessions.name
         self._policy = self.endpoints.policy
         self._clock = s.clock
         self._sessions = self.core.sessions
-        self._revocations = self.core.revocations
         self._background_started = False
         self._metrics_path = self.settings.metrics_path
 
@@ -77,12 +78,12 @@ class SamlGate:
             await self.endpoints(scope, receive, send)
             return
         if path == self._metrics_path:
-            await self.endpoints.metrics(scope, receive, send)
+            await self.endpoints.info.metrics(self.endpoints.view(scope), receive, send)
             return
         try:
             rule = self._policy.decide(scope, path)
         except GateError as error:  # a method or path the app could read otherwise
-            await self.endpoints.refuse(self.endpoints.view(scope), error, receive, send)
+            await self._refuse(scope, error, receive, send)
             return
         if rule.public:
             scope["user"] = UnauthenticatedUser()
@@ -92,24 +93,38 @@ class SamlGate:
 
         now = self._clock()
         try:
-            session, had_cookie = await self._session(scope, now)
-        except GateError as error:  # the store is unreachable and the session needs it
-            await self.endpoints.refuse(self.endpoints.view(scope), error, receive, send)
+            session, outcome = await self.endpoints.authenticator.authenticate(
+                cookie_header_of(scope["headers"]), now
+            )
+        except StoreUnavailable as exc:  # the session needs the store, which is unreachable
+            down = GateError("store_unavailable", f"checking a session: {exc}")
+            await self._refuse(scope, down, receive, send)
             return
-        if session is None:
-            await self.endpoints.unauthenticated(
-                scope, receive, send, expired=had_cookie, force_authn=rule.needs_fresh_sign_in
+        if session is None or outcome != "valid":
+            if session is not None and (outcome == "expired" or outcome == "idle"):
+                self._expired(scope, session, outcome)
+            await self.endpoints.login.unauthenticated(
+                self.endpoints.view(scope),
+                receive,
+                send,
+                expired=outcome != "absent",
+                force_authn=rule.needs_fresh_sign_in,
             )
             return
         user = session.user
         refusal = self._policy.refusal(rule, user, now)
         if refusal is not None:
             if refusal.code == "step_up_required":  # back to the IdP, never a 403
-                await self.endpoints.unauthenticated(
-                    scope, receive, send, expired=False, force_authn=True, error=refusal
+                await self.endpoints.login.unauthenticated(
+                    self.endpoints.view(scope),
+                    receive,
+                    send,
+                    expired=False,
+                    force_authn=True,
+                    error=refusal,
                 )
             else:
-                await self.endpoints.refuse(self.endpoints.view(scope), refusal, receive, send)
+                await self._refuse(scope, refusal, receive, send)
             return
         scope["user"] = user
         scope["auth"] = AuthCredentials(_scopes(user))
@@ -131,31 +146,12 @@ class SamlGate:
 
         await self.app(scope, receive_and_stop, send)
 
-    async def _session(self, scope: Scope, now: float) -> tuple[Session | None, bool]:
-        """(the valid session, whether a session cookie was presented at all)."""
-        header = cookie_header_of(scope["headers"])
-        if header is None:
-            return None, False
-        raw = find_cookie(header, self._cookie)
-        if not raw:
-            return None, False
-        try:
-            session = await self._sessions.load(raw)
-            if session is None:
-                return None, True
-            state = self._sessions.state(session, now)
-            if state != "valid":
-                self._expired(scope, session, state)
-                return None, True
-            if await self._revocations.is_revoked(session.user):
-                return None, True
-        except StoreUnavailable as exc:
-            raise GateError("store_unavailable", f"checking a session: {exc}") from exc
-        return session, True
+    async def _refuse(self, scope: Scope, error: GateError, receive: Receive, send: Send) -> None:
+        await self.endpoints.refusals.refuse(self.endpoints.view(scope), error, receive, send)
 
-    def _expired(self, scope: Scope, session: Session, state: str) -> None:
+    def _expired(self, scope: Scope, session: Session, outcome: Outcome) -> None:
         user = session.user
-        reason = "idle (inactivity_timeout)" if state == "idle" else "maximum_duration reached"
+        reason = "idle (inactivity_timeout)" if outcome == "idle" else "maximum_duration reached"
         fields = self.endpoints.view(scope).event_fields()
         self.core.events.emit(
             AuthEvent.about(user, "session_expired", "success", reason=reason, **fields)
@@ -163,7 +159,7 @@ class SamlGate:
 
     def _refreshing(self, send: Send, session: Session, now: float) -> Send:
         """Re-issue the cookie with a new last-seen time on this response only."""
-        header = self.endpoints.session_cookie(self._sessions.touched(session, now), now)
+        header = self._sessions.cookie(self._sessions.touched(session, now), now)
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from starlette.types import Scope
 
     from saml_gate.config.settings import GateSettings
+    from saml_gate.saml.response import VerifiedLogin
     from saml_gate.user import SamlUser
 
 SETTING: Final = "access_rules"
@@ -273,6 +274,7 @@ class AccessPolicy:
         public = tuple(Rule(p, public=True) for p in settings.public_paths)
         self.rules: tuple[Rule, ...] = public + settings.access_rules
         self._authorized = settings.authorized_groups
+        self._groups_attribute = settings.groups_attribute
         self._options_passthrough = settings.options_passthrough
         self._skew = settings.clock_skew
         self._path_parameters = settings.allow_path_parameters
@@ -366,6 +368,17 @@ class AccessPolicy:
             return self.rule_for(path, "GET").needs_fresh_sign_in
         except GateError:
             return False
+
+    def groups_missing(self, login: VerifiedLogin) -> GateError | None:
+        """``groups_missing`` when ``authorized_groups`` is set and the assertion has no groups
+        attribute at all (the IdP application does not send groups: a setup error, told apart
+        from a person in none of the groups)."""
+        if self._authorized and self._groups_attribute not in login.attributes:
+            return GateError(
+                "groups_missing",
+                f"the assertion for {login.name_id} has no {self._groups_attribute!r} attribute",
+            )
+        return None
 
     def unmet_step_up(self, path: str, user: SamlUser, now: float) -> GateError | None:
         """After a sign-in the gate requested for ``path``: ``step_up_failed`` when the new

@@ -1,11 +1,16 @@
-"""Reading request cookies and writing Set-Cookie headers, without per-request allocations."""
+"""Reading request cookies and writing Set-Cookie headers, without per-request allocations.
+
+One cookie by name: :func:`find_cookie` (the session cookie on every gated request, so it builds
+nothing). Every cookie at once: :func:`all_cookies`, for the readers that look at several (the
+pending sign-in slots, the pending logout and its Lax twin).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from http.cookies import _unquote
 
-from saml_gate.config.settings import GateSettings
+from saml_gate.config.groups import CookieSettings
 
 
 def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -18,7 +23,7 @@ def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return joined
 
 
-def parse_cookie_header(header: str) -> dict[str, str]:
+def all_cookies(header: str) -> dict[str, str]:
     """RFC 6265 cookie pairs (last one wins), like Starlette's parser."""
     cookies: dict[str, str] = {}
     for chunk in header.split(";"):
@@ -46,7 +51,7 @@ def find_cookie(header: str, name: str) -> str | None:
 
 
 def cookie_header(
-    settings: GateSettings,
+    settings: CookieSettings,
     name: str,
     value: str,
     *,
@@ -84,7 +89,7 @@ LAX_TWIN = ".lax"
 
 
 def cross_site_cookies(
-    settings: GateSettings, name: str, value: str, *, max_age: int, path: str
+    settings: CookieSettings, name: str, value: str, *, max_age: int, path: str
 ) -> list[bytes]:
     """Set-Cookie values for a cookie that must come back with the IdP's cross-site POST.
 

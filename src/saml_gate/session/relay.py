@@ -35,12 +35,12 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import unquote, urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from saml_gate.config.settings import GateSettings
+from saml_gate.config.groups import CookieSettings, SessionSettings, SpSettings
 from saml_gate.session.cookies import LAX_TWIN, cookie_header, cross_site_cookies, find_cookie
 
 MAX_RETURN_PATH: Final = 2048
@@ -97,8 +97,13 @@ class PendingLogin:
     return_path: str
 
 
+class RelaySettings(SessionSettings, CookieSettings, SpSettings, Protocol):
+    """What a RelayTracker reads: the secrets and sign-in timeout, the cookies' attributes and
+    the ACS path the pending-sign-in cookies are scoped to."""
+
+
 class RelayTracker:
-    def __init__(self, settings: GateSettings) -> None:
+    def __init__(self, settings: RelaySettings) -> None:
         self._settings = settings
         self._relay = URLSafeTimedSerializer(
             list(reversed(settings.secret_key)), salt="saml-gate.relay"

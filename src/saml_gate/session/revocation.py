@@ -14,8 +14,9 @@ import hashlib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Protocol
 
-from saml_gate.config.settings import GateSettings
+from saml_gate.config.groups import StoreSettings, TimingSettings
 from saml_gate.store import Store, StoreUnavailable
 from saml_gate.user import SamlUser
 
@@ -43,8 +44,12 @@ def _subject_key(issuer: str, name_id: str) -> str:
     return "subject:" + digest
 
 
+class RevocationSettings(StoreSettings, TimingSettings, Protocol):
+    """What Revocations read: the outage policy, and the clock skew its entries outlive."""
+
+
 class Revocations:
-    def __init__(self, store: Store, settings: GateSettings) -> None:
+    def __init__(self, store: Store, settings: RevocationSettings) -> None:
         self._store = store
         self._skew = settings.clock_skew
         self._serve_on_outage = settings.store_outage == "serve"

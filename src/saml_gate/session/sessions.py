@@ -20,12 +20,13 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.saml.response import VerifiedLogin
+from saml_gate.session.cookies import cookie_header
 from saml_gate.store import Store
 from saml_gate.user import SamlUser
 
@@ -35,6 +36,8 @@ MAX_COOKIE_BYTES: Final = 3800
 _CACHE_SIZE: Final = 4096
 _DATA_CACHE_SIZE: Final = 1024
 _Data = tuple[tuple[str, ...], Mapping[str, tuple[str, ...]]]
+#: Where a session stands in its lifetime (see :meth:`SessionCodec.state`).
+Lifetime = Literal["valid", "expired", "idle"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,18 @@ class SessionCodec:
             len(u.attributes),
         )
         return replace(session, stored=True)
+
+    # ------------------------------------------------------------------ cookie
+    def cookie(self, session: Session, now: float) -> bytes:
+        """The Set-Cookie value carrying ``session``, kept until the session expires."""
+        value = self.encode(session)
+        return cookie_header(
+            self._settings, self.name, value, max_age=int(session.expires_at - now)
+        )
+
+    def clear_cookie(self) -> bytes:
+        """The Set-Cookie value that removes the session cookie."""
+        return cookie_header(self._settings, self.name, "", max_age=0)
 
     # ------------------------------------------------------------------ codec
     def encode(self, session: Session) -> str:
@@ -218,7 +233,7 @@ class SessionCodec:
         self._data[session_id] = data
 
     # ------------------------------------------------------------------ lifetime
-    def state(self, session: Session, now: float) -> str:
+    def state(self, session: Session, now: float) -> Lifetime:
         """'valid', 'expired' (absolute lifetime over) or 'idle' (inactivity timeout)."""
         if now >= session.expires_at:
             return "expired"

@@ -1,1 +1,2 @@
-"""The gate's HTTP face: the request view, pages, forms, and its endpoints."""
+"""The gate's HTTP face: the router (router.py), one handler per flow (login, acs, logout,
+info), the request view and forms, the pages, and refusals."""

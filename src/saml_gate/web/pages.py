@@ -1,14 +1,20 @@
-"""What people see: error pages and JSON bodies, the sign-out pages. Everything is escaped."""
+"""What people see: error pages and JSON bodies, the sign-out pages, the setup sheet.
+
+All of the gate's HTML is written here, and everything put into it is escaped.
+"""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from saml_gate.errors import GateError
+
+if TYPE_CHECKING:
+    from saml_gate.ops.setup_sheet import SetupSheet
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;background:#f6f7f9;color:#1d2330;
@@ -71,3 +77,40 @@ def error_response(
         f"<p class=muted>Error code: <code>{html.escape(error.code)}</code></p>"
     )
     return html_page(info.title, body_html, status=error.status, headers=headers)
+
+
+def sign_out_form(action: str, display_name: str, token: str) -> Response:
+    """The sign-out confirmation: a POST form carrying the session-bound token."""
+    return html_page(
+        "Sign out",
+        f"<h1>Sign out of this application?</h1>"
+        f"<p>Signed in as <b>{html.escape(display_name)}</b>.</p>"
+        f"<form method=post action='{html.escape(action)}'>"
+        f"<input type=hidden name=token value='{html.escape(token)}'>"
+        f"<button type=submit>Sign out</button></form>",
+    )
+
+
+def signed_out_page(
+    login_url: str, note: str = "You may still be signed in at your identity provider."
+) -> Response:
+    """``note`` is HTML: escape what goes into it."""
+    return html_page(
+        "Signed out",
+        f"<h1>You are signed out</h1><p>Your session in this application has ended. {note}</p>"
+        f"<p><a href='{html.escape(login_url)}'>Sign in again</a></p>",
+    )
+
+
+def idp_logout_note(success: bool, status: str, partial: bool) -> str:
+    """What the signed-out page says about the IdP's answer to our LogoutRequest (HTML)."""
+    if success:
+        return "You are also signed out at your identity provider."
+    return (
+        "Your identity provider could not end every session"
+        f" (status {html.escape(status)}{', partial' if partial else ''})."
+    )
+
+
+def setup_page(sheet: SetupSheet) -> Response:
+    return html_page("Okta setup", sheet.as_html())

@@ -1,0 +1,133 @@
+"""The assertion consumer service: the IdP posts a SAMLResponse, the browser gets a session."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from starlette.responses import Response
+from starlette.types import Receive
+
+from saml_gate.errors import GateError
+from saml_gate.ops.events import AuthEvent
+from saml_gate.policy import AccessPolicy
+from saml_gate.runtime.core import GateCore
+from saml_gate.saml.response import VerifiedLogin
+from saml_gate.session.relay import PendingLogin, safe_return_path
+from saml_gate.web.refusals import Refusals
+from saml_gate.web.request import (
+    RequestView,
+    names_base_url,
+    read_form,
+    require_method,
+    saml_form_limit,
+)
+from saml_gate.web.responses import see_other, with_cookies
+
+log = logging.getLogger("saml_gate")
+
+
+@dataclass(frozen=True)
+class AssertionConsumer:
+    """``/acs``: verify the posted SAMLResponse, check it against the pending sign-in and the
+    replay cache, issue the session and send the browser back where it started."""
+
+    core: GateCore  # read at each use: its verifier changes when the IdP metadata is refreshed
+    policy: AccessPolicy
+    refusals: Refusals
+
+    async def acs(self, view: RequestView, receive: Receive) -> Response:
+        require_method(view, "POST")
+        core = self.core
+        form = await read_form(
+            view, receive, limit=saml_form_limit(core.settings), encoded=("SAMLResponse",)
+        )
+        saml_response = form.get("SAMLResponse")  # decoded by the verification worker
+        if not saml_response:
+            raise GateError("missing_saml_response")
+        pending = core.relay.pending(view.cookies)
+        now = core.settings.clock()
+        login, verify_seconds = await self._verify(view, saml_response, pending, now)
+        return_path, clear = self._return_path(login, form.get("RelayState"), pending)
+        refusal = self.policy.groups_missing(login)
+        if refusal is not None:
+            raise refusal
+        await self._check_replay(login, now)
+        session = await core.sessions.issue(core.sessions.new_session(login, now), now)
+        await core.revocations.register(session.user, now)
+        core.events.emit(
+            AuthEvent.about(
+                session.user,
+                "login",
+                "success",
+                idp_initiated=login.in_response_to is None,
+                duration_ms=round(verify_seconds * 1000, 3),
+                **view.event_fields(),
+            )
+        )
+        response = see_other(return_path)
+        if login.in_response_to is not None:  # answered our request: never loop on a step-up
+            unmet = self.policy.unmet_step_up(view.app_path(return_path), session.user, now)
+            if unmet is not None:
+                response = self.refusals.error(view, unmet, event="policy_denied")
+        return with_cookies(response, [core.sessions.cookie(session, now), *clear])
+
+    async def _verify(
+        self, view: RequestView, saml_response: str, pending: list[PendingLogin], now: float
+    ) -> tuple[VerifiedLogin, float]:
+        """The verified login and how long verifying it took (observed in the metrics)."""
+        core = self.core
+        started = time.perf_counter()
+        try:
+            expected = {p.request_id for p in pending}
+            login = await core.engine.verify_response(
+                saml_response, expected, now, view.client_host
+            )
+        except GateError as error:
+            seen = view.public_host
+            if (
+                error.code == "unknown_request"
+                and not pending
+                and not names_base_url(self.core.settings, seen)
+            ):
+                raise GateError(
+                    "base_url_mismatch",
+                    f"the browser posted to {seen!r} but base_url is"
+                    f" {self.core.settings.base_url!r}, so no sign-in cookie from this browser"
+                    " matches",
+                ) from error
+            raise
+        except Exception as exc:  # a parser or crypto failure we did not map: still a 400
+            log.exception("saml-gate: unexpected error while verifying a Response")
+            raise GateError("malformed_response", type(exc).__name__) from exc
+        finally:
+            verify_seconds = time.perf_counter() - started
+            if core.metrics is not None:
+                core.metrics.verify_seconds.observe(verify_seconds)
+        return login, verify_seconds
+
+    def _return_path(
+        self, login: VerifiedLogin, relay_state: str | None, pending: list[PendingLogin]
+    ) -> tuple[str, list[bytes]]:
+        """Where the browser goes after signing in, and the pending-login cookies to clear."""
+        if login.in_response_to is None:  # IdP-initiated: RelayState is the return path
+            unsolicited_path = safe_return_path(relay_state)
+            if unsolicited_path is None:
+                raise GateError("bad_relay_state", "RelayState is not a relative path on this site")
+            return unsolicited_path, []
+        relay = self.core.relay
+        match = next(p for p in pending if p.request_id == login.in_response_to)
+        if relay_state and relay.relay_key(relay_state) != match.key:
+            raise GateError("bad_relay_state", "the RelayState belongs to another sign-in")
+        return match.return_path, relay.clear_cookies(match.key)
+
+    async def _check_replay(self, login: VerifiedLogin, now: float) -> None:
+        store = self.core.store
+        if not await store.add_once(login.replay_key, login.replay_until - now):
+            raise GateError("replayed", "this assertion ID was already accepted")
+        if login.in_response_to is not None and not await store.add_once(
+            "request:" + login.in_response_to,
+            self.core.settings.login_timeout + self.core.settings.clock_skew,
+        ):
+            raise GateError("replayed", "this sign-in request was already answered")

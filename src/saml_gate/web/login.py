@@ -1,0 +1,125 @@
+"""Starting a sign-in: ``/login``, and the answer to a request that needs one (a redirect to
+the IdP for a page load, 401 JSON for a script, a refused WebSocket)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlencode
+
+from starlette.responses import Response
+from starlette.types import Receive, Send
+
+from saml_gate.errors import GateError
+from saml_gate.policy import AccessPolicy
+from saml_gate.runtime.core import GateCore
+from saml_gate.session.relay import safe_return_path
+from saml_gate.web.pages import error_response
+from saml_gate.web.refusals import Refusals
+from saml_gate.web.request import RequestView, names_base_url, require_method
+from saml_gate.web.responses import see_other, with_cookies
+
+log = logging.getLogger("saml_gate")
+_MAX_WARNED_HOSTS: Final = 32
+
+
+@dataclass(frozen=True)
+class Login:
+    """Sends browsers to the IdP (with a pending-login cookie to match the answer by)."""
+
+    core: GateCore  # read at each use: its SP changes when the IdP metadata is refreshed
+    policy: AccessPolicy
+    refusals: Refusals
+    _warned_hosts: set[str] = field(default_factory=set, init=False)
+
+    async def login(self, view: RequestView, receive: Receive) -> Response:
+        """``/login?return_to=/path``: sign in, then back to that path on this site."""
+        require_method(view, "GET", "HEAD")
+        return_path = safe_return_path(view.query("return_to"))
+        if return_path is None:
+            raise GateError("bad_relay_state", "return_to must be a relative path on this site")
+        force = self.policy.fresh_sign_in_for(view.app_path(return_path))
+        return await self.start(view, return_path, force_authn=force)
+
+    async def unauthenticated(
+        self,
+        view: RequestView,
+        receive: Receive,
+        send: Send,
+        *,
+        expired: bool,
+        force_authn: bool = False,
+        error: GateError | None = None,
+    ) -> None:
+        """Send a browser to the IdP, or answer 401. ``expired``: a session cookie came and
+        goes; ``error``: why (default not_authenticated); ``force_authn``: the IdP must
+        authenticate again (step-up)."""
+        scope = view.scope
+        if scope["type"] == "websocket":
+            await self.refusals.deny_websocket(scope, receive, send, status=401)
+            return
+        clear = [self.core.sessions.clear_cookie()] if expired else []
+        if view.is_navigation:
+            response = await self.start(
+                view, view.path_and_query, extra_cookies=clear, force_authn=force_authn
+            )
+        else:
+            login_url = (
+                self.core.settings.login_url + "?" + urlencode({"return_to": view.path_and_query})
+            )
+            response = error_response(
+                error or GateError("not_authenticated"),
+                wants_json=True,
+                show_detail=False,
+                extra={"login_url": login_url},
+                headers={"WWW-Authenticate": 'SAML realm="saml-gate"'},
+            )
+            with_cookies(response, clear)
+        await response(scope, receive, send)
+
+    async def start(
+        self,
+        view: RequestView,
+        return_path: str,
+        *,
+        extra_cookies: Iterable[bytes] = (),
+        force_authn: bool = False,
+    ) -> Response:
+        """A 303 to the IdP with a pending-login cookie; a refusal if this is not a navigation."""
+        refusal = _not_a_navigation(view)
+        if refusal is not None:
+            return with_cookies(self.refusals.error(view, refusal), extra_cookies)
+        self._warn_if_foreign(view.public_host)
+        relay = self.core.relay
+        key, relay_state = relay.start(return_path, view.cookie_header)
+        request_id, location = await self.core.engine.authn_request_url(relay_state, force_authn)
+        pending = relay.pending_cookies(key, request_id, return_path)
+        return see_other(location, [*pending, *extra_cookies])
+
+    def _warn_if_foreign(self, seen: str) -> None:
+        """Log (once per host, for a few hosts) a sign-in started away from base_url."""
+        if names_base_url(self.core.settings, seen) or seen in self._warned_hosts:
+            return
+        if len(self._warned_hosts) < _MAX_WARNED_HOSTS:
+            self._warned_hosts.add(seen)
+        log.warning(
+            "saml-gate: a sign-in starts from %r but base_url is %s; the IdP will send the"
+            " browser to base_url, where its sign-in cookie is unknown (base_url_mismatch)",
+            seen,
+            self.core.settings.base_url,
+            extra={"event": "base_url_mismatch"},
+        )
+
+
+def _not_a_navigation(view: RequestView) -> GateError | None:
+    """Why this request may not start a sign-in, or None. Only a top-level page load may
+    (each start sets a pending cookie): not a fetch, image, script or frame, as far as the
+    browser's Sec-Fetch headers tell, nor a speculative prefetch."""
+    h = view.headers
+    dest, purpose = h.get("sec-fetch-dest", ""), h.get("sec-purpose", "")
+    if view.is_navigation and dest in ("", "document") and "prefetch" not in purpose:
+        return None
+    told = ("sec-fetch-mode", "sec-fetch-dest", "sec-purpose", "accept", "x-requested-with")
+    return GateError("not_a_navigation", ", ".join(f"{n}: {h[n][:40]!r}" for n in told if n in h))

@@ -1,0 +1,181 @@
+"""Signing out: ``/logout`` (local sign-out, then SAML Single Logout at the IdP) and ``/slo``
+(the IdP's LogoutRequest, or its LogoutResponse to ours)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+
+from itsdangerous import BadSignature, Signer
+from starlette.responses import Response
+from starlette.types import Receive
+
+from saml_gate.errors import GateError
+from saml_gate.ops.events import AuthEvent
+from saml_gate.runtime.core import GateCore
+from saml_gate.saml.logout import IdpLogoutMessage, IdpLogoutRequest, IdpLogoutResponse
+from saml_gate.session.decision import Authenticator
+from saml_gate.session.pending_logout import PendingLogout
+from saml_gate.store import StoreUnavailable
+from saml_gate.user import SamlUser
+from saml_gate.web.pages import idp_logout_note, sign_out_form, signed_out_page
+from saml_gate.web.refusals import Refusals
+from saml_gate.web.request import RequestView, read_form, require_method, saml_form_limit
+from saml_gate.web.responses import see_other, with_cookies
+
+log = logging.getLogger("saml_gate")
+
+
+class Logout:
+    """Ends sessions: ours on ``/logout`` (then at the IdP), or those the IdP names on ``/slo``."""
+
+    def __init__(self, core: GateCore, authenticator: Authenticator, refusals: Refusals) -> None:
+        self._core = core  # its SP changes when the IdP metadata is refreshed
+        self._settings = s = core.settings
+        self._authenticator = authenticator
+        self._refusals = refusals
+        self._signer = Signer(list(reversed(s.secret_key)), salt="saml-gate.logout")
+        self._pending = PendingLogout(s)
+
+    async def logout(self, view: RequestView, receive: Receive) -> Response:
+        """Local sign-out, then SAML Single Logout at the IdP when it has an SLO endpoint.
+        Not a CSRF target: GET only shows a form; the POST needs its session-bound token."""
+        require_method(view, "GET", "POST")
+        try:
+            return await self._logout(view, receive)
+        except StoreUnavailable as exc:  # the cookie goes anyway; say the revocation failed
+            error = GateError("store_unavailable", f"sign-out: {exc}")
+            return with_cookies(self._refusals.error(view, error), [self._clear_session()])
+
+    async def _logout(self, view: RequestView, receive: Receive) -> Response:
+        s = self._settings
+        session = await self._authenticator.live_session(view.cookie_header, s.clock())
+        user = session.user if session is not None else None
+        if view.method == "GET":
+            if user is None:
+                return signed_out_page(s.login_url)
+            token = self._signer.sign(user.session_id).decode()
+            return sign_out_form(s.public_path("/logout"), user.display_name, token)
+        form = await read_form(view, receive, limit=4096)
+        response = signed_out_page(s.login_url)
+        if user is not None:
+            try:
+                signed_for = self._signer.unsign(form.get("token", "")).decode()
+            except BadSignature:
+                signed_for = ""
+            if signed_for != user.session_id:
+                raise GateError("bad_request", "the sign-out form has expired; try again")
+            await self._core.revocations.revoke(user, s.clock())
+            self._core.events.emit(
+                AuthEvent.about(user, "logout", "success", **view.event_fields())
+            )
+            if s.idp_logout:
+                response = await self._logout_at_idp(user) or response
+        return with_cookies(response, [self._clear_session()])
+
+    async def _logout_at_idp(self, user: SamlUser) -> Response | None:
+        """A redirect carrying a signed LogoutRequest to the IdP, or None if it has no SLO."""
+        found = await self._core.engine.logout_request_url(user)
+        if found is None:
+            return None
+        request_id, location = found
+        return see_other(location, self._pending.cookies(request_id))
+
+    async def slo(self, view: RequestView, receive: Receive) -> Response:
+        """The IdP's LogoutRequest (IdP-initiated) or LogoutResponse (answering ours), with the
+        HTTP-Redirect (GET) or HTTP-POST binding."""
+        require_method(view, "GET", "POST")
+        engine = self._core.engine
+        now = self._settings.clock()
+        read: Awaitable[IdpLogoutMessage]
+        if view.method == "GET":
+            read = engine.read_logout_redirect(view.query_string, now)
+        else:
+            form = await read_form(view, receive, limit=saml_form_limit(self._settings))
+            read = engine.read_logout_post(form, now)
+        try:
+            message = await read
+        except GateError:
+            raise
+        except Exception as exc:  # a parser or crypto failure we did not map: still a 400
+            log.exception("saml-gate: unexpected error while reading a logout message")
+            raise GateError("slo_invalid", type(exc).__name__) from exc
+        if isinstance(message, IdpLogoutResponse):
+            return self._logout_answered(view, message)
+        return await self._logout_requested(view, message, now)
+
+    def _logout_answered(self, view: RequestView, answer: IdpLogoutResponse) -> Response:
+        expected = self._pending.request_id(view.cookies)
+        if expected is None or answer.in_response_to != expected:
+            raise GateError(
+                "slo_unexpected",
+                f"InResponseTo {answer.in_response_to!r}, pending logout {expected!r}",
+            )
+        self._core.events.emit(
+            AuthEvent(
+                "slo",
+                "success" if answer.success else "failure",
+                reason=f"the IdP answered our LogoutRequest: {answer.status}"
+                + (" (partial)" if answer.partial else ""),
+                issuer=self._core.idp.entity_id,
+                **view.event_fields(),
+            )
+        )
+        note = idp_logout_note(answer.success, answer.status, answer.partial)
+        return with_cookies(
+            signed_out_page(self._settings.login_url, note), self._pending.clear_cookies()
+        )
+
+    async def _logout_requested(
+        self, view: RequestView, request: IdpLogoutRequest, now: float
+    ) -> Response:
+        ended = await self._end_sessions(request, now)
+        self._core.events.emit(
+            AuthEvent(
+                "slo",
+                "success" if ended >= 0 else "failure",
+                name_id=request.name_id,
+                issuer=request.issuer,
+                reason=f"IdP-initiated logout: {max(ended, 0)} session(s) ended",
+                extra={"sessions": ended},
+                **view.event_fields(),
+            )
+        )
+        location = await self._core.engine.logout_response_url(
+            request.id, request.relay_state, success=ended >= 0
+        )
+        if location is not None:
+            response = see_other(location)
+        elif ended < 0:
+            response = self._refusals.error(
+                view, GateError("store_unavailable", "IdP-initiated logout")
+            )
+        else:
+            response = signed_out_page(self._settings.login_url)
+        current = self._authenticator.identity(view.cookie_header)  # who, without the store
+        if current is not None and current.user.name_id == request.name_id:
+            with_cookies(response, [self._clear_session()])
+        return response
+
+    async def _end_sessions(self, request: IdpLogoutRequest, now: float) -> int:
+        """How many sessions the IdP's LogoutRequest ended; -1 when the store is unreachable."""
+        core = self._core
+        try:
+            if not await core.store.add_once(
+                f"logout:{request.issuer}:{request.id}", request.valid_until - now
+            ):
+                raise GateError("slo_invalid", "this LogoutRequest was already handled (replayed)")
+            return await core.revocations.revoke_subject(
+                request.issuer, request.name_id, request.session_indexes, now
+            )
+        except StoreUnavailable as exc:
+            log.error(
+                "saml-gate could not end the sessions of %s for the IdP's LogoutRequest: %s",
+                request.name_id,
+                exc,
+                extra={"event": "slo_request_failed", "name_id": request.name_id},
+            )
+            return -1
+
+    def _clear_session(self) -> bytes:
+        return self._core.sessions.clear_cookie()

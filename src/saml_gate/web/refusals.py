@@ -1,0 +1,111 @@
+"""Saying no: the error page or JSON for a refused request, its auth event, a refused WebSocket.
+
+Every handler refuses through :class:`Refusals`, so each refusal is logged as one event and
+shown the same way (details only to loopback clients or with ``debug``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from saml_gate.errors import GateError
+from saml_gate.ops.events import AuthEvent, EventKind
+from saml_gate.runtime.core import GateCore
+from saml_gate.web.pages import error_response
+from saml_gate.web.request import RequestView
+from saml_gate.web.ws_refusal import refuse_handshake
+
+#: Which auth event a refusal at each gate endpoint is.
+_EVENT_BY_ENDPOINT: Final[dict[str, EventKind]] = {
+    "/acs": "login_refused",
+    "/login": "login_refused",
+    "/logout": "logout",
+    "/slo": "slo",
+}
+POLICY_DENIALS: Final = frozenset({"forbidden", "step_up_failed", "groups_missing"})
+log = logging.getLogger("saml_gate")
+
+
+class Refusals:
+    """Answers refused requests, each as one auth event and one error page or JSON body."""
+
+    def __init__(self, core: GateCore) -> None:
+        self._core = core  # its IdP changes when the metadata is refreshed
+        self._settings = core.settings
+
+    def error(
+        self,
+        view: RequestView,
+        error: GateError,
+        *,
+        event: EventKind | None = None,
+        **extra: str,
+    ) -> Response:
+        """The answer to a refused request, after emitting its auth event (by default the
+        one of the endpoint it was refused at)."""
+        s = self._settings
+        kind = event or _EVENT_BY_ENDPOINT.get(view.gate_path(s.prefix), "request_refused")
+        self._core.events.emit(
+            AuthEvent(
+                kind,
+                "failure",
+                error_code=error.code,
+                reason=error.detail or error.info.title,
+                issuer=self._core.idp.entity_id if kind == "login_refused" else None,
+                **view.event_fields(),
+            )
+        )
+        branded = self._branded(view, error)
+        if branded is not None:
+            return branded
+        extra.setdefault("request_id", view.request_id)
+        return error_response(
+            error,
+            wants_json=view.wants_json,
+            show_detail=s.debug or view.is_local,
+            extra=dict(extra),
+            hint_context=s.public_values,
+        )
+
+    def _branded(self, view: RequestView, error: GateError) -> Response | None:
+        """The ``on_error`` hook's page for an HTTP request, if it gives one. A hook that fails
+        or returns something else is logged, and the gate's own page is sent."""
+        hook = self._settings.on_error
+        if hook is None or view.scope["type"] != "http":
+            return None
+        try:
+            page = hook(HTTPConnection(view.scope), error)
+        except Exception:
+            log.exception("saml-gate on_error hook %r failed for %s", hook, error.code)
+            return None
+        if page is not None and not isinstance(page, Response):
+            log.error("saml-gate on_error hook %r returned %r, not a Response", hook, page)
+            return None
+        if page is not None:
+            page.headers.setdefault("cache-control", "no-store")
+        return page
+
+    async def refuse(
+        self, view: RequestView, error: GateError, receive: Receive, send: Send
+    ) -> None:
+        """Refuse a request for the app (the access policy, a bad path, the store down)."""
+        event: EventKind = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
+        response = self.error(view, error, event=event)
+        if view.scope["type"] == "websocket":
+            await self.deny_websocket(view.scope, receive, send, status=error.status)
+            return
+        await response(view.scope, receive, send)
+
+    @staticmethod
+    async def deny_websocket(scope: Scope, receive: Receive, send: Send, status: int = 403) -> None:
+        """Refuse before accept: an HTTP response where the server supports it, else 1008."""
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        body = b'{"error":"not_authenticated"}' if status == 401 else b'{"error":"forbidden"}'
+        await refuse_handshake(scope, receive, send, status=status, body=body, close_code=1008)
