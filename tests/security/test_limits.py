@@ -20,8 +20,10 @@ from lxml import etree
 from saml_gate import SamlGate
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError, GateError
+from saml_gate.saml.dsig import SignatureChecker
 from saml_gate.saml.idp import parse_idp_metadata
 from saml_gate.saml.response import ResponseVerifier
+from saml_gate.saml.schema import SamlSchema
 from tests.security.acs import CorpusKeys
 from tests.security.forge import (
     Mode,
@@ -164,8 +166,8 @@ def test_limits_refuse_before_schema_and_signature_work(
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("schema or signature work on a refused tree")
 
-    monkeypatch.setattr(verifier, "_check_schema", never)
-    monkeypatch.setattr(verifier, "_verify_signature", never)
+    monkeypatch.setattr(SamlSchema, "check", never)
+    monkeypatch.setattr(SignatureChecker, "verify", never)
     assert outcome(verifier, golden_with_extensions(corpus_keys, depth=40)) == (
         "response_too_complex"
     )

@@ -10,6 +10,8 @@ from typing import Any, cast
 
 from lxml import etree
 
+from saml_gate.errors import GateError
+
 POOL_SIZE = 4
 """Validations at once (the ACS runs ``verify_concurrency``, 1 by default, at a time)."""
 
@@ -59,6 +61,12 @@ class SamlSchema:
         finally:
             self._pool.put(validator)
         return f"line {errors[-1].line}: {errors[-1].message}" if errors else "invalid"
+
+    def check(self, element: etree._Element) -> None:
+        """Return when valid; GateError ``schema_invalid`` with the first error otherwise."""
+        error = self.error(element)
+        if error is not None:
+            raise GateError("schema_invalid", error)
 
 
 def _build_validator() -> etree.XMLSchema:

@@ -4,10 +4,12 @@ pysaml2 is used for what it does well and what is not on the hot path: building 
 EntityDescriptor, HTTP-Redirect AuthnRequests (signed with RSA-SHA256 when asked) and the signed
 LogoutRequests and LogoutResponses of Single Logout. It never reads what the IdP sends: Responses
 go to :mod:`saml_gate.saml.response`, logout messages to :mod:`saml_gate.saml.logout`.
+pysaml2's logging is quieted by :func:`saml_gate.saml.process_policy.install_process_policy`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -23,9 +25,6 @@ from saml_gate.saml.idp import IdpInfo
 from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate")
-
-# pysaml2 logs whole documents at DEBUG and error contexts at higher levels.
-logging.getLogger("saml2").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,24 @@ def _pem_or_file(setting: str, value: str, marker: str) -> tuple[bytes, str | No
     return data, str(path)
 
 
-def load_sp_keys(settings: GateSettings) -> SpKeys:
-    """The SP key pair from settings, or a development pair generated once in ``state_dir``."""
+@functools.lru_cache(maxsize=16)
+def _check_key_pair(key_pem: bytes, cert_pem: bytes) -> None:
+    """Raise ConfigError unless the key loads and the certificate is its. Cached: loading an RSA
+    key validates it (~36 ms), and tests and workers build many gates with one key pair."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+    try:
+        key = load_pem_private_key(key_pem, password=None)
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("sp_key", f"cannot load the SP key pair: {exc}") from exc
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+        raise ConfigError("sp_cert", "the certificate does not match sp_key")
+
+
+def load_sp_keys(settings: GateSettings) -> SpKeys:
+    """The SP key pair from settings, or a development pair generated once in ``state_dir``."""
     if bool(settings.sp_key) != bool(settings.sp_cert):
         missing = "sp_cert" if settings.sp_key else "sp_key"
         raise ConfigError(missing, "sp_key and sp_cert must be given together")
@@ -75,13 +87,7 @@ def load_sp_keys(settings: GateSettings) -> SpKeys:
         key_pem, cert_pem = pair.key_pem, pair.cert_pem
         key_path = str(directory / "sp.key.pem")
         cert_path = str(directory / "sp.cert.pem")
-    try:
-        key = load_pem_private_key(key_pem, password=None)
-        cert = x509.load_pem_x509_certificate(cert_pem)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError("sp_key", f"cannot load the SP key pair: {exc}") from exc
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
-        raise ConfigError("sp_cert", "the certificate does not match sp_key")
+    _check_key_pair(key_pem, cert_pem)
     if key_path is None or cert_path is None:
         tmp = Path(tempfile.mkdtemp(prefix="saml-gate-"))
         os.chmod(tmp, 0o700)
