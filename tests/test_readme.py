@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from saml_gate import GateSettings
+from saml_gate.config.reference import markdown_table
 from saml_gate.config.settings import NOT_FROM_ENV
 from saml_gate.errors import ERRORS
 
@@ -34,6 +35,11 @@ def test_every_setting_is_documented_with_its_variable() -> None:
             continue
         row = f"| `{field.name}` | `SAML_GATE_{field.name.upper()}` |"
         assert row in README, f"README settings table lacks {field.name}"
+
+
+def test_the_settings_table_is_generated_from_the_declarations() -> None:
+    """After changing a setting's declaration, paste markdown_table() over the README's table."""
+    assert markdown_table() in README
 
 
 def test_every_error_code_is_in_the_troubleshooting_table() -> None:

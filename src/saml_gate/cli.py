@@ -17,44 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from saml_gate.config.declaration import ENV_PREFIX
+from saml_gate.config.flags import add_gate_flags, gate_default, gate_env, gate_options
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.tunnel import TunnelError, open_ngrok_tunnel
 
 log = logging.getLogger("saml_gate")
 
-#: CLI flag → setting, for every gate setting a flag can set. Lists are comma-separated.
-GATE_FLAGS: dict[str, dict[str, Any]] = {
-    "base_url": {"help": "public URL people open, e.g. https://acme.ngrok.app"},
-    "idp_metadata": {"help": "IdP metadata: file path or URL (Okta: Metadata URL)"},
-    "secret_key": {"help": "session secret(s), comma-separated, newest first"},
-    "sp_key": {"help": "SP private key (PEM file)"},
-    "sp_cert": {"help": "SP certificate (PEM file)"},
-    "state_dir": {"help": "where development keys and the metadata cache live"},
-    "prefix": {"help": "path prefix of the gate's endpoints (default /saml)"},
-    "entity_id": {"help": "SP entity ID (default: the metadata URL)"},
-    "name_id_format": {"help": "NameID format URI (default emailAddress)"},
-    "authorized_groups": {"help": "only members of one of these groups (comma-separated)"},
-    "groups_attribute": {"help": "name of the groups attribute (default groups)"},
-    "public_paths": {"help": "paths served without sign-in (comma-separated)"},
-    "clock_skew": {"type": float, "help": "allowed clock difference in seconds (default 90)"},
-    "maximum_duration": {"type": float, "help": "absolute session lifetime in seconds"},
-    "inactivity_timeout": {"type": float, "help": "idle timeout in seconds"},
-    "access_rules": {
-        "flag": "--rule",
-        "action": "append",
-        "metavar": "RULE",
-        "help": "access rule, repeatable, first match wins: '/admin/ groups=admins',"
-        " '/static/ public', 're:/api/.* authenticated max_authn_age=600'",
-    },
-    "store": {"help": "shared state: memory (default) or redis://host:port/db"},
-}
-GATE_SWITCHES = {
-    "allow_idp_initiated": "accept IdP-initiated sign-in (Okta dashboard tiles)",
-    "force_authn": "ask the IdP to authenticate again at every sign-in",
-    "debug": "show error details to every client",
-    "options_passthrough": "let CORS preflight (OPTIONS) requests through without sign-in",
-}
 #: Reverse-proxy options (``saml-gate proxy``); also read from SAML_GATE_<NAME>.
 PROXY_FLAGS: dict[str, dict[str, Any]] = {
     "user_header": {"help": "identity header for the NameID (default X-Forwarded-User)"},
@@ -65,19 +35,7 @@ PROXY_FLAGS: dict[str, dict[str, Any]] = {
 
 
 def _env(name: str, default: Any = None) -> Any:
-    return os.environ.get("SAML_GATE_" + name.upper(), default)
-
-
-def add_gate_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("gate settings (also SAML_GATE_<NAME> variables)")
-    for name, spec in GATE_FLAGS.items():
-        options = dict(spec)
-        flag = options.pop("flag", "--" + name.replace("_", "-"))
-        group.add_argument(flag, dest=name, default=None, **options)
-    for name, text in GATE_SWITCHES.items():
-        group.add_argument(
-            "--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=text
-        )
+    return os.environ.get(ENV_PREFIX + name.upper(), default)
 
 
 def add_server_flags(parser: argparse.ArgumentParser, *, ngrok: bool = True) -> None:
@@ -92,19 +50,6 @@ def add_server_flags(parser: argparse.ArgumentParser, *, ngrok: bool = True) -> 
             default=_env("ngrok_domain"),
             help="reserved ngrok domain, so the Okta values stay stable",
         )
-
-
-def gate_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The gate settings given as flags; the rest come from the environment."""
-    options: dict[str, Any] = {}
-    for name in (*GATE_FLAGS, *GATE_SWITCHES):
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        if name in ("authorized_groups", "public_paths", "secret_key") and isinstance(value, str):
-            value = tuple(v.strip() for v in value.split(",") if v.strip())
-        options[name] = value
-    return options
 
 
 def proxy_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,9 +114,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from saml_gate.middleware import SamlGate
 
     options = gate_options(args)
-    if args.ngrok and not (options.get("idp_metadata") or _env("idp_metadata")):
+    if args.ngrok and not (options.get("idp_metadata") or gate_env("idp_metadata")):
         return _fail("--ngrok needs --idp-metadata: the development IdP never runs on a public URL")
-    uses_dev_idp = not (options.get("idp_metadata") or _env("idp_metadata"))
+    uses_dev_idp = not (options.get("idp_metadata") or gate_env("idp_metadata"))
     options.setdefault("base_url", f"http://127.0.0.1:{args.port}")
     # Never the environment's secret: a demo must not mint cookies a production gate accepts.
     options["secret_key"] = secrets.token_urlsafe(32)
@@ -236,8 +181,8 @@ def _setup_settings(args: argparse.Namespace) -> GateSettings:
     """Settings for commands that describe the SP before any IdP exists (setup, metadata)."""
     options = gate_options(args)
     # The Okta values come before the IdP metadata does: stand-ins for what is not needed yet.
-    options.setdefault("idp_metadata", _env("idp_metadata") or "(not needed for this command)")
-    options.setdefault("secret_key", _env("secret_key") or secrets.token_urlsafe(32))
+    options.setdefault("idp_metadata", gate_env("idp_metadata") or "(not needed for this command)")
+    options.setdefault("secret_key", gate_env("secret_key") or secrets.token_urlsafe(32))
     return GateSettings.load(**options)
 
 
@@ -336,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     metadata.set_defaults(func=cmd_metadata)
 
     keygen = sub.add_parser("keygen", help="write an SP key and certificate")
-    keygen.add_argument("--out-dir", default=_env("state_dir", ".saml-gate"))
+    keygen.add_argument("--out-dir", default=gate_env("state_dir") or gate_default("state_dir"))
     keygen.add_argument("--common-name", default="saml-gate SP")
     keygen.add_argument("--days", type=int, default=3650)
     keygen.add_argument("--force", action="store_true", help="replace existing files")

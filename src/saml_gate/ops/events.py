@@ -14,10 +14,11 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 import anyio.to_thread
 
+from saml_gate.errors import ErrorCode
 from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate.auth")
@@ -41,26 +42,26 @@ EVENT_FIELDS: Final = (
     "duration_ms",
 )
 
-KINDS: Final = frozenset(
-    {
-        "login",
-        "login_refused",
-        "logout",
-        "slo",
-        "session_expired",
-        "policy_denied",
-        "request_refused",
-    }
-)
+EventKind = Literal[
+    "login",
+    "login_refused",
+    "logout",
+    "slo",
+    "session_expired",
+    "policy_denied",
+    "request_refused",
+]
+Outcome = Literal["success", "failure"]
+KINDS: Final = frozenset(get_args(EventKind))
 
 Hook = Callable[["AuthEvent"], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
 class AuthEvent:
-    event: str
-    outcome: str  # "success" or "failure"
-    error_code: str | None = None
+    event: EventKind
+    outcome: Outcome
+    error_code: ErrorCode | None = None
     reason: str | None = None
     name_id: str | None = None
     email: str | None = None
@@ -75,7 +76,7 @@ class AuthEvent:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def about(cls, user: SamlUser, event: str, outcome: str, **fields: Any) -> AuthEvent:
+    def about(cls, user: SamlUser, event: EventKind, outcome: Outcome, **fields: Any) -> AuthEvent:
         """An event about a signed-in person: their identity fields filled in."""
         return cls(
             event,

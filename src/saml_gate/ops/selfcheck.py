@@ -6,12 +6,14 @@ import email.utils
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from cryptography import x509
 
+from saml_gate.config.groups import IdpSettings, TimingSettings
 from saml_gate.config.settings import GateSettings
+from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
 
 EXPIRY_WARNING_DAYS = 30
@@ -61,7 +63,11 @@ def _check_certificate(report: Report, what: str, pem: bytes, now: float) -> Non
         report.ok_(f"{what} {subject} valid for {days:.0f} more days")
 
 
-def _check_clock(report: Report, settings: GateSettings) -> None:
+class ClockCheckSettings(IdpSettings, TimingSettings, Protocol):
+    """What the clock check reads: the metadata URL and its timeout, and the clock skew."""
+
+
+def _check_clock(report: Report, settings: ClockCheckSettings) -> None:
     """Compare this machine's clock with the IdP's (the Date header of its metadata URL)."""
     source = (settings.idp_metadata or "").strip()
     if not source.lower().startswith(("http://", "https://")):
@@ -95,7 +101,8 @@ def run_checks(options: dict[str, Any]) -> Report:
     try:
         settings = GateSettings.load(**options)
     except ConfigError as exc:
-        report.fail(str(exc))
+        for problem in exc.problems if isinstance(exc, ConfigErrors) else (exc,):
+            report.fail(str(problem))
         return report
     report.ok_(f"settings: base_url {settings.base_url}, entity ID {settings.entity_id}")
     if settings.base_url.startswith("http://") and not settings.base_is_loopback:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Protocol
 
-from saml_gate.config.settings import GateSettings
+from saml_gate.config.groups import PolicySettings, SpSettings, VerifierSettings
 from saml_gate.saml import xmlconst as X
 
 _NAME_ID_FORMATS = {
@@ -18,6 +19,11 @@ _NAME_ID_FORMATS = {
     X.NAMEID_PERSISTENT: "Persistent",
     X.NAMEID_TRANSIENT: "Transient",
 }
+
+
+class SheetSettings(SpSettings, VerifierSettings, PolicySettings, Protocol):
+    """What the sheet shows: the SP's URLs and NameID format, the attributes the gate reads,
+    the groups it lets in and whether IdP-initiated sign-in is on."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class SetupSheet:
     metadata_url: str
 
     @classmethod
-    def build(cls, settings: GateSettings, sp_cert_pem: bytes) -> SetupSheet:
+    def build(cls, settings: SheetSettings, sp_cert_pem: bytes) -> SetupSheet:
         s = settings
         rows = (
             SheetRow(

@@ -7,9 +7,9 @@ sign-out in one worker ends the session in all of them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from saml_gate.config.settings import GateSettings
+from saml_gate.config.groups import StoreSettings, TimingSettings
 from saml_gate.errors import ConfigError
 from saml_gate.store.base import Store, StoreUnavailable
 from saml_gate.store.guard import GuardedStore
@@ -26,7 +26,11 @@ __all__ = [
 ]
 
 
-def open_store(settings: GateSettings, given: Any = None) -> Store:
+class StoreSetup(StoreSettings, TimingSettings, Protocol):
+    """What open_store reads: the store settings, and the clock of a memory store."""
+
+
+def open_store(settings: StoreSetup, given: Any = None) -> Store:
     """The store from ``given`` (a Store or a ``redis.asyncio.Redis`` client) or from the
     ``store`` setting ("memory" or a Redis URL). Anything but the memory store is wrapped in a
     :class:`GuardedStore`, which bounds every call by ``store_timeout``."""
@@ -50,7 +54,7 @@ def open_store(settings: GateSettings, given: Any = None) -> Store:
     )
 
 
-def _from_url(settings: GateSettings) -> RedisStore:
+def _from_url(settings: StoreSettings) -> RedisStore:
     try:
         return RedisStore.from_url(
             settings.store, prefix=settings.store_prefix, timeout=settings.store_timeout

@@ -1,0 +1,120 @@
+"""Settings of operation, declared: the shared store, and running and watching the gate.
+
+Each group is a frozen dataclass of declared fields (see :mod:`saml_gate.config.declaration`);
+:class:`~saml_gate.config.settings.GateSettings` inherits them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
+
+from saml_gate.config import checks
+from saml_gate.config.declaration import SECONDS, setting
+from saml_gate.config.groups import StoreOutage
+from saml_gate.config.kinds import CALLABLE, HOOKS, OBJECT, TEXT
+
+if TYPE_CHECKING:
+    from saml_gate.config.options import ErrorPageHook
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageFields:
+    """The shared state (replay cache, revocations) and its failure policy."""
+
+    GROUP: ClassVar[str] = "storage"
+
+    store: str = setting(
+        "memory",
+        help="shared state: `memory` (one process) or a Redis URL (`redis://host:6379/0`, needs"
+        " `saml-gate[redis]`); `SamlGate(store=...)` also takes a `redis.asyncio.Redis` client",
+        flag=True,
+        check=checks.store_location,
+    )
+    store_prefix: str = setting(
+        "saml-gate:",
+        help="prefix of every Redis key, so several gates can share one Redis",
+        check=checks.key_prefix,
+    )
+    store_timeout: float = setting(
+        0.5,
+        help="seconds a store call may take (connect, reply, pool wait) before it counts as failed",
+        range=(0.05, 30),
+        unit=SECONDS,
+    )
+    store_outage: StoreOutage = setting(  # noqa: RUF009 (returns a field)
+        "serve",
+        help="while the store is unreachable: `serve` valid session cookies (logged loudly) or"
+        " `refuse` them with 503; new sign-ins get 503 either way",
+        choices=get_args(StoreOutage),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpsFields:
+    """Operating the gate: proxies, error details, hooks, metrics, status, GC."""
+
+    GROUP: ClassVar[str] = "ops"
+
+    gc_freeze: bool = setting(
+        False,
+        help="call `gc.freeze()` once when the gate starts serving (and in each verification"
+        " child after its first job): the ~80,000 objects the imports leave (pysaml2's schemas"
+        " above all) are then never walked by the cyclic garbage collector, whose full passes"
+        " otherwise stall the event loop 20-60 ms during a sign-in storm. Turn it on when p99"
+        " latency under sign-in load matters; it freezes the app's start-up objects too (never"
+        " collected as cycles, still freed by reference counting), so it is off by default",
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        ("127.0.0.1", "::1"),
+        help="proxies (addresses or networks, `*` for any) whose `X-Forwarded-For` /"
+        " `Forwarded` the gate believes about the client address (logs, proxy mode,"
+        " `check_subject_address`); error details, status and metrics are for loopback clients"
+        " not behind any proxy, whatever this says",
+        check=checks.networks,
+    )
+    debug: bool = setting(False, help="show error details to every client", flag=True)
+    on_event: tuple[Callable[..., Any], ...] = setting(
+        (),
+        help="callables (sync or async) given every auth event; a failing hook is logged, never"
+        " breaks a request",
+        kind=HOOKS,
+        env=False,
+        compare=False,
+    )
+    on_error: ErrorPageHook | None = setting(  # noqa: RUF009 (returns a field)
+        None,
+        help="`on_error(connection, error)` for branded error pages: given the request (a"
+        " Starlette `HTTPConnection`) and the `GateError` (`.code`, `.status`, `.info.title`),"
+        " it returns a Starlette `Response`, or `None` for the gate's own page; called for"
+        " every error page and JSON error body, not for the sign-in redirect, the 401 to an"
+        " API call or a refused WebSocket",
+        kind=CALLABLE,
+        env=False,
+        compare=False,
+        shown_default="none",
+    )
+    metrics_path: str | None = setting(
+        None,
+        help="serve Prometheus metrics at this path (needs `saml-gate[metrics]`)",
+        kind=TEXT,
+        check=checks.url_path,
+        shown_default="off",
+    )
+    metrics_public: bool = setting(
+        False,
+        help="let any client scrape `metrics_path` (default: loopback clients not behind a proxy)",
+    )
+    metrics_registry: Any = setting(  # noqa: RUF009 (returns a field)
+        None,
+        help="a `prometheus_client.CollectorRegistry` to register the gate's metrics into",
+        kind=OBJECT,
+        env=False,
+        compare=False,
+    )
+    status_group: str | None = setting(
+        None,
+        help="members of this group may read `/saml/status` from anywhere",
+        kind=TEXT,
+    )

@@ -1,0 +1,264 @@
+"""Settings of the SAML exchange, declared: the service provider, the IdP, the verifier.
+
+Each group is a frozen dataclass of declared fields (see :mod:`saml_gate.config.declaration`);
+:class:`~saml_gate.config.settings.GateSettings` inherits them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, get_args
+from urllib.parse import urlsplit
+
+from saml_gate.config import checks
+from saml_gate.config.checks import (
+    KNOWN_NAME_ID_FORMATS,
+    SECURE_DIGEST_ALGORITHMS,
+    SECURE_SIGNATURE_ALGORITHMS,
+    is_loopback_url,
+)
+from saml_gate.config.declaration import BYTES, MIB, SECONDS, declare, setting
+from saml_gate.config.groups import VerifyIsolation
+from saml_gate.config.kinds import BASE_URL, BOOL, TEXT
+from saml_gate.saml import xmlconst as X
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpFields:
+    """The service provider the gate is: its public URL, endpoints, entity ID, keys."""
+
+    GROUP: ClassVar[str] = "sp"
+
+    base_url: str = field(
+        metadata=declare(
+            help="public URL (`https://acme.ngrok.app`, plus the path the app is mounted at, if"
+            " any: `https://acme.ngrok.app/app`); every SAML URL derives from it",
+            kind=BASE_URL,
+            flag=True,
+        )
+    )
+    prefix: str = setting(
+        "/saml",
+        help="where the gate's endpoints live",
+        flag=True,
+        check=checks.endpoint_prefix,
+    )
+    entity_id: str = setting(
+        "",
+        help="SP entity ID (Okta: Audience URI)",
+        flag=True,
+        shown_default="`{base_url}/saml/metadata`",
+    )
+    sp_key: str | None = setting(
+        None,
+        help="SP private key, PEM text or file: signs requests, decrypts assertions",
+        kind=TEXT,
+        flag=True,
+        shown_default="generated in `state_dir`",
+    )
+    sp_cert: str | None = setting(
+        None,
+        help="SP certificate, PEM text or file",
+        kind=TEXT,
+        flag=True,
+        shown_default="generated in `state_dir`",
+    )
+    state_dir: str = setting(
+        ".saml-gate",
+        help="development keys and the IdP metadata cache",
+        flag=True,
+    )
+    name_id_format: str = setting(
+        X.NAMEID_EMAIL,
+        help="NameID format asked for and accepted (`unspecified` is accepted too)",
+        flag=True,
+        choices=KNOWN_NAME_ID_FORMATS,
+        shown_default="emailAddress",
+    )
+    force_authn: bool = setting(
+        False, help="ask the IdP to authenticate again at every sign-in", flag=True
+    )
+    sign_authn_requests: bool | None = setting(
+        None,
+        help="sign AuthnRequests (RSA-SHA256)",
+        kind=BOOL,
+        shown_default="as the IdP metadata asks",
+    )
+
+    # ------------------------------------------------------------------ derived URLs
+    @property
+    def base_path(self) -> str:
+        """The path of base_url ("" unless the app is mounted under a root path, e.g. /app)."""
+        return urlsplit(self.base_url).path
+
+    def public_path(self, endpoint: str) -> str:
+        """The path the browser uses for one of the gate's endpoints, e.g. ``/saml/acs``."""
+        return self.base_path + self.prefix + endpoint
+
+    @property
+    def acs_url(self) -> str:
+        return self.base_url + self.prefix + "/acs"
+
+    @property
+    def metadata_url(self) -> str:
+        return self.base_url + self.prefix + "/metadata"
+
+    @property
+    def slo_url(self) -> str:
+        return self.base_url + self.prefix + "/slo"
+
+    @property
+    def login_url(self) -> str:
+        return self.base_url + self.prefix + "/login"
+
+    @property
+    def devidp_url(self) -> str:
+        return self.base_url + self.prefix + "/devidp"
+
+    @property
+    def is_https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def base_is_loopback(self) -> bool:
+        return is_loopback_url(self.base_url)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdpFields:
+    """The identity provider: where its metadata comes from, or the development IdP."""
+
+    GROUP: ClassVar[str] = "idp"
+
+    idp_metadata: str | None = setting(
+        None,
+        help="IdP metadata: URL (Okta: Metadata URL), file path or the XML itself",
+        kind=TEXT,
+        flag=True,
+        check=checks.metadata_source,
+        shown_default="required (unless `dev_idp`)",
+    )
+    metadata_refresh_interval: float = setting(
+        3600.0,
+        help="seconds between fetches of metadata from a URL (shortened by"
+        " `cacheDuration`/`validUntil`)",
+        range=(60, 7 * 86400),
+        unit=SECONDS,
+    )
+    metadata_timeout: float = setting(
+        10.0, help="seconds per metadata fetch", range=(0.5, 120), unit=SECONDS
+    )
+    metadata_max_bytes: int = setting(
+        MIB,
+        help="size cap on fetched metadata",
+        range=(4096, 50 * MIB),
+        unit=BYTES,
+    )
+    idp_entity_id: str | None = setting(
+        None, help="which IdP, when the metadata lists several", kind=TEXT
+    )
+    dev_idp: bool = setting(
+        False,
+        help="serve and trust the embedded development IdP (loopback only)",
+    )
+    idp_logout: bool = setting(
+        True,
+        help="sign-out continues to the IdP (SAML Single Logout) when its metadata has an SLO"
+        " endpoint",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifierFields:
+    """How a SAML Response is checked and read, and where that work runs."""
+
+    GROUP: ClassVar[str] = "verifier"
+
+    allow_idp_initiated: bool = setting(
+        False,
+        help="accept unsolicited Responses (Okta dashboard tiles)",
+        flag=True,
+    )
+    groups_attribute: str = setting(
+        "groups", help="attribute holding the groups", flag=True, nonempty=True
+    )
+    email_attribute: str = setting(
+        "email",
+        help="attribute holding the email (else an email-shaped NameID)",
+        nonempty=True,
+    )
+    name_attribute: str = setting(
+        "displayName", help="attribute holding the display name", nonempty=True
+    )
+    want_response_signed: bool = setting(False, help="require the Response's own signature")
+    want_assertions_signed: bool = setting(
+        False,
+        help="require the Assertion's own signature (a valid signature covering the assertion"
+        " is always required)",
+    )
+    signature_algorithms: tuple[str, ...] = setting(
+        SECURE_SIGNATURE_ALGORITHMS,
+        help="accepted signature algorithms",
+        nonempty=True,
+        check=checks.signature_algorithms,
+        shown_default="RSA/ECDSA with SHA-256/384/512",
+    )
+    allow_sha1: bool = setting(
+        False,
+        help="also accept RSA-SHA1 / SHA-1 (weak; only for IdPs that cannot do better)",
+    )
+    max_response_bytes: int = setting(
+        256 * 1024,
+        help="size cap on a posted Response",
+        range=(1024, 10 * MIB),
+        unit=BYTES,
+    )
+    max_xml_depth: int = setting(
+        32,
+        help="deepest element nesting accepted in a Response",
+        range=(16, 256),  # 256: libxml2's own limit
+    )
+    max_xml_elements: int = setting(
+        10_000,
+        help="most XML elements accepted in a Response",
+        range=(100, 1_000_000),
+    )
+    max_xml_attributes: int = setting(
+        32,
+        help="most attributes on one XML element of a Response, and most namespace"
+        " declarations in scope at one element (real IdPs use 5 or fewer); the whole Response"
+        " may hold `max_xml_elements` attributes and as many namespace declarations",
+        range=(8, 1024),
+    )
+    check_subject_address: bool = setting(
+        False,
+        help="refuse a Response whose bearer `SubjectConfirmationData` names an `Address`"
+        " other than the client's (as `trusted_proxies` resolve it); off because tunnels,"
+        " proxies, NAT and IPv4/IPv6 paths make the IdP and the gate see different addresses"
+        " (Shibboleth ships with it off too)",
+    )
+    verify_isolation: VerifyIsolation = setting(  # noqa: RUF009 (returns a field)
+        "process",
+        help="where Responses are verified and AuthnRequests built: `process` (child processes"
+        " started with the gate, so the event loop never waits for the GIL behind XML work and"
+        " a crash on hostile input ends a child, not your app) or `thread` (threads of the"
+        " app's process, for platforms without child processes; the gate also falls back to"
+        " it, with a warning, when it cannot start one)",
+        choices=get_args(VerifyIsolation),
+    )
+    verify_concurrency: int = setting(
+        1,
+        help="Responses verified at once: child processes with `process`, worker threads with"
+        " `thread` (there the work is mostly GIL-bound: more threads add little throughput"
+        " and slow the event loop)",
+        range=(1, 64),
+    )
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def digest_algorithms(self) -> tuple[str, ...]:
+        return SECURE_DIGEST_ALGORITHMS + ((X.DIGEST_SHA1,) if self.allow_sha1 else ())
+
+    @property
+    def accepted_signature_algorithms(self) -> tuple[str, ...]:
+        return self.signature_algorithms + ((X.RSA_SHA1,) if self.allow_sha1 else ())
