@@ -6,11 +6,11 @@ import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import xmlsec
 from lxml import etree
 
 from saml_gate.saml import xmlconst as X
 from saml_gate.saml.keys import KeyPair
+from saml_gate.saml.xml_libraries import xmlsec
 
 if TYPE_CHECKING:  # python-xmlsec's stubs name these types only privately
     from xmlsec.constants import __KeyData as _KeyData

@@ -1,0 +1,343 @@
+"""The catalogue: every stable error code with its HTTP status, title and fix hint.
+
+The code and the title are safe to show to anyone; the hint tells the operator which setting
+or IdP field to change (``{name}`` fields are filled with public values of the deployment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from saml_gate.errors.codes import ErrorCode
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    status: int
+    title: str
+    hint: str
+
+
+ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
+    # Transport and encoding
+    "missing_saml_response": ErrorInfo(
+        400,
+        "No SAMLResponse in the request",
+        "The ACS expects an HTTP-POST form with a SAMLResponse field, sent by the IdP.",
+    ),
+    "response_too_large": ErrorInfo(
+        413,
+        "The SAML Response is too large",
+        "Raise max_response_bytes only if your IdP really sends responses this large.",
+    ),
+    "response_too_complex": ErrorInfo(
+        413,
+        "The SAML Response is too complex",
+        "It nests or repeats XML elements, attributes or namespace declarations beyond"
+        " max_xml_depth / max_xml_elements / max_xml_attributes; raise them only if your IdP"
+        " really sends such responses.",
+    ),
+    "bad_method": ErrorInfo(
+        400,
+        "The request method is not accepted",
+        "Methods must be upper-case tokens (GET, POST, PROPFIND), and so must method overrides"
+        " (X-HTTP-Method-Override, _method): the app could read another spelling as a method"
+        " the access rules do not expect.",
+    ),
+    "bad_path": ErrorInfo(
+        400,
+        "The request path is not accepted",
+        "Paths with ';' parameters or a percent-encoded '/', '\\', '.', ';', '%' or NUL are"
+        " refused: servers and frameworks read them differently. Set allow_path_parameters if"
+        " the app really uses ';' parameters (e.g. jsessionid).",
+    ),
+    "malformed_response": ErrorInfo(
+        400,
+        "The SAML Response could not be decoded",
+        "The SAMLResponse must be base64-encoded XML posted by the IdP (HTTP-POST binding).",
+    ),
+    "forbidden_xml": ErrorInfo(
+        400,
+        "The SAML Response contains forbidden XML constructs",
+        "DOCTYPE, entities, processing instructions and comments are refused; real IdPs never"
+        " send them.",
+    ),
+    "schema_invalid": ErrorInfo(
+        400,
+        "The SAML Response does not follow the SAML 2.0 schema",
+        "Check that the IdP is a SAML 2.0 IdP and that nothing rewrites the message in transit.",
+    ),
+    "not_a_response": ErrorInfo(
+        400,
+        "The message is not a SAML 2.0 Response",
+        "Only samlp:Response messages are accepted at the ACS.",
+    ),
+    # Signatures and encryption
+    "signature_missing": ErrorInfo(
+        400,
+        "The SAML Response is not signed as required",
+        "In Okta (SAML Settings → Show Advanced Settings) set 'Response' and 'Assertion "
+        "Signature' to Signed, or adjust want_response_signed / want_assertions_signed.",
+    ),
+    "signature_invalid": ErrorInfo(
+        400,
+        "The SAML signature is not valid",
+        "The message was signed with a key that is not in the IdP metadata, or was altered."
+        " If the IdP rotated its signing certificate, download its metadata again.",
+    ),
+    "unknown_signing_certificate": ErrorInfo(
+        400,
+        "The Response is signed with a certificate this gate does not know",
+        "The IdP signs with a certificate that is not in the metadata the gate loaded: it"
+        " rotated its signing key. Download the IdP metadata again (Okta: Sign On tab → "
+        "'Identity Provider metadata'), or give idp_metadata as the metadata URL so key "
+        "rollovers are picked up automatically.",
+    ),
+    "signature_structure": ErrorInfo(
+        400,
+        "The SAML signature is not of the accepted shape",
+        "Exactly one Reference to the signed element, enveloped-signature and exclusive c14n"
+        " transforms only, and no ds:Object are accepted.",
+    ),
+    "algorithm_refused": ErrorInfo(
+        400,
+        "The message uses an algorithm that is not allowed",
+        "Configure the IdP to sign with RSA-SHA256 (Okta's default) and to encrypt with AES"
+        " and RSA-OAEP; SHA-1 is refused unless allow_sha1 is set.",
+    ),
+    "decryption_failed": ErrorInfo(
+        400,
+        "The encrypted assertion could not be decrypted",
+        "Upload this SP's certificate (see /saml/metadata) as the encryption certificate in the"
+        " IdP, or turn assertion encryption off there.",
+    ),
+    # Structure
+    "assertion_count": ErrorInfo(
+        400,
+        "The Response must contain exactly one assertion",
+        "The gate accepts exactly one Assertion or EncryptedAssertion, as a direct child.",
+    ),
+    "duplicate_id": ErrorInfo(
+        400,
+        "The SAML Response contains duplicate IDs",
+        "Identifiers must be unique within a message; this is a sign of tampering.",
+    ),
+    "duplicate_attribute": ErrorInfo(
+        400,
+        "The assertion names an attribute more than once",
+        "Each attribute must appear once, with all its values. In Okta, check that no attribute"
+        " statement and group attribute statement share a name.",
+    ),
+    "idp_status": ErrorInfo(
+        403,
+        "The IdP did not sign you in",
+        "The IdP answered with an error status. In Okta, check that the user is assigned to"
+        " the application and meets its sign-on policy.",
+    ),
+    "idp_denied": ErrorInfo(
+        403,
+        "The IdP refused to sign you in to this application",
+        "In Okta (Assignments tab) assign this person, or a group they belong to, to the "
+        "application, and check the app's sign-on policy.",
+    ),
+    # Semantics
+    "wrong_issuer": ErrorInfo(
+        400,
+        "The Response comes from an unexpected IdP",
+        "The Issuer must equal the entityID of the configured IdP metadata; load the metadata"
+        " of the IdP application that signs the users in.",
+    ),
+    "wrong_destination": ErrorInfo(
+        400,
+        "The Response is addressed to another URL",
+        "In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' to {acs_url} "
+        "and tick 'Use this for Recipient URL and Destination URL'; base_url must be the "
+        "public URL the browser uses.",
+    ),
+    "wrong_recipient": ErrorInfo(
+        400,
+        "The assertion is addressed to another recipient",
+        "In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' (and Recipient"
+        " URL) to {acs_url}.",
+    ),
+    "wrong_audience": ErrorInfo(
+        400,
+        "The assertion is meant for another service provider",
+        "In Okta (General → SAML Settings → Edit) set 'Audience URI (SP Entity ID)' to "
+        "{entity_id}.",
+    ),
+    "audience_placeholder": ErrorInfo(
+        400,
+        "The IdP still sends the placeholder Audience",
+        "The Okta app still has the temporary value from set-up: in Okta (General → SAML "
+        "Settings → Edit) set 'Audience URI (SP Entity ID)' to {entity_id} and 'Single "
+        "sign-on URL' to {acs_url} ('saml-gate setup' prints every value).",
+    ),
+    "not_yet_valid": ErrorInfo(
+        400,
+        "The assertion is not valid yet",
+        "The clocks of the IdP and this server disagree; synchronise this server's clock (NTP)"
+        " or raise clock_skew.",
+    ),
+    "expired": ErrorInfo(
+        400,
+        "The assertion has expired",
+        "Sign in again. If this repeats, the clocks disagree: synchronise this server's clock"
+        " (NTP) or raise clock_skew.",
+    ),
+    "bad_subject": ErrorInfo(
+        400,
+        "The assertion's subject is not usable",
+        "The assertion needs a NameID and a bearer SubjectConfirmation for this ACS.",
+    ),
+    "identity_not_verbatim": ErrorInfo(
+        400,
+        "The IdP sent a user name or group with hidden characters",
+        "The IdP sends a NameID, or a value of the groups, email or name attribute, with"
+        " leading or trailing whitespace or with control or invisible formatting characters"
+        " (zero-width space or joiner, BOM, bidi controls). The gate reads a signed identity"
+        " verbatim and never trims it, so that two accounts cannot become one: fix that user's"
+        " account or that group's name (or the attribute's expression) at the IdP.",
+    ),
+    "subject_address_mismatch": ErrorInfo(
+        400,
+        "The sign-in was made from another network address",
+        "The IdP bound the assertion to the address it saw the browser at, and this gate sees"
+        " the client at another one (check_subject_address is on). Behind a proxy or tunnel,"
+        " list it in trusted_proxies; where the IdP and the gate see different addresses by"
+        " design (IPv4 and IPv6, NAT, VPN), turn check_subject_address off.",
+    ),
+    "name_id_format": ErrorInfo(
+        400,
+        "The NameID format is not the one configured",
+        "In Okta (General → SAML Settings → Edit) set 'Name ID format' to "
+        "{name_id_format} and 'Application username' to Email, or change name_id_format.",
+    ),
+    "bad_conditions": ErrorInfo(
+        400,
+        "The assertion's conditions are missing or not understood",
+        "The assertion must carry Conditions with an AudienceRestriction naming this SP.",
+    ),
+    "bad_authn_statement": ErrorInfo(
+        400,
+        "The assertion has no usable authentication statement",
+        "The assertion must carry exactly one AuthnStatement.",
+    ),
+    "replayed": ErrorInfo(
+        400,
+        "This sign-in response was already used",
+        "Each Response can be used once. Start again from the application's page.",
+    ),
+    "unsolicited": ErrorInfo(
+        400,
+        "Unsolicited (IdP-initiated) sign-in is disabled",
+        "Start from the application's URL, or set allow_idp_initiated if you use IdP dashboard"
+        " tiles (Okta).",
+    ),
+    "unknown_request": ErrorInfo(
+        400,
+        "The Response answers a sign-in this browser did not start",
+        "Start again from the application's page in the same browser. Cookies must be enabled.",
+    ),
+    "base_url_mismatch": ErrorInfo(
+        400,
+        "This address is not the one the gate is configured for",
+        "The browser used a different address than base_url ({base_url}). Set base_url "
+        "(SAML_GATE_BASE_URL) to the public URL people open, e.g. the ngrok URL, and "
+        "update the Okta app with the values 'saml-gate setup' prints.",
+    ),
+    "bad_relay_state": ErrorInfo(
+        400,
+        "The RelayState is not valid",
+        "The RelayState must be the token the gate issued, or a same-site relative path.",
+    ),
+    "not_a_navigation": ErrorInfo(
+        403,
+        "A sign-in starts only from a page the browser opens",
+        "Images, scripts, frames, fetch/XHR calls and prefetches cannot start a sign-in (each"
+        " would set a pending-login cookie). Send the user to the page, or to {login_url}, with a"
+        " link or window.location.",
+    ),
+    # Sessions, requests and access
+    "not_authenticated": ErrorInfo(
+        401, "Sign-in required", "Open the login URL in a browser to sign in through the IdP."
+    ),
+    "forbidden": ErrorInfo(
+        403,
+        "You are signed in but not allowed here",
+        "Ask an administrator to add you to one of the groups allowed to use this application"
+        " (authorized_groups), and check that the IdP sends the groups attribute.",
+    ),
+    "step_up_required": ErrorInfo(
+        401,
+        "Please sign in again",
+        "This page needs a recent or stronger sign-in; open the login URL in a browser.",
+    ),
+    "step_up_failed": ErrorInfo(
+        403,
+        "The sign-in was not recent or strong enough for this page",
+        "The IdP did not authenticate again (ForceAuthn) or used another authentication"
+        " context than the access rule asks for (authn_contexts). In Okta, check the app's"
+        " sign-on policy (e.g. require MFA) or relax max_authn_age / authn_contexts.",
+    ),
+    "upstream_unavailable": ErrorInfo(
+        502,
+        "The application is not reachable",
+        "saml-gate could not connect to the upstream application; check that it runs and"
+        " that --upstream points at it.",
+    ),
+    "upstream_protocol_error": ErrorInfo(
+        502,
+        "The application sent an invalid answer",
+        "The upstream application broke HTTP (a malformed status line or header, conflicting"
+        " lengths, or closing before its answer was complete); check its logs, and that"
+        " --upstream points at an HTTP server on the right port (http:// vs https://).",
+    ),
+    "upstream_timeout": ErrorInfo(
+        504,
+        "The application did not answer in time",
+        "The upstream application was too slow; raise upstream_timeout if that is expected.",
+    ),
+    "groups_missing": ErrorInfo(
+        403,
+        "The IdP sent no groups",
+        "authorized_groups is set but the assertion has no '{groups_attribute}' "
+        "attribute. In Okta (General → SAML Settings → Edit → Group Attribute Statements)"
+        " add Name '{groups_attribute}', Filter 'Matches regex' '.*' (or just the groups "
+        "that matter).",
+    ),
+    # Logout and shared state
+    "slo_signature": ErrorInfo(
+        400,
+        "The logout message is not signed by the IdP",
+        "Logout requests and responses must carry a valid signature made with a key from the IdP"
+        " metadata. If the IdP rotated its signing certificate, download its metadata again.",
+    ),
+    "slo_invalid": ErrorInfo(
+        400,
+        "The logout message is not valid",
+        "It must come from the configured IdP, be recent and be addressed to {slo_url}. In Okta"
+        " (General → SAML Settings → Edit → Show Advanced Settings) set 'Single Logout URL' to"
+        " {slo_url} and 'SP Issuer' to {entity_id}.",
+    ),
+    "slo_unexpected": ErrorInfo(
+        400,
+        "This logout answer matches no sign-out started in this browser",
+        "You are signed out of this application already. If the IdP session is still open,"
+        " sign out again from the application in the same browser.",
+    ),
+    "store_unavailable": ErrorInfo(
+        503,
+        "Sign-in is temporarily unavailable",
+        "The gate cannot reach its shared store (the store setting, e.g. Redis). Sign-in"
+        " resumes by itself once the store answers again; check that the Redis server runs"
+        " and that store points at it.",
+    ),
+    "bad_request": ErrorInfo(400, "The request is not valid", "Check the URL and the method used."),
+    "method_not_allowed": ErrorInfo(
+        405, "Method not allowed", "Use the method this endpoint documents."
+    ),
+    "not_found": ErrorInfo(404, "Not found", "No such saml-gate endpoint."),
+    "busy": ErrorInfo(503, "Too many sign-ins at once", "Try again in a moment."),
+}

@@ -1,0 +1,169 @@
+"""What runs in a verification child process: its main loop and the work it does.
+
+The parent (:mod:`saml_gate.runtime.workers`) starts ``python -c`` calling :func:`serve`. The
+child reads pickled requests from stdin and writes JSON answers to stdout, one at a time, and
+keeps the verifiers and pysaml2 client it built for the last few gate configurations. Its
+operations are those of :class:`saml_gate.runtime.engine.ProcessEngine`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import traceback
+from collections import OrderedDict
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from saml_gate.errors import GateError
+from saml_gate.runtime.heap import freeze_startup_heap
+from saml_gate.runtime.worker_wire import (
+    READY,
+    login_to_wire,
+    logout_message_to_wire,
+    read_frame,
+    write_frame,
+)
+from saml_gate.saml.process_policy import install_process_policy
+from saml_gate.web.forms import decode_form_value
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from saml_gate.saml.logout import LogoutVerifier
+    from saml_gate.saml.response import ResponseVerifier
+    from saml_gate.saml.sp import ServiceProvider
+
+_SPECS_PER_CHILD = 8
+"""Gate configurations a child keeps built (each its verifiers and a pysaml2 client)."""
+
+
+class _Jobs:
+    """A child's verifiers and pysaml2 client for one spec, each built on first use."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.settings, self.idp, self.keys = pickle.loads(payload)  # noqa: S301 (the parent's)
+
+    @cached_property
+    def verifier(self) -> ResponseVerifier:
+        from saml_gate.saml.response import ResponseVerifier
+
+        return ResponseVerifier(self.settings, self.idp, self.keys.key_pem)
+
+    @cached_property
+    def sp(self) -> ServiceProvider:
+        from saml_gate.saml.sp import ServiceProvider
+
+        return ServiceProvider(self.settings, self.idp, self.keys)
+
+    def verify(
+        self, posted_value: str, expected: list[str], now: float, client_address: str
+    ) -> dict[str, Any]:
+        """Decode the form value as posted, then verify the Response."""
+        saml_response = decode_form_value(posted_value)
+        login = self.verifier.verify(
+            saml_response,
+            expected_request_ids=set(expected),
+            now=now,
+            client_address=client_address,
+        )
+        return login_to_wire(login)
+
+    @cached_property
+    def logout_verifier(self) -> LogoutVerifier:
+        from saml_gate.saml.logout import LogoutVerifier
+
+        return LogoutVerifier(self.settings, self.idp)
+
+    def authn_request(self, relay_state: str, force_authn: bool) -> list[str]:
+        return list(self.sp.authn_request_url(relay_state, force_authn=force_authn))
+
+    def logout_redirect(self, raw_query: str, now: float) -> dict[str, Any]:
+        return logout_message_to_wire(self.logout_verifier.read_redirect(raw_query, now=now))
+
+    def logout_post(self, form: Mapping[str, str], now: float) -> dict[str, Any]:
+        return logout_message_to_wire(self.logout_verifier.read_post(form, now=now))
+
+    def logout_request(
+        self, name_id: str, name_id_format: str | None, session_index: str | None
+    ) -> list[str] | None:
+        from saml_gate.user import SamlUser
+
+        user = SamlUser(
+            name_id=name_id,
+            email=None,
+            name=None,
+            groups=(),
+            name_id_format=name_id_format,
+            session_index=session_index,
+        )
+        found = self.sp.logout_request_url(user)
+        return None if found is None else list(found)
+
+    def logout_response(
+        self, in_response_to: str, relay_state: str | None, success: bool
+    ) -> str | None:
+        return self.sp.logout_response_url(in_response_to, relay_state, success=success)
+
+    def prepare(self) -> None:
+        """Build them all now (the parent warms children at start-up)."""
+        for built in (self.verifier, self.sp, self.logout_verifier):
+            assert built is not None
+
+
+OPERATIONS: Final = frozenset(
+    {
+        "verify",
+        "authn_request",
+        "logout_redirect",
+        "logout_post",
+        "logout_request",
+        "logout_response",
+        "prepare",
+    }
+)
+
+
+def serve() -> None:
+    """A child's main loop: one request at a time from stdin, one answer each to stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; we end at EOF
+    requests = os.fdopen(os.dup(0), "rb")
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a library that prints must not corrupt the answers
+    with open(os.devnull, "rb") as devnull:
+        os.dup2(devnull.fileno(), 0)
+    install_process_policy()  # before any XML reaches libxmlsec in this process
+    write_frame(answers, READY)
+    specs: OrderedDict[str, _Jobs] = OrderedDict()
+    while (frame := read_frame(requests)) is not None:
+        digest, payload, op, args = pickle.loads(frame)  # noqa: S301 (the parent's)
+        write_frame(answers, json.dumps(_answer(specs, digest, payload, op, args)).encode())
+
+
+def _answer(
+    specs: OrderedDict[str, _Jobs], digest: str, payload: bytes | None, op: str, args: list[Any]
+) -> dict[str, Any]:
+    jobs = specs.get(digest)
+    if jobs is None:
+        if payload is None:
+            return {"need_spec": True}
+        jobs = specs[digest] = _Jobs(payload)
+        if len(specs) > _SPECS_PER_CHILD:
+            specs.popitem(last=False)
+    specs.move_to_end(digest)
+    if op not in OPERATIONS:
+        return {"failed": f"unknown operation {op!r}"}
+    try:
+        answer = {"ok": getattr(jobs, op)(*args)}
+        if jobs.settings.gc_freeze:  # after the first job's imports and set-up
+            freeze_startup_heap()
+        return answer
+    except GateError as error:
+        return {"error": error.code, "detail": error.detail}
+    except Exception as exc:  # reported to the parent, which logs it
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        where_text = f"{Path(where.filename).name}:{where.lineno}"
+        return {"failed": f"{type(exc).__name__} at {where_text}"}

@@ -1,0 +1,171 @@
+"""What goes over the pipes between the gate and its verification children.
+
+Each message is one frame: a 4-byte big-endian length, then the payload. Requests are pickles
+(the parent is trusted); answers are JSON, so a child that hostile input took over cannot run
+code in the app's process by what it answers. A verified login or logout message crosses as a
+JSON object; the parent rebuilds it only from fields of the expected types, and any other answer
+is a :class:`WorkerFailed`, as if the child had crashed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from datetime import datetime
+from types import MappingProxyType
+from typing import IO, TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from saml_gate.saml.logout import IdpLogoutMessage
+    from saml_gate.saml.response import VerifiedLogin
+
+LENGTH: Final = struct.Struct(">I")
+"""The frame header: the payload's length."""
+MAX_FRAME: Final = 64 * 1024 * 1024
+READY: Final = b'{"ready": true}'
+"""A child's first frame: it has imported the gate and waits for requests."""
+
+
+class WorkerFailed(Exception):
+    """A child could not do the work: it exited (crashed) or answered something unexpected."""
+
+
+def write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(LENGTH.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def read_frame(stream: IO[bytes]) -> bytes | None:
+    """The next frame, or None at end of stream (blocking)."""
+    head = stream.read(LENGTH.size)
+    if len(head) < LENGTH.size:
+        return None
+    (size,) = LENGTH.unpack(head)
+    if size > MAX_FRAME:
+        raise WorkerFailed(f"frame of {size} bytes")
+    payload = stream.read(size)
+    if len(payload) < size:
+        return None
+    return payload
+
+
+# ------------------------------------------------------------------------ answers, checked
+_TEXT: Final = (str,)
+_MAYBE_TEXT: Final = (str, type(None))
+_NUMBER: Final = (int, float)
+_LOGIN: Final = {
+    "name_id": _TEXT,
+    "name_id_format": _MAYBE_TEXT,
+    "session_index": _MAYBE_TEXT,
+    "attributes": (dict,),
+    "authn_instant": _TEXT,
+    "authn_context": _MAYBE_TEXT,
+    "session_not_on_or_after": _MAYBE_TEXT,
+    "issuer": _TEXT,
+    "in_response_to": _MAYBE_TEXT,
+    "assertion_id": _TEXT,
+    "replay_until": _NUMBER,
+}
+_LOGOUT_REQUEST: Final = {
+    "kind": _TEXT,
+    "id": _TEXT,
+    "issuer": _TEXT,
+    "name_id": _TEXT,
+    "session_indexes": (list,),
+    "relay_state": _MAYBE_TEXT,
+    "valid_until": _NUMBER,
+}
+_LOGOUT_RESPONSE: Final = {
+    "kind": _TEXT,
+    "in_response_to": _MAYBE_TEXT,
+    "status": _TEXT,
+    "partial": (bool,),
+    "relay_state": _MAYBE_TEXT,
+}
+
+
+def _checked(wire: Any, shape: dict[str, tuple[type, ...]], what: str) -> dict[str, Any]:
+    """``wire`` if it is an object with exactly the fields of ``shape``, of their types."""
+    if not isinstance(wire, dict) or wire.keys() != shape.keys():
+        raise WorkerFailed(f"the worker answered a malformed {what}")
+    for name, types in shape.items():
+        value = wire[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise WorkerFailed(f"the worker answered a malformed {what} ({name})")
+    return wire
+
+
+def _texts(values: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise WorkerFailed(f"the worker answered a malformed {what} (not a list of strings)")
+    return tuple(values)
+
+
+def _instant(value: str | None, what: str) -> datetime | None:
+    try:
+        return None if value is None else datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise WorkerFailed(f"the worker answered a malformed {what} (a time)") from exc
+
+
+def login_to_wire(login: VerifiedLogin) -> dict[str, Any]:
+    wire = {f.name: getattr(login, f.name) for f in dataclasses.fields(login)}
+    wire["attributes"] = {k: list(v) for k, v in login.attributes.items()}
+    for name in ("authn_instant", "session_not_on_or_after"):
+        value = wire[name]
+        wire[name] = value.isoformat() if value is not None else None
+    return wire
+
+
+def login_from_wire(wire: Any) -> VerifiedLogin:
+    from saml_gate.saml.response import VerifiedLogin
+
+    values = dict(_checked(wire, _LOGIN, "login"))
+    values["attributes"] = MappingProxyType(
+        {name: _texts(vs, "login") for name, vs in values["attributes"].items()}
+    )
+    values["authn_instant"] = _instant(values["authn_instant"], "login")
+    values["session_not_on_or_after"] = _instant(values["session_not_on_or_after"], "login")
+    return VerifiedLogin(**values)
+
+
+def logout_message_to_wire(message: IdpLogoutMessage) -> dict[str, Any]:
+    from saml_gate.saml.logout import IdpLogoutRequest
+
+    kind = "request" if isinstance(message, IdpLogoutRequest) else "response"
+    return {"kind": kind, **dataclasses.asdict(message)}
+
+
+def logout_message_from_wire(wire: Any) -> IdpLogoutMessage:
+    from saml_gate.saml.logout import IdpLogoutRequest, IdpLogoutResponse
+
+    kind = wire.get("kind") if isinstance(wire, dict) else None
+    if kind == "request":
+        values = dict(_checked(wire, _LOGOUT_REQUEST, "LogoutRequest"))
+        values["session_indexes"] = _texts(values["session_indexes"], "LogoutRequest")
+        del values["kind"]
+        return IdpLogoutRequest(**values)
+    if kind == "response":
+        values = dict(_checked(wire, _LOGOUT_RESPONSE, "LogoutResponse"))
+        del values["kind"]
+        return IdpLogoutResponse(**values)
+    raise WorkerFailed("the worker answered neither a LogoutRequest nor a LogoutResponse")
+
+
+def request_url_from_wire(wire: Any) -> tuple[str, str]:
+    """(request ID, the IdP URL carrying it): an AuthnRequest or a LogoutRequest."""
+    texts = _texts(wire, "request URL")
+    if len(texts) != 2:
+        raise WorkerFailed("the worker answered a malformed request URL (not an ID and a URL)")
+    return texts[0], texts[1]
+
+
+def logout_request_from_wire(wire: Any) -> tuple[str, str] | None:
+    """(request ID, URL), or None: the IdP has no SLO endpoint."""
+    return None if wire is None else request_url_from_wire(wire)
+
+
+def logout_response_from_wire(wire: Any) -> str | None:
+    if wire is not None and not isinstance(wire, str):
+        raise WorkerFailed("the worker answered a malformed LogoutResponse URL")
+    return wire
