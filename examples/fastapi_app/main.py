@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Any
+from typing import Any, Unpack
 
 from fastapi import APIRouter, Depends, FastAPI, WebSocket
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from saml_gate import SamlGate
+from saml_gate import GateOptions, SamlGate
 from saml_gate.contrib.fastapi import GATE_RESPONSES, CurrentUser, require_groups
 from saml_gate.policy import Rule
 
@@ -102,7 +102,7 @@ def build_app() -> FastAPI:
     return app
 
 
-def create_app(**gate_options: Any) -> FastAPI:
+def create_app(**gate_options: Unpack[GateOptions]) -> FastAPI:
     """The app behind the gate; options not given are read from SAML_GATE_* variables.
 
     ``ACCESS_RULES`` apply unless ``access_rules`` is given here or in the environment.

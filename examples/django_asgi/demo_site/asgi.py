@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Unpack, cast
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_asgi.demo_site.settings")
 
@@ -21,13 +21,14 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from saml_gate import SamlGate
+from saml_gate import GateOptions, SamlGate
 
 
-def build_application(**overrides: Any) -> SamlGate:
+def build_application(**overrides: Unpack[GateOptions]) -> SamlGate:
     """Django behind the gate. Options: ``settings.SAML_GATE``, then ``overrides``, then env."""
     django_app = get_asgi_application()  # runs django.setup(): settings are usable after this
-    options: dict[str, Any] = {**getattr(settings, "SAML_GATE", {}), **overrides}
+    configured = cast(GateOptions, getattr(settings, "SAML_GATE", {}))  # a dict in settings.py
+    options: GateOptions = {**configured, **overrides}
     # The admin's CSS and scripts (STATIC_URL), served by Django itself: fine for an example;
     # behind the gate like every other path.
     return SamlGate(ASGIStaticFilesHandler(django_app), **options)
