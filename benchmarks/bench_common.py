@@ -145,6 +145,8 @@ class World:
             "sp_key": self.sp.key_pem.decode(),
             "sp_cert": self.sp.cert_pem.decode(),
             "state_dir": self.state_dir,
+            # as the figures in docs/performance.md were measured (gc.freeze is opt-in now)
+            "gc_freeze": True,
         }
         options.update(overrides)
         return options

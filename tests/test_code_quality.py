@@ -26,10 +26,10 @@ def test_mypy_strict_is_clean() -> None:
 
 
 def test_ruff_check_is_clean() -> None:
-    result = run("ruff", "check", "src", "tests", "examples", "benchmarks")
+    result = run("ruff", "check", ".")
     assert result.returncode == 0, result.stdout[-4000:]
 
 
 def test_ruff_format_is_clean() -> None:
-    result = run("ruff", "format", "--check", "src", "tests", "examples", "benchmarks")
+    result = run("ruff", "format", "--check", ".")
     assert result.returncode == 0, result.stdout[-4000:]

@@ -1,12 +1,20 @@
-"""Install-level guarantees: xmlsec and lxml agree, and nothing needs the xmlsec1 program."""
+"""Install-level guarantees: xmlsec and lxml agree (or the gate says how to fix it), nothing
+needs the xmlsec1 program, and the wheel carries the license, one version and no dead files."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
+import zipfile
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +37,7 @@ GATE_WITHOUT_XMLSEC1 = textwrap.dedent(
     def only_the_gate_worker(command, *args, **kwargs):
         # the gate's own verification worker (this Python, no shell) is the one process allowed;
         # it inherits the empty PATH, so it cannot run xmlsec1 either
-        if command[:2] == [sys.executable, "-c"] and "saml_gate.runtime.workers" in command[2]:
+        if command[:2] == [sys.executable, "-c"] and "saml_gate.runtime.worker_child" in command[2]:
             return real_popen(command, *args, **kwargs)
         raise AssertionError(f"a subprocess was started: {command!r}")
 
@@ -88,3 +96,95 @@ def test_gate_runs_without_the_xmlsec1_program(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("OK")
+
+
+# ---------------------------------------------------------------------------------- the wheel
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def build_wheel(tmp_path: Path) -> zipfile.ZipFile:
+    """The wheel of a copy of the sources, built with the installed setuptools (no download)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(
+        ROOT / "src",
+        source / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+    )
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    result = subprocess.run(
+        [*pip_wheel, "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("saml_gate-*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+def test_the_wheel_carries_the_license_the_version_and_only_real_files(tmp_path: Path) -> None:
+    from saml_gate import __version__
+
+    wheel = build_wheel(tmp_path)
+    names = wheel.namelist()
+    dist_info = f"saml_gate-{__version__}.dist-info"
+    assert f"{dist_info}/licenses/LICENSE" in names
+    assert wheel.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+    metadata = wheel.read(f"{dist_info}/METADATA").decode()
+    assert f"\nVersion: {__version__}\n" in metadata
+    assert "\nLicense-Expression: MIT\n" in metadata
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    package = {name for name in names if name.startswith("saml_gate/")}
+    assert "saml_gate/py.typed" in package
+    assert {name for name in package if not name.endswith((".py", "/py.typed"))} == set()
+    sources = {
+        "saml_gate/" + path.relative_to(ROOT / "src" / "saml_gate").as_posix()
+        for path in (ROOT / "src" / "saml_gate").rglob("*.py")
+    }
+    assert package - {"saml_gate/py.typed"} == sources
+
+
+def test_xmlsec_is_a_compatible_range_next_to_lxml() -> None:
+    dependencies = pyproject()["project"]["dependencies"]
+    assert "xmlsec>=1.3.17,<1.4" in dependencies
+    assert "lxml>=6.0,<6.2" in dependencies
+
+
+def test_the_test_extra_brings_the_pinned_dev_tools() -> None:
+    """The README's test command installs `.[test]`, and the tests run ruff and mypy."""
+    extras = pyproject()["project"]["optional-dependencies"]
+    assert any(r.startswith("saml-gate[") and "dev" in r for r in extras["test"])
+    for tool in ("ruff", "mypy"):
+        assert f"{tool}=={importlib.metadata.version(tool)}" in extras["dev"]
+
+
+# ---------------------------------------------------------------------------------- libxml2
+FAKE_XMLSEC = {
+    "refuses": 'raise ImportError("lxml & xmlsec libxml2 library version mismatch")',
+    "differs": "def get_libxml_version():\n    return (2, 9, 14)\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAKE_XMLSEC))
+def test_an_xmlsec_on_another_libxml2_is_named_with_the_fix(tmp_path: Path, kind: str) -> None:
+    """The gate's import fails with the versions and the pip command, not xmlsec's riddle."""
+    (tmp_path / "xmlsec.py").write_text(FAKE_XMLSEC[kind])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")])}
+    result = subprocess.run(
+        [sys.executable, "-c", "from saml_gate import SamlGate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("saml_gate.saml.xml_libraries.XmlLibrariesMismatch: "), last
+    assert "pip install --force-reinstall --no-binary lxml,xmlsec lxml xmlsec" in last
+    assert ("libxml2 2.9.14" in last) is (kind == "differs")

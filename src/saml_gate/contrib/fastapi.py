@@ -29,7 +29,7 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 from starlette.status import WS_1008_POLICY_VIOLATION
 
-from saml_gate.errors import ERRORS
+from saml_gate.errors import ERRORS, ErrorCode
 from saml_gate.user import SamlUser
 
 __all__ = [
@@ -117,7 +117,7 @@ class SamlSession(SecurityBase):
         return user
 
 
-def _refusal(connection: HTTPConnection, code: str, **extra: str) -> Exception:
+def _refusal(connection: HTTPConnection, code: ErrorCode, **extra: str) -> Exception:
     info = ERRORS[code]
     if connection.scope["type"] == "websocket":
         return WebSocketException(WS_1008_POLICY_VIOLATION, reason=code)
