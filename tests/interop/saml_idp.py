@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.interop.servers import LOOPBACK, free_port, http_ok, stop_process, wait_until
+from tests.interop.servers import LOOPBACK, free_port, start_logged, stop_process
 
 PROJECT = Path(__file__).parent / "saml-idp"
 RUN_JS = PROJECT / "node_modules" / "saml-idp" / "bin" / "run.js"
@@ -73,17 +73,10 @@ class SamlIdp:
             "--signResponse", "true",
         ]  # fmt: skip
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FORCE_COLOR": "0"}
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command, cwd=runtime, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        idp = cls(port=port, process=process, log=log)
-        try:
-            wait_until(http_ok(idp.metadata_url), "saml-idp", process, log)
-        except BaseException:
-            idp.stop()
-            raise
-        return idp
+        process = start_logged(
+            command, cwd=runtime, env=env, log=log, what="saml-idp", ready_url=issuer
+        )
+        return cls(port=port, process=process, log=log)
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -79,6 +79,27 @@ def stop_process(process: subprocess.Popen[Any]) -> None:
             process.wait(timeout=10)
 
 
+def start_logged(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    what: str,
+    ready_url: str,
+) -> subprocess.Popen[Any]:
+    """Start ``command`` with its output in ``log``; return once ``ready_url`` answers 200
+    (the process is stopped again if it never does)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(http_ok(ready_url), what, process, log)
+    except BaseException:
+        stop_process(process)
+        raise
+    return process
+
+
 class UvicornThread:
     """An ASGI app served by uvicorn in a daemon thread, on a socket bound beforehand.
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.interop.servers import LOOPBACK, free_port, http_ok, stop_process, wait_until
+from tests.interop.servers import LOOPBACK, free_port, start_logged, stop_process
 
 HERE = Path(__file__).parent
 CONFIG = HERE / "simplesamlphp-config"
@@ -41,6 +41,10 @@ def simplesamlphp_missing() -> str | None:
     return None
 
 
+def metadata_url_at(port: int) -> str:
+    return f"http://{LOOPBACK}:{port}/saml2/idp/metadata.php"
+
+
 @dataclass
 class SimpleSamlPhp:
     """A running SimpleSAMLphp IdP. ``public_url`` is where browsers reach it (ends with /;
@@ -57,7 +61,7 @@ class SimpleSamlPhp:
 
     @property
     def local_metadata_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/saml2/idp/metadata.php"
+        return metadata_url_at(self.port)
 
     def idp_initiated_url(self, sp_entity_id: str, relay_state: str) -> str:
         """Like an Okta dashboard tile: an unsolicited Response for that SP."""
@@ -101,21 +105,15 @@ class SimpleSamlPhp:
             if encrypt_assertions:
                 env["SP_ENCRYPT_ASSERTION"] = "1"
         server_log = runtime / "log" / "php-server.log"
-        with server_log.open("wb") as out:
-            process = subprocess.Popen(
-                ["php", "-S", f"{LOOPBACK}:{port}", "-t", str(WWW)],
-                cwd=WWW,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        idp = cls(public_url=public, port=port, runtime=runtime, process=process)
-        try:
-            wait_until(http_ok(idp.local_metadata_url), "SimpleSAMLphp", process, server_log)
-        except BaseException:
-            idp.stop()
-            raise
-        return idp
+        process = start_logged(
+            ["php", "-S", f"{LOOPBACK}:{port}", "-t", str(WWW)],
+            cwd=WWW,
+            env=env,
+            log=server_log,
+            what="SimpleSAMLphp",
+            ready_url=metadata_url_at(port),
+        )
+        return cls(public_url=public, port=port, runtime=runtime, process=process)
 
     def stop(self) -> None:
         stop_process(self.process)
