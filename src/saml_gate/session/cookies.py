@@ -7,7 +7,7 @@ pending sign-in slots, the pending logout and its Lax twin).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from http.cookies import _unquote
 
 from saml_gate.config.groups import CookieSettings
@@ -94,14 +94,10 @@ def cross_site_cookies(
     """Set-Cookie values for a cookie that must come back with the IdP's cross-site POST.
 
     On http loopback the cookie is SameSite=None;Secure (Chromium and Firefox treat loopback as
-    secure), plus a Lax twin for clients that refuse Secure cookies on http; read it back with
-    :func:`cross_site_value`.
+    secure), plus a Lax twin for clients that refuse Secure cookies on http; read both back
+    (:class:`saml_gate.session.signing.ExpiringCookie` does).
     """
     headers = [cookie_header(settings, name, value, max_age=max_age, path=path, cross_site=True)]
     if not settings.secure_cookies and settings.base_is_loopback:
         headers.append(cookie_header(settings, name + LAX_TWIN, value, max_age=max_age, path=path))
     return headers
-
-
-def cross_site_value(cookies: Mapping[str, str], name: str) -> str | None:
-    return cookies.get(name) or cookies.get(name + LAX_TWIN)

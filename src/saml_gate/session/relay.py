@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 from urllib.parse import unquote, urlsplit
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired
 
 from saml_gate.config.groups import CookieSettings, SessionSettings, SpSettings
-from saml_gate.session.cookies import LAX_TWIN, cookie_header, cross_site_cookies, find_cookie
+from saml_gate.session.cookies import cookie_header, find_cookie
+from saml_gate.session.signing import ExpiringCookie, timed_serializer
 
 MAX_RETURN_PATH: Final = 2048
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -105,15 +106,13 @@ class RelaySettings(SessionSettings, CookieSettings, SpSettings, Protocol):
 class RelayTracker:
     def __init__(self, settings: RelaySettings) -> None:
         self._settings = settings
-        self._relay = URLSafeTimedSerializer(
-            list(reversed(settings.secret_key)), salt="saml-gate.relay"
-        )
-        self._pending = URLSafeTimedSerializer(
-            list(reversed(settings.secret_key)), salt="saml-gate.pending"
-        )
         self._timeout = int(settings.login_timeout)
+        self._relay = timed_serializer(settings.secret_key, "relay")
         self.cookie_prefix = settings.cookie_prefix + "_req_"
         self.cookie_path = settings.public_path("/acs")
+        self._pending = ExpiringCookie(
+            settings, settings.secret_key, "pending", lifetime=self._timeout, path=self.cookie_path
+        )
         self.turn_cookie = settings.cookie_prefix + "_reqslot"
 
     def start(self, return_path: str = "/", cookie_header: str | None = None) -> tuple[str, str]:
@@ -132,8 +131,7 @@ class RelayTracker:
         cookies.py), then the turn cookie when the slot takes turns."""
         slot = self._slot(key)
         stored = storable_return_path(return_path)
-        value = str(self._pending.dumps([key, request_id, stored]))
-        cookies = self._cookies(slot, value, self._timeout)
+        cookies = self._pending.set(self.cookie_prefix + slot, [key, request_id, stored])
         if slot in SLOTS:
             following = SLOTS[(SLOTS.index(slot) + 1) % len(SLOTS)]
             turn = cookie_header(self._settings, self.turn_cookie, following, max_age=self._timeout)
@@ -145,18 +143,13 @@ class RelayTracker:
         return self.pending_cookies(key, request_id, return_path)[0]
 
     def clear_cookies(self, key: str) -> list[bytes]:
-        return self._cookies(self._slot(key), "", 0)
+        return self._pending.clear(self.cookie_prefix + self._slot(key))
 
     @staticmethod
     def _slot(key: str) -> str:
         """The slot a key names (its first character); keys not made by start() use slot 0."""
         slot = key[:1]
         return slot if slot in SLOTS or slot == LONG_SLOT else SLOTS[0]
-
-    def _cookies(self, slot: str, value: str, max_age: int) -> list[bytes]:
-        return cross_site_cookies(
-            self._settings, self.cookie_prefix + slot, value, max_age=max_age, path=self.cookie_path
-        )
 
     def relay_key(self, relay_state: str) -> str | None:
         """The key in a RelayState token we issued, or None (expired, forged or not ours)."""
@@ -169,19 +162,19 @@ class RelayTracker:
         """Every valid pending sign-in this browser holds."""
         found: list[PendingLogin] = []
         for slot in (*SLOTS, LONG_SLOT):
-            name = self.cookie_prefix + slot
-            for value in (cookies.get(name), cookies.get(name + LAX_TWIN)):
-                login = self._load(slot, value) if value else None
+            for value in self._pending.read(cookies, self.cookie_prefix + slot):
+                login = self._login(slot, value)
                 if login is not None and login not in found:
                     found.append(login)
         return found
 
-    def _load(self, slot: str, value: str) -> PendingLogin | None:
-        try:
-            key, request_id, path = self._pending.loads(value, max_age=self._timeout)
-        except (SignatureExpired, BadSignature, ValueError, TypeError):
+    def _login(self, slot: str, value: object) -> PendingLogin | None:
+        """The pending sign-in in a cookie's (verified) value, if it is well-formed, safe and
+        in the slot its key names."""
+        if not isinstance(value, list) or len(value) != 3:
             return None
-        safe = safe_return_path(str(path))
-        if safe is None or self._slot(str(key)) != slot:
+        key, request_id, path = (str(part) for part in value)
+        safe = safe_return_path(path)
+        if safe is None or self._slot(key) != slot:
             return None
-        return PendingLogin(str(key), str(request_id), safe)
+        return PendingLogin(key, request_id, safe)

@@ -22,11 +22,12 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.cookies import cookie_header
+from saml_gate.session.signing import serializer
 from saml_gate.store import Store
 from saml_gate.user import SamlUser
 
@@ -57,12 +58,10 @@ class SessionCodec:
         self._settings = settings
         self._store = store
         self._issuer = issuer
-        # itsdangerous signs with the last key and accepts all. The salt binds the cookie to
+        # The signature binds the cookie to
         # this SP: a gate with another entity ID (another base_url, the demo) and the same
         # secret mints cookies this one refuses.
-        self._serializer = URLSafeSerializer(
-            list(reversed(settings.secret_key)), salt="saml-gate.session|" + settings.entity_id
-        )
+        self._serializer = serializer(settings.secret_key, "session", bound_to=settings.entity_id)
         self._cache: dict[str, Session] = {}
         self._data: dict[str, _Data] = {}
         self.refresh_after = min(60.0, settings.inactivity_timeout / 10)

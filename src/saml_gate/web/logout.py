@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadSignature
 from starlette.responses import Response
 from starlette.types import Receive
 
@@ -16,6 +16,7 @@ from saml_gate.runtime.core import GateCore
 from saml_gate.saml.logout import IdpLogoutMessage, IdpLogoutRequest, IdpLogoutResponse
 from saml_gate.session.decision import Authenticator
 from saml_gate.session.pending_logout import PendingLogout
+from saml_gate.session.signing import signer
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
 from saml_gate.web.pages import idp_logout_note, sign_out_form, signed_out_page
@@ -34,7 +35,7 @@ class Logout:
         self._settings = s = core.settings
         self._authenticator = authenticator
         self._refusals = refusals
-        self._signer = Signer(list(reversed(s.secret_key)), salt="saml-gate.logout")
+        self._signer = signer(s.secret_key, "logout")
         self._pending = PendingLogout(s)
 
     async def logout(self, view: RequestView, receive: Receive) -> Response:
