@@ -46,9 +46,10 @@ async def make_harness(
 ) -> AsyncIterator[HarnessFactory]:
     clients: list[httpx.AsyncClient] = []
 
-    def factory(**overrides: Any) -> Harness:
+    def factory(app: Any = None, **overrides: Any) -> Harness:
+        """A gate (around ``app``, by default tests.support's app) and a client for it."""
         gate = SamlGate(
-            make_app(), **gate_options(idp_keys, sp_keys, clock, str(tmp_path), **overrides)
+            app or make_app(), **gate_options(idp_keys, sp_keys, clock, str(tmp_path), **overrides)
         )
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gate), base_url=BASE_URL)
         clients.append(client)

@@ -154,7 +154,7 @@ def test_setup_reads_the_environment(tmp_path: Path) -> None:
 def test_setup_names_a_bad_setting(tmp_path: Path) -> None:
     result = saml_gate("setup", "--base-url", "acme.ngrok.app", env=cli_env())
     assert result.returncode == 2
-    assert "base_url" in result.stderr and "Traceback" not in result.stderr
+    assert "--base-url: " in result.stderr and "Traceback" not in result.stderr
 
 
 def test_metadata_prints_sp_metadata(config: dict[str, str]) -> None:
@@ -188,16 +188,6 @@ def test_check_fails_and_says_why(config: dict[str, str], tmp_path: Path) -> Non
     result = saml_gate("check", "--base-url", "https://acme.ngrok.app", env=env)
     assert result.returncode == 1
     assert "FAIL" in result.stdout and "idp_metadata" in result.stdout
-
-
-def test_check_flags_an_expired_idp_certificate(config: dict[str, str], tmp_path: Path) -> None:
-    expired = generate_keypair("expired IdP", days=-1)
-    path = tmp_path / "expired.xml"
-    path.write_text(idp_metadata(expired))
-    env = cli_env(**{**config, "SAML_GATE_IDP_METADATA": str(path)})
-    result = saml_gate("check", "--base-url", "https://acme.ngrok.app", env=env)
-    assert result.returncode == 1
-    assert "IdP signing certificate" in result.stdout and "expired" in result.stdout
 
 
 @contextlib.contextmanager

@@ -25,6 +25,12 @@ def test_mypy_strict_is_clean() -> None:
     assert result.returncode == 0, result.stdout[-4000:]
 
 
+def test_mypy_strict_is_clean_on_the_examples() -> None:
+    """The examples are what users copy: ``app.add_middleware(SamlGate, ...)`` included."""
+    result = run("mypy", "--strict", "examples")
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
 def test_ruff_check_is_clean() -> None:
     result = run("ruff", "check", ".")
     assert result.returncode == 0, result.stdout[-4000:]

@@ -157,6 +157,18 @@ def test_a_user_disabled_in_django_is_refused(db: None) -> None:
         sync_user(identity(), mapping())
 
 
+def test_the_not_staff_page_says_where_staff_status_comes_from(db: None) -> None:
+    from saml_gate.contrib.django import _not_staff_page, sync_user
+
+    person = identity(groups=("Admins", "<i>x</i>"))
+    unmapped = _not_staff_page(person, sync_user(person, mapping()), mapping())
+    assert "maps no group to staff status" in unmapped and "Staff status" in unmapped
+    assert "<i>x</i>" not in unmapped and "&lt;i&gt;x&lt;/i&gt;" in unmapped
+    mapped = mapping(staff_groups=["admins"])
+    page = _not_staff_page(person, sync_user(person, mapped), mapped)
+    assert "members of <code>admins</code> are staff" in page and "<code>Admins</code>" in page
+
+
 # ---------------------------------------------------------------------- through the example
 async def test_admin_is_reachable_through_single_sign_on(harness: Harness) -> None:
     assert (await _login(harness)).status_code == 303
@@ -188,7 +200,20 @@ async def test_admin_is_refused_to_people_outside_the_admin_groups(harness: Harn
     index = await harness.client.get("/admin/", headers=HTML)
     assert index.status_code == 302 and index.headers["location"].startswith("/admin/login/")
     login = await harness.client.get(index.headers["location"], headers=HTML)
-    assert "You are authenticated as bob@example.com, but are not authorized" in login.text
+    # Never Django's password form (it cannot work under SSO): a page naming what is missing.
+    assert login.status_code == 403 and 'type="password"' not in login.text
+    assert "needs staff status" in login.text and "bob@example.com" in login.text
+    assert "<code>superuser_groups</code>" in login.text and "<code>admins</code>" in login.text
+    assert "Your groups, as the IdP sent them: <code>users</code>" in login.text
+    assert "href='/saml/logout'" in login.text
+
+
+async def test_staff_opening_the_admin_login_go_on_to_the_admin(harness: Harness) -> None:
+    assert (await _login(harness)).status_code == 303
+    r = await harness.client.get("/admin/login/?next=/admin/auth/user/", headers=HTML)
+    assert r.status_code == 302 and r.headers["location"] == "/admin/auth/user/"
+    r = await harness.client.get("/admin/login/?next=https://evil.example/", headers=HTML)
+    assert r.status_code == 302 and r.headers["location"] == "/admin/"
 
 
 async def test_admin_needs_a_recent_sign_in(harness: Harness) -> None:

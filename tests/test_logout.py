@@ -245,10 +245,13 @@ async def test_sp_initiated_single_logout(slo: Callable[..., Slo]) -> None:
     assert request.message.issuer.text == ENTITY_ID
     # ... and answers; the browser brings the answer back.
     back = s.idp.redirect(s.idp.logout_response(request.message), SLO_URL, response=True)
-    done = await s.h.client.get(local(back), headers=HTML)
+    answered = await s.h.client.get(local(back), headers=HTML)
+    # The answer leaves the address bar: a 303 to the clean sign-out URL.
+    assert answered.status_code == 303 and answered.headers["location"] == "/saml/logout?done=idp"
+    assert "saml_gate_logout=;" in " ".join(answered.headers.get_list("set-cookie"))
+    done = await s.h.client.get(answered.headers["location"], headers=HTML)
     assert done.status_code == 200, done.text
     assert "also signed out at your identity provider" in done.text
-    assert "saml_gate_logout=;" in " ".join(done.headers.get_list("set-cookie"))
 
 
 async def test_the_idp_refuses_a_logout_request_whose_signature_is_broken(
@@ -291,7 +294,7 @@ async def test_logout_response_must_be_signed_by_the_idp_and_answer_our_request(
     r = await s.h.client.get(local(s.idp.redirect(elsewhere, SLO_URL, response=True)))
     assert r.status_code == 400 and error_code(r) == "slo_invalid"
     ok = await s.h.client.get(local(good), headers=HTML)
-    assert ok.status_code == 200
+    assert ok.status_code == 303 and "SAMLResponse" not in ok.headers["location"]
     # The pending-logout cookie is gone: the same answer again matches nothing.
     again = await s.h.client.get(local(good), headers=HTML)
     assert again.status_code == 400 and error_code(again) == "slo_unexpected"
@@ -334,7 +337,8 @@ async def test_an_idp_failure_status_is_reported(slo: Callable[..., Slo]) -> Non
         request, status=status_message_factory("no session", STATUS_RESPONDER)
     )
     r = await s.h.client.get(local(s.idp.redirect(failed, SLO_URL, response=True)), headers=HTML)
-    assert r.status_code == 200
+    assert r.status_code == 303 and r.headers["location"] == "/saml/logout?done=idp_failed"
+    r = await s.h.client.get(r.headers["location"], headers=HTML)
     assert "You are signed out" in r.text and "could not end every session" in r.text
 
 

@@ -66,7 +66,10 @@ async def test_sp_initiated_single_logout(ssp_gate: SspGate, client: httpx.Async
     answer = back.headers["location"]
     assert answer.startswith(gate.base_url + "/saml/slo?SAMLResponse="), back.text
     assert "Signature=" in answer
-    done = await client.get(answer, headers=HTML_ACCEPT)
+    answered = await client.get(answer, headers=HTML_ACCEPT)
+    assert answered.status_code == 303, answered.text  # to a URL without the SAMLResponse
+    assert answered.headers["location"] == "/saml/logout?done=idp"
+    done = await client.get(gate.base_url + answered.headers["location"], headers=HTML_ACCEPT)
     assert done.status_code == 200, done.text
     assert "also signed out at your identity provider" in done.text
     # The IdP session is over: a new visit asks for the password again.

@@ -133,6 +133,7 @@ def test_gate_flags_are_the_declared_ones() -> None:
             "store",
             "allow_idp_initiated",
             "force_authn",
+            "sign_authn_requests",
             "debug",
             "options_passthrough",
         )

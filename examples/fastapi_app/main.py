@@ -1,7 +1,12 @@
 """A FastAPI app behind SamlGate: a page, a JSON API, an admin page and a WebSocket.
 
 Run the demo (embedded development IdP, no Okta needed):   saml-gate demo
-Run it against a real IdP (Okta):
+Run it behind the gate with flags: ``app`` is the app without a gate, ``saml-gate run`` adds one:
+    saml-gate run examples.fastapi_app.main:app --idp-metadata okta-metadata.xml \\
+    --base-url https://acme.ngrok.app --secret-key-file secret.txt \\
+    --rule '/healthz public' --rule '/admin/ max_authn_age=600'
+Or with uvicorn: ``create_app`` adds the gate itself (ACCESS_RULES included), configured by the
+environment:
     SAML_GATE_IDP_METADATA=okta-metadata.xml SAML_GATE_BASE_URL=https://acme.ngrok.app \\
     SAML_GATE_SECRET_KEY=... uvicorn --factory examples.fastapi_app.main:create_app
 
@@ -22,7 +27,12 @@ from fastapi import APIRouter, Depends, FastAPI, WebSocket
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from saml_gate import GateOptions, SamlGate
-from saml_gate.contrib.fastapi import GATE_RESPONSES, CurrentUser, require_groups
+from saml_gate.contrib.fastapi import (
+    GATE_RESPONSES,
+    CurrentUser,
+    require_groups,
+    use_gate_error_pages,
+)
 from saml_gate.policy import Rule
 
 ACCESS_RULES = (
@@ -48,6 +58,7 @@ def _table(rows: list[tuple[str, str]]) -> str:
 def build_app() -> FastAPI:
     """The application itself: it reads the signed-in person, the gate does the rest."""
     app = FastAPI(title="saml-gate FastAPI example")
+    use_gate_error_pages(app)  # a browser refused by require_groups gets the gate's page
 
     @app.get("/", response_class=HTMLResponse)
     async def home(user: CurrentUser) -> str:
@@ -100,6 +111,11 @@ def build_app() -> FastAPI:
             await websocket.send_text(f"{user.display_name}: {text}")
 
     return app
+
+
+#: The app without a gate, for ``saml-gate run examples.fastapi_app.main:app`` (which puts one in
+#: front). Served alone it signs no one in: every page but /healthz answers 401.
+app = build_app()
 
 
 def create_app(**gate_options: Unpack[GateOptions]) -> FastAPI:

@@ -2,7 +2,7 @@
 
 Every gate flag is also read from its ``SAML_GATE_*`` variable (``--base-url`` from
 ``SAML_GATE_BASE_URL``, ...); flags win. Server flags (``--host``, ``--port``, ``--upstream``,
-``--ngrok-domain``) read ``SAML_GATE_HOST`` and so on.
+``--ngrok-domain``, ``--workers``, ``--secret-key-file``) read ``SAML_GATE_HOST`` and so on.
 """
 
 from __future__ import annotations
@@ -13,14 +13,24 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from saml_gate import launch
+from saml_gate.__about__ import __version__
 from saml_gate.config.declaration import ENV_PREFIX
-from saml_gate.config.flags import add_gate_flags, gate_default, gate_env, gate_options
+from saml_gate.config.flags import (
+    add_gate_flags,
+    flag_message,
+    gate_default,
+    gate_env,
+    gate_options,
+)
 from saml_gate.config.settings import GateSettings
+from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
+from saml_gate.ops.logs import configure_cli_logging
 from saml_gate.tunnel import TunnelError, open_ngrok_tunnel
 
 log = logging.getLogger("saml_gate")
@@ -30,7 +40,10 @@ PROXY_FLAGS: dict[str, dict[str, Any]] = {
     "user_header": {"help": "identity header for the NameID (default X-Forwarded-User)"},
     "email_header": {"help": "identity header for the email (default X-Forwarded-Email)"},
     "groups_header": {"help": "identity header for the groups (default X-Forwarded-Groups)"},
-    "upstream_timeout": {"type": float, "help": "seconds to wait for the upstream's answer"},
+    "upstream_timeout": {
+        "type": float,
+        "help": "seconds to wait for the upstream's answer (default 300)",
+    },
 }
 
 
@@ -38,18 +51,50 @@ def _env(name: str, default: Any = None) -> Any:
     return os.environ.get(ENV_PREFIX + name.upper(), default)
 
 
-def add_server_flags(parser: argparse.ArgumentParser, *, ngrok: bool = True) -> None:
-    parser.add_argument("--host", default=_env("host", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(_env("port", "8000")))
-    if ngrok:
+def add_server_flags(parser: argparse.ArgumentParser, *, workers: bool = False) -> None:
+    parser.add_argument(
+        "--host",
+        default=_env("host", "127.0.0.1"),
+        help="address to listen on; 0.0.0.0 for every interface (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(_env("port", "8000")), help="port (default: %(default)s)"
+    )
+    if workers:
         parser.add_argument(
-            "--ngrok", action="store_true", help="open an ngrok tunnel and use its URL as base_url"
+            "--workers",
+            type=int,
+            default=int(_env("workers", "1")),
+            help="uvicorn worker processes; more than 1 needs --store redis://... shared by"
+            " them all (default: %(default)s)",
         )
-        parser.add_argument(
-            "--ngrok-domain",
-            default=_env("ngrok_domain"),
-            help="reserved ngrok domain, so the Okta values stay stable",
-        )
+    parser.add_argument(
+        "--ngrok", action="store_true", help="open an ngrok tunnel and use its URL as base_url"
+    )
+    parser.add_argument(
+        "--ngrok-domain",
+        default=_env("ngrok_domain"),
+        help="reserved ngrok domain, so the Okta values stay stable (default: a random one)",
+    )
+
+
+def add_secret_file_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secret-key-file",
+        metavar="PATH",
+        default=_env("secret_key_file"),
+        help="read secret_key from this file (comma-separated to rotate), which other users"
+        " cannot see: --secret-key shows the secret in `ps` (default: SAML_GATE_SECRET_KEY)",
+    )
+
+
+def _gate_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The gate flags given, and the secret from --secret-key-file."""
+    options = gate_options(args)
+    path = getattr(args, "secret_key_file", None)
+    if path and "secret_key" not in options:
+        options["secret_key"] = launch.secret_from_file(path)
+    return options
 
 
 def proxy_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,37 +124,38 @@ def _print_sheet(gate: Any) -> None:
     print(sheet.as_text(), flush=True)
 
 
-def _serve(app: Any, args: argparse.Namespace) -> int:
+def _serve(app: Any, args: argparse.Namespace, base_url: str | None = None) -> int:
+    """Serve ``app``; with --workers N, N processes that each build it from this command line."""
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False)
+    workers: int = getattr(args, "workers", 1)
+    if workers > 1:
+        os.environ[launch.WORKER_SPEC] = launch.worker_spec(args.argv, base_url)
+        app = "saml_gate.cli:worker_app"
+    uvicorn.run(
+        app,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        proxy_headers=False,
+    )
     return 0
 
 
+def worker_app() -> Any:
+    """One --workers process's app, built from the command line the parent was given."""
+    configure_cli_logging()
+    argv, base_url = launch.read_worker_spec()
+    args = build_parser().parse_args(argv)
+    options = _gate_options(args)
+    if base_url:
+        options["base_url"] = base_url
+    return args.build(args, options)
+
+
 # ---------------------------------------------------------------------- commands
-def _example_factory() -> Callable[..., Any] | None:
-    """examples/fastapi_app's create_app, when run from a checkout that has it."""
-    if not (Path.cwd() / "examples" / "fastapi_app" / "main.py").is_file():
-        return None
-    sys.path.insert(0, str(Path.cwd()))
-    module = importlib.import_module("examples.fastapi_app.main")
-    factory: Callable[..., Any] = module.create_app
-    return factory
-
-
-def _whoami_app() -> Any:
-    """A one-page app that shows who signed in; the demo's app outside a checkout."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    async def whoami(request: Request) -> JSONResponse:
-        return JSONResponse(request.user.as_dict())
-
-    return Starlette(routes=[Route("/", whoami)])
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from saml_gate.middleware import SamlGate
 
@@ -124,8 +170,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if uses_dev_idp:
         options["dev_idp"] = True
     _tunnel_base_url(args, options)
-    factory = _example_factory()
-    app = factory(**options) if factory else SamlGate(_whoami_app(), **options)
+    factory = launch.example_factory()
+    app = (
+        factory(**options)
+        if factory
+        else SamlGate(launch.whoami_app(options.get("prefix", "/saml")), **options)
+    )
     gate = app if isinstance(app, SamlGate) else None
     print(
         f"\n  saml-gate demo: open {options['base_url']}/ in a browser.\n"
@@ -145,36 +195,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _import_app(target: str, factory: bool) -> Any:
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
-        raise ConfigError("app", f"{target!r} must look like package.module:app")
+        raise launch.LaunchError(f"the app {target!r} must look like package.module:app")
     sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
         app = getattr(module, attribute)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError("app", f"cannot import {target!r}: {exc}") from exc
+        raise launch.LaunchError(f"cannot import the app {target!r}: {exc}") from exc
     return app() if factory else app
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def build_run(args: argparse.Namespace, options: dict[str, Any]) -> Any:
     from saml_gate.middleware import SamlGate
 
-    options = gate_options(args)
-    _tunnel_base_url(args, options)
-    gate = SamlGate(_import_app(args.app, args.factory), **options)
-    if args.ngrok:
-        _print_sheet(gate)
-    return _serve(gate, args)
+    return SamlGate(_import_app(args.app, args.factory), **options)
 
 
-def cmd_proxy(args: argparse.Namespace) -> int:
+def build_proxy(args: argparse.Namespace, options: dict[str, Any]) -> Any:
     from saml_gate.proxy import build_proxy_app
 
-    options = gate_options(args)
+    return build_proxy_app(args.upstream, **options, **proxy_options(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``run`` and ``proxy``: build the gate (every setting checked), say where it is, serve."""
+    options = _gate_options(args)
+    launch.check_workers(args.workers, options.get("store") or gate_env("store") or "memory")
     _tunnel_base_url(args, options)
-    app = build_proxy_app(args.upstream, **options, **proxy_options(args))
+    gate = args.build(args, options)
     if args.ngrok:
-        _print_sheet(app)
-    return _serve(app, args)
+        _print_sheet(gate)
+    what = f"{args.app} behind the gate" if args.command == "run" else f"proxy to {args.upstream}"
+    listen = f"{args.host}:{args.port}"
+    print(launch.start_summary(gate, what=what, listen=listen, workers=args.workers), flush=True)
+    return _serve(gate, args, options.get("base_url"))
 
 
 def _setup_settings(args: argparse.Namespace) -> GateSettings:
@@ -197,11 +251,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_metadata(args: argparse.Namespace) -> int:
-    from saml_gate.saml.sp import load_sp_keys, sp_metadata_xml
+    from saml_gate.saml.sp import load_sp_keys, signs_authn_requests, sp_metadata_xml
 
     settings = _setup_settings(args)
     keys = load_sp_keys(settings)
-    sign = bool(settings.sign_authn_requests)
+    sign = signs_authn_requests(settings, idp_wants_signed=False)
     sys.stdout.write(sp_metadata_xml(settings, keys, sign).decode() + "\n")
     return 0
 
@@ -229,7 +283,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from saml_gate.ops.selfcheck import run_checks
 
-    report = run_checks(gate_options(args))
+    given = gate_options(args).keys()
+    report = run_checks(_gate_options(args), lambda problem: flag_message(problem, given))
     for line in report.lines:
         print(line)
     print(f"\n{report.summary}")
@@ -240,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="saml-gate", description="SAML single sign-on in front of any ASGI app."
     )
+    parser.add_argument("--version", action="version", version=f"saml-gate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the example app behind the gate with the dev IdP")
@@ -250,9 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an ASGI app (module:app) behind the gate")
     run.add_argument("app", help="the ASGI app to protect, as package.module:attribute")
     run.add_argument("--factory", action="store_true", help="app is a factory to call")
-    add_server_flags(run)
+    add_server_flags(run, workers=True)
+    add_secret_file_flag(run)
     add_gate_flags(run)
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_serve, build=build_run)
 
     proxy = sub.add_parser(
         "proxy", help="put the gate in front of any local web app (any language)"
@@ -261,44 +318,60 @@ def build_parser() -> argparse.ArgumentParser:
         "--upstream",
         default=_env("upstream"),
         required=_env("upstream") is None,
-        help="the app to protect, e.g. http://127.0.0.1:3000",
+        help="the app to protect, e.g. http://127.0.0.1:3000 (required; or SAML_GATE_UPSTREAM)",
     )
     for name, spec in PROXY_FLAGS.items():
         proxy.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **spec)
     proxy.add_argument(
         "--preserve-host", action="store_true", help="send the browser's Host to the upstream"
     )
-    add_server_flags(proxy)
+    add_server_flags(proxy, workers=True)
+    add_secret_file_flag(proxy)
     add_gate_flags(proxy)
-    proxy.set_defaults(func=cmd_proxy)
+    proxy.set_defaults(func=cmd_serve, build=build_proxy)
 
     setup = sub.add_parser("setup", help="print the values to enter in Okta")
-    add_gate_flags(setup)
+    add_gate_flags(setup, launch.SP_FLAGS | launch.SHEET_FLAGS)
     setup.set_defaults(func=cmd_setup)
 
     metadata = sub.add_parser("metadata", help="print the SP metadata XML")
-    add_gate_flags(metadata)
+    add_gate_flags(metadata, launch.SP_FLAGS)
     metadata.set_defaults(func=cmd_metadata)
 
     keygen = sub.add_parser("keygen", help="write an SP key and certificate")
-    keygen.add_argument("--out-dir", default=gate_env("state_dir") or gate_default("state_dir"))
-    keygen.add_argument("--common-name", default="saml-gate SP")
-    keygen.add_argument("--days", type=int, default=3650)
+    keygen.add_argument(
+        "--out-dir",
+        default=gate_env("state_dir") or gate_default("state_dir"),
+        help="where to write sp.key.pem and sp.cert.pem; the gate finds them there when"
+        " SAML_GATE_SP_KEY is not set (default: state_dir, %(default)s)",
+    )
+    keygen.add_argument(
+        "--common-name", default="saml-gate SP", help="the certificate's CN (default: %(default)s)"
+    )
+    keygen.add_argument(
+        "--days", type=int, default=3650, help="validity in days (default: %(default)s)"
+    )
     keygen.add_argument("--force", action="store_true", help="replace existing files")
     keygen.set_defaults(func=cmd_keygen)
 
     check = sub.add_parser("check", help="load and validate everything; non-zero on problems")
+    add_secret_file_flag(check)
     add_gate_flags(check)
     check.set_defaults(func=cmd_check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         result: int = args.func(args)
     except ConfigError as exc:
+        problems = exc.problems if isinstance(exc, ConfigErrors) else (exc,)
+        given = gate_options(args).keys()
+        return _fail("\n  ".join(flag_message(problem, given) for problem in problems))
+    except launch.LaunchError as exc:
         return _fail(str(exc))
     except TunnelError as exc:
         result = _fail(str(exc))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Unpack
+from contextvars import ContextVar
+from typing import Any, Unpack
 
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saml_gate.config.options import GateOptions
 from saml_gate.config.settings import GateSettings
-from saml_gate.errors import GateError
+from saml_gate.errors import ConfigError, GateError
 from saml_gate.ops.events import AuthEvent
 from saml_gate.runtime.core import GateCore
 from saml_gate.session.cookies import cookie_header_of
@@ -22,6 +23,54 @@ from saml_gate.web.request_line import route_path
 from saml_gate.web.router import Endpoints
 
 log = logging.getLogger("saml_gate")
+
+#: The gate whose lifespan is starting the app it wraps: apps that build their own gate lazily
+#: (FastAPI's middleware stack, the Django example) build it there, so a nested gate is caught
+#: at start-up.
+_STARTING: ContextVar[SamlGate | None] = ContextVar("saml_gate_starting", default=None)
+
+
+class NestedGateError(ConfigError):
+    """A SamlGate inside a SamlGate: two sessions, two sets of settings, and the inner one's
+    missing settings break every page after sign-in."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__("app", where)
+        self.args = (
+            f"a SamlGate inside a SamlGate ({where}): the app already puts the gate in front of"
+            " itself, and a second gate signs people in twice, the inner one without the outer"
+            " one's settings."
+            " Put one gate in front: give `saml-gate run` (or SamlGate(...)) the app without"
+            " its own gate (examples.fastapi_app.main:app, not create_app), or serve the gated"
+            " app as it is with uvicorn",
+        )
+
+
+def behind_gate() -> bool:
+    """Whether a SamlGate is starting this code (inside its ``lifespan``): an app that adds its
+    own gate can then leave it out (see examples/django_asgi/demo_site/asgi.py)."""
+    return _STARTING.get() is not None
+
+
+def _inner_gate(app: Any) -> str | None:
+    """Where a SamlGate sits inside ``app``, looking through middleware (``.app``), Starlette's
+    ``user_middleware`` and routes, and wrappers such as Django's static-files handler."""
+    seen: set[int] = set()
+    todo = [app]
+    while todo and len(seen) < 200:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SamlGate):
+            return f"{type(node).__name__} wraps {type(node.app).__name__}"
+        for middleware in getattr(node, "user_middleware", None) or ():
+            cls = getattr(middleware, "cls", None)
+            if isinstance(cls, type) and issubclass(cls, SamlGate):
+                return f"{type(node).__name__} has add_middleware(SamlGate)"
+        todo += [getattr(node, name, None) for name in ("app", "application", "_app")]
+        todo += [getattr(route, "app", None) for route in getattr(node, "routes", None) or ()]
+    return None
 
 
 class SamlGate:
@@ -42,6 +91,11 @@ class SamlGate:
         settings: GateSettings | None = None,
         **options: Unpack[GateOptions],
     ) -> None:
+        if _STARTING.get() is not None:
+            raise NestedGateError("a SamlGate is being built while another one starts the app")
+        inner = _inner_gate(app)
+        if inner is not None:
+            raise NestedGateError(inner)
         store = options.pop("store", None)
         if isinstance(store, str):
             options["store"], store = store, None
@@ -124,7 +178,8 @@ class SamlGate:
                     error=refusal,
                 )
             else:
-                await self._refuse(scope, refusal, receive, send)
+                view = self.endpoints.view(scope)
+                await self.endpoints.refusals.refuse(view, refusal, receive, send, user=user)
             return
         scope["user"] = user
         scope["auth"] = AuthCredentials(_scopes(user))
@@ -144,7 +199,13 @@ class SamlGate:
                 await self.core.stop_background()
             return message
 
-        await self.app(scope, receive_and_stop, send)
+        starting = _STARTING.set(self)
+        try:
+            await self.app(scope, receive_and_stop, send)
+        except NestedGateError as exc:  # built lazily by the app: fail the start, say why
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        finally:
+            _STARTING.reset(starting)
 
     async def _refuse(self, scope: Scope, error: GateError, receive: Receive, send: Send) -> None:
         await self.endpoints.refusals.refuse(self.endpoints.view(scope), error, receive, send)

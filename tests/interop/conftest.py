@@ -59,14 +59,16 @@ SspGate = Callable[..., tuple[SimpleSamlPhp, GateServer]]
 def ssp_gate(
     need_simplesamlphp: None, servers: ExitStack, tmp_path: Path, sp_keys: KeyPair
 ) -> SspGate:
-    """``make(idp_knows_sp_cert=False, encrypt=False, gate_keys=sp_keys, **gate_settings)``:
-    a SimpleSAMLphp IdP that trusts a gate on http://127.0.0.1:PORT, and that gate."""
+    """``make(idp_knows_sp_cert=False, encrypt=False, gate_keys=sp_keys, edit_metadata=str,
+    **gate_settings)``: a SimpleSAMLphp IdP that trusts a gate on http://127.0.0.1:PORT, and that
+    gate (given the IdP's metadata through ``edit_metadata``)."""
 
     def make(
         *,
         idp_knows_sp_cert: bool = False,
         encrypt: bool = False,
         gate_keys: KeyPair | None = None,
+        edit_metadata: Callable[[str], str] = str,
         **settings: Any,
     ) -> tuple[SimpleSamlPhp, GateServer]:
         n = next(_counter)
@@ -89,7 +91,7 @@ def ssp_gate(
         gate = start_gate(
             sock,
             base_url=base_url,
-            idp_metadata=httpx.get(idp.local_metadata_url).text,
+            idp_metadata=edit_metadata(httpx.get(idp.local_metadata_url).text),
             sp_keys=gate_keys or sp_keys,
             state_dir=tmp_path / f"gate-{n}",
             **settings,

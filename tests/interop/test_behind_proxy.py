@@ -175,6 +175,11 @@ async def test_forged_headers_do_not_move_the_sp_urls(
     assert echo["host"] == "evil.example"
     assert {"scheme": echo["scheme"], "client": echo["client"]} == seen
     start = await client.get(base + "/private/report", headers=HTML_ACCEPT)
+    # A forged Host is sent to base_url before any sign-in starts, never to the forged host;
+    # where the redirect comes straight back (a proxy rewriting Host), the sign-in starts.
+    assert (start.status_code, start.headers["location"]) == (303, PUBLIC_URL + "/private/report")
+    guard = {**HTML_ACCEPT, "cookie": "saml_gate_readdressed=1"}
+    start = await client.get(base + "/private/report", headers=guard)
     assert start.status_code == 303
     request = authn_request(start.headers["location"])
     assert request.get("AssertionConsumerServiceURL") == PUBLIC_ACS

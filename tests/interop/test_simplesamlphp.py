@@ -8,6 +8,7 @@ loopback; httpx plays the browser.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -161,14 +162,28 @@ async def test_authorized_groups(
         assert (await client.get(gate.base_url + "/whoami")).status_code == 403
 
 
-@pytest.mark.parametrize("setting", [True, None], ids=["sign_authn_requests", "from metadata"])
+def metadata_not_asking(xml: str) -> str:
+    """The IdP's metadata without WantAuthnRequestsSigned (Okta's never has it)."""
+    return xml.replace('WantAuthnRequestsSigned="true"', 'WantAuthnRequestsSigned="false"')
+
+
+@pytest.mark.parametrize(
+    ("setting", "edit"),
+    [(True, str), (None, str), (None, metadata_not_asking)],
+    ids=["sign_authn_requests", "from metadata", "sp_key configured"],
+)
 async def test_signed_authn_requests_checked_by_the_idp(
-    ssp_gate: SspGate, client: httpx.AsyncClient, setting: bool | None
+    ssp_gate: SspGate,
+    client: httpx.AsyncClient,
+    setting: bool | None,
+    edit: Callable[[str], str],
 ) -> None:
-    """With SP_CERT_FILE the IdP verifies the request's signature. The gate signs when
-    sign_authn_requests=True, or by default when the metadata says WantAuthnRequestsSigned."""
-    idp, gate = ssp_gate(idp_knows_sp_cert=True, sign_authn_requests=setting)
+    """With SP_CERT_FILE the IdP verifies the request's signature (as Okta with "Signed
+    Requests"). The gate signs when sign_authn_requests=True, and by default when an SP key is
+    configured or the metadata says WantAuthnRequestsSigned."""
+    idp, gate = ssp_gate(idp_knows_sp_cert=True, sign_authn_requests=setting, edit_metadata=edit)
     assert 'WantAuthnRequestsSigned="true"' in httpx.get(idp.local_metadata_url).text
+    assert gate.gate.core.sp.sign_requests
     location = await start_at_gate(client, gate.base_url + "/private/signed")
     query = parse_qs(urlsplit(location).query)
     assert query["SigAlg"] == [X.RSA_SHA256]

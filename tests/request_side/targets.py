@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from saml_gate import SamlGate
 from saml_gate.devidp.response import ResponseSpec, issue_response
@@ -92,7 +92,9 @@ class Target:
 
     @property
     def host(self) -> bytes:
-        return f"127.0.0.1:{self.port}".encode()
+        """The Host a browser sends: base_url's (a twin stands in for its target's address;
+        the gate starts no sign-in at an address other than base_url)."""
+        return urlsplit(self.base_url).netloc.encode()
 
     @property
     def acs_url(self) -> str:

@@ -92,7 +92,7 @@ TEMPLATES = [
     }
 ]
 
-# The users, groups and admin log; .saml-gate/ (ignored by git) holds the gate's keys too.
+# The users, groups and admin log, in .saml-gate/ (ignored by git) of the current directory.
 _DB_PATH = Path(os.environ.get("DJANGO_DB_PATH") or ".saml-gate/django-example.sqlite3")
 _DB_PATH.parent.mkdir(parents=True, exist_ok=True)
 DATABASES: dict[str, Any] = {

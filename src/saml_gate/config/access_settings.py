@@ -30,6 +30,9 @@ class SessionFields:
             " the first signs, all verify",
             kind=SECRETS,
             flag=True,
+            flag_help=f"session signing secret(s), at least {MIN_SECRET_LENGTH} characters, the"
+            " first signs. Shown to every user in `ps`: prefer --secret-key-file or"
+            " SAML_GATE_SECRET_KEY",
         )
     )
     maximum_duration: float = setting(

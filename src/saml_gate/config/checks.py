@@ -27,6 +27,11 @@ KNOWN_NAME_ID_FORMATS: Final = (
 )
 
 
+def is_url(value: str) -> bool:
+    """Whether a source setting (idp_metadata) is an http(s) URL rather than XML or a path."""
+    return value.strip().lower().startswith(("https://", "http://"))
+
+
 def is_loopback_host(host: str) -> bool:
     """True for ``localhost`` (and its subdomains) and loopback addresses (127/8, ::1, mapped)."""
     host = host.strip().lower().rstrip(".")

@@ -8,6 +8,7 @@ and a comma-separated list, a repeatable flag for the access rules. Flags defaul
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from typing import Any
 
 from saml_gate.config.declaration import Declared, declarations, declared
@@ -15,6 +16,7 @@ from saml_gate.config.environment import env_value
 from saml_gate.config.kinds import BOOL, FLOAT, INT, RULES, SECRETS, TEXTS
 from saml_gate.config.reference import flag_help
 from saml_gate.config.settings import GateSettings
+from saml_gate.errors import ConfigError
 
 
 def gate_flags() -> tuple[Declared, ...]:
@@ -32,9 +34,12 @@ def _argparse_options(d: Declared) -> dict[str, Any]:
     return {}
 
 
-def add_gate_flags(parser: argparse.ArgumentParser) -> None:
+def add_gate_flags(parser: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """The gate flags (``only``: those of these settings, for a command that reads no others)."""
     group = parser.add_argument_group("gate settings (also SAML_GATE_<NAME> variables)")
     for d in gate_flags():
+        if only is not None and d.name not in only:
+            continue
         group.add_argument(
             str(d.flag),
             dest=d.name,
@@ -61,3 +66,21 @@ def gate_options(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             options[d.name] = value
     return options
+
+
+def flag_message(problem: ConfigError, given: Collection[str]) -> str:
+    """A settings problem as a command line speaks of it: by its flag when the value came from
+    one (``--base-url: must be ...``), a missing required setting by its flag and variable."""
+    try:
+        d = declared(GateSettings, problem.setting)
+    except KeyError:
+        return str(problem)
+    if d.flag is None:
+        return str(problem)
+    if d.name in given:
+        return f"{d.flag}: {problem.problem}"
+    if problem.problem.startswith("is required (keyword"):
+        return f"{d.flag} is required (or the {d.env_name} variable)"
+    if problem.problem.startswith("is required"):
+        return f"{d.flag} (or {d.env_name}) {problem.problem}"
+    return str(problem)

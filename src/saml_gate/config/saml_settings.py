@@ -64,8 +64,10 @@ class SpFields:
         shown_default="generated in `state_dir`",
     )
     state_dir: str = setting(
-        ".saml-gate",
-        help="development keys and the IdP metadata cache",
+        "~/.saml-gate",
+        help="the SP key pair when `sp_key` is not set (`saml-gate keygen` writes it there too),"
+        " development IdP keys and the IdP metadata cache; one per user, whatever the current"
+        " directory",
         flag=True,
     )
     name_id_format: str = setting(
@@ -80,9 +82,11 @@ class SpFields:
     )
     sign_authn_requests: bool | None = setting(
         None,
-        help="sign AuthnRequests (RSA-SHA256)",
+        help="sign AuthnRequests (RSA-SHA256); an IdP that has the SP certificate (uploaded for"
+        " Single Logout) may demand it",
         kind=BOOL,
-        shown_default="as the IdP metadata asks",
+        shown_default="when sp_key is set or the IdP metadata asks",
+        flag=True,
     )
 
     # ------------------------------------------------------------------ derived URLs

@@ -25,6 +25,7 @@ from saml_gate.config.checks import (
     SECURE_DIGEST_ALGORITHMS,
     SECURE_SIGNATURE_ALGORITHMS,
     is_loopback_host,
+    is_url,
 )
 from saml_gate.config.declaration import ENV_PREFIX, declarations
 from saml_gate.config.environment import read_environment
@@ -131,6 +132,16 @@ class GateSettings(
             "slo_url": self.slo_url,
             "groups_attribute": self.groups_attribute,
             "name_id_format": self.name_id_format.rsplit(":", 1)[-1],
+            "signing_key_fix": (
+                "The gate refetched the metadata from the idp_metadata URL at once and the key"
+                " is still unknown: check that idp_metadata is the metadata URL of this very app"
+                " (Okta: Sign On tab → 'Identity Provider metadata') and that the IdP publishes"
+                " the certificate it signs with there."
+                if is_url(self.idp_metadata or "")
+                else "Replace the metadata: download it again (Okta: Sign On tab → 'Identity"
+                " Provider metadata') and restart, or give idp_metadata as the metadata URL so a"
+                " key rollover is picked up at once, without a restart."
+            ),
         }
 
     @property

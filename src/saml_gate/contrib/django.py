@@ -17,11 +17,15 @@ Configure with ``SAML_GATE_USERS`` in the Django settings (all optional)::
         "superuser_groups": ["admins"], # is_superuser exactly for members (idem; implies staff)
     }
 
-A user made inactive in Django is refused (403), whatever the IdP says.
+A user made inactive in Django is refused (403), whatever the IdP says. Django's admin login form
+(a password form, which can never work under single sign-on) is never shown to a signed-in
+person: staff are sent on to the admin, everyone else gets a page naming what is missing (staff
+status, and which groups map to it).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -34,11 +38,14 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from saml_gate.errors import ConfigError
 from saml_gate.user import SamlUser
+from saml_gate.web.pages import page_document
 
 log = logging.getLogger("saml_gate.django")
 
@@ -167,3 +174,53 @@ class SamlGateUserMiddleware(AuthenticationMiddleware):  # type: ignore[misc]
 
         request.user = SimpleLazyObject(resolve)
         request.auser = auser
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        """Instead of the admin's password form: the admin for staff, else a page saying why."""
+        match = request.resolver_match
+        if match is None or match.url_name != "login" or "admin" not in match.namespaces:
+            return None
+        identity = getattr(request, "scope", {}).get("user")
+        if not isinstance(identity, SamlUser):
+            return None
+        user = request.user
+        if user.is_active and user.is_staff:
+            wanted = request.GET.get("next", "")
+            safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()})
+            return HttpResponseRedirect(wanted if wanted and safe else reverse("admin:index"))
+        return HttpResponseForbidden(_not_staff_page(identity, user, self.mapping))
+
+
+def _not_staff_page(identity: SamlUser, user: Any, mapping: UserMapping) -> str:
+    """Why a signed-in person may not use Django's admin, and what would change that (HTML)."""
+    e = html.escape
+    groups = ", ".join(f"<code>{e(g)}</code>" for g in identity.groups) or "none"
+    mapped = [*mapping.staff_groups, *mapping.superuser_groups]
+    if mapped:
+        fix = (
+            "Staff status comes from the IdP's groups (<code>SAML_GATE_USERS</code>"
+            " <code>staff_groups</code> / <code>superuser_groups</code>): members of "
+            + " or ".join(f"<code>{e(g)}</code>" for g in dict.fromkeys(mapped))
+            + " are staff. Ask an administrator to add you to one of them at the IdP (names are"
+            " case-sensitive), then sign in again."
+        )
+    else:
+        fix = (
+            "<code>SAML_GATE_USERS</code> maps no group to staff status (no"
+            " <code>staff_groups</code> or <code>superuser_groups</code>), so it is set in Django"
+            " only: an administrator must tick &#x27;Staff status&#x27; for your account in the"
+            " admin, or set <code>staff_groups</code>."
+        )
+    body = (
+        "<h1>Django's admin needs staff status</h1>"
+        f"<p>You are signed in as <b>{e(user.get_username())}</b>, but this Django account"
+        f" {'is disabled' if not user.is_active else 'is not staff'}, and the admin's password"
+        " form cannot help: sign-in goes through single sign-on only.</p>"
+        f"<p class=hint>{fix}</p>"
+        f"<p class=groups>Your groups, as the IdP sent them: {groups}</p>"
+        "<p class=links><a href='/'>Back to the application</a>"
+        "<a href='/saml/logout'>Sign out</a></p>"
+    )
+    return page_document("Staff status needed", body)

@@ -8,6 +8,10 @@
     @app.get("/admin", dependencies=[Depends(require_groups("admins"))])
     async def admin() -> ...: ...
 
+Call ``use_gate_error_pages(app)`` once so that a person a dependency refuses in a browser sees
+the gate's error page (with the groups the route asks for, their own groups and links to sign in
+again or out); API clients keep the JSON answer either way.
+
 The gate signs people in (or refuses them) before FastAPI runs; these dependencies only read
 ``scope["user"]``. They answer 401 where there is no identity (a public path, or an app that is
 not behind the gate) and 403 when the person is in none of the groups. In the OpenAPI schema they
@@ -22,15 +26,17 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
-from fastapi import Depends, HTTPException, Security, WebSocketException
+from fastapi import Depends, FastAPI, HTTPException, Request, Security, WebSocketException
 from fastapi.openapi.models import APIKey, APIKeyIn
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.status import WS_1008_POLICY_VIOLATION
 
-from saml_gate.errors import ERRORS, ErrorCode
+from saml_gate.errors import ERRORS, ErrorCode, GateError
 from saml_gate.user import SamlUser
+from saml_gate.web.pages import error_body, page_document
 
 __all__ = [
     "GATE_RESPONSES",
@@ -40,6 +46,7 @@ __all__ = [
     "optional_user",
     "require_groups",
     "require_user",
+    "use_gate_error_pages",
 ]
 
 _ERROR_BODY: Final = {
@@ -94,6 +101,7 @@ class SamlSession(SecurityBase):
             f" ({prefix}/login). Groups listed for an operation: membership of any one.",
         )
         self.scheme_name = scheme_name
+        self.prefix = prefix
         self.login_path = prefix + "/login"
 
     async def __call__(
@@ -113,17 +121,84 @@ class SamlSession(SecurityBase):
             s.removeprefix("group:") for s in security_scopes.scopes if s.startswith("group:")
         ]
         if groups and not user.in_group(*groups):
-            raise _refusal(connection, "forbidden")
+            hint = (
+                "This page is for members of "
+                + " or ".join(repr(g) for g in groups)
+                + " (group names are case-sensitive). Ask an administrator to add you to one"
+                " of them at the IdP, then sign in again."
+            )
+            raise _refusal(connection, "forbidden", hint=hint, user=user, prefix=self.prefix)
         return user
 
 
-def _refusal(connection: HTTPConnection, code: ErrorCode, **extra: str) -> Exception:
+class GateRefusal(HTTPException):
+    """A dependency's 401 or 403: JSON, or with :func:`use_gate_error_pages` a page for browsers."""
+
+    def __init__(
+        self, code: ErrorCode, detail: dict[str, str], headers: dict[str, str] | None, **page: Any
+    ) -> None:
+        super().__init__(ERRORS[code].status, detail=detail, headers=headers)
+        self.code = code
+        self.body = detail
+        self.page = page
+
+
+def _refusal(
+    connection: HTTPConnection,
+    code: ErrorCode,
+    *,
+    hint: str | None = None,
+    user: SamlUser | None = None,
+    prefix: str = "/saml",
+    **extra: str,
+) -> Exception:
     info = ERRORS[code]
     if connection.scope["type"] == "websocket":
         return WebSocketException(WS_1008_POLICY_VIOLATION, reason=code)
-    detail = {"error": code, "message": info.title, "hint": info.hint, **extra}
+    detail = {"error": code, "message": info.title, "hint": hint or info.hint, **extra}
     headers = {"WWW-Authenticate": 'SAML realm="saml-gate"'} if info.status == 401 else None
-    return HTTPException(info.status, detail=detail, headers=headers)
+    return GateRefusal(code, detail, headers, user=user, prefix=prefix)
+
+
+def use_gate_error_pages(app: FastAPI) -> None:
+    """Answer the dependencies' refusals to a browser's page load with the gate's error page."""
+    app.add_exception_handler(GateRefusal, _answer_refusal)
+
+
+async def _answer_refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GateRefusal)
+    h = request.headers
+    accept = h.get("accept", "")
+    navigation = (
+        request.method in ("GET", "HEAD")
+        and "text/html" in accept
+        and h.get("sec-fetch-mode", "navigate") in ("navigate", "nested-navigate")
+        and not h.get("x-requested-with")
+    )
+    if not navigation:
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    detail = exc.body
+    user: SamlUser | None = exc.page.get("user")
+    prefix: str = exc.page.get("prefix", "/saml")
+    root = request.scope.get("root_path", "")
+    here = request.url.path + ("?" + request.url.query if request.url.query else "")
+    links = [
+        ("Sign in again", root + prefix + "/login?" + urlencode({"return_to": here})),
+        ("Back to the application", root + "/"),
+    ]
+    if user is not None:
+        links.append(("Sign out", root + prefix + "/logout"))
+    body = error_body(
+        GateError(exc.code),
+        detail["hint"],
+        show_detail=False,
+        extra={"request_id": request.headers.get("x-request-id", "")},
+        links=links,
+        groups=user.groups if user is not None else None,
+    )
+    page = HTMLResponse(page_document(detail["message"], body), exc.status_code, exc.headers)
+    page.headers["cache-control"] = "no-store"
+    return page
 
 
 require_user: Final = SamlSession()

@@ -89,10 +89,8 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "unknown_signing_certificate": ErrorInfo(
         400,
         "The Response is signed with a certificate this gate does not know",
-        "The IdP signs with a certificate that is not in the metadata the gate loaded: it"
-        " rotated its signing key. Download the IdP metadata again (Okta: Sign On tab → "
-        "'Identity Provider metadata'), or give idp_metadata as the metadata URL so key "
-        "rollovers are picked up automatically.",
+        "The IdP signs with a certificate that is not in the metadata the gate loaded (it"
+        " rotated its signing key, or the metadata is another app's). {signing_key_fix}",
     ),
     "signature_structure": ErrorInfo(
         400,
@@ -160,6 +158,13 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
         "The assertion is addressed to another recipient",
         "In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' (and Recipient"
         " URL) to {acs_url}.",
+    ),
+    "wrong_acs_url": ErrorInfo(
+        400,
+        "The sign-in response was sent to the wrong address",
+        "The IdP posted its SAMLResponse here, but this gate's Assertion Consumer Service is"
+        " {acs_url}. In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' to"
+        " {acs_url} and tick 'Use this for Recipient URL and Destination URL'.",
     ),
     "wrong_audience": ErrorInfo(
         400,

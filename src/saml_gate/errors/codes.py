@@ -28,6 +28,7 @@ ErrorCode = Literal[
     "wrong_issuer",
     "wrong_destination",
     "wrong_recipient",
+    "wrong_acs_url",
     "wrong_audience",
     "audience_placeholder",
     "not_yet_valid",

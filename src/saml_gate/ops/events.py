@@ -39,6 +39,7 @@ EVENT_FIELDS: Final = (
     "method",
     "path",
     "idp_initiated",
+    "step_up",
     "duration_ms",
 )
 
@@ -72,6 +73,7 @@ class AuthEvent:
     method: str | None = None
     path: str | None = None
     idp_initiated: bool | None = None
+    step_up: bool | None = None
     duration_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -94,6 +96,34 @@ class AuthEvent:
         return data
 
 
+#: What browsers fetch on their own (a tab's icon): a refusal there is not worth a second line.
+_BROWSER_FETCHES: Final = ("/favicon.ico", "/apple-touch-icon")
+
+
+def _level(event: AuthEvent) -> int:
+    if event.outcome == "success":
+        return logging.INFO
+    if event.event == "policy_denied" and (event.path or "").startswith(_BROWSER_FETCHES):
+        return logging.DEBUG  # a browser's own icon request doubles every denial otherwise
+    return logging.WARNING
+
+
+def _summary(event: AuthEvent) -> str:
+    """The rest of a sign-in's line: what an operator asks first (which groups, which IdP,
+    started here or at the IdP, a step-up, and the request id to find it again)."""
+    if event.event != "login":
+        return ""
+    parts = [
+        f"groups=[{', '.join(event.groups)}]",
+        f"idp={event.issuer or '?'}",
+        f"idp_initiated={'yes' if event.idp_initiated else 'no'}",
+    ]
+    if event.step_up is not None:
+        parts.append(f"step_up={'yes' if event.step_up else 'no'}")
+    parts.append(f"request_id={event.request_id or '-'}")
+    return " " + " ".join(parts)
+
+
 class EventSink:
     """Fans events out to the log, the hooks and an optional metrics recorder."""
 
@@ -106,16 +136,14 @@ class EventSink:
         """Log, count and hand the event to the hooks (in the background: never blocks)."""
         if event.event not in KINDS:
             raise ValueError(f"unknown auth event {event.event!r}")
-        level = logging.INFO if event.outcome == "success" else logging.WARNING
-        who = event.name_id or event.client or "?"
-        what = f" {event.error_code}" if event.error_code else ""
         log.log(
-            level,
-            "saml-gate %s %s%s%s",
+            _level(event),
+            "saml-gate %s %s%s%s%s",
             event.event,
-            who,
-            what,
+            event.name_id or event.client or "?",
+            f" {event.error_code}" if event.error_code else "",
             f" ({event.reason})" if event.reason else "",
+            _summary(event),
             extra={name: getattr(event, name) for name in EVENT_FIELDS} | event.extra,
         )
         if self.metrics is not None:

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import email.utils
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import httpx
 from cryptography import x509
 
+from saml_gate.config.checks import is_url
+from saml_gate.config.declaration import declarations
 from saml_gate.config.groups import IdpSettings, TimingSettings
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
+from saml_gate.saml.sp import load_sp_keys
+
+if TYPE_CHECKING:
+    from saml_gate.runtime.core import GateCore
 
 EXPIRY_WARNING_DAYS = 30
 
@@ -55,7 +64,14 @@ def certificate_days_left(pem: bytes, now: float) -> tuple[str, float]:
 
 def _check_certificate(report: Report, what: str, pem: bytes, now: float) -> None:
     subject, days = certificate_days_left(pem, now)
-    if days < 0:
+    if days < 0 and what.startswith("IdP"):
+        report.warn(
+            f"{what} {subject} expired {-days:.0f} days ago: the gate still accepts its"
+            " signatures, because trust comes from the IdP metadata, not from the certificate's"
+            " dates (as Okta and Shibboleth treat metadata keys); have the IdP roll its key over"
+            " before some other service provider refuses it"
+        )
+    elif days < 0:
         report.fail(f"{what} {subject} expired {-days:.0f} days ago")
     elif days < EXPIRY_WARNING_DAYS:
         report.warn(f"{what} {subject} expires in {days:.0f} days")
@@ -70,7 +86,7 @@ class ClockCheckSettings(IdpSettings, TimingSettings, Protocol):
 def _check_clock(report: Report, settings: ClockCheckSettings) -> None:
     """Compare this machine's clock with the IdP's (the Date header of its metadata URL)."""
     source = (settings.idp_metadata or "").strip()
-    if not source.lower().startswith(("http://", "https://")):
+    if not is_url(source):
         report.ok_("clock: not compared (the IdP metadata is not a URL)")
         return
     try:
@@ -94,25 +110,72 @@ def _check_clock(report: Report, settings: ClockCheckSettings) -> None:
         report.ok_(f"clock: within {abs(offset):.0f} s of the IdP's")
 
 
-def run_checks(options: dict[str, Any]) -> Report:
-    from saml_gate.runtime.core import GateCore
+#: Values the further checks use in place of a required setting that has a problem.
+_STAND_INS: Final[dict[str, Any]] = {
+    "base_url": "http://127.0.0.1:8000",
+    "secret_key": "stand-in secret for saml-gate check only",
+}
 
-    report = Report()
+
+def _load_settings(
+    report: Report, options: dict[str, Any], describe: Callable[[ConfigError], str]
+) -> GateSettings | None:
+    """The settings; on problems, each is a FAIL and the other checks go on with stand-ins
+    (defaults) for the settings at fault, unless the IdP's own settings are among them."""
     try:
         settings = GateSettings.load(**options)
     except ConfigError as exc:
-        for problem in exc.problems if isinstance(exc, ConfigErrors) else (exc,):
-            report.fail(str(problem))
-        return report
+        problems = exc.problems if isinstance(exc, ConfigErrors) else (exc,)
+        for problem in problems:
+            report.fail(describe(problem))
+        at_fault = {p.setting for p in problems}
+        if at_fault & {"idp_metadata", "dev_idp", "idp_entity_id"}:
+            return None
+        known = {d.name: d for d in declarations(GateSettings)}
+        stand_ins = {
+            name: _STAND_INS[name] if known[name].required else known[name].default
+            for name in at_fault
+            if name in known and (name in _STAND_INS or not known[name].required)
+        }
+        unset = {known[name].env_name for name in stand_ins}
+        environ = {k: v for k, v in os.environ.items() if k not in unset}
+        try:
+            settings = GateSettings.load(environ, **{**options, **stand_ins})
+        except ConfigError:
+            return None
+        report.lines.append("  ...   the checks below go on with stand-ins for the settings above")
+        return settings
     report.ok_(f"settings: base_url {settings.base_url}, entity ID {settings.entity_id}")
+    return settings
+
+
+def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] = str) -> Report:
+    """Every check, every problem reported: settings, then the SP keys, the IdP, the clock.
+    ``describe`` words a settings problem (the CLI names the flag)."""
+    from saml_gate.runtime.core import GateCore
+
+    report = Report()
+    settings = _load_settings(report, options, describe)
+    if settings is None:
+        return report
     if settings.base_url.startswith("http://") and not settings.base_is_loopback:
         report.warn("base_url is plain http on a public host: use the https URL of the tunnel")
     if settings.debug:
         report.warn("debug is on: error details are shown to every client")
+    key_path = Path(settings.state_dir).expanduser() / "sp.key.pem"
+    pair_existed = bool(settings.sp_key) or key_path.exists()
+    try:
+        keys = load_sp_keys(settings)
+    except ConfigError as exc:
+        report.fail(describe(exc))
+        _check_clock(report, settings)
+        return report
     try:
         core = GateCore(settings)
     except ConfigError as exc:
-        report.fail(str(exc))
+        report.fail(describe(exc))
+        _check_certificate(report, "SP certificate", keys.cert_pem, time.time())
+        _check_clock(report, settings)
         return report
     idp = core.idp
     source = "URL" if core.idp_source is not None and core.idp_source.is_url else "file/inline"
@@ -123,12 +186,50 @@ def run_checks(options: dict[str, Any]) -> Report:
     for pem in idp.signing_certs:
         _check_certificate(report, "IdP signing certificate", pem, now)
     _check_certificate(report, "SP certificate", core.sp_keys.cert_pem, now)
-    if not settings.sp_key:
-        report.warn(
-            f"SP key pair is a development pair from {settings.state_dir}: set sp_key and "
-            "sp_cert (saml-gate keygen) for production"
-        )
     report.ok_("SP key matches the SP certificate")
+    if not settings.sp_key:
+        _check_unconfigured_pair(report, core, str(key_path.parent), pair_existed)
+    if core.sp.sign_requests:
+        report.ok_("AuthnRequests are signed (RSA-SHA256): the IdP must have the SP certificate")
+    elif idp.want_authn_requests_signed:
+        report.fail("the IdP metadata asks for signed AuthnRequests: unset sign_authn_requests")
+    else:
+        report.ok_(
+            "AuthnRequests are not signed: an IdP given the SP certificate may demand it"
+            " (set sp_key or sign_authn_requests)"
+        )
     _check_clock(report, settings)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
     return report
+
+
+def _check_unconfigured_pair(report: Report, core: GateCore, where: str, existed: bool) -> None:
+    """The SP key pair comes from ``state_dir`` (sp_key and sp_cert are not set). The IdP knows
+    one SP certificate, the one it was given: a pair made in another shell, machine or
+    state_dir is another one, and the IdP refuses what it signs."""
+    origin = (
+        f"the SP key pair was generated just now in {where}"
+        if not existed
+        else f"the SP key pair is the one found in {where} (sp_key and sp_cert are not set)"
+    )
+    fix = (
+        "run saml-gate keygen, set --sp-key and --sp-cert (SAML_GATE_SP_KEY, SAML_GATE_SP_CERT)"
+        " to its files and give the IdP that certificate (saml-gate setup)"
+    )
+    if core.sp.sign_requests:
+        why = (
+            "sign_authn_requests is on"
+            if core.settings.sign_authn_requests
+            else "the IdP metadata asks for it (WantAuthnRequestsSigned)"
+        )
+        known = (
+            "the IdP must hold this very certificate, and a shell, machine or container"
+            " without this state_dir makes another pair, whose signatures the IdP refuses"
+            if existed
+            else "no IdP can know its certificate yet"
+        )
+        report.fail(f"{origin}, and AuthnRequests are signed ({why}): {known}. Fix: {fix}")
+    elif core.idp.slo_url and core.settings.idp_logout:
+        report.warn(f"{origin}: Single Logout messages to the IdP are signed with it. {fix}")
+    else:
+        report.warn(f"{origin}: fine for a trial; for production {fix}")

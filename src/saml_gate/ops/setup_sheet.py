@@ -12,6 +12,7 @@ from typing import Protocol
 
 from saml_gate.config.groups import PolicySettings, SpSettings, VerifierSettings
 from saml_gate.saml import xmlconst as X
+from saml_gate.saml.sp import signs_authn_requests
 
 _NAME_ID_FORMATS = {
     X.NAMEID_EMAIL: "EmailAddress",
@@ -40,8 +41,14 @@ class SetupSheet:
     metadata_url: str
 
     @classmethod
-    def build(cls, settings: SheetSettings, sp_cert_pem: bytes) -> SetupSheet:
+    def build(
+        cls, settings: SheetSettings, sp_cert_pem: bytes, sign_requests: bool | None = None
+    ) -> SetupSheet:
+        """``sign_requests``: whether AuthnRequests are signed (None: as the settings say,
+        before any IdP metadata is known)."""
         s = settings
+        if sign_requests is None:
+            sign_requests = signs_authn_requests(s, idp_wants_signed=False)
         rows = (
             SheetRow(
                 "Single sign-on URL",
@@ -76,6 +83,16 @@ class SetupSheet:
                 "Response / Assertion Signature",
                 "Signed / Signed",
                 "Show Advanced Settings; Signature Algorithm RSA-SHA256, Digest SHA256.",
+            ),
+            SheetRow(
+                "Signed Requests",
+                "Ticked: AuthnRequests are signed (RSA-SHA256)"
+                if sign_requests
+                else "Unticked: AuthnRequests are not signed",
+                "Show Advanced Settings; upload the certificate below as the Signature Certificate."
+                if sign_requests
+                else "An IdP that has the SP certificate may demand signed requests: set sp_key"
+                " (saml-gate keygen) or sign_authn_requests to sign them.",
             ),
             SheetRow(
                 "Assertion Encryption",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.ops.events import EventSink
+from saml_gate.ops.logs import install_log_defaults
 from saml_gate.ops.metrics import GateMetrics
 from saml_gate.ops.warnings import StartupWarnings
 from saml_gate.runtime.background import BackgroundJob
@@ -38,6 +39,7 @@ class GateCore:
     def __init__(self, settings: GateSettings, store: Any = None) -> None:
         """``store``: a Store or a redis.asyncio.Redis client; None builds the ``store`` setting."""
         install_process_policy()  # before any XML reaches libxmlsec in this process
+        install_log_defaults()  # auth events visible under plain uvicorn; no SAML in logs
         self.settings = settings
         self.store: Store = open_store(settings, store)
         self.sp_keys = load_sp_keys(settings)
@@ -73,6 +75,13 @@ class GateCore:
         self.verifier = ResponseVerifier(self.settings, idp, self.sp_keys.key_pem)
         self.logout_verifier = LogoutVerifier(self.settings, idp)
         self.work_spec = WorkSpec.of(self.settings, idp, self.sp_keys)
+
+    async def refetch_signing_keys(self, seen: IdpInfo) -> bool:
+        """After ``unknown_signing_certificate``: refetch a metadata URL at once (rate-limited);
+        True when newer metadata than ``seen`` is in use and the Response is worth re-verifying."""
+        if self.idp_source is None:
+            return False
+        return await self.idp_source.refetch_for_unknown_key(seen)
 
     @property
     def workers(self) -> WorkerPool | None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
+from saml_gate.errors import GateError
 from saml_gate.runtime.worker_wire import (
     login_from_wire,
     logout_message_from_wire,
@@ -32,6 +33,7 @@ from saml_gate.web.forms import decode_form_value
 if TYPE_CHECKING:
     from saml_gate.config.settings import GateSettings
     from saml_gate.runtime.workers import WorkSpec
+    from saml_gate.saml.idp import IdpInfo
     from saml_gate.saml.logout import IdpLogoutMessage, LogoutVerifier
     from saml_gate.saml.response import ResponseVerifier, VerifiedLogin
     from saml_gate.saml.sp import ServiceProvider
@@ -48,21 +50,45 @@ class SamlParts(Protocol):
     (requests in flight keep those they already hold)."""
 
     settings: GateSettings
+    idp: IdpInfo
     verifier: ResponseVerifier
     sp: ServiceProvider
     logout_verifier: LogoutVerifier
     work_spec: WorkSpec
 
+    async def refetch_signing_keys(self, seen: IdpInfo) -> bool: ...
+
 
 class Engine(ABC):
     """Reads what the IdP sends and builds what goes to it, off the event loop."""
 
-    @abstractmethod
+    _parts: SamlParts
+
     async def verify_response(
         self, posted_value: str, expected_ids: Collection[str], now: float, client_address: str
     ) -> VerifiedLogin:
         """The verified login in a SAMLResponse as posted (still form-encoded: decoding is part
-        of the work). ``client_address``: the client as ``trusted_proxies`` resolve it, or ""."""
+        of the work). ``client_address``: the client as ``trusted_proxies`` resolve it, or "".
+
+        Signed with a certificate the metadata lacks (an IdP key rollover): a metadata URL is
+        refetched at once (rate-limited), and when newer metadata came, the same Response is
+        verified once more with it, so the sign-in is not lost."""
+        seen = self._parts.idp
+        try:
+            return await self._verify(posted_value, expected_ids, now, client_address)
+        except GateError as error:
+            if error.code != "unknown_signing_certificate":
+                raise
+            if not await self._parts.refetch_signing_keys(seen):
+                raise
+        log.info("saml-gate: verifying the Response again with the refetched IdP metadata")
+        return await self._verify(posted_value, expected_ids, now, client_address)
+
+    @abstractmethod
+    async def _verify(
+        self, posted_value: str, expected_ids: Collection[str], now: float, client_address: str
+    ) -> VerifiedLogin:
+        """:meth:`verify_response` with the current metadata only."""
 
     @abstractmethod
     async def authn_request_url(self, relay_state: str, force_authn: bool) -> tuple[str, str]:
@@ -113,7 +139,7 @@ class ThreadEngine(Engine):
     async def _in_thread(self, work: Callable[[], _T]) -> _T:
         return await anyio.to_thread.run_sync(work, limiter=self.limiter)
 
-    async def verify_response(
+    async def _verify(
         self, posted_value: str, expected_ids: Collection[str], now: float, client_address: str
     ) -> VerifiedLogin:
         verifier = self._parts.verifier
@@ -191,12 +217,12 @@ class ProcessEngine(Engine):
                 raise
         return await in_thread()
 
-    async def verify_response(
+    async def _verify(
         self, posted_value: str, expected_ids: Collection[str], now: float, client_address: str
     ) -> VerifiedLogin:
         args = (posted_value, sorted(expected_ids), now, client_address)
         return await self._run(
-            "verify", args, login_from_wire, partial(self._threads.verify_response, *args)
+            "verify", args, login_from_wire, partial(self._threads._verify, *args)
         )
 
     async def authn_request_url(self, relay_state: str, force_authn: bool) -> tuple[str, str]:

@@ -31,7 +31,8 @@ from typing import Final
 import anyio
 import httpx
 
-from saml_gate.config.settings import GateSettings, is_loopback_host
+from saml_gate.config.checks import is_loopback_host, is_url
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.runtime.background import BackgroundJob
 from saml_gate.saml.idp import IdpInfo, parse_idp_metadata, read_metadata_source
@@ -127,10 +128,6 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     return bytes(body)
 
 
-def is_url(value: str) -> bool:
-    return value.strip().lower().startswith(("https://", "http://"))
-
-
 def parse_duration(text: str) -> float | None:
     """Seconds in an xs:duration of days/hours/minutes/seconds (``PT1H``, ``P1D``), else None."""
     match = _DURATION.match(text.strip())
@@ -179,6 +176,8 @@ class IdpMetadataSource:
         self.last_error: str | None = None
         self.current: IdpInfo | None = None
         self._refresher = BackgroundJob(self._refresh_forever)
+        self._refetch_lock: anyio.Lock | None = None
+        self._refetched_at: float | None = None
         digest = hashlib.sha256(self._source.encode()).hexdigest()[:16]
         self.cache_path = Path(settings.state_dir).expanduser() / f"idp-metadata-{digest}.xml"
 
@@ -202,7 +201,7 @@ class IdpMetadataSource:
                 info = parse_idp_metadata(xml, self._settings.idp_entity_id)
             except (httpx.HTTPError, ValueError, ConfigError) as exc:
                 error = describe_failure(exc)
-                log.warning(
+                log.debug(  # the outcome is one line: the cached copy used, or a ConfigError
                     "saml-gate: idp_metadata fetch %d/%d from %s failed: %s",
                     attempt + 1,
                     RETRIES,
@@ -308,6 +307,31 @@ class IdpMetadataSource:
             extra={"event": "metadata_updated"},
         )
         return True
+
+    async def refetch_for_unknown_key(self, seen: IdpInfo) -> bool:
+        """A Response was signed with a certificate that ``seen`` (the metadata it was checked
+        with) lacks: the IdP may have rolled its key over. True when newer metadata than ``seen``
+        is now in use, so the same Response is worth verifying again. Fetches at once for a URL
+        source, at most once per ``MIN_REFRESH`` seconds (concurrent sign-ins share one fetch;
+        forged Responses cannot make the gate hammer the IdP)."""
+        if not self.is_url:
+            return False
+        if self._refetch_lock is None:
+            self._refetch_lock = anyio.Lock()
+        async with self._refetch_lock:
+            if self.current is not seen:  # adopted while this Response was being checked
+                return True
+            now = self._settings.clock()
+            if self._refetched_at is not None and now - self._refetched_at < MIN_REFRESH:
+                return False
+            self._refetched_at = now
+            log.warning(
+                "saml-gate: a Response is signed with a certificate not in the IdP metadata;"
+                " refetching %s now (key rollover?)",
+                self._source,
+                extra={"event": "metadata_refetch"},
+            )
+            return await self.refresh_now()
 
     def next_delay(self) -> float:
         if self.last_error is not None or self.current is None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from saml_gate.config.groups import SpSettings
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.saml import xmlconst as X
@@ -144,7 +145,58 @@ def sp_metadata_xml(settings: GateSettings, keys: SpKeys, sign_requests: bool) -
     from saml2.metadata import entity_descriptor
 
     conf = SPConfig().load(sp_config(settings, keys, sign_requests))
-    return str(entity_descriptor(conf)).encode()
+    return readable_metadata(str(entity_descriptor(conf)))
+
+
+#: The prefixes people know from IdP screens and other SPs' metadata (pysaml2 writes ns0:, ns1:).
+_PREFIXES: dict[str, str] = {
+    X.NS_MD: "md",
+    X.NS_DS: "ds",
+    X.NS_XENC: "xenc",
+    X.NS_SAML: "saml",
+    "urn:oasis:names:tc:SAML:metadata:attribute": "mdattr",
+    "urn:oasis:names:tc:SAML:metadata:ui": "mdui",
+    "urn:oasis:names:tc:SAML:metadata:algsupport": "alg",
+}
+
+
+def readable_metadata(xml: str) -> bytes:
+    """Our own (unsigned) metadata, indented, with ``md:`` / ``ds:`` prefixes declared once at
+    the top: the same elements and values, for people reading or pasting it."""
+    from lxml import etree
+
+    source = etree.fromstring(
+        xml.encode(), etree.XMLParser(resolve_entities=False, no_network=True)
+    )
+    used = {etree.QName(e).namespace for e in source.iter() if isinstance(e.tag, str)}
+    nsmap = {prefix: uri for uri, prefix in _PREFIXES.items() if uri in used}
+    root = etree.Element(source.tag, dict(source.attrib), nsmap=nsmap)
+    _copy_children(source, root)
+    etree.indent(root, space="  ")
+    text: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return text
+
+
+def _copy_children(source: Any, target: Any) -> None:
+    from lxml import etree
+
+    target.text = source.text
+    for child in source:
+        if not isinstance(child.tag, str):
+            continue
+        copy = etree.SubElement(target, child.tag, dict(child.attrib))
+        _copy_children(child, copy)
+
+
+def signs_authn_requests(settings: SpSettings, idp_wants_signed: bool) -> bool:
+    """Whether AuthnRequests are signed: as ``sign_authn_requests`` says; when it is not set,
+    whenever an SP key is configured (an IdP that has its certificate, uploaded for Single
+    Logout, may refuse unsigned requests: SimpleSAMLphp does, Okta with "Signed Requests") or
+    the IdP metadata asks (WantAuthnRequestsSigned). The development key pair alone does not
+    sign: no IdP knows its certificate."""
+    if settings.sign_authn_requests is not None:
+        return settings.sign_authn_requests
+    return bool(settings.sp_key) or idp_wants_signed
 
 
 class ServiceProvider:
@@ -157,11 +209,7 @@ class ServiceProvider:
 
         self._settings = settings
         self._idp = idp
-        self.sign_requests = (
-            idp.want_authn_requests_signed
-            if settings.sign_authn_requests is None
-            else settings.sign_authn_requests
-        )
+        self.sign_requests = signs_authn_requests(settings, idp.want_authn_requests_signed)
         config = sp_config(settings, keys, self.sign_requests)
         config["metadata"] = {"inline": [idp.metadata_xml]}
         conf = SPConfig().load(config)

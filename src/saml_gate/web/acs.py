@@ -62,6 +62,11 @@ class AssertionConsumer:
                 "login",
                 "success",
                 idp_initiated=login.in_response_to is None,
+                step_up=login.in_response_to is not None  # we asked for ForceAuthn
+                and (
+                    core.settings.force_authn
+                    or self.policy.fresh_sign_in_for(view.app_path(return_path))
+                ),
                 duration_ms=round(verify_seconds * 1000, 3),
                 **view.event_fields(),
             )

@@ -78,7 +78,9 @@ class Info:
     async def setup(self, view: RequestView, receive: Receive) -> Response:
         """The Okta setup sheet: public values only (they are all in the SP metadata)."""
         require_method(view, "GET", "HEAD")
-        sheet = SetupSheet.build(self.core.settings, self.core.sp_keys.cert_pem)
+        sheet = SetupSheet.build(
+            self.core.settings, self.core.sp_keys.cert_pem, self.core.sp.sign_requests
+        )
         if not view.wants_json:
             return setup_page(sheet)
         rows = [{"field": r.field, "value": r.value, "note": r.note} for r in sheet.rows]

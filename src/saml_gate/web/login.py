@@ -16,9 +16,17 @@ from saml_gate.errors import GateError
 from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.core import GateCore
 from saml_gate.session.relay import safe_return_path
+from saml_gate.web.address import guard_cookie, on_base_url, wrong_address
 from saml_gate.web.pages import error_response
 from saml_gate.web.refusals import Refusals
-from saml_gate.web.request import RequestView, names_base_url, require_method
+from saml_gate.web.request import (
+    RequestView,
+    names_base_url,
+    posts_saml_response,
+    require_method,
+    saml_form_limit,
+    wrong_acs,
+)
 from saml_gate.web.responses import see_other, with_cookies
 
 log = logging.getLogger("saml_gate")
@@ -61,6 +69,13 @@ class Login:
             await self.refusals.deny_websocket(scope, receive, send, status=401)
             return
         clear = [self.core.sessions.clear_cookie()] if expired else []
+        settings = self.core.settings
+        if not view.wants_json and await posts_saml_response(
+            view, receive, limit=saml_form_limit(settings)
+        ):  # refused anyway (no session), so its body is nobody else's
+            refusal = self.refusals.error(view, wrong_acs(view, settings), event="login_refused")
+            await with_cookies(refusal, clear)(scope, receive, send)
+            return
         if view.is_navigation:
             response = await self.start(
                 view, view.path_and_query, extra_cookies=clear, force_authn=force_authn
@@ -92,6 +107,14 @@ class Login:
         if refusal is not None:
             return with_cookies(self.refusals.error(view, refusal), extra_cookies)
         self._warn_if_foreign(view.public_host)
+        readdress = wrong_address(view, self.core.settings)
+        if isinstance(readdress, GateError):
+            there = ("Open " + self.core.settings.base_url, on_base_url(view, self.core.settings))
+            page = self.refusals.error(view, readdress, links=[there])
+            return with_cookies(page, extra_cookies)
+        if readdress is not None:
+            guard = guard_cookie(self.core.settings)
+            return see_other(readdress, [*extra_cookies, guard])
         relay = self.core.relay
         key, relay_state = relay.start(return_path, view.cookie_header)
         request_id, location = await self.core.engine.authn_request_url(relay_state, force_authn)
@@ -105,8 +128,9 @@ class Login:
         if len(self._warned_hosts) < _MAX_WARNED_HOSTS:
             self._warned_hosts.add(seen)
         log.warning(
-            "saml-gate: a sign-in starts from %r but base_url is %s; the IdP will send the"
-            " browser to base_url, where its sign-in cookie is unknown (base_url_mismatch)",
+            "saml-gate: a sign-in starts from %r but base_url is %s (base_url_mismatch): the"
+            " browser is sent to base_url first, since the IdP answers there; set base_url to"
+            " the public URL people open",
             seen,
             self.core.settings.base_url,
             extra={"event": "base_url_mismatch"},

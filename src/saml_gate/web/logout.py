@@ -19,7 +19,7 @@ from saml_gate.session.pending_logout import PendingLogout
 from saml_gate.session.signing import signer
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
-from saml_gate.web.pages import idp_logout_note, sign_out_form, signed_out_page
+from saml_gate.web.pages import IDP_LOGOUT_NOTES, sign_out_form, signed_out_page
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import RequestView, read_form, require_method, saml_form_limit
 from saml_gate.web.responses import see_other, with_cookies
@@ -54,7 +54,8 @@ class Logout:
         user = session.user if session is not None else None
         if view.method == "GET":
             if user is None:
-                return signed_out_page(s.login_url)
+                note = IDP_LOGOUT_NOTES.get(view.query("done") or "")
+                return signed_out_page(s.login_url, note) if note else signed_out_page(s.login_url)
             token = self._signer.sign(user.session_id).decode()
             return sign_out_form(s.public_path("/logout"), user.display_name, token)
         form = await read_form(view, receive, limit=4096)
@@ -122,9 +123,12 @@ class Logout:
                 **view.event_fields(),
             )
         )
-        note = idp_logout_note(answer.success, answer.status, answer.partial)
+        done = "idp" if answer.success else "idp_failed"
+        clear = self._pending.clear_cookies()
+        if view.method == "GET":  # the answer is in the address bar: move on to a clean URL
+            return see_other(self._settings.public_path("/logout") + "?done=" + done, clear)
         return with_cookies(
-            signed_out_page(self._settings.login_url, note), self._pending.clear_cookies()
+            signed_out_page(self._settings.login_url, IDP_LOGOUT_NOTES[done]), clear
         )
 
     async def _logout_requested(

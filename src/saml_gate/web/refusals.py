@@ -7,7 +7,9 @@ shown the same way (details only to loopback clients or with ``debug``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Final
+from urllib.parse import urlencode
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -16,8 +18,10 @@ from starlette.types import Receive, Scope, Send
 from saml_gate.errors import GateError
 from saml_gate.ops.events import AuthEvent, EventKind
 from saml_gate.runtime.core import GateCore
-from saml_gate.web.pages import error_response
+from saml_gate.user import SamlUser
+from saml_gate.web.pages import Link, error_response
 from saml_gate.web.request import RequestView
+from saml_gate.web.request_line import route_path
 from saml_gate.web.ws_refusal import refuse_handshake
 
 #: Which auth event a refusal at each gate endpoint is.
@@ -44,12 +48,17 @@ class Refusals:
         error: GateError,
         *,
         event: EventKind | None = None,
+        user: SamlUser | None = None,
+        links: Sequence[Link] = (),
         **extra: str,
     ) -> Response:
         """The answer to a refused request, after emitting its auth event (by default the
-        one of the endpoint it was refused at)."""
+        one of the endpoint it was refused at). A page shows ``links`` and the usual ones,
+        and the groups of the signed-in ``user``."""
         s = self._settings
         kind = event or _EVENT_BY_ENDPOINT.get(view.gate_path(s.prefix), "request_refused")
+        if kind == "login_refused" and error.code == "method_not_allowed":
+            kind = "request_refused"  # GET /acs (a bookmark, a crawler) is no failed sign-in
         self._core.events.emit(
             AuthEvent(
                 kind,
@@ -70,7 +79,24 @@ class Refusals:
             show_detail=s.debug or view.is_local,
             extra=dict(extra),
             hint_context=s.public_values,
+            links=[*links, *self._links(view, signed_in=user is not None)],
+            groups=user.groups if user is not None else None,
         )
+
+    def _links(self, view: RequestView, *, signed_in: bool) -> list[Link]:
+        """Sign in again (back to this page when it is an app page), the app, and sign out."""
+        s = self._settings
+        routed = route_path(view.scope["path"], view.scope.get("root_path", ""))
+        under_gate = routed == s.prefix or routed.startswith(s.prefix + "/")
+        is_page = view.method in ("GET", "HEAD") and not under_gate
+        return_to = view.path_and_query if is_page else s.base_path + "/"
+        links: list[Link] = [
+            ("Sign in again", s.login_url + "?" + urlencode({"return_to": return_to})),
+            ("Back to the application", s.base_url + "/"),
+        ]
+        if signed_in:
+            links.append(("Sign out", s.base_url + s.prefix + "/logout"))
+        return links
 
     def _branded(self, view: RequestView, error: GateError) -> Response | None:
         """The ``on_error`` hook's page for an HTTP request, if it gives one. A hook that fails
@@ -91,11 +117,18 @@ class Refusals:
         return page
 
     async def refuse(
-        self, view: RequestView, error: GateError, receive: Receive, send: Send
+        self,
+        view: RequestView,
+        error: GateError,
+        receive: Receive,
+        send: Send,
+        *,
+        user: SamlUser | None = None,
     ) -> None:
-        """Refuse a request for the app (the access policy, a bad path, the store down)."""
+        """Refuse a request for the app (the access policy, a bad path, the store down);
+        ``user``: who was refused (their groups are shown)."""
         event: EventKind = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
-        response = self.error(view, error, event=event)
+        response = self.error(view, error, event=event, user=user)
         if view.scope["type"] == "websocket":
             await self.deny_websocket(view.scope, receive, send, status=error.status)
             return

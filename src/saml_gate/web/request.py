@@ -91,6 +91,13 @@ class RequestView:
         return host.strip().lower()
 
     @property
+    def scheme(self) -> str:
+        """The scheme the browser used, as far as the request tells (like ``public_host``)."""
+        forwarded = self.headers.get("x-forwarded-proto")
+        scheme = forwarded.split(",")[0] if forwarded else str(self.scope.get("scheme", "http"))
+        return scheme.strip().lower()
+
+    @property
     def is_navigation(self) -> bool:
         return self.method in ("GET", "HEAD") and not self.wants_json
 
@@ -160,3 +167,25 @@ async def read_form(
         if not message.get("more_body", False):
             break
     return parse_form(bytes(body), max_fields=20, encoded=encoded)
+
+
+async def posts_saml_response(view: RequestView, receive: Receive, *, limit: int) -> bool:
+    """Whether this is a form POST carrying a SAMLResponse (an IdP posting to the wrong
+    address). Reads the body, at most ``limit`` bytes: only for requests that are refused
+    anyway, whose body nobody else reads."""
+    if view.method != "POST":
+        return False
+    try:
+        form = await read_form(view, receive, limit=limit, encoded=("SAMLResponse",))
+    except GateError:
+        return False
+    return bool(form.get("SAMLResponse"))
+
+
+def wrong_acs(view: RequestView, settings: GateSettings) -> GateError:
+    """The refusal of a SAMLResponse posted elsewhere than the ACS; the log line names it."""
+    return GateError(
+        "wrong_acs_url",
+        f"a SAMLResponse was posted to {view.scope['path']!r}; the Single sign-on URL (ACS)"
+        f" is {settings.acs_url}",
+    )

@@ -24,10 +24,13 @@ from saml_gate.web.info import Info
 from saml_gate.web.login import Login
 from saml_gate.web.logout import Logout
 from saml_gate.web.refusals import Refusals
-from saml_gate.web.request import RequestView
+from saml_gate.web.request import RequestView, posts_saml_response, saml_form_limit, wrong_acs
 from saml_gate.web.request_line import route_path
 
 log = logging.getLogger("saml_gate")
+
+#: The endpoints that read a posted form themselves.
+_POSTED_TO = frozenset({"/acs", "/slo", "/logout"})
 
 Handler = Callable[[RequestView, Receive], Awaitable[Response]]
 
@@ -78,6 +81,10 @@ class Endpoints:
         view = self.view(scope)
         handler = self._routes.get(sub)
         try:
+            if sub not in _POSTED_TO and await posts_saml_response(
+                view, receive, limit=saml_form_limit(self._settings)
+            ):
+                raise wrong_acs(view, self._settings)
             if handler is None:
                 raise GateError("not_found", sub)
             try:
