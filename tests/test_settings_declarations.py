@@ -136,8 +136,9 @@ def test_gate_flags_are_the_declared_ones() -> None:
             "sign_authn_requests",
             "debug",
             "options_passthrough",
+            "cookie_domain",
         )
-    } | {"--rule": "access_rules"}
+    } | {"--rule": "access_rules", "--allowed-host": "allowed_hosts"}
     args = parser.parse_args(
         ["--authorized-groups", "a, b", "--clock-skew", "30", "--rule", "/a/ public", "--debug"]
     )

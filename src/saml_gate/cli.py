@@ -1,4 +1,4 @@
-"""The ``saml-gate`` command: demo, run, proxy, setup, metadata, keygen, check.
+"""The ``saml-gate`` command: demo, run, proxy, forward-auth, setup, metadata, keygen, check.
 
 Every gate flag is also read from its ``SAML_GATE_*`` variable (``--base-url`` from
 ``SAML_GATE_BASE_URL``, ...); flags win. Server flags (``--host``, ``--port``, ``--upstream``,
@@ -231,6 +231,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(gate, args, options.get("base_url"))
 
 
+IDENTITY_HEADER_FLAGS = ("user_header", "email_header", "groups_header")
+
+
+def cmd_forward_auth(args: argparse.Namespace) -> int:
+    """The gate alone, answering a reverse proxy's ``/saml/auth`` sub-requests (no app)."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from saml_gate.config.checks import header_name
+    from saml_gate.identity.headers import DEFAULT_IDENTITY_HEADERS, IdentityHeaders
+    from saml_gate.middleware import SamlGate
+
+    names = [
+        getattr(args, n) if getattr(args, n) is not None else _env(n, default)
+        for n, default in zip(IDENTITY_HEADER_FLAGS, DEFAULT_IDENTITY_HEADERS, strict=True)
+    ]
+    for flag, value in zip(IDENTITY_HEADER_FLAGS, names, strict=True):
+        problem = header_name(value)
+        if problem is not None:
+            raise ConfigError(flag, problem)
+    page = PlainTextResponse("Signed in. saml-gate answers the reverse proxy's forward-auth.")
+    # an app that speaks lifespan, so the gate's start-up runs at start, not at the first request
+    signed_in = Starlette(routes=[Route("/{path:path}", lambda request: page)])
+    gate = SamlGate(signed_in, **gate_options(args))
+    gate.endpoints.forward_auth.identity_headers = IdentityHeaders.named(*names)
+    return _serve(gate, args)
+
+
 def _setup_settings(args: argparse.Namespace) -> GateSettings:
     """Settings for commands that describe the SP before any IdP exists (setup, metadata)."""
     options = gate_options(args)
@@ -329,6 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_secret_file_flag(proxy)
     add_gate_flags(proxy)
     proxy.set_defaults(func=cmd_serve, build=build_proxy)
+
+    forward_auth = sub.add_parser(
+        "forward-auth",
+        help="serve only the gate, for nginx auth_request, Caddy forward_auth, Traefik forwardAuth",
+    )
+    for name in IDENTITY_HEADER_FLAGS:
+        spec = PROXY_FLAGS[name]
+        forward_auth.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **spec)
+    add_server_flags(forward_auth, ngrok=False)
+    add_gate_flags(forward_auth)
+    forward_auth.set_defaults(func=cmd_forward_auth)
 
     setup = sub.add_parser("setup", help="print the values to enter in Okta")
     add_gate_flags(setup, launch.SP_FLAGS | launch.SHEET_FLAGS)

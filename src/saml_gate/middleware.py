@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from saml_gate.config.options import GateOptions
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError, GateError
+from saml_gate.identity.tokens import JWT_SCOPE_KEY
 from saml_gate.ops.events import AuthEvent
 from saml_gate.runtime.core import GateCore
 from saml_gate.session.cookies import cookie_header_of
@@ -113,6 +114,8 @@ class SamlGate:
         self._sessions = self.core.sessions
         self._background_started = False
         self._metrics_path = self.settings.metrics_path
+        self._tokens = self.endpoints.tokens
+        self._jwt_header = s.jwt_header.lower().encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -139,6 +142,8 @@ class SamlGate:
         except GateError as error:  # a method or path the app could read otherwise
             await self._refuse(scope, error, receive, send)
             return
+        if self._jwt_header:  # only the gate names the person to the app
+            scope["headers"] = _without(scope["headers"], self._jwt_header)
         if rule.public:
             scope["user"] = UnauthenticatedUser()
             scope["auth"] = AuthCredentials()
@@ -183,6 +188,9 @@ class SamlGate:
             return
         scope["user"] = user
         scope["auth"] = AuthCredentials(_scopes(user))
+        if self._jwt_header:
+            token = scope[JWT_SCOPE_KEY] = self._tokens.token(user, now)
+            scope["headers"].append((self._jwt_header, token))
         if kind == "http" and self._sessions.needs_refresh(session, now):
             await self.app(scope, receive, self._refreshing(send, session, now))
             return
@@ -228,6 +236,12 @@ class SamlGate:
             await send(message)
 
         return send_with_cookie
+
+
+def _without(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
+    """A copy of ``headers`` without ``name``, also spelled with ``_`` (Django's ASGI handler
+    reads ``X_Saml_Gate_Jwt`` as ``X-Saml-Gate-Jwt``)."""
+    return [(k, v) for k, v in headers if k.lower().replace(b"_", b"-") != name]
 
 
 def _scopes(user: SamlUser) -> list[str]:

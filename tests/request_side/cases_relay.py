@@ -15,9 +15,12 @@ R = Registry("relay")
 HTML = (b"Accept", b"text/html")
 
 
-def login(slug: str, return_to: bytes | str, title: str, expect: Expect = BAD) -> None:
+def login(
+    slug: str, return_to: bytes | str, title: str, expect: Expect = BAD, registry: Registry = R
+) -> None:
+    """A case asking ``/saml/login`` to return to ``return_to`` after signing in."""
     value = return_to if isinstance(return_to, bytes) else return_to.encode("latin-1")
-    R.add(
+    registry.add(
         slug,
         title,
         http("GET", b"/saml/login?return_to=" + value, HTML),

@@ -8,6 +8,7 @@ from tests.request_side import (
     cases_methods,
     cases_paths,
     cases_relay,
+    cases_return_to,
     cases_roots,
     cases_websocket,
 )
@@ -20,6 +21,7 @@ CLASSES = (
     cases_headers.R,
     cases_cookies.R,
     cases_relay.R,
+    cases_return_to.R,
     cases_websocket.R,
 )
 CORPUS: tuple[Case, ...] = tuple(case for registry in CLASSES for case in registry.cases)

@@ -25,7 +25,13 @@ RULES: Final = (
     # A path inside the Starlette Mount("/sub", ...): rules see the site's path, not the mount's.
     Rule("/sub/admin/", groups=["admins"]),
 )
-GATE_POLICY: Final[dict[str, Any]] = {"public_paths": list(PUBLIC_PATHS), "access_rules": RULES}
+#: Hosts a sign-in may return to besides the target's own (tests.request_side.cases_return_to).
+ALLOWED_HOSTS: Final = ("allowed.example", "*.apps.example")
+GATE_POLICY: Final[dict[str, Any]] = {
+    "public_paths": list(PUBLIC_PATHS),
+    "access_rules": RULES,
+    "allowed_hosts": list(ALLOWED_HOSTS),
+}
 """Gate options shared by every target (the test process and the Django server process)."""
 
 

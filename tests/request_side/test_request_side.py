@@ -15,7 +15,14 @@ import pytest
 
 from tests.request_side.catalogue import CORPUS
 from tests.request_side.corpus import Case
-from tests.request_side.oracle import PRINCIPALS, WORTHLESS, held_groups, requirement, satisfies
+from tests.request_side.oracle import (
+    ALLOWED_HOSTS,
+    PRINCIPALS,
+    WORTHLESS,
+    held_groups,
+    requirement,
+    satisfies,
+)
 from tests.request_side.servlet import effective_method, servlet_path
 from tests.request_side.targets import Lab, Target, is_idp_redirect
 from tests.request_side.wire import Answer, exchange, handshake
@@ -33,8 +40,22 @@ def stays_on_site(location: str, target: Target) -> bool:
         return False
     parts = urlsplit(location)
     if parts.scheme or parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}" == target.base_url and not parts.username
+        origin = f"{parts.scheme}://{parts.netloc}"
+        allowed = origin == target.base_url or _allowed_origin(parts.scheme, parts.netloc)
+        return allowed and not parts.username
     return location.startswith("/") and not location.startswith("//")
+
+
+def _allowed_origin(scheme: str, netloc: str) -> bool:
+    """An origin on ``ALLOWED_HOSTS``, read independently of the gate: exact names, and
+    ``*.name`` for the subdomains of name."""
+    if scheme not in ("http", "https") or not re.fullmatch(r"[a-z0-9.-]+(:\d+)?", netloc):
+        return False
+    host = netloc.split(":")[0]
+    for allowed in ALLOWED_HOSTS:
+        if host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:])):
+            return True
+    return False
 
 
 def _identity_problems(case: Case, answer: Answer) -> list[str]:

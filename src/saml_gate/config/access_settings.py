@@ -122,7 +122,13 @@ class CookieFields:
         help="SameSite of the session cookie (`lax` survives the IdP's redirect back)",
         choices=get_args(SameSite),
     )
-    cookie_domain: str | None = setting(None, help="Domain attribute of the cookies", kind=TEXT)
+    cookie_domain: str | None = setting(
+        None,
+        help="Domain attribute of the cookies: `example.com` lets one sign-in cover its"
+        " subdomains (forward-auth, `allowed_hosts`)",
+        kind=TEXT,
+        flag=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

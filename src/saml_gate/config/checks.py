@@ -4,6 +4,7 @@ setting: a check returns the problem (the text after the setting's name), or Non
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -115,4 +116,48 @@ def key_prefix(value: str) -> str | None:
 def url_path(value: str) -> str | None:
     if not value.startswith("/") or value.rstrip("/") == "":
         return f"{value!r} must be a path such as /metrics"
+    return None
+
+
+_HOST_LABEL: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_HEADER_NAME: Final = re.compile(r"[A-Za-z0-9-]+")
+
+
+def parse_host(text: str) -> tuple[str, int | None] | None:
+    """``host[:port]`` as (lower-case host, port), or None unless it is plainly a DNS name, an
+    IPv4 address or a bracketed IPv6 address with an optional port (nothing else: no user, no
+    path, no backslash, no percent-encoding)."""
+    host, port = text.lower(), None
+    if host.startswith("["):
+        end = host.find("]")
+        rest = host[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host[1:end])
+        except ValueError:
+            return None
+        host = host[: end + 1]
+    else:
+        host, sep, rest = host.partition(":")
+        rest = sep + rest
+        labels = host.split(".")
+        if not host or len(host) > 253 or not all(_HOST_LABEL.fullmatch(x) for x in labels):
+            return None
+    if rest:
+        digits = rest[1:]
+        if not rest.startswith(":") or not digits.isdigit() or not 0 < int(digits) < 65536:
+            return None
+        port = int(digits)
+    return host, port
+
+
+def host_patterns(value: tuple[str, ...]) -> str | None:
+    for pattern in value:
+        if parse_host(pattern.removeprefix("*.")) is None:
+            return f"{pattern!r} must be a host such as app.example.com[:port] or *.example.com"
+    return None
+
+
+def header_name(value: str) -> str | None:
+    if value and not _HEADER_NAME.fullmatch(value):
+        return f"{value!r} is not a header name (letters, digits, '-')"
     return None

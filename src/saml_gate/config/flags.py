@@ -1,8 +1,9 @@
 """The command line's gate flags, derived from the settings' declarations.
 
-A setting declared with ``flag=`` gets one: a switch for a boolean, ``type=`` for a number
-and a comma-separated list, a repeatable flag for the access rules. Flags default to None
-("not given"), so the ``SAML_GATE_*`` variables and the settings' defaults apply.
+A setting declared with ``flag=`` gets one: a switch for a boolean, ``type=`` for a number,
+a repeatable flag for a list (each use a comma-separated list) and for the access rules.
+Flags default to None ("not given"), so the ``SAML_GATE_*`` variables and the settings'
+defaults apply.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def _argparse_options(d: Declared) -> dict[str, Any]:
         return {"action": "store_true"}
     if d.kind is RULES:
         return {"action": "append", "metavar": "RULE"}
-    if d.kind in (INT, FLOAT, TEXTS, SECRETS):
+    if d.kind is TEXTS:  # repeatable, each a comma-separated list
+        return {"type": d.kind.from_text, "action": "extend"}
+    if d.kind in (INT, FLOAT, SECRETS):
         return {"type": d.kind.from_text}
     return {}
 
@@ -64,7 +67,7 @@ def gate_options(args: argparse.Namespace) -> dict[str, Any]:
     for d in gate_flags():
         value = getattr(args, d.name, None)
         if value is not None:
-            options[d.name] = value
+            options[d.name] = tuple(value) if d.kind is TEXTS else value
     return options
 
 

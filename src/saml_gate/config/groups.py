@@ -275,6 +275,25 @@ class OpsSettings(Protocol):
     def gc_freeze(self) -> bool: ...
 
 
+class IdentitySettings(Protocol):
+    """Sign-in for other hosts, and the identity JWT."""
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]: ...
+
+    @property
+    def jwt_header(self) -> str: ...
+
+    @property
+    def jwt_audience(self) -> str: ...
+
+    @property
+    def jwt_keys(self) -> tuple[str, ...]: ...
+
+    @property
+    def jwt_lifetime(self) -> float: ...
+
+
 #: Each group's view.
 GROUP_VIEWS: Final[dict[str, type]] = {
     "idp": IdpSettings,
@@ -286,4 +305,5 @@ GROUP_VIEWS: Final[dict[str, type]] = {
     "storage": StoreSettings,
     "timing": TimingSettings,
     "ops": OpsSettings,
+    "identity": IdentitySettings,
 }

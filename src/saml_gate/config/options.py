@@ -100,4 +100,9 @@ class GateOptions(TypedDict, total=False):
     """A prometheus_client CollectorRegistry (an optional dependency, hence Any)."""
     status_group: str | None
     gc_freeze: bool | None
+    allowed_hosts: Strings | None
+    jwt_header: str | None
+    jwt_audience: str | None
+    jwt_keys: Strings | None
+    jwt_lifetime: float | None
     clock: Callable[[], float] | None

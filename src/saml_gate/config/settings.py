@@ -30,6 +30,7 @@ from saml_gate.config.checks import (
 from saml_gate.config.declaration import ENV_PREFIX, declarations
 from saml_gate.config.environment import read_environment
 from saml_gate.config.groups import SameSite, StoreOutage, VerifyIsolation
+from saml_gate.config.identity_settings import IdentityFields
 from saml_gate.config.kinds import MIN_SECRET_LENGTH
 from saml_gate.config.ops_settings import OpsFields, StorageFields
 from saml_gate.config.saml_settings import IdpFields, SpFields, VerifierFields
@@ -38,6 +39,7 @@ from saml_gate.config.validation import ConfigErrors, validate
 if TYPE_CHECKING:
     from saml_gate.config.groups import (
         CookieSettings,
+        IdentitySettings,
         IdpSettings,
         OpsSettings,
         PolicySettings,
@@ -66,6 +68,7 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class GateSettings(
+    IdentityFields,
     OpsFields,
     StorageFields,
     VerifierFields,
@@ -117,6 +120,10 @@ class GateSettings(
 
     @property
     def ops(self) -> OpsSettings:
+        return self
+
+    @property
+    def identity(self) -> IdentitySettings:
         return self
 
     # ------------------------------------------------------------------ derived values

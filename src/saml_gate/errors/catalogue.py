@@ -255,7 +255,8 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "bad_relay_state": ErrorInfo(
         400,
         "The RelayState is not valid",
-        "The RelayState must be the token the gate issued, or a same-site relative path.",
+        "The RelayState must be the token the gate issued, or a same-site relative path; a"
+        " return_to, a relative path or a URL on a host of allowed_hosts.",
     ),
     "not_a_navigation": ErrorInfo(
         403,
@@ -345,4 +346,16 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     ),
     "not_found": ErrorInfo(404, "Not found", "No such saml-gate endpoint."),
     "busy": ErrorInfo(503, "Too many sign-ins at once", "Try again in a moment."),
+    "untrusted_proxy": ErrorInfo(
+        403,
+        "Only a trusted proxy may ask",
+        "The forward-auth endpoint answers the reverse proxy's sub-requests only: list the"
+        " proxy's address in trusted_proxies.",
+    ),
+    "bad_original_request": ErrorInfo(
+        400,
+        "The proxy did not describe the original request",
+        "Send X-Original-URL and X-Original-Method (nginx), or X-Forwarded-Method, -Proto, -Host"
+        " and -Uri (Traefik, Caddy), once each (see examples/forward_auth/).",
+    ),
 }

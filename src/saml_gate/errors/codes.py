@@ -61,6 +61,8 @@ ErrorCode = Literal[
     "method_not_allowed",
     "not_found",
     "busy",
+    "untrusted_proxy",
+    "bad_original_request",
 ]
 """Every stable error code (a typo in a ``GateError`` is a type error); :data:`ERRORS` has one
 entry per code, checked at import."""

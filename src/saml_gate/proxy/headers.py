@@ -4,12 +4,12 @@ Towards the upstream:
 
 * ``X-Forwarded-User`` (the NameID), ``X-Forwarded-Email`` (when known) and
   ``X-Forwarded-Groups`` (comma-separated) on every request from a signed-in person; none of
-  them on public paths or passed-through OPTIONS. Values are UTF-8, percent-encoded only where
-  they hold ``%``, control or non-ASCII characters (and ``,`` inside a group name). Names are
-  configurable (``user_header``, ``email_header``, ``groups_header``; empty turns one off).
-* Whatever the client sent under those names, or the default names, is removed first, comparing
-  case-insensitively with ``_`` read as ``-`` (servers that map headers to ``HTTP_*`` variables
-  would otherwise merge ``X_Forwarded_User`` into ``X-Forwarded-User``).
+  them on public paths or passed-through OPTIONS (see :mod:`saml_gate.identity.headers`), and
+  the identity JWT (``jwt_header``) the gate put in the scope (``saml_gate.jwt``).
+* Whatever the client sent under those names (the JWT's too), or the default names, is
+  removed first, comparing case-insensitively with ``_`` read as ``-`` (servers that map
+  headers to ``HTTP_*`` variables would otherwise merge ``X_Forwarded_User`` into
+  ``X-Forwarded-User``).
 * Every header through which a proxy reports what it saw of the request (the client's address,
   the scheme, host, port, path or method it used, its TLS client certificate: the
   :data:`FORWARDING_HEADERS`) is removed the same way: the gate is the proxy the upstream hears
@@ -33,10 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
+from saml_gate.identity.headers import DEFAULT_IDENTITY_HEADERS, IdentityHeaders, header_value
+from saml_gate.identity.tokens import JWT_SCOPE_KEY
 from saml_gate.user import SamlUser
 from saml_gate.web.forwarded import CLIENT_HEADERS, ClientAddresses
 
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from saml_gate.config.settings import GateSettings
     from saml_gate.proxy.settings import ProxySettings
 
-DEFAULT_IDENTITY_HEADERS: Final = ("X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups")
+__all__ = ["DEFAULT_IDENTITY_HEADERS", "FORWARDING_HEADERS", "HeaderRules", "header_value"]
 HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
@@ -128,13 +130,6 @@ WEBSOCKET_HANDSHAKE: Final = frozenset(
         b"sec-websocket-accept",
     }
 )
-_SAFE: Final = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-
-
-def header_value(value: str, *, list_item: bool = False) -> bytes:
-    """An identity value as a header value (see the module docstring)."""
-    safe = _SAFE.replace(",", "") if list_item else _SAFE
-    return quote(value, safe=safe).encode("ascii")
 
 
 class HeaderRules:
@@ -143,13 +138,12 @@ class HeaderRules:
     def __init__(self, settings: ProxySettings, gate: GateSettings) -> None:
         self._origin = settings.upstream.encode()
         self._preserve_host = settings.preserve_host
-        names = {n.lower() for n in DEFAULT_IDENTITY_HEADERS}
-        names |= {n.lower() for n in (settings.user_header, settings.email_header) if n}
-        names |= {settings.groups_header.lower()} if settings.groups_header else set()
-        self._drop = frozenset(n.encode() for n in names) | FORWARDING_HEADERS | HOP_BY_HOP
-        self._user_header = settings.user_header.lower().encode()
-        self._email_header = settings.email_header.lower().encode()
-        self._groups_header = settings.groups_header.lower().encode()
+        self._identity = IdentityHeaders.named(
+            settings.user_header, settings.email_header, settings.groups_header
+        )
+        self._jwt_header = gate.jwt_header.lower().encode()
+        jwt = {self._jwt_header} if self._jwt_header else set()
+        self._drop = self._identity.names | jwt | FORWARDING_HEADERS | HOP_BY_HOP
         public = urlsplit(gate.base_url)
         self._proto = public.scheme.encode()
         self._public_host = public.netloc.encode()
@@ -204,13 +198,10 @@ class HeaderRules:
         out.append((b"x-forwarded-host", host))
         user = scope.get("user")
         if isinstance(user, SamlUser):
-            if self._user_header:
-                out.append((self._user_header, header_value(user.name_id)))
-            if self._email_header and user.email:
-                out.append((self._email_header, header_value(user.email)))
-            if self._groups_header:
-                groups = b",".join(header_value(g, list_item=True) for g in user.groups)
-                out.append((self._groups_header, groups))
+            out += self._identity.of(user)
+            token = scope.get(JWT_SCOPE_KEY)
+            if token and self._jwt_header:
+                out.append((self._jwt_header, token))
         return out
 
     def _without_gate_cookies(self, header: bytes) -> bytes:

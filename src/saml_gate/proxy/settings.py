@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from saml_gate.config.settings import ENV_PREFIX
 from saml_gate.errors import ConfigError
-from saml_gate.proxy.headers import DEFAULT_IDENTITY_HEADERS
+from saml_gate.identity.headers import DEFAULT_IDENTITY_HEADERS
 
 _HEADER_NAME: Final = re.compile(r"[A-Za-z0-9-]+")
 

@@ -78,7 +78,14 @@ def _check_pair(pair: KeyPair, key_path: Path) -> KeyPair:
     return pair
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` (mode 0700) unless it exists."""
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+
+
+def write_new(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` only if it does not exist yet (atomic, never overwrites).
 
     The bytes go to a private temporary file first and are then hard-linked into place, so a
@@ -104,17 +111,15 @@ def load_or_create_keypair(directory: Path, stem: str, common_name: str) -> tupl
     """
     directory = Path(directory).expanduser()
     key_path, cert_path = _paths(directory, stem)
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+    ensure_private_dir(directory)
     if not key_path.exists() and not cert_path.exists():
         pair = generate_keypair(common_name)
         try:
-            _write_new(key_path, pair.key_pem, 0o600)
+            write_new(key_path, pair.key_pem, 0o600)
         except FileExistsError:
             pass  # lost a race with another process: use what it wrote
         else:
-            _write_new(cert_path, pair.cert_pem, 0o644)
+            write_new(cert_path, pair.cert_pem, 0o644)
             return pair, True
     # Give a concurrent creator a moment to put the certificate beside its key.
     deadline = time.monotonic() + 2.0

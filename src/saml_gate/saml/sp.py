@@ -36,7 +36,7 @@ class SpKeys:
     cert_path: str
 
 
-def _pem_or_file(setting: str, value: str, marker: str) -> tuple[bytes, str | None]:
+def pem_or_file(setting: str, value: str, marker: str) -> tuple[bytes, str | None]:
     """(PEM bytes, path if the value was a path)."""
     if marker in value:
         return value.encode(), None
@@ -72,8 +72,8 @@ def load_sp_keys(settings: GateSettings) -> SpKeys:
         missing = "sp_cert" if settings.sp_key else "sp_key"
         raise ConfigError(missing, "sp_key and sp_cert must be given together")
     if settings.sp_key and settings.sp_cert:
-        key_pem, key_path = _pem_or_file("sp_key", settings.sp_key, "PRIVATE KEY")
-        cert_pem, cert_path = _pem_or_file("sp_cert", settings.sp_cert, "BEGIN CERTIFICATE")
+        key_pem, key_path = pem_or_file("sp_key", settings.sp_key, "PRIVATE KEY")
+        cert_pem, cert_path = pem_or_file("sp_cert", settings.sp_cert, "BEGIN CERTIFICATE")
     else:
         from saml_gate.saml.keys import load_or_create_keypair
 

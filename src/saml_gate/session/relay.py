@@ -31,21 +31,20 @@ paths, 0.6 KB (1.2 KB). They used to add one cookie per visit (200 visits: 20 KB
 from __future__ import annotations
 
 import json
-import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
-from urllib.parse import unquote, urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired
 
-from saml_gate.config.groups import CookieSettings, SessionSettings, SpSettings
+from saml_gate.config.groups import CookieSettings, IdentitySettings, SessionSettings, SpSettings
 from saml_gate.session.cookies import cookie_header, find_cookie
+from saml_gate.session.return_to import MAX_RETURN_PATH, ReturnTargets, safe_return_path
 from saml_gate.session.signing import ExpiringCookie, timed_serializer
 
-MAX_RETURN_PATH: Final = 2048
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+__all__ = ["MAX_RETURN_PATH", "PendingLogin", "RelayTracker", "safe_return_path"]
+
 #: The slots that take turns, and the one for a long return path (see the module docstring).
 SLOTS: Final = ("0", "1", "2", "3")
 LONG_SLOT: Final = "L"
@@ -55,37 +54,18 @@ SHORT_PATH_BYTES: Final = 400
 MAX_PATH_BYTES: Final = MAX_RETURN_PATH + 2
 
 
-def safe_return_path(value: str | None, default: str = "/") -> str | None:
-    """``value`` if it is a same-origin relative path, else None (an open-redirect attempt)."""
-    if value is None or value == "":
-        return default
-    if len(value) > MAX_RETURN_PATH or _CONTROL.search(value) or "\\" in value:
-        return None
-    decoded = value
-    for _ in range(3):  # look through nested percent-encoding
-        decoded = unquote(decoded)
-        if _CONTROL.search(decoded) or "\\" in decoded or decoded.startswith("//"):
-            return None
-    if not value.startswith("/") or value.startswith("//"):
-        return None
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return None
-    return value
-
-
 def _path_bytes(path: str) -> int:
     """What a return path takes in a pending cookie's JSON (before base64)."""
     return len(json.dumps(path, ensure_ascii=False).encode())
 
 
-def storable_return_path(path: str) -> str:
+def storable_return_path(path: str, check: Callable[[str], str | None] = safe_return_path) -> str:
     """``path`` if it is safe and fits a pending cookie; else without its query; else "/".
 
     Long or odd URLs used to be stored as they were and refused at the ACS (unknown_request).
     """
     for candidate in (path, path.partition("?")[0]):
-        safe = safe_return_path(candidate)
+        safe = check(candidate)
         if safe is not None and _path_bytes(safe) <= MAX_PATH_BYTES:
             return safe
     return "/"
@@ -98,9 +78,10 @@ class PendingLogin:
     return_path: str
 
 
-class RelaySettings(SessionSettings, CookieSettings, SpSettings, Protocol):
-    """What a RelayTracker reads: the secrets and sign-in timeout, the cookies' attributes and
-    the ACS path the pending-sign-in cookies are scoped to."""
+class RelaySettings(SessionSettings, CookieSettings, SpSettings, IdentitySettings, Protocol):
+    """What a RelayTracker reads: the secrets and sign-in timeout, the cookies' attributes,
+    the ACS path the pending-sign-in cookies are scoped to and the hosts a sign-in may return
+    to."""
 
 
 class RelayTracker:
@@ -114,11 +95,12 @@ class RelayTracker:
             settings, settings.secret_key, "pending", lifetime=self._timeout, path=self.cookie_path
         )
         self.turn_cookie = settings.cookie_prefix + "_reqslot"
+        self.targets = ReturnTargets(settings.allowed_hosts, settings.base_url)
 
     def start(self, return_path: str = "/", cookie_header: str | None = None) -> tuple[str, str]:
         """(key, RelayState token) for a new sign-in; ``cookie_header``: the request's (for the
         turn). Give :meth:`pending_cookies` the same ``return_path``: it decides the slot."""
-        if _path_bytes(storable_return_path(return_path)) > SHORT_PATH_BYTES:
+        if _path_bytes(storable_return_path(return_path, self.targets.check)) > SHORT_PATH_BYTES:
             slot = LONG_SLOT
         else:
             turn = find_cookie(cookie_header, self.turn_cookie) if cookie_header else None
@@ -130,7 +112,7 @@ class RelayTracker:
         """Set-Cookie values for a started sign-in: its slot (two on http loopback: see
         cookies.py), then the turn cookie when the slot takes turns."""
         slot = self._slot(key)
-        stored = storable_return_path(return_path)
+        stored = storable_return_path(return_path, self.targets.check)
         cookies = self._pending.set(self.cookie_prefix + slot, [key, request_id, stored])
         if slot in SLOTS:
             following = SLOTS[(SLOTS.index(slot) + 1) % len(SLOTS)]
@@ -174,7 +156,7 @@ class RelayTracker:
         if not isinstance(value, list) or len(value) != 3:
             return None
         key, request_id, path = (str(part) for part in value)
-        safe = safe_return_path(path)
+        safe = self.targets.check(path)
         if safe is None or self._slot(key) != slot:
             return None
         return PendingLogin(key, request_id, safe)

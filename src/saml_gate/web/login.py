@@ -15,7 +15,6 @@ from starlette.types import Receive, Send
 from saml_gate.errors import GateError
 from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.core import GateCore
-from saml_gate.session.relay import safe_return_path
 from saml_gate.web.address import guard_cookie, on_base_url, wrong_address
 from saml_gate.web.pages import error_response
 from saml_gate.web.refusals import Refusals
@@ -43,11 +42,16 @@ class Login:
     _warned_hosts: set[str] = field(default_factory=set, init=False)
 
     async def login(self, view: RequestView, receive: Receive) -> Response:
-        """``/login?return_to=/path``: sign in, then back to that path on this site."""
+        """``/login?return_to=/path``: sign in, then back to that path on this site; or to an
+        absolute URL on a host of ``allowed_hosts`` (see :mod:`saml_gate.session.return_to`)."""
         require_method(view, "GET", "HEAD")
-        return_path = safe_return_path(view.query("return_to"))
+        return_path = self.core.relay.targets.check(view.query("return_to"))
         if return_path is None:
-            raise GateError("bad_relay_state", "return_to must be a relative path on this site")
+            raise GateError(
+                "bad_relay_state",
+                "return_to must be a relative path on this site or a URL on a host of"
+                " allowed_hosts",
+            )
         force = self.policy.fresh_sign_in_for(view.app_path(return_path))
         return await self.start(view, return_path, force_authn=force)
 
@@ -81,17 +85,9 @@ class Login:
                 view, view.path_and_query, extra_cookies=clear, force_authn=force_authn
             )
         else:
-            login_url = (
-                self.core.settings.login_url + "?" + urlencode({"return_to": view.path_and_query})
+            response = sign_in_needed(
+                self.core.settings.login_url, view.path_and_query, error, clear
             )
-            response = error_response(
-                error or GateError("not_authenticated"),
-                wants_json=True,
-                show_detail=False,
-                extra={"login_url": login_url},
-                headers={"WWW-Authenticate": 'SAML realm="saml-gate"'},
-            )
-            with_cookies(response, clear)
         await response(scope, receive, send)
 
     async def start(
@@ -135,6 +131,25 @@ class Login:
             self.core.settings.base_url,
             extra={"event": "base_url_mismatch"},
         )
+
+
+def login_url_for(login_url: str, return_to: str) -> str:
+    """The gate's login URL that comes back to ``return_to`` after signing in."""
+    return login_url + "?" + urlencode({"return_to": return_to})
+
+
+def sign_in_needed(
+    login_url: str, return_to: str, error: GateError | None, cookies: Iterable[bytes]
+) -> Response:
+    """The 401 (JSON, with the ``login_url`` to open) for a request that needs a sign-in."""
+    response = error_response(
+        error or GateError("not_authenticated"),
+        wants_json=True,
+        show_detail=False,
+        extra={"login_url": login_url_for(login_url, return_to)},
+        headers={"WWW-Authenticate": 'SAML realm="saml-gate"'},
+    )
+    return with_cookies(response, cookies)
 
 
 def _not_a_navigation(view: RequestView) -> GateError | None:

@@ -1,7 +1,8 @@
 """The gate's endpoints under its prefix (``/saml/...``): which handler answers which path.
 
 Each flow is its own handler, given only what it needs: :mod:`~saml_gate.web.login`,
-:mod:`~saml_gate.web.acs`, :mod:`~saml_gate.web.logout`, :mod:`~saml_gate.web.info`. A store
+:mod:`~saml_gate.web.acs`, :mod:`~saml_gate.web.logout`, :mod:`~saml_gate.web.info`,
+:mod:`~saml_gate.web.forward_auth` (``/auth``, ``/jwks.json``). A store
 that fails mid-request becomes a ``store_unavailable`` refusal here, for all of them.
 """
 
@@ -14,11 +15,14 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from saml_gate.errors import GateError
+from saml_gate.identity.keys import load_jwt_keys
+from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.core import GateCore
 from saml_gate.session.decision import Authenticator
 from saml_gate.store import StoreUnavailable
 from saml_gate.web.acs import AssertionConsumer
+from saml_gate.web.forward_auth import ForwardAuth
 from saml_gate.web.forwarded import ClientAddresses
 from saml_gate.web.info import Info
 from saml_gate.web.login import Login
@@ -49,6 +53,11 @@ class Endpoints:
         self.info = Info(core, self.authenticator, self.refusals)
         acs = AssertionConsumer(core, self.policy, self.refusals)
         logout = Logout(core, self.authenticator, self.refusals)
+        keys = load_jwt_keys(s)
+        self.tokens = IdentityTokens(s, keys)
+        self.forward_auth = ForwardAuth(
+            core, self.policy, self.authenticator, self.refusals, self.tokens, keys
+        )
         self._routes: dict[str, Handler] = {
             "/metadata": self.info.metadata,
             "/login": self.login.login,
@@ -60,6 +69,8 @@ class Endpoints:
             "/ready": self.info.ready,
             "/status": self.info.status,
             "/slo": logout.slo,
+            "/auth": self.forward_auth.auth,
+            "/jwks.json": self.forward_auth.jwks,
         }
         self._warned_root = False
 

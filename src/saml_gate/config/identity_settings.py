@@ -1,0 +1,57 @@
+"""Settings of the gate's identity for other hosts, declared: which hosts a sign-in may return
+to (forward-auth, ``return_to`` URLs), and the signed identity JWT every upstream receives.
+
+:class:`~saml_gate.config.settings.GateSettings` inherits the group (see
+:mod:`saml_gate.config.declaration`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from saml_gate.config import checks
+from saml_gate.config.declaration import SECONDS, setting
+from saml_gate.config.kinds import TEXTS
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentityFields:
+    """Sign-in for other hosts, and the identity JWT."""
+
+    GROUP: ClassVar[str] = "identity"
+
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        help="hosts a sign-in may return to besides `base_url`'s (`/saml/login?return_to=`"
+        " an absolute URL; forward-auth): `app.example.com`, `app.example.com:8443`, or"
+        " `*.example.com` (its subdomains); with `cookie_domain` one sign-in covers them",
+        flag="--allowed-host",
+        flag_help="a host a sign-in may return to (repeatable): app.example.com, *.example.com",
+        check=checks.host_patterns,
+    )
+    jwt_header: str = setting(
+        "X-Saml-Gate-Jwt",
+        help="the request header carrying the signed identity JWT to the app or upstream"
+        " (middleware, proxy, forward-auth); empty turns it off",
+        check=checks.header_name,
+    )
+    jwt_audience: str = setting(
+        "",
+        help="the identity JWT's `aud` claim",
+        shown_default="`base_url`",
+    )
+    jwt_keys: tuple[str, ...] = setting(
+        (),
+        help="private keys (PEM text or files; EC P-256 signs ES256, RSA signs RS256) for the"
+        " identity JWT: the first signs, all are published at `/saml/jwks.json` (rotation)",
+        kind=TEXTS,
+        compare=False,
+        shown_default="EC key generated in `state_dir`",
+    )
+    jwt_lifetime: float = setting(
+        120.0,
+        help="seconds an identity JWT is valid (each session's is re-signed near its expiry)",
+        range=(30, 600),
+        unit=SECONDS,
+    )
