@@ -27,24 +27,12 @@ from saml_gate.config.flags import (
     gate_env,
     gate_options,
 )
-from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
 from saml_gate.ops.logs import configure_cli_logging
 from saml_gate.tunnel import TunnelError, open_ngrok_tunnel
 
 log = logging.getLogger("saml_gate")
-
-#: Reverse-proxy options (``saml-gate proxy``); also read from SAML_GATE_<NAME>.
-PROXY_FLAGS: dict[str, dict[str, Any]] = {
-    "user_header": {"help": "identity header for the NameID (default X-Forwarded-User)"},
-    "email_header": {"help": "identity header for the email (default X-Forwarded-Email)"},
-    "groups_header": {"help": "identity header for the groups (default X-Forwarded-Groups)"},
-    "upstream_timeout": {
-        "type": float,
-        "help": "seconds to wait for the upstream's answer (default 300)",
-    },
-}
 
 
 def _env(name: str, default: Any = None) -> Any:
@@ -98,7 +86,7 @@ def _gate_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def proxy_options(args: argparse.Namespace) -> dict[str, Any]:
-    options = {n: getattr(args, n) for n in PROXY_FLAGS if getattr(args, n) is not None}
+    options = {n: getattr(args, n) for n in launch.PROXY_FLAGS if getattr(args, n) is not None}
     if args.preserve_host:
         options["preserve_host"] = True
     return options
@@ -231,49 +219,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(gate, args, options.get("base_url"))
 
 
-IDENTITY_HEADER_FLAGS = ("user_header", "email_header", "groups_header")
-
-
 def cmd_forward_auth(args: argparse.Namespace) -> int:
     """The gate alone, answering a reverse proxy's ``/saml/auth`` sub-requests (no app)."""
-    from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
-
-    from saml_gate.config.checks import header_name
-    from saml_gate.identity.headers import DEFAULT_IDENTITY_HEADERS, IdentityHeaders
-    from saml_gate.middleware import SamlGate
-
-    names = [
-        getattr(args, n) if getattr(args, n) is not None else _env(n, default)
-        for n, default in zip(IDENTITY_HEADER_FLAGS, DEFAULT_IDENTITY_HEADERS, strict=True)
-    ]
-    for flag, value in zip(IDENTITY_HEADER_FLAGS, names, strict=True):
-        problem = header_name(value)
-        if problem is not None:
-            raise ConfigError(flag, problem)
-    page = PlainTextResponse("Signed in. saml-gate answers the reverse proxy's forward-auth.")
-    # an app that speaks lifespan, so the gate's start-up runs at start, not at the first request
-    signed_in = Starlette(routes=[Route("/{path:path}", lambda request: page)])
-    gate = SamlGate(signed_in, **gate_options(args))
-    gate.endpoints.forward_auth.identity_headers = IdentityHeaders.named(*names)
-    return _serve(gate, args)
-
-
-def _setup_settings(args: argparse.Namespace) -> GateSettings:
-    """Settings for commands that describe the SP before any IdP exists (setup, metadata)."""
-    options = gate_options(args)
-    # The Okta values come before the IdP metadata does: stand-ins for what is not needed yet.
-    options.setdefault("idp_metadata", gate_env("idp_metadata") or "(not needed for this command)")
-    options.setdefault("secret_key", gate_env("secret_key") or secrets.token_urlsafe(32))
-    return GateSettings.load(**options)
+    names = [getattr(args, n) for n in launch.IDENTITY_HEADER_FLAGS]
+    return _serve(launch.forward_auth_gate(names, _gate_options(args)), args)
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from saml_gate.ops.setup_sheet import SetupSheet
     from saml_gate.saml.sp import load_sp_keys
 
-    settings = _setup_settings(args)
+    settings = launch.sp_only_settings(gate_options(args))
     keys = load_sp_keys(settings)
     print(SetupSheet.build(settings, keys.cert_pem).as_text())
     return 0
@@ -282,7 +238,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_metadata(args: argparse.Namespace) -> int:
     from saml_gate.saml.sp import load_sp_keys, signs_authn_requests, sp_metadata_xml
 
-    settings = _setup_settings(args)
+    settings = launch.sp_only_settings(gate_options(args))
     keys = load_sp_keys(settings)
     sign = signs_authn_requests(settings, idp_wants_signed=False)
     sys.stdout.write(sp_metadata_xml(settings, keys, sign).decode() + "\n")
@@ -349,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=_env("upstream") is None,
         help="the app to protect, e.g. http://127.0.0.1:3000 (required; or SAML_GATE_UPSTREAM)",
     )
-    for name, spec in PROXY_FLAGS.items():
+    for name, spec in launch.PROXY_FLAGS.items():
         proxy.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **spec)
     proxy.add_argument(
         "--preserve-host", action="store_true", help="send the browser's Host to the upstream"
@@ -363,10 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
         "forward-auth",
         help="serve only the gate, for nginx auth_request, Caddy forward_auth, Traefik forwardAuth",
     )
-    for name in IDENTITY_HEADER_FLAGS:
-        spec = PROXY_FLAGS[name]
+    for name in launch.IDENTITY_HEADER_FLAGS:
+        spec = launch.PROXY_FLAGS[name]
         forward_auth.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **spec)
-    add_server_flags(forward_auth, ngrok=False)
+    add_server_flags(forward_auth)
     add_gate_flags(forward_auth)
     forward_auth.set_defaults(func=cmd_forward_auth)
 

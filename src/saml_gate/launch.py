@@ -119,3 +119,62 @@ def start_summary(gate: SamlGate, *, what: str, listen: str, workers: int) -> st
         f"  Setup sheet: {sheet} (or: saml-gate setup){later}\n"
         f"  Next:        {next_step}\n"
     )
+
+
+#: The forward-auth command's flags naming the identity headers (as proxy mode's).
+IDENTITY_HEADER_FLAGS: Final = ("user_header", "email_header", "groups_header")
+
+
+def forward_auth_gate(header_names: list[str | None], options: dict[str, Any]) -> Any:
+    """``saml-gate forward-auth``: the gate with no app behind it but a "signed in" page,
+    answering ``/saml/auth``; identity header names from the flags, else ``SAML_GATE_*``."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from saml_gate.config.checks import header_name
+    from saml_gate.errors import ConfigError
+    from saml_gate.identity.headers import DEFAULT_IDENTITY_HEADERS, IdentityHeaders
+    from saml_gate.middleware import SamlGate
+
+    names = [
+        given if given is not None else os.environ.get("SAML_GATE_" + flag.upper(), default)
+        for flag, given, default in zip(
+            IDENTITY_HEADER_FLAGS, header_names, DEFAULT_IDENTITY_HEADERS, strict=True
+        )
+    ]
+    for flag, value in zip(IDENTITY_HEADER_FLAGS, names, strict=True):
+        problem = header_name(value)
+        if problem is not None:
+            raise ConfigError(flag, problem)
+    page = PlainTextResponse("Signed in. saml-gate answers the reverse proxy's forward-auth.")
+    # an app that speaks lifespan, so the gate's start-up runs at start, not at the first request
+    signed_in = Starlette(routes=[Route("/{path:path}", lambda request: page)])
+    gate = SamlGate(signed_in, **options)
+    gate.endpoints.forward_auth.identity_headers = IdentityHeaders.named(*names)
+    return gate
+
+
+#: Reverse-proxy options (``saml-gate proxy``); also read from SAML_GATE_<NAME>.
+PROXY_FLAGS: Final[dict[str, dict[str, Any]]] = {
+    "user_header": {"help": "identity header for the NameID (default X-Forwarded-User)"},
+    "email_header": {"help": "identity header for the email (default X-Forwarded-Email)"},
+    "groups_header": {"help": "identity header for the groups (default X-Forwarded-Groups)"},
+    "upstream_timeout": {
+        "type": float,
+        "help": "seconds to wait for the upstream's answer (default 300)",
+    },
+}
+
+
+def sp_only_settings(options: dict[str, Any]) -> GateSettings:
+    """Settings for commands that describe the SP before any IdP exists (setup, metadata):
+    the Okta values come before the IdP metadata does, so stand-ins for what is not needed."""
+    import secrets
+
+    env = os.environ.get
+    options.setdefault(
+        "idp_metadata", env("SAML_GATE_IDP_METADATA") or "(not needed for this command)"
+    )
+    options.setdefault("secret_key", env("SAML_GATE_SECRET_KEY") or secrets.token_urlsafe(32))
+    return GateSettings.load(**options)

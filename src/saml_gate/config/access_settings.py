@@ -128,6 +128,7 @@ class CookieFields:
         " subdomains (forward-auth, `allowed_hosts`)",
         kind=TEXT,
         flag=True,
+        shown_default="the host of each response only",
     )
 
 
