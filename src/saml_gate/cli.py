@@ -1,4 +1,4 @@
-"""The ``saml-gate`` command: demo, run, proxy, setup, metadata, keygen, check.
+"""The ``saml-gate`` command: demo, run, proxy, setup, metadata, keygen, check, sessions.
 
 Every gate flag is also read from its ``SAML_GATE_*`` variable (``--base-url`` from
 ``SAML_GATE_BASE_URL``, ...); flags win. Server flags (``--host``, ``--port``, ``--upstream``,
@@ -236,6 +236,28 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """List or revoke sessions in the shared store (every gate sharing it sees a revocation)."""
+    import anyio
+
+    from saml_gate.session.admin import AdminSettings, NotShared, StoreUnavailable, run
+
+    if args.action == "revoke" and (args.user is None) == (args.session is None):
+        return _fail("sessions revoke needs exactly one of --user NAME or --session ID")
+    settings = AdminSettings(
+        store=args.store,
+        store_prefix=args.store_prefix,
+        store_timeout=float(gate_env("store_timeout") or 5.0),
+        clock_skew=float(gate_env("clock_skew") or gate_default("clock_skew")),
+    )
+    try:
+        return anyio.run(run, settings, args.action, args.user, args.session, sys.stdout)
+    except NotShared as exc:
+        return _fail(str(exc))
+    except StoreUnavailable as exc:
+        return _fail(f"the store is unreachable: {exc}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="saml-gate", description="SAML single sign-on in front of any ASGI app."
@@ -290,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="load and validate everything; non-zero on problems")
     add_gate_flags(check)
     check.set_defaults(func=cmd_check)
+
+    sessions = sub.add_parser("sessions", help="list or revoke sessions in the shared store")
+    sessions.add_argument("action", choices=("list", "revoke"))
+    sessions.add_argument("--user", help="only this person's sessions (their NameID)")
+    sessions.add_argument("--session", help="one session, by its ID (from sessions list)")
+    sessions.add_argument("--store", default=gate_env("store") or gate_default("store"))
+    sessions.add_argument(
+        "--store-prefix", default=gate_env("store_prefix") or gate_default("store_prefix")
+    )
+    sessions.set_defaults(func=cmd_sessions)
     return parser
 
 
