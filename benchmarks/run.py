@@ -6,8 +6,9 @@
 
 Sections: 1 request overhead (vs SessionMiddleware), 2 ACS verification (vs python3-saml and
 pysaml2), 3 end to end over HTTP (uvicorn, with and without the gate), 4 event-loop health
-under a login storm and a bogus-ACS flood, 5 memory after many requests and logins. Targets
-are printed beside the figures; nothing here asserts them (see docs/performance.md).
+under a login storm and a bogus-ACS flood, 5 memory after many requests and logins, 6 scale-out
+(memory vs Redis, round trips, revocation propagation, open-loop storm, the ACS beside its
+floor). Targets are printed beside the figures; nothing here asserts them (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import bench_acs
 import bench_http
 import bench_requests
 import bench_rss
+import bench_scaleout
 import bench_storm
 from bench_common import Budget, Report, World
 
@@ -40,6 +42,7 @@ SECTIONS: dict[str, Callable[[Budget, Report, World], Any]] = {
     "http": bench_http.run,
     "storm": bench_storm.run,
     "memory": bench_rss.run,
+    "scaleout": bench_scaleout.run,
 }
 
 

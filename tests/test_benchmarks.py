@@ -28,6 +28,11 @@ SECTION_ROWS = (
     "longest loop callback, bogus-ACS flood",
     "50 concurrent sign-ins: every answer as expected",
     "sign-ins over a simulated hour",
+    "overhead Redis / memory",
+    "store round trips per authenticated request (counted)",
+    "revocation propagation to another process",
+    "open-loop sign-ins at 50% of capacity",
+    "ACS sign-in / its floor",
 )
 
 

@@ -57,6 +57,7 @@ async def store(
         yield MemoryStore(clock=clock)
         return
     s = RedisStore.from_url(TEST_REDIS_URL, prefix=redis_prefix, timeout=2.0)
+    s.clock = clock  # which members of an expiring set have expired
     yield s
     await s.close()
 

@@ -163,7 +163,11 @@ async def test_refuse_policy_refuses_sessions_during_the_outage(
     await new_login(h)
     cookie = h.client.cookies["saml_gate_session"]
     redis_server.stop()
-    assert await status_with(h, cookie) == 503
+
+    async def refused() -> bool:  # once this worker has seen its Redis subscription drop
+        return await status_with(h, cookie) == 503
+
+    await eventually(refused, "the session is refused during the outage")
     redis_server.start()
 
     async def served() -> bool:

@@ -1,4 +1,5 @@
-"""The ``saml-gate`` command: demo, run, proxy, forward-auth, setup, metadata, keygen, check.
+"""The ``saml-gate`` command: demo, run, proxy, forward-auth, setup, metadata, keygen, check,
+sessions.
 
 Every gate flag is also read from its ``SAML_GATE_*`` variable (``--base-url`` from
 ``SAML_GATE_BASE_URL``, ...); flags win. Server flags (``--host``, ``--port``, ``--upstream``,
@@ -8,7 +9,6 @@ Every gate flag is also read from its ``SAML_GATE_*`` variable (``--base-url`` f
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import secrets
@@ -180,23 +180,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _serve(app, args)
 
 
-def _import_app(target: str, factory: bool) -> Any:
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise launch.LaunchError(f"the app {target!r} must look like package.module:app")
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-        app = getattr(module, attribute)
-    except (ImportError, AttributeError) as exc:
-        raise launch.LaunchError(f"cannot import the app {target!r}: {exc}") from exc
-    return app() if factory else app
-
-
 def build_run(args: argparse.Namespace, options: dict[str, Any]) -> Any:
     from saml_gate.middleware import SamlGate
 
-    return SamlGate(_import_app(args.app, args.factory), **options)
+    return SamlGate(launch.import_app(args.app, args.factory), **options)
 
 
 def build_proxy(args: argparse.Namespace, options: dict[str, Any]) -> Any:
@@ -274,6 +261,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(line)
     print(f"\n{report.summary}")
     return 0 if report.ok else 1
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """List or revoke sessions in the shared store (every gate sharing it sees a revocation)."""
+    return launch.sessions_command(args, sys.stdout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_secret_file_flag(check)
     add_gate_flags(check)
     check.set_defaults(func=cmd_check)
+
+    launch.add_sessions_parser(sub).set_defaults(func=cmd_sessions)
     return parser
 
 

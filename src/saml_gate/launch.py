@@ -178,3 +178,69 @@ def sp_only_settings(options: dict[str, Any]) -> GateSettings:
     )
     options.setdefault("secret_key", env("SAML_GATE_SECRET_KEY") or secrets.token_urlsafe(32))
     return GateSettings.load(**options)
+
+
+def sessions_command(args: Any, out: Any) -> int:
+    """``saml-gate sessions list|revoke``: the exit status (1: nothing matched; 2: a problem,
+    said on stderr)."""
+    import anyio
+
+    from saml_gate.session.admin import AdminSettings, NotShared, StoreUnavailable, run
+
+    def fail(problem: str) -> int:
+        print(f"saml-gate: {problem}", file=sys.stderr)
+        return 2
+
+    if args.action == "revoke" and (args.user is None) == (args.session is None):
+        return fail("sessions revoke needs exactly one of --user NAME or --session ID")
+    env = os.environ.get
+    settings = AdminSettings(
+        store=args.store,
+        store_prefix=args.store_prefix,
+        store_timeout=float(env("SAML_GATE_STORE_TIMEOUT") or 5.0),
+        clock_skew=float(
+            env("SAML_GATE_CLOCK_SKEW") or declared(GateSettings, "clock_skew").default
+        ),
+    )
+    try:
+        code: int = anyio.run(run, settings, args.action, args.user, args.session, out)
+    except NotShared as exc:
+        return fail(str(exc))
+    except StoreUnavailable as exc:
+        return fail(f"the store is unreachable: {exc}")
+    return code
+
+
+def import_app(target: str, factory: bool) -> Any:
+    """The ASGI app named ``package.module:app`` (called when ``factory``), from the cwd too."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise LaunchError(f"the app {target!r} must look like package.module:app")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+        app = getattr(module, attribute)
+    except (ImportError, AttributeError) as exc:
+        raise LaunchError(f"cannot import the app {target!r}: {exc}") from exc
+    return app() if factory else app
+
+
+def add_sessions_parser(sub: Any) -> Any:
+    """The ``sessions`` subcommand's parser (its function is set by the caller)."""
+    from saml_gate.config.flags import gate_default, gate_env
+
+    sessions = sub.add_parser("sessions", help="list or revoke sessions in the shared store")
+    sessions.add_argument("action", choices=("list", "revoke"))
+    sessions.add_argument("--user", help="their NameID (default: everyone's sessions)")
+    sessions.add_argument("--session", help="one session, by its ID (default: none)")
+    sessions.add_argument(
+        "--store",
+        default=gate_env("store") or gate_default("store"),
+        help="the shared store's Redis URL (default: %(default)s)",
+    )
+    sessions.add_argument(
+        "--store-prefix",
+        default=gate_env("store_prefix") or gate_default("store_prefix"),
+        help="prefix of the gate's keys (default: %(default)s)",
+    )
+    return sessions

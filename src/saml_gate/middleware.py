@@ -18,6 +18,7 @@ from saml_gate.runtime.core import GateCore
 from saml_gate.session.cookies import cookie_header_of
 from saml_gate.session.decision import Outcome
 from saml_gate.session.sessions import Session
+from saml_gate.session.watch import SessionWatch
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
 from saml_gate.web.request_line import route_path
@@ -112,6 +113,7 @@ class SamlGate:
         self._policy = self.endpoints.policy
         self._clock = s.clock
         self._sessions = self.core.sessions
+        self._watch = SessionWatch(self.core.revocations, self._clock)
         self._background_started = False
         self._metrics_path = self.settings.metrics_path
         self._tokens = self.endpoints.tokens
@@ -191,7 +193,10 @@ class SamlGate:
         if self._jwt_header:
             token = scope[JWT_SCOPE_KEY] = self._tokens.token(user, now)
             scope["headers"].append((self._jwt_header, token))
-        if kind == "http" and self._sessions.needs_refresh(session, now):
+        if kind == "websocket":  # closed (1008) when its session is revoked or expires
+            await self._watch.run(self.app, scope, receive, send, user)
+            return
+        if self._sessions.needs_refresh(session, now):
             await self.app(scope, receive, self._refreshing(send, session, now))
             return
         await self.app(scope, receive, send)

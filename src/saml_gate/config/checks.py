@@ -101,9 +101,14 @@ def networks(value: tuple[str, ...]) -> str | None:
 
 
 def store_location(value: str) -> str | None:
-    scheme = urlsplit(value).scheme
-    if value != "memory" and scheme not in ("redis", "rediss", "unix"):
-        return f"{scheme or value!r}: use memory or a Redis URL such as redis://host:6379/0"
+    if value == "memory":
+        return None
+    from saml_gate.store.redis_url import parse  # pure parsing: no I/O, no redis-py
+
+    try:
+        parse(value)
+    except ValueError as exc:
+        return f"use memory or a Redis URL (redis://host:6379/0, see Operating): {exc}"
     return None
 
 

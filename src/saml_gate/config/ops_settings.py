@@ -27,8 +27,10 @@ class StorageFields:
 
     store: str = setting(
         "memory",
-        help="shared state: `memory` (one process) or a Redis URL (`redis://host:6379/0`, needs"
-        " `saml-gate[redis]`); `SamlGate(store=...)` also takes a `redis.asyncio.Redis` client",
+        help="shared state: `memory` (one process) or a Redis URL (needs `saml-gate[redis]`):"
+        " `redis://host:6379/0`, `rediss://` (TLS), `unix://`, `redis+cluster://h:p,h:p`,"
+        " `redis+sentinel://h:p/service` (see Operating); `SamlGate(store=...)` also takes a"
+        " `redis.asyncio.Redis` client",
         flag=True,
         check=checks.store_location,
     )

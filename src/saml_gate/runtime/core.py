@@ -93,6 +93,7 @@ class GateCore:
         if self.settings.gc_freeze:
             freeze_startup_heap()
         self._warm.start()
+        self.revocations.start()
         if self.idp_source is not None:
             self.idp_source.start()
         self.warnings.start()
@@ -100,6 +101,7 @@ class GateCore:
     async def stop_background(self) -> None:
         await self._warm.stop()
         await self.warnings.stop()
+        await self.revocations.stop()
         if self.idp_source is not None:
             await self.idp_source.stop()
         if not isinstance(self.store, MemoryStore):  # the memory store is the state itself

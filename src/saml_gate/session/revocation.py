@@ -1,24 +1,41 @@
-"""Ending sessions before their cookie does: revocations, and the subject index SLO needs.
+"""Ending sessions before their cookie does: revocations, the subject index SLO needs, and the
+index of live sessions the ``saml-gate sessions`` command reads.
 
 A session cookie stays valid until it expires, so ending a session early means remembering its
-ID as revoked until then (``revoked:<session id>``); every gated request checks that key. The
-IdP's LogoutRequest names a subject (NameID, maybe SessionIndexes) rather than our session IDs,
-so every sign-in also adds its session to the set ``subject:<hash of issuer and NameID>``;
-IdP-initiated logout revokes the members that match. Both live in the shared store, so a
-sign-out seen by one worker ends the session in all of them.
+ID as revoked until then: the expiring set ``revoked`` (session ID → when it would have expired).
+Every gated request asks whether its session is in it, without a store round trip: each process
+keeps a local view (:class:`RevocationView`), loaded from the store and kept current by the
+store's feed (Redis pub/sub: a revocation is written and published in one step). While the feed
+is down, or before it has loaded, each request asks the store instead (and ``store_outage``
+applies). The memory store is the process's own: it is read directly.
+
+The IdP's LogoutRequest names a subject (NameID, maybe SessionIndexes) rather than our session
+IDs, so every sign-in also adds its session to the set ``subject:<hash of issuer and NameID>``;
+IdP-initiated logout revokes the members that match. Every sign-in is also recorded in the
+expiring set ``sessions`` (who, which IdP, until when) for session administration.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
+
+import anyio
 
 from saml_gate.config.groups import StoreSettings, TimingSettings
+from saml_gate.runtime.background import BackgroundJob
 from saml_gate.store import Store, StoreUnavailable
+from saml_gate.store.base import AddMember, Announce, RemoveMembers, Write
 from saml_gate.user import SamlUser
+
+log = logging.getLogger("saml_gate")
+
+REVOKED: Final = "revoked"
+SESSIONS: Final = "sessions"
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,34 @@ class _Entry:
             return None
 
 
+@dataclass(frozen=True)
+class SessionRecord:
+    """A live session as the ``sessions`` index keeps it (for listing and admin revocation)."""
+
+    session_id: str
+    name_id: str
+    issuer: str
+    session_index: str | None
+    expires_at: float
+
+    def encode(self) -> str:
+        return json.dumps(
+            [self.session_id, self.name_id, self.issuer, self.session_index, self.expires_at]
+        )
+
+    @classmethod
+    def decode(cls, member: str) -> SessionRecord | None:
+        try:
+            session_id, name_id, issuer, session_index, expires_at = json.loads(member)
+            return cls(str(session_id), str(name_id), str(issuer), session_index, float(expires_at))
+        except (ValueError, TypeError):
+            return None
+
+    @classmethod
+    def of(cls, user: SamlUser) -> SessionRecord:
+        return cls(user.session_id, user.name_id, user.issuer, user.session_index, user.expires_at)
+
+
 def _subject_key(issuer: str, name_id: str) -> str:
     digest = hashlib.sha256(f"{issuer}\n{name_id}".encode()).hexdigest()[:40]
     return "subject:" + digest
@@ -48,27 +93,95 @@ class RevocationSettings(StoreSettings, TimingSettings, Protocol):
     """What Revocations read: the outage policy, and the clock skew its entries outlive."""
 
 
+class RevocationView:
+    """This process's copy of the ``revoked`` set; trusted only while ``live``."""
+
+    def __init__(self) -> None:
+        self.live = False
+        self.revoked: dict[str, float] = {}
+        self._watchers: dict[str, set[anyio.Event]] = {}
+
+    def ready(self, snapshot: dict[str, float]) -> None:
+        self.revoked.update(snapshot)
+        self.live = True
+        for session_id in snapshot:
+            self.notify(session_id)
+
+    def added(self, session_id: str, expires_at: float, now: float | None = None) -> None:
+        if now is not None and len(self.revoked) > 1024:
+            self.revoked = {k: t for k, t in self.revoked.items() if t > now}
+        self.revoked[session_id] = max(expires_at, self.revoked.get(session_id, 0.0))
+        self.notify(session_id)
+
+    def lost(self) -> None:
+        self.live = False
+
+    def watch(self, session_id: str) -> anyio.Event:
+        """An event set when ``session_id`` is revoked (see :meth:`unwatch`)."""
+        event = anyio.Event()
+        self._watchers.setdefault(session_id, set()).add(event)
+        return event
+
+    def unwatch(self, session_id: str, event: anyio.Event) -> None:
+        events = self._watchers.get(session_id)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self._watchers[session_id]
+
+    def notify(self, session_id: str) -> None:
+        for event in self._watchers.get(session_id, ()):
+            event.set()
+
+
 class Revocations:
     def __init__(self, store: Store, settings: RevocationSettings) -> None:
         self._store = store
         self._skew = settings.clock_skew
         self._serve_on_outage = settings.store_outage == "serve"
+        self.view = RevocationView()
+        feed = store.feed()
+        self._follow: BackgroundJob | None = None
+        if feed is not None:
+            view = self.view
 
-    async def register(self, user: SamlUser, now: float) -> None:
-        """Index a new session under its subject, for IdP-initiated logout."""
+            async def follow() -> None:
+                await feed.follow(REVOKED, view.ready, view.added, view.lost)
+
+            self._follow = BackgroundJob(follow)
+
+    def start(self) -> None:
+        """Follow the store's revocations (needs a running event loop; idempotent)."""
+        if self._follow is not None:
+            self._follow.start()
+
+    async def stop(self) -> None:
+        if self._follow is not None:
+            await self._follow.stop()
+        self.view.lost()
+
+    def registration(self, user: SamlUser, now: float) -> list[Write]:
+        """What a new session writes: its entry in the subject index (for IdP-initiated logout)
+        and in the ``sessions`` index."""
         entry = _Entry(user.session_id, user.expires_at, user.session_index)
-        await self._store.add_member(
-            _subject_key(user.issuer, user.name_id),
-            entry.encode(),
-            user.expires_at - now + self._skew,
-        )
+        ttl = user.expires_at - now + self._skew
+        subject = _subject_key(user.issuer, user.name_id)
+        record = SessionRecord.of(user).encode()
+        return [
+            AddMember(subject, entry.encode(), ttl),
+            Announce(SESSIONS, record, user.expires_at + self._skew, publish=False),
+        ]
 
     async def is_revoked(self, user: SamlUser) -> bool:
-        """Whether the session was ended. When the store is unreachable, ``store_outage``
-        decides: "serve" answers False (the outage itself is logged by the store guard),
-        "refuse" lets :class:`StoreUnavailable` through."""
+        """Whether the session was ended: from the local view while it is live (no round trip),
+        else from the store. When the store is unreachable, ``store_outage`` decides: "serve"
+        answers False (the outage itself is logged by the store guard), "refuse" lets
+        :class:`StoreUnavailable` through."""
+        view = self.view
+        if view.live:
+            return user.session_id in view.revoked
         try:
-            return await self._store.contains("revoked:" + user.session_id)
+            return await self._store.expiry(REVOKED, user.session_id) is not None
         except StoreUnavailable:
             if self._serve_on_outage:
                 return False
@@ -77,8 +190,8 @@ class Revocations:
     async def revoke(self, user: SamlUser, now: float) -> None:
         """End one session (local sign-out)."""
         entry = _Entry(user.session_id, user.expires_at, user.session_index)
-        await self._revoke(entry, now)
-        await self._store.remove_members(_subject_key(user.issuer, user.name_id), [entry.encode()])
+        subject = RemoveMembers(_subject_key(user.issuer, user.name_id), (entry.encode(),))
+        await self._revoke([entry], now, [subject])
 
     async def revoke_subject(
         self, issuer: str, name_id: str, session_indexes: Collection[str], now: float
@@ -86,21 +199,42 @@ class Revocations:
         """End the subject's sessions with one of ``session_indexes`` (all of them when it is
         empty), as a LogoutRequest asks. Returns how many were ended."""
         key = _subject_key(issuer, name_id)
+        chosen: list[_Entry] = []
         ended: list[str] = []
-        live = 0
         for member in await self._store.members(key):
             entry = _Entry.decode(member)
             if entry is None or (session_indexes and entry.session_index not in session_indexes):
                 continue
-            live += await self._revoke(entry, now)
+            chosen.append(entry)
             ended.append(member)
-        await self._store.remove_members(key, ended)
-        return live
+        return await self._revoke(chosen, now, [RemoveMembers(key, tuple(ended))])
 
-    async def _revoke(self, entry: _Entry, now: float) -> bool:
-        """Revoke until the session would have expired anyway; False if it already has."""
-        if entry.expires_at <= now:
-            return False
-        ttl = entry.expires_at - now + self._skew
-        await self._store.put("revoked:" + entry.session_id, "1", ttl)
-        return True
+    async def revoke_sessions(self, records: Collection[SessionRecord], now: float) -> int:
+        """End these sessions (session administration). Returns how many were live."""
+        entries = [_Entry(r.session_id, r.expires_at, r.session_index) for r in records]
+        removals = [
+            RemoveMembers(_subject_key(r.issuer, r.name_id), (e.encode(),))
+            for r, e in zip(records, entries, strict=True)
+        ]
+        return await self._revoke(entries, now, removals)
+
+    async def live_sessions(self, now: float) -> list[SessionRecord]:
+        """Sessions signed in and neither expired nor revoked (one or two round trips)."""
+        records = await self._store.expiring(SESSIONS, now)
+        revoked = await self._store.expiring(REVOKED, now) if records else {}
+        found = [SessionRecord.decode(member) for member in records]
+        return [
+            r for r in found if r is not None and r.expires_at > now and r.session_id not in revoked
+        ]
+
+    async def _revoke(self, entries: list[_Entry], now: float, also: Sequence[Write]) -> int:
+        """Revoke until each session would have expired anyway, published to every process in
+        the same step; how many were still live."""
+        live = [e for e in entries if e.expires_at > now]
+        until = {e.session_id: e.expires_at + self._skew for e in live}
+        await self._store.write(
+            [*(Announce(REVOKED, sid, when) for sid, when in until.items()), *also]
+        )
+        for sid, when in until.items():  # this process knows at once, whatever the feed does
+            self.view.added(sid, when, now)
+        return len(live)

@@ -7,7 +7,9 @@ value, not per request.
 
 When groups and attributes do not fit a cookie (hundreds of Okta groups), they go to the store
 under ``session:<session id>`` until the session expires, and the cookie only says so; see
-:meth:`SessionCodec.issue` and :meth:`SessionCodec.load`. A session whose data is gone from the
+:meth:`SessionCodec.issue` and :meth:`SessionCodec.load`. Each process keeps what it fetched (or
+wrote) until the session expires, so a session costs one store read per process, not one per
+request. A session whose data is gone from the
 store (a flushed Redis, a restarted process with the memory store) is treated as expired: the
 person signs in again, rather than being let in without their groups.
 """
@@ -29,13 +31,14 @@ from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.cookies import cookie_header
 from saml_gate.session.signing import serializer
 from saml_gate.store import Store
+from saml_gate.store.base import Put, Write
 from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate")
 
 MAX_COOKIE_BYTES: Final = 3800
 _CACHE_SIZE: Final = 4096
-_DATA_CACHE_SIZE: Final = 1024
+_DATA_CACHE_SIZE: Final = 8192
 _Data = tuple[tuple[str, ...], Mapping[str, tuple[str, ...]]]
 #: Where a session stands in its lifetime (see :meth:`SessionCodec.state`).
 Lifetime = Literal["valid", "expired", "idle"]
@@ -63,7 +66,7 @@ class SessionCodec:
         # secret mints cookies this one refuses.
         self._serializer = serializer(settings.secret_key, "session", bound_to=settings.entity_id)
         self._cache: dict[str, Session] = {}
-        self._data: dict[str, _Data] = {}
+        self._data: dict[str, tuple[_Data, float]] = {}
         self.refresh_after = min(60.0, settings.inactivity_timeout / 10)
 
     @property
@@ -99,16 +102,16 @@ class SessionCodec:
         )
         return Session(user=user, last_seen=now)
 
-    async def issue(self, session: Session, now: float) -> Session:
-        """The new session as it will be kept: its groups and attributes move to the store
-        when the cookie would be too large."""
+    def issue(self, session: Session, now: float) -> tuple[Session, list[Write]]:
+        """The new session as it will be kept, and what to write to the store for it: its
+        groups and attributes move to the store when the cookie would be too large."""
         if len(self._dumps(session)) <= MAX_COOKIE_BYTES:
-            return session
+            return session, []
         u = session.user
         data = {"g": list(u.groups), "a": {k: list(v) for k, v in u.attributes.items()}}
         ttl = u.expires_at - now + self._settings.clock_skew
-        await self._store.put("session:" + u.session_id, json.dumps(data), ttl)
-        self._remember(u.session_id, (u.groups, u.attributes))
+        write = Put("session:" + u.session_id, json.dumps(data), ttl)
+        self._remember(u.session_id, (u.groups, u.attributes), u.expires_at)
         log.info(
             "saml-gate session for %s: %d groups and %d attributes kept in the store (too large"
             " for a cookie)",
@@ -116,7 +119,7 @@ class SessionCodec:
             len(u.groups),
             len(u.attributes),
         )
-        return replace(session, stored=True)
+        return replace(session, stored=True), [write]
 
     # ------------------------------------------------------------------ cookie
     def cookie(self, session: Session, now: float) -> bytes:
@@ -167,7 +170,8 @@ class SessionCodec:
         if session is None or not session.stored or value in self._cache:
             return session
         sid = session.user.session_id
-        data = self._data.get(sid)
+        kept = self._data.get(sid)
+        data = kept[0] if kept is not None and kept[1] > self._settings.clock() else None
         if data is None:
             raw = await self._store.get("session:" + sid)
             data = _parse_data(raw) if raw is not None else None
@@ -178,7 +182,7 @@ class SessionCodec:
                     session.user.name_id,
                 )
                 return None
-            self._remember(sid, data)
+            self._remember(sid, data, session.expires_at)
         groups, attributes = data
         complete = replace(
             session, user=replace(session.user, groups=groups, attributes=attributes)
@@ -226,10 +230,14 @@ class SessionCodec:
             del self._cache[next(iter(self._cache))]
         self._cache[value] = session
 
-    def _remember(self, session_id: str, data: _Data) -> None:
+    def _remember(self, session_id: str, data: _Data, expires_at: float) -> None:
+        """Keep a session's stored data in this process until the session expires."""
         if len(self._data) >= _DATA_CACHE_SIZE:
-            del self._data[next(iter(self._data))]
-        self._data[session_id] = data
+            now = self._settings.clock()
+            self._data = {k: v for k, v in self._data.items() if v[1] > now}
+            if len(self._data) >= _DATA_CACHE_SIZE:
+                del self._data[next(iter(self._data))]
+        self._data[session_id] = (data, expires_at)
 
     # ------------------------------------------------------------------ lifetime
     def state(self, session: Session, now: float) -> Lifetime:

@@ -7,6 +7,7 @@ sign-out in one worker ends the session in all of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from saml_gate.config.groups import StoreSettings, TimingSettings
@@ -14,7 +15,8 @@ from saml_gate.errors import ConfigError
 from saml_gate.store.base import Store, StoreUnavailable
 from saml_gate.store.guard import GuardedStore
 from saml_gate.store.memory import MemoryStore
-from saml_gate.store.redis import RedisStore, redacted
+from saml_gate.store.redis import RedisStore
+from saml_gate.store.redis_url import redacted
 
 __all__ = [
     "GuardedStore",
@@ -41,11 +43,15 @@ def open_store(settings: StoreSetup, given: Any = None) -> Store:
     inner: Store
     if given is None:
         redis_store = _from_url(settings)
+        redis_store.clock = settings.clock
         inner, description = redis_store, redis_store.description
     elif isinstance(given, Store):
         inner, description = given, type(given).__name__
     else:
-        inner, description = _from_client(given, settings.store_prefix), "Redis (client object)"
+        inner, description = (
+            _from_client(given, settings.store_prefix, settings.clock),
+            "Redis (client object)",
+        )
     return GuardedStore(
         inner,
         timeout=settings.store_timeout,
@@ -67,14 +73,16 @@ def _from_url(settings: StoreSettings) -> RedisStore:
         raise ConfigError("store", f"cannot use {redacted(settings.store)!r}: {exc}") from exc
 
 
-def _from_client(client: Any, prefix: str) -> Store:
+def _from_client(client: Any, prefix: str, clock: Callable[[], float]) -> Store:
     try:
         import redis
         import redis.asyncio
     except ImportError as exc:
         raise ConfigError("store", f"{type(client).__name__} is not a Store") from exc
     if isinstance(client, redis.asyncio.Redis):
-        return RedisStore(client, prefix=prefix)
+        store = RedisStore(client, prefix=prefix)
+        store.clock = clock
+        return store
     if isinstance(client, redis.Redis):
         raise ConfigError(
             "store",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
 import anyio
 
-from saml_gate.store.base import Store, StoreUnavailable
+from saml_gate.store.base import Feed, Store, StoreUnavailable, Write
 
 log = logging.getLogger("saml_gate")
 T = TypeVar("T")
@@ -141,6 +141,21 @@ class GuardedStore:
     async def remove_members(self, key: str, members: Iterable[str]) -> None:
         values = list(members)
         await self._call(lambda: self.inner.remove_members(key, values))
+
+    async def add_once_each(self, items: Sequence[tuple[str, float]]) -> tuple[bool, ...]:
+        return await self._call(lambda: self.inner.add_once_each(items))
+
+    async def write(self, writes: Sequence[Write]) -> None:
+        await self._call(lambda: self.inner.write(writes))
+
+    async def expiring(self, key: str, now: float) -> dict[str, float]:
+        return await self._call(lambda: self.inner.expiring(key, now))
+
+    async def expiry(self, key: str, member: str) -> float | None:
+        return await self._call(lambda: self.inner.expiry(key, member))
+
+    def feed(self) -> Feed | None:
+        return self.inner.feed()
 
     async def close(self) -> None:
         with anyio.move_on_after(self._timeout):

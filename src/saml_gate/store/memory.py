@@ -5,7 +5,9 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+
+from saml_gate.store.base import AddMember, Announce, Feed, Put, RemoveMembers, Write
 
 log = logging.getLogger("saml_gate")
 
@@ -37,6 +39,7 @@ class MemoryStore:
         self._evicted = 0
         self._warned_at = float("-inf")
         self._members_warned_at = float("-inf")
+        self._expiring: dict[str, dict[str, float]] = {}
 
     def __len__(self) -> int:
         return len(self._expiry)
@@ -119,7 +122,42 @@ class MemoryStore:
             for member in members:
                 current.pop(member, None)
 
+    async def add_once_each(self, items: Sequence[tuple[str, float]]) -> tuple[bool, ...]:
+        return tuple([await self.add_once(key, ttl) for key, ttl in items])
+
+    async def write(self, writes: Sequence[Write]) -> None:
+        for w in writes:
+            if isinstance(w, Put):
+                await self.put(w.key, w.value, w.ttl)
+            elif isinstance(w, AddMember):
+                await self.add_member(w.key, w.member, w.ttl)
+            elif isinstance(w, RemoveMembers):
+                await self.remove_members(w.key, w.members)
+            else:
+                self._announce(w)
+
+    def _announce(self, w: Announce) -> None:
+        now = self._clock()
+        members = self._expiring.setdefault(w.key, {})
+        if len(members) >= self._max:  # drop the expired, then the soonest to expire
+            for member, when in sorted(members.items(), key=lambda item: item[1]):
+                if when > now and len(members) < self._max:
+                    break
+                del members[member]
+        members[w.member] = max(w.expires_at, members.get(w.member, 0.0))
+
+    async def expiring(self, key: str, now: float) -> dict[str, float]:
+        return {m: t for m, t in self._expiring.get(key, {}).items() if t > now}
+
+    async def expiry(self, key: str, member: str) -> float | None:
+        when = self._expiring.get(key, {}).get(member)
+        return when if when is not None and when > self._clock() else None
+
+    def feed(self) -> Feed | None:
+        return None  # the store is this process's own: reading it is the local view
+
     async def close(self) -> None:
+        self._expiring.clear()
         self._expiry.clear()
         self._values.clear()
         self._heap.clear()

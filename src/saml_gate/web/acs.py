@@ -54,8 +54,8 @@ class AssertionConsumer:
         if refusal is not None:
             raise refusal
         await self._check_replay(login, now)
-        session = await core.sessions.issue(core.sessions.new_session(login, now), now)
-        await core.revocations.register(session.user, now)
+        session, writes = core.sessions.issue(core.sessions.new_session(login, now), now)
+        await core.store.write([*writes, *core.revocations.registration(session.user, now)])
         core.events.emit(
             AuthEvent.about(
                 session.user,
@@ -128,11 +128,12 @@ class AssertionConsumer:
         return match.return_path, relay.clear_cookies(match.key)
 
     async def _check_replay(self, login: VerifiedLogin, now: float) -> None:
-        store = self.core.store
-        if not await store.add_once(login.replay_key, login.replay_until - now):
+        once = [(login.replay_key, login.replay_until - now)]
+        if login.in_response_to is not None:
+            s = self.core.settings
+            once.append(("request:" + login.in_response_to, s.login_timeout + s.clock_skew))
+        fresh = await self.core.store.add_once_each(once)  # one round trip
+        if not fresh[0]:
             raise GateError("replayed", "this assertion ID was already accepted")
-        if login.in_response_to is not None and not await store.add_once(
-            "request:" + login.in_response_to,
-            self.core.settings.login_timeout + self.core.settings.clock_skew,
-        ):
+        if not all(fresh):
             raise GateError("replayed", "this sign-in request was already answered")
