@@ -179,7 +179,11 @@ class Browser:
 
     async def login(self, session_index: str) -> tuple[str, dict[str, str]]:
         """Sign in; (the worker whose ACS accepted it, the ACS form that was posted)."""
-        start = await self.workers.on(None, "GET", "/private/page", headers=HTML)
+        # the browser's cookies but its session (this is a new sign-in): the pending-sign-in turn
+        # cookie comes back, so each sign-in takes the next slot and none overwrites another's
+        # pending cookie (a replay test re-posts an earlier sign-in's form with them)
+        jar = {k: v for k, v in self.cookies.items() if k != "saml_gate_session"}
+        start = await self.workers.on(None, "GET", "/private/page", headers=HTML, cookies=jar)
         self.keep(start)
         request, relay = decode_redirect_request(start.headers["location"])
         spec = ResponseSpec(
