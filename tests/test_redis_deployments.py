@@ -138,8 +138,10 @@ async def sign_out(h: Harness, cookie: str) -> int:
 async def exercise(caplog: pytest.LogCaptureFixture, make_harness: Any, store: str) -> None:
     """Sign-in, a large identity kept in the store, replay refused, a sign-out seen by a second
     gate process sharing the store; the subscription that pushes revocations never failed."""
-    one: Harness = make_harness(store=store, store_prefix="deploy:")
-    two: Harness = make_harness(store=store, store_prefix="deploy:")
+    # store_timeout 2 s: with Sentinel a write waits for the replica's acknowledgement (WAIT,
+    # half of store_timeout), which a CI machine busy with other tests may send after 0.25 s
+    one: Harness = make_harness(store=store, store_prefix="deploy:", store_timeout=2.0)
+    two: Harness = make_harness(store=store, store_prefix="deploy:", store_timeout=2.0)
     alice = await sign_in(one)
     big = await sign_in(one, attributes={"email": ["b@example.com"], "groups": BIG_GROUPS})
     assert await status(two, alice) == 200
