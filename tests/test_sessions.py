@@ -7,9 +7,18 @@ from typing import Any
 
 import httpx
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from saml_gate import SamlGate
-from tests.support import BASE_URL, SECRET, Harness, decode_redirect_request, gate_options, make_app
+from tests.support import (
+    BASE_URL,
+    ENTITY_ID,
+    SECRET,
+    Harness,
+    decode_redirect_request,
+    gate_options,
+    make_app,
+)
 
 pytestmark = pytest.mark.anyio
 HTML = {"accept": "text/html"}
@@ -106,6 +115,31 @@ async def test_rotated_secret_keeps_people_signed_in(
             client.cookies.set("saml_gate_session", new_cookie)
             r = await client.get("/private/a", headers={"accept": "application/json"})
             assert r.status_code == expected
+
+
+async def test_cookies_stay_readable_across_a_rolling_upgrade(
+    harness: Harness, idp_keys: Any, sp_keys: Any, tmp_path: Any
+) -> None:
+    """The gate signs as itsdangerous does (it only skips zlib's set-up where it cannot help
+    and derives keys once): its session cookies read as itsdangerous's own, and cookies made by
+    plain itsdangerous (earlier releases, always compressing) still sign people in."""
+    await harness.login()
+    cookie = harness.client.cookies.get("saml_gate_session")
+    assert cookie
+    plain = URLSafeSerializer([SECRET], salt=f"saml-gate.session|{ENTITY_ID}")
+    payload = plain.loads(cookie)  # what an earlier release (or another gate version) reads
+    assert payload["n"] == "alice@example.com" and payload["g"] == ["admins", "users"]
+    earlier = str(plain.dumps(payload))
+    assert earlier != cookie and earlier.startswith(".")  # compressed by itsdangerous's zlib
+    other = SamlGate(make_app(), **gate_options(idp_keys, sp_keys, harness.clock, str(tmp_path)))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=other), base_url=BASE_URL
+    ) as client:
+        for value in (earlier, cookie):  # a process that never saw the sign-in decodes both
+            client.cookies.set("saml_gate_session", value)
+            me = await client.get("/saml/session")
+            assert me.status_code == 200 and me.json()["name_id"] == "alice@example.com"
+            client.cookies.clear()
 
 
 async def test_cookie_from_another_deployment_is_refused(

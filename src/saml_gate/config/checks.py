@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -49,7 +50,9 @@ def is_loopback_host(host: str) -> bool:
     return address.is_loopback
 
 
+@lru_cache(maxsize=64)
 def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is loopback (cached: asked about base_url on every sign-in)."""
     return is_loopback_host(urlsplit(url).hostname or "")
 
 

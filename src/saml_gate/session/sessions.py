@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from itsdangerous import BadSignature
 
@@ -56,6 +57,15 @@ class Session:
         return self.user.expires_at
 
 
+class Issued(NamedTuple):
+    """A new session (:meth:`SessionCodec.issue`): as kept, its Set-Cookie value, and what to
+    write to the store for it."""
+
+    session: Session
+    cookie: bytes
+    writes: list[Write]
+
+
 class SessionCodec:
     def __init__(self, settings: GateSettings, store: Store, issuer: Callable[[], str]) -> None:
         self._settings = settings
@@ -74,6 +84,9 @@ class SessionCodec:
         return self._settings.cookie_prefix + "_session"
 
     def new_session(self, login: VerifiedLogin, now: float) -> Session:
+        """A session for ``login``, its times in whole seconds as the cookie carries them
+        (rounded down: never longer, never fresher), so the session this process caches at
+        :meth:`issue` is the one any process decodes from the cookie."""
         s = self._settings
         expires = now + s.maximum_duration
         if login.session_not_on_or_after is not None:
@@ -95,36 +108,44 @@ class SessionCodec:
             name_id_format=login.name_id_format,
             session_index=login.session_index,
             issuer=login.issuer,
-            authenticated_at=login.authn_instant.timestamp(),
-            expires_at=expires,
+            authenticated_at=float(math.floor(login.authn_instant.timestamp())),
+            expires_at=float(math.floor(expires)),
             session_id=secrets.token_urlsafe(12),
             authn_context=login.authn_context,
         )
-        return Session(user=user, last_seen=now)
+        return Session(user=user, last_seen=float(math.floor(now)))
 
-    def issue(self, session: Session, now: float) -> tuple[Session, list[Write]]:
-        """The new session as it will be kept, and what to write to the store for it: its
-        groups and attributes move to the store when the cookie would be too large."""
-        if len(self._dumps(session)) <= MAX_COOKIE_BYTES:
-            return session, []
-        u = session.user
-        data = {"g": list(u.groups), "a": {k: list(v) for k, v in u.attributes.items()}}
-        ttl = u.expires_at - now + self._settings.clock_skew
-        write = Put("session:" + u.session_id, json.dumps(data), ttl)
-        self._remember(u.session_id, (u.groups, u.attributes), u.expires_at)
-        log.info(
-            "saml-gate session for %s: %d groups and %d attributes kept in the store (too large"
-            " for a cookie)",
-            u.name_id,
-            len(u.groups),
-            len(u.attributes),
-        )
-        return replace(session, stored=True), [write]
+    def issue(self, session: Session, now: float) -> Issued:
+        """The new session as it will be kept, its Set-Cookie value, and what to write to the
+        store for it: its groups and attributes move to the store when the cookie would be too
+        large. Encoded once; the cookie is known to this process from the start, so the first
+        request it comes back with pays no signature check."""
+        value = self._dumps(session)
+        writes: list[Write] = []
+        if len(value) > MAX_COOKIE_BYTES:
+            u = session.user
+            data = {"g": list(u.groups), "a": {k: list(v) for k, v in u.attributes.items()}}
+            ttl = u.expires_at - now + self._settings.clock_skew
+            writes.append(Put("session:" + u.session_id, json.dumps(data), ttl))
+            self._remember(u.session_id, (u.groups, u.attributes), u.expires_at)
+            log.info(
+                "saml-gate session for %s: %d groups and %d attributes kept in the store (too"
+                " large for a cookie)",
+                u.name_id,
+                len(u.groups),
+                len(u.attributes),
+            )
+            session = replace(session, stored=True)
+            value = self._dumps(session)
+        self._cache_put(value, session)
+        return Issued(session, self._set_cookie(value, session, now), writes)
 
     # ------------------------------------------------------------------ cookie
     def cookie(self, session: Session, now: float) -> bytes:
         """The Set-Cookie value carrying ``session``, kept until the session expires."""
-        value = self.encode(session)
+        return self._set_cookie(self.encode(session), session, now)
+
+    def _set_cookie(self, value: str, session: Session, now: float) -> bytes:
         return cookie_header(
             self._settings, self.name, value, max_age=int(session.expires_at - now)
         )

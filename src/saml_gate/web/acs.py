@@ -54,7 +54,7 @@ class AssertionConsumer:
         if refusal is not None:
             raise refusal
         await self._check_replay(login, now)
-        session, writes = core.sessions.issue(core.sessions.new_session(login, now), now)
+        session, cookie, writes = core.sessions.issue(core.sessions.new_session(login, now), now)
         await core.store.write([*writes, *core.revocations.registration(session.user, now)])
         core.events.emit(
             AuthEvent.about(
@@ -76,7 +76,7 @@ class AssertionConsumer:
             unmet = self.policy.unmet_step_up(view.app_path(return_path), session.user, now)
             if unmet is not None:
                 response = self.refusals.error(view, unmet, event="policy_denied")
-        return with_cookies(response, [core.sessions.cookie(session, now), *clear])
+        return with_cookies(response, [cookie, *clear])
 
     async def _verify(
         self, view: RequestView, saml_response: str, pending: list[PendingLogin], now: float

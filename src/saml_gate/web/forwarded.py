@@ -65,15 +65,27 @@ def _forwarded_for(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
     return found
 
 
+_MAX_VERDICTS: Final = 4096
+
+
 class ClientAddresses:
     """Resolves client addresses for one gate (``trusted_proxies`` parsed once)."""
 
     def __init__(self, trusted_proxies: Iterable[str]) -> None:
         self._trusted = parse_networks(trusted_proxies)
+        self._verdicts: dict[str, bool] = {}
+        """Hosts already decided (parsing an address costs more than the rest of a request's
+        check); emptied when it holds _MAX_VERDICTS."""
 
     def trusts(self, host: str) -> bool:
-        address = parse_address(host)
-        return address is not None and any(address in net for net in self._trusted)
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            address = parse_address(host)
+            verdict = address is not None and any(address in net for net in self._trusted)
+            if len(self._verdicts) >= _MAX_VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[host] = verdict
+        return verdict
 
     def client(self, peer: str, headers: Sequence[tuple[bytes, bytes]]) -> str:
         """The client address as far as trusted proxies vouch for it ("" when unknown)."""
