@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench_acs import post, time_endpoint
+from bench_acs import endpoint_cost, post, time_endpoint
 from bench_common import (
     Budget,
     Report,
@@ -422,27 +422,32 @@ def floor_verifier(world: World) -> Callable[[str], None]:
 
 
 async def acs_floor(budget: Budget, report: Report, world: World) -> None:
+    """The whole sign-in (default isolation: a verification child) beside its floor, by time
+    one at a time and by CPU time (this process and the child together)."""
     n, rounds = budget.n(500, 10), budget.rounds
-    full = await time_endpoint(world, "both-signed", n, rounds)
+    full = await endpoint_cost(world, "both-signed", n, rounds)
     verify = floor_verifier(world)
     b64 = response_b64(world, "both-signed", request_id=new_request_id())
     verify(b64)
-    floor = float("inf")
+    floor = floor_cpu = float("inf")
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             verify(b64)
         floor = min(floor, (time.perf_counter() - start) / n)
-    ratio = full / floor
-    report.add(
-        Row(
-            SECTION,
-            "ACS sign-in / its floor (lxml + xmlsec parse and signature checks)",
-            f"{ratio:.2f}x ({full * 1e3:.2f} ms vs {floor * 1e3:.2f} ms)",
-            "target ≤ 1.5x",
-            ratio <= 1.5,
+        floor_cpu = min(floor_cpu, (time.process_time() - start_cpu) / n)
+    for what, ours, theirs in (("time", full.wall, floor), ("CPU time", full.cpu, floor_cpu)):
+        ratio = ours / theirs
+        report.add(
+            Row(
+                SECTION,
+                f"ACS sign-in / its floor (lxml + xmlsec parse and signature checks), {what}",
+                f"{ratio:.2f}x ({ours * 1e3:.2f} ms vs {theirs * 1e3:.2f} ms)",
+                "target ≤ 1.5x",
+                ratio <= 1.5,
+                "one at a time; CPU of the app's process and its verification child",
+            )
         )
-    )
 
 
 async def run(budget: Budget, report: Report, world: World) -> None:

@@ -12,6 +12,7 @@ logout (:mod:`saml_gate.session.pending_logout`).
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
@@ -50,9 +51,12 @@ _MEMORY_LEVEL: Final = 3
 
 class _KeysDerivedOnce(Signer):
     """itsdangerous derives the HMAC key from the secret and salt on every signature made or
-    checked; these signers derive each key once."""
+    checked; these signers derive each key once. They name SHA-1 (itsdangerous's default) as
+    ``hashlib.sha1`` itself, which lets :mod:`hmac` use OpenSSL's HMAC rather than its pure
+    Python one: the same signatures."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("digest_method", hashlib.sha1)
         super().__init__(*args, **kwargs)
         self._derived: dict[bytes, bytes] = {}
 
