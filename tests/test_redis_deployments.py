@@ -126,6 +126,7 @@ def test_each_url_form_parses_and_bad_ones_say_what_to_change() -> None:
     assert sentinel.nodes == (("s1", 26379), ("s2", 26380)) and sentinel.db == 2
     assert sentinel.tls_options == {"ssl_ca_certs": "/ca.pem"} and sentinel.wait_replicas == 1
     assert parse("redis+sentinel://s1/m?wait_replicas=0").wait_replicas == 0
+    assert parse("redis+cluster://h:1?wait_replicas=1").wait_replicas == 1
     assert parse("rediss://h:6380/1?ssl_ca_certs=/ca.pem&wait_replicas=1").server_url == (
         "rediss://h:6380/1?ssl_ca_certs=%2Fca.pem"
     )
