@@ -256,7 +256,10 @@ class ClusterSite:
                 low, _, high = held.partition("-")
                 if not held.startswith("[") and int(low) <= slot <= int(high or low):
                     master = int(fields[1].split("@")[0].rsplit(":", 1)[1])
-                    replicas = cli(master, self.tls, "role").split()[3::3]  # ip, port, offset
+                    said = cli(master, self.tls, "role").split()  # master, offset, replicas
+                    if said[:1] != ["master"]:  # the first node's view is behind a failover
+                        return master, None
+                    replicas = said[3::3]  # each replica: ip, port, offset
                     return master, (int(replicas[0]) if replicas else None)
         raise AssertionError(f"no master holds slot {slot}")
 
