@@ -52,4 +52,6 @@ def read_attributes(
 
 def _value_text(value: etree._Element) -> str:
     """An AttributeValue's text content, verbatim (nothing trimmed: it is signed data)."""
+    if not len(value):  # the common case: text only
+        return value.text or ""
     return "".join(str(t) for t in value.itertext())

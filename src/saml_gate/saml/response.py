@@ -331,18 +331,19 @@ class ResponseVerifier:
     def _check_conditions(self, assertion: etree._Element, now: float) -> float:
         skew = self._settings.clock_skew
         conditions = one_child(assertion, X.T_CONDITIONS, "bad_conditions", "Conditions")
-        not_before = conditions.get("NotBefore")
-        if not_before is not None and (
-            parse_instant(not_before, "Conditions NotBefore").timestamp() > now + skew
-        ):
+        not_before_text = conditions.get("NotBefore")
+        not_before = (
+            None
+            if not_before_text is None
+            else parse_instant(not_before_text, "Conditions NotBefore").timestamp()
+        )
+        if not_before is not None and not_before > now + skew:
             raise GateError("not_yet_valid", "Conditions NotBefore is in the future")
         until_text = conditions.get("NotOnOrAfter")
         if until_text is None:
             raise GateError("bad_conditions", "Conditions without NotOnOrAfter")
         until = parse_instant(until_text, "Conditions NotOnOrAfter").timestamp()
-        if not_before is not None and (
-            parse_instant(not_before, "Conditions NotBefore").timestamp() >= until
-        ):
+        if not_before is not None and not_before >= until:
             raise GateError("bad_conditions", "Conditions NotBefore is not before NotOnOrAfter")
         if now - skew >= until:
             raise GateError(

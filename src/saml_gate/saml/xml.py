@@ -8,8 +8,9 @@ comments, encodings other than UTF-8, and trees deeper or larger than the ``max_
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from lxml import etree
 
@@ -18,6 +19,47 @@ from saml_gate.errors import ErrorCode, GateError
 
 ID_ATTRIBUTE_NAMES: Final = frozenset({"ID", "Id", "id"})
 _FRACTION: Final = re.compile(r"(\.\d{6})\d+")
+_ID_LOCAL_NAME: Final = " or ".join(f"local-name()='{name}'" for name in sorted(ID_ATTRIBUTE_NAMES))
+# Unprefixed ID attributes by name (cheap), namespaced ones (wsu:Id, xml:id) by local name.
+_ID_VALUES: Final = "|".join(
+    [
+        *(f".//@{name}" for name in sorted(ID_ATTRIBUTE_NAMES)),
+        f".//@*[namespace-uri()][{_ID_LOCAL_NAME}]",
+    ]
+)
+
+
+class _ThreadTools(threading.local):
+    """One parser and one set of compiled XPath expressions per thread: lxml parsers must not
+    be shared between threads, and an XPath object serialises the threads that share it."""
+
+    def __init__(self) -> None:
+        self.parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            collect_ids=False,
+            remove_comments=False,
+            remove_pis=False,
+        )
+        self.id_values = etree.XPath(_ID_VALUES, smart_strings=False)
+        self.over_limits: dict[int, etree.XPath] = {}
+
+    def limits(self, max_depth: int) -> etree.XPath:
+        """True when any limit of :func:`parse_strict` counted by XPath is exceeded: one
+        evaluation for the four counts (``$elements``, ``$attribute``: max_attributes + 1)."""
+        found = self.over_limits.get(max_depth)
+        if found is None:
+            found = self.over_limits[max_depth] = etree.XPath(
+                "count(//*) > $elements or boolean(" + "/*" * (max_depth + 1) + ")"
+                " or count(//@*) > $elements or boolean(//@*[$attribute])"
+            )
+        return found
+
+
+_tools = _ThreadTools()
 
 
 def parse_limited(data: bytes, settings: GateSettings) -> etree._Element:
@@ -42,18 +84,8 @@ def parse_strict(
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise GateError("malformed_response", "the document is not UTF-8") from exc
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        collect_ids=False,
-        remove_comments=False,
-        remove_pis=False,
-    )
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, _tools.parser)
     except etree.XMLSyntaxError as exc:
         raise GateError("malformed_response", f"not well-formed XML (line {exc.lineno})") from exc
     if root is None:
@@ -64,6 +96,22 @@ def parse_strict(
     if (info.encoding or "UTF-8").upper() != "UTF-8":
         raise GateError("malformed_response", f"the document declares encoding {info.encoding!r}")
     # Counted by libxml2's XPath engine: cheap, and before any Python loop over the tree.
+    if _tools.limits(max_depth)(root, elements=max_elements, attribute=max_attributes + 1):
+        _refuse_over_limits(root, max_depth, max_elements, max_attributes)
+    # Every declaration spells "xmlns": with fewer in the bytes, no limit can be exceeded.
+    if data.count(b"xmlns") > min(max_attributes, max_elements):
+        _check_namespaces(root, max_in_scope=max_attributes, max_total=max_elements)
+    for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
+        raise GateError("forbidden_xml", f"{_kind(sibling)} outside the document element")
+    for node in root.iter(etree.PI, etree.Comment, etree.Entity):
+        raise GateError("forbidden_xml", _kind(node))
+    return root
+
+
+def _refuse_over_limits(
+    root: etree._Element, max_depth: int, max_elements: int, max_attributes: int
+) -> None:
+    """Name the first limit exceeded, checked one by one in this order."""
     if root.xpath(f"count(//*) > {max_elements}"):
         raise GateError("response_too_complex", f"more than {max_elements} elements")
     if root.xpath("boolean(" + "/*" * (max_depth + 1) + ")"):
@@ -74,14 +122,7 @@ def parse_strict(
         raise GateError(
             "response_too_complex", f"an element with more than {max_attributes} attributes"
         )
-    # Every declaration spells "xmlns": with fewer in the bytes, no limit can be exceeded.
-    if data.count(b"xmlns") > min(max_attributes, max_elements):
-        _check_namespaces(root, max_in_scope=max_attributes, max_total=max_elements)
-    for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
-        raise GateError("forbidden_xml", f"{_kind(sibling)} outside the document element")
-    for node in root.iter(etree.PI, etree.Comment, etree.Entity):
-        raise GateError("forbidden_xml", _kind(node))
-    return root
+    raise GateError("response_too_complex", "a limit of max_xml_* is exceeded")
 
 
 def _check_namespaces(root: etree._Element, *, max_in_scope: int, max_total: int) -> None:
@@ -119,21 +160,20 @@ def _kind(node: etree._Element) -> str:
 
 
 def check_unique_ids(root: etree._Element) -> None:
-    """Refuse a document in which two attributes named like an ID carry the same value."""
-    seen: set[str] = set()
-    for element in root.iter(etree.Element):
-        for name, value in element.attrib.items():
-            if str(name).rsplit("}", 1)[-1] in ID_ATTRIBUTE_NAMES:
-                if str(value) in seen:
-                    raise GateError("duplicate_id", "an identifier appears more than once")
-                seen.add(str(value))
+    """Refuse a document in which two attributes named like an ID (in any namespace or none)
+    carry the same value, anywhere in ``root`` and its descendants."""
+    values = cast(list[str], _tools.id_values(root))
+    if len(set(values)) != len(values):
+        raise GateError("duplicate_id", "an identifier appears more than once")
 
 
 def parse_instant(value: str | None, what: str) -> datetime:
     """An xs:dateTime in UTC (shared with the logout messages' checks); GateError otherwise."""
     if not value:
         raise GateError("schema_invalid", f"{what} is missing")
-    text = _FRACTION.sub(r"\1", value.strip())
+    text = value.strip()
+    if "." in text:  # only a fraction of seconds has digits to cut
+        text = _FRACTION.sub(r"\1", text)
     if not text.endswith("Z"):  # SAML core 1.3.3: UTC, written with the Z designator
         raise GateError("schema_invalid", f"{what} is not a UTC time ending in Z")
     try:
@@ -144,7 +184,7 @@ def parse_instant(value: str | None, what: str) -> datetime:
 
 def children(element: etree._Element, tag: str) -> list[etree._Element]:
     """Direct children with ``tag`` (never descendants: nested copies are what XSW hides)."""
-    return [child for child in element if child.tag == tag]
+    return list(element.iterchildren(tag))
 
 
 def one_child(element: etree._Element, tag: str, code: ErrorCode, what: str) -> etree._Element:

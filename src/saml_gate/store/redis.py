@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 T = TypeVar("T")
+Command = tuple[Any, ...]  # a Redis command and its arguments, queued in a pipeline
 
 #: Add a member and make the set live at least as long as the new member needs.
 _ADD_MEMBER: Final = """
@@ -93,14 +94,29 @@ class RedisStore:
         store.description = redacted(url)
         return store
 
-    async def _confirmed(self, pipe: Any) -> list[Any]:
-        """Run ``pipe`` (a pipeline of writes, no transaction needed); with ``wait_replicas``
-        (Sentinel), WAIT on the same connection until that many replicas have the writes, else
-        :class:`StoreUnavailable`: a write a failover could lose never counts as done."""
+    async def _confirmed(self, commands: Sequence[Command]) -> list[Any]:
+        """Run ``commands`` (writes, no transaction needed) in one round trip; with
+        ``wait_replicas``, WAIT on the same connection until that many replicas have the writes,
+        else :class:`StoreUnavailable`: a write a failover could lose never counts as done."""
+        from redis.exceptions import AskError, MovedError
+
+        cluster = self._connection if self._cluster and self._wait_replicas else None
+        client = self._client
+        if cluster is not None:
+            client = await self._do(lambda: cluster.slot_master(self._prefix))
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
         if not self._wait_replicas:
             return list(await self._do(pipe.execute))
-        pipe.wait(self._wait_replicas, self._wait_ms)
-        *results, acknowledged = await self._do(pipe.execute)
+        pipe.execute_command("WAIT", self._wait_replicas, self._wait_ms)
+        try:
+            *results, acknowledged = await self._do(pipe.execute)
+        except StoreUnavailable as exc:
+            if cluster is not None and isinstance(exc.__cause__, MovedError | AskError):
+                # The slot has moved (a failover): relearn the slots before the next write.
+                await self._do(cluster.relearn_slots)
+            raise
         if int(acknowledged) < self._wait_replicas:
             raise StoreUnavailable(
                 f"only {acknowledged} of {self._wait_replicas} replicas acknowledged a write"
@@ -156,53 +172,47 @@ class RedisStore:
             await self._do(lambda: self._client.srem(k, *values))
 
     async def add_once_each(self, items: Sequence[tuple[str, float]]) -> tuple[bool, ...]:
-        def build(pipe: Any) -> None:
-            for key, ttl in items:
-                pipe.set(self._prefix + key, b"1", nx=True, px=_ms(ttl))
-
-        return tuple(bool(r) for r in await self._pipeline(build))
+        commands = [("SET", self._prefix + key, b"1", "NX", "PX", _ms(ttl)) for key, ttl in items]
+        return tuple(bool(r) for r in await self._pipeline(commands))
 
     async def write(self, writes: Sequence[Write]) -> None:
         if not writes:
             return
         now = repr(self.clock())
+        commands: list[Command] = []
+        for w in writes:
+            k = self._prefix + w.key
+            if isinstance(w, Put):
+                commands.append(("SET", k, w.value.encode(), "PX", _ms(w.ttl)))
+            elif isinstance(w, AddMember):
+                commands.append(self._script(self._add_member, k, w.member, _ms(w.ttl)))
+            elif isinstance(w, RemoveMembers):
+                if w.members:
+                    commands.append(("SREM", k, *w.members))
+            else:
+                publish = "1" if w.publish else "0"
+                commands.append(
+                    self._script(self._announce, k, w.member, repr(w.expires_at), now, publish)
+                )
+        await self._pipeline(commands)
 
-        def build(pipe: Any) -> None:
-            for w in writes:
-                k = self._prefix + w.key
-                if isinstance(w, Put):
-                    pipe.set(k, w.value.encode(), px=_ms(w.ttl))
-                elif isinstance(w, AddMember):
-                    self._script(pipe, self._add_member, k, w.member, _ms(w.ttl))
-                elif isinstance(w, RemoveMembers):
-                    if w.members:
-                        pipe.srem(k, *w.members)
-                else:
-                    publish = "1" if w.publish else "0"
-                    self._script(
-                        pipe, self._announce, k, w.member, repr(w.expires_at), now, publish
-                    )
-
-        await self._pipeline(build)
-
-    def _script(self, pipe: Any, script: Any, key: str, *args: Any) -> None:
-        """Queue ``script`` on ``key``: by its SHA, or whole in a cluster, whose pipelines
-        refuse EVALSHA (its keys share the prefix's hash tag: one slot)."""
+    def _script(self, script: Any, key: str, *args: Any) -> Command:
+        """``script`` on ``key``: by its SHA, or whole in a cluster, whose pipelines refuse
+        EVALSHA (its keys share the prefix's hash tag: one slot)."""
         if self._cluster:
-            pipe.eval(script.script, 1, key, *args)
-        else:
-            pipe.evalsha(script.sha, 1, key, *args)
+            return ("EVAL", script.script, 1, key, *args)
+        return ("EVALSHA", script.sha, 1, key, *args)
 
-    async def _pipeline(self, build: Callable[[Any], None]) -> list[Any]:
-        """One round trip: the commands ``build`` queues, scripts by their SHA (loaded, and the
-        pipeline sent again, only when this Redis does not know them yet)."""
+    async def _pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """One round trip, scripts by their SHA (loaded, and the commands sent again, only when
+        this Redis does not know them yet)."""
         from redis.exceptions import NoScriptError
 
+        if not commands:
+            return []
         for attempt in range(2):
-            pipe = self._client.pipeline(transaction=False)
-            build(pipe)
             try:
-                return await self._confirmed(pipe)
+                return await self._confirmed(commands)
             except StoreUnavailable as exc:
                 if attempt or not isinstance(exc.__cause__, NoScriptError):
                     raise

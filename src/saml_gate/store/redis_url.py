@@ -6,7 +6,12 @@
 - ``redis+cluster://[[user]:password@]host:port[,host:port...]`` (``rediss+cluster://`` over TLS):
   Redis Cluster, any nodes of it to start from. Every key of one gate carries the hash tag of its
   prefix (``{saml-gate:}...``), so all of them live in one slot and any multi-key command, script,
-  pipeline or transaction the store uses stays valid in a cluster.
+  pipeline or transaction the store uses stays valid in a cluster. ``wait_replicas`` defaults to
+  0 there: a cluster may have no replicas (writes would then never be confirmed), and a planned
+  ``CLUSTER FAILOVER`` loses nothing anyway (the replica catches up before it takes over). With
+  replicas, ``wait_replicas=1`` keeps confirmed writes through an unplanned failover too (the
+  master lost): the writes and their ``WAIT`` go on one connection to the master of the gate's
+  slot (:meth:`RedisConnection.slot_master`), and a redirection fails them closed.
 - ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]``
   (``rediss+sentinel://``: TLS to the sentinels and the master): the sentinels to ask for the
   master of ``service``; after a failover the client follows the new master. Writes are
@@ -71,6 +76,9 @@ class RedisConnection:
     client: Redis | RedisCluster
     location: RedisLocation
     others: list[Redis] = field(default_factory=list)
+    #: A cluster's: how to reach one of its nodes directly (see :meth:`slot_master`).
+    node_options: dict[str, Any] = field(default_factory=dict)
+    _masters: dict[str, Redis] = field(default_factory=dict)
 
     def key_prefix(self, prefix: str) -> str:
         """The prefix the keys use: hash-tagged in a cluster, so they share one slot."""
@@ -78,9 +86,38 @@ class RedisConnection:
             return prefix
         return "{" + prefix + "}"
 
+    async def slot_master(self, key: str) -> Redis:
+        """A client (a small pool of its own) of the cluster master that holds ``key``'s slot,
+        as the cluster client last learnt it: for writes that must share one connection with
+        their ``WAIT``, which a cluster pipeline may not (it sends a keyless command to any
+        node, and a redirected command again on another connection)."""
+        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.exceptions import SlotNotCoveredError
+
+        cluster = self._cluster()
+        await cluster.initialize()
+        node = cluster.get_node_from_key(key)
+        if node is None:
+            raise SlotNotCoveredError(f"no cluster node holds the slot of {key!r}")
+        if node.name not in self._masters:
+            pool = BlockingConnectionPool(host=node.host, port=node.port, **self.node_options)
+            self._masters[node.name] = Redis(connection_pool=pool)
+        return self._masters[node.name]
+
+    async def relearn_slots(self) -> None:
+        """Ask the cluster again which node holds which slot (after a redirection)."""
+        await self._cluster().nodes_manager.initialize()
+
+    def _cluster(self) -> RedisCluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        if not isinstance(self.client, RedisCluster):
+            raise TypeError("not a Redis Cluster connection")
+        return self.client
+
     async def aclose(self) -> None:
         await self.client.aclose()
-        for other in self.others:
+        for other in [*self.others, *self._masters.values()]:
             await other.aclose()
 
 
@@ -148,8 +185,6 @@ def parse(url: str) -> RedisLocation:
         service, db = path[0], int(path[1]) if len(path) == 2 else 0
     elif path:
         raise ValueError("a cluster URL has no path (a cluster has only database 0)")
-    elif wait:
-        raise ValueError("wait_replicas: a cluster pipeline cannot WAIT; use 0 (the default)")
     tls_options: dict[str, Any] = {}
     sentinel_auth: dict[str, str] = {}
     for name, value in options.items():
@@ -204,6 +239,7 @@ def connect(url: str, *, timeout: float, max_connections: int) -> RedisConnectio
     tls: dict[str, Any] = {"ssl": True, **location.tls_options} if location.tls else {}
     if location.kind == "cluster":
         from redis.asyncio.cluster import ClusterNode, RedisCluster
+        from redis.asyncio.connection import Connection, SSLConnection
 
         cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in location.nodes],
@@ -212,7 +248,15 @@ def connect(url: str, *, timeout: float, max_connections: int) -> RedisConnectio
             **auth,
             **tls,
         )
-        return RedisConnection(cluster, location)
+        node_options = {
+            "connection_class": SSLConnection if location.tls else Connection,
+            "max_connections": max_connections,
+            "timeout": timeout,
+            **common,
+            **auth,
+            **location.tls_options,
+        }
+        return RedisConnection(cluster, location, node_options=node_options)
     from redis.asyncio.sentinel import Sentinel
 
     sentinel_kwargs = {**common, **tls, **location.sentinel_auth}
