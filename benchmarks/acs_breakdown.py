@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from bench_acs import EndpointCost, cpu_now, fresh_responses, post
+from bench_acs import EndpointCost, cpu_mark, cpu_since, fresh_responses, post
 from bench_common import World, hello_app, mint_login, new_request_id, response_b64
 from bench_scaleout import floor_verifier
 
@@ -88,9 +88,9 @@ async def main() -> None:
     best = {name: EndpointCost(float("inf"), float("inf")) for name in rows}
     for round_ in range(ROUNDS + 1):
         for name, batch in rows.items():
-            start, start_cpu = time.perf_counter(), cpu_now()
+            start, mark = time.perf_counter(), cpu_mark()
             await batch()
-            wall, cpu = (time.perf_counter() - start) / N, (cpu_now() - start_cpu) / N
+            wall, cpu = (time.perf_counter() - start) / N, cpu_since(mark) / N
             if round_:  # the first round warms up (imports, the worker, caches)
                 best[name] = EndpointCost(min(best[name].wall, wall), min(best[name].cpu, cpu))
     floor = best[next(iter(rows))]

@@ -10,6 +10,7 @@ sign-in, since the gate refuses a replayed Response.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -43,7 +44,6 @@ from bench_common import (
     status_of,
 )
 
-from saml_gate.runtime.workers import shared_pool
 from saml_gate.saml import xmlconst as X
 from saml_gate.saml.keys import cert_base64
 from saml_gate.saml.response import ResponseVerifier
@@ -184,18 +184,40 @@ class EndpointCost:
     """CPU time of this process (every thread) and of the verification children together."""
 
 
-def children_cpu() -> float:
-    """CPU seconds used so far by this process's verification children (the kernel's exact
-    run time per task, not the 10 ms ticks of /proc/<pid>/stat)."""
-    total = 0
-    for child in list(getattr(shared_pool(), "_idle", ())):
-        with open(f"/proc/{child.process.pid}/schedstat") as stat:
-            total += int(stat.read().split()[0])
-    return total / 1e9
+CpuMark = tuple[float, dict[int, int]]
+"""This process's CPU seconds, and each child process's CPU nanoseconds, at one moment."""
 
 
-def cpu_now() -> float:
-    return time.process_time() + children_cpu()
+def _children_cpu() -> dict[int, int]:
+    """CPU nanoseconds used so far by each child of this process (the verification children):
+    the kernel's exact run time per task, not the 10 ms ticks of /proc/<pid>/stat."""
+    me, found = os.getpid(), {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                parent = int(stat.read().rpartition(")")[2].split()[1])
+            if parent == me:
+                with open(f"/proc/{entry.name}/schedstat") as run_time:
+                    found[int(entry.name)] = int(run_time.read().split()[0])
+        except (OSError, ValueError, IndexError):  # ended meanwhile
+            continue
+    return found
+
+
+def cpu_mark() -> CpuMark:
+    return time.process_time(), _children_cpu()
+
+
+def cpu_since(mark: CpuMark) -> float:
+    """CPU seconds used since ``mark`` by this process and its children (a child started since
+    counts whole: its start-up is part of the work done meanwhile)."""
+    own, children = mark
+    now = _children_cpu()
+    return (
+        time.process_time() - own + sum(ns - children.get(pid, 0) for pid, ns in now.items()) / 1e9
+    )
 
 
 async def endpoint_cost(
@@ -209,11 +231,11 @@ async def endpoint_cost(
     wall = cpu = float("inf")
     for r in range(rounds):
         batch = logins[r * n : (r + 1) * n] if r else logins[1:n]
-        start, start_cpu = time.perf_counter(), cpu_now()
+        start, mark = time.perf_counter(), cpu_mark()
         for login in batch:
             await post(gate, login)
         wall = min(wall, (time.perf_counter() - start) / len(batch))
-        cpu = min(cpu, (cpu_now() - start_cpu) / len(batch))
+        cpu = min(cpu, cpu_since(mark) / len(batch))
     return EndpointCost(wall, cpu)
 
 
