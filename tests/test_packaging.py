@@ -188,3 +188,71 @@ def test_an_xmlsec_on_another_libxml2_is_named_with_the_fix(tmp_path: Path, kind
     assert last.startswith("saml_gate.saml.xml_libraries.XmlLibrariesMismatch: "), last
     assert "pip install --force-reinstall --no-binary lxml,xmlsec lxml xmlsec" in last
     assert ("libxml2 2.9.14" in last) is (kind == "differs")
+
+
+# ------------------------------------------------------------------------ declared imports
+#: Modules imported by the package whose distribution a user never installs: the standard
+#: library aside, only the package itself.
+_OWN = {"saml_gate"}
+
+
+def _imported_top_level_modules() -> dict[str, set[str]]:
+    """Top-level module name -> the package's modules importing it (anywhere in the file)."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "src" / "saml_gate").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in _OWN:
+                    found.setdefault(top, set()).add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def _requirement_name(requirement: str) -> str:
+    from packaging.requirements import Requirement
+
+    return Requirement(requirement).name.lower().replace("_", "-")
+
+
+def test_every_module_the_package_imports_is_declared() -> None:
+    """A module that only arrives with another dependency (h11 with httpx, asgiref with Django)
+    disappears when that dependency changes: each one the package imports is declared, in
+    the dependencies or in the extra of the feature that imports it."""
+    project = pyproject()["project"]
+    declared = {_requirement_name(r) for r in project["dependencies"]}
+    for requirements in project["optional-dependencies"].values():
+        declared |= {_requirement_name(r) for r in requirements}
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for module, users in sorted(_imported_top_level_modules().items()):
+        names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        if not names & declared:
+            missing[module] = sorted(users)
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_the_lock_pins_every_installed_test_dependency() -> None:
+    """constraints.txt (the README's test command installs through it) pins every package of
+    this environment, so the next release of any of them cannot change what CI runs."""
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in lines
+        if line and not line.startswith("#")
+    }
+    assert all("==" in line for line in lines if line and not line.startswith("#"))
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"].lower().replace("_", "-")
+        if name in ("saml-gate", "pip", "wheel"):
+            continue
+        assert name in pins, f"{name} is installed but not pinned in constraints.txt"
+        assert pins[name] == dist.version, f"{name} {dist.version}, pinned {pins[name]}"

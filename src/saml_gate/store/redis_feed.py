@@ -78,7 +78,7 @@ class RedisFeed:
                 trusted = False
             finally:
                 with anyio.move_on_after(1.0, shield=True):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await anyio.sleep(pause)
             pause = min(pause * 2, RETRY_MAX)
 

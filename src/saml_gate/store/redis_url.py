@@ -260,7 +260,7 @@ def connect(url: str, *, timeout: float, max_connections: int) -> RedisConnectio
     from redis.asyncio.sentinel import Sentinel
 
     sentinel_kwargs = {**common, **tls, **location.sentinel_auth}
-    sentinel = Sentinel(list(location.nodes), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(location.nodes), sentinel_kwargs=sentinel_kwargs)
     master = sentinel.master_for(
         location.service,
         db=location.db,
