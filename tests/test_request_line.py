@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from saml_gate import SamlGate
-from saml_gate.web.forwarded import ClientAddresses
+from saml_gate.ip_addresses import ClientAddresses
 from tests.support import (
     BASE_URL,
     IDP_ENTITY_ID,

@@ -51,7 +51,7 @@ def test_one_problem_reads_as_before() -> None:
 
 
 def test_check_command_reports_each_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    from saml_gate.ops.selfcheck import run_checks
+    from saml_gate.runtime.selfcheck import run_checks
 
     for name in [n for n in os.environ if n.startswith("SAML_GATE_")]:
         monkeypatch.delenv(name)

@@ -107,8 +107,9 @@ def _tunnel_base_url(args: argparse.Namespace, options: dict[str, Any]) -> None:
 
 def _print_sheet(gate: Any) -> None:
     from saml_gate.ops.setup_sheet import SetupSheet
+    from saml_gate.saml.sp import load_sp_keys
 
-    sheet = SetupSheet.build(gate.settings, gate.core.sp_keys.cert_pem)
+    sheet = SetupSheet.build(gate.settings, load_sp_keys(gate.settings).cert_pem)
     print(sheet.as_text(), flush=True)
 
 
@@ -164,7 +165,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if factory
         else SamlGate(launch.whoami_app(options.get("prefix", "/saml")), **options)
     )
-    gate = app if isinstance(app, SamlGate) else None
+    gate = launch.loaded(app) if isinstance(app, SamlGate) else None
     print(
         f"\n  saml-gate demo: open {options['base_url']}/ in a browser.\n"
         + (
@@ -197,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options = _gate_options(args)
     launch.check_workers(args.workers, options.get("store") or gate_env("store") or "memory")
     _tunnel_base_url(args, options)
-    gate = args.build(args, options)
+    gate = launch.loaded(args.build(args, options))
     if args.ngrok:
         _print_sheet(gate)
     what = f"{args.app} behind the gate" if args.command == "run" else f"proxy to {args.upstream}"
@@ -209,7 +210,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_forward_auth(args: argparse.Namespace) -> int:
     """The gate alone, answering a reverse proxy's ``/saml/auth`` sub-requests (no app)."""
     names = [getattr(args, n) for n in launch.IDENTITY_HEADER_FLAGS]
-    return _serve(launch.forward_auth_gate(names, _gate_options(args)), args)
+    return _serve(launch.loaded(launch.forward_auth_gate(names, _gate_options(args))), args)
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -253,7 +254,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from saml_gate.ops.selfcheck import run_checks
+    from saml_gate.runtime.selfcheck import run_checks
 
     given = gate_options(args).keys()
     report = run_checks(_gate_options(args), lambda problem: flag_message(problem, given))

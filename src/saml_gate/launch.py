@@ -96,15 +96,29 @@ def whoami_app(prefix: str) -> Any:
     return page(prefix)
 
 
+def loaded(app: Any) -> Any:
+    """``app`` with its gate's start-up loading done (IdP metadata, keys), so that a bad setting
+    stops the command before it serves, in the command's words (the flag named); the server's
+    lifespan then only starts the gate's background work."""
+    import anyio
+
+    from saml_gate.middleware import SamlGate
+
+    if isinstance(app, SamlGate):
+        anyio.run(app.load)
+    return app
+
+
 def start_summary(gate: SamlGate, *, what: str, listen: str, workers: int) -> str:
-    """Where the gate is, which IdP it trusts, where the setup sheet is, and what to do next."""
-    s, core = gate.settings, gate.core
+    """Where the gate is, which IdP it trusts, where the setup sheet is, and what to do next
+    (the gate ``loaded``)."""
+    s, saml = gate.settings, gate.core.saml
     if s.dev_idp:
         idp = "the embedded DEVELOPMENT IdP (test users; never in production)"
     else:
-        source = core.idp_source
+        source = saml.source
         where = "its metadata URL" if source is not None and source.is_url else "a file/XML"
-        idp = f"{core.idp.entity_id} (metadata from {where})"
+        idp = f"{saml.idp.entity_id} (metadata from {where})"
     sheet = s.base_url + s.prefix + "/setup"
     next_step = (
         f"open {s.base_url}/ in a browser and pick a test user"
@@ -150,8 +164,9 @@ def forward_auth_gate(header_names: list[str | None], options: dict[str, Any]) -
     page = PlainTextResponse("Signed in. saml-gate answers the reverse proxy's forward-auth.")
     # an app that speaks lifespan, so the gate's start-up runs at start, not at the first request
     signed_in = Starlette(routes=[Route("/{path:path}", lambda request: page)])
-    gate = SamlGate(signed_in, **options)
-    gate.endpoints.forward_auth.identity_headers = IdentityHeaders.named(*names)
+    gate = SamlGate(signed_in, **{**options, "forward_auth": True})
+    assert gate.parts.forward_auth is not None  # forward_auth is on
+    gate.parts.forward_auth.identity_headers = IdentityHeaders.named(*names)
     return gate
 
 

@@ -282,6 +282,9 @@ class IdentitySettings(Protocol):
     def allowed_hosts(self) -> tuple[str, ...]: ...
 
     @property
+    def forward_auth(self) -> bool: ...
+
+    @property
     def jwt_header(self) -> str: ...
 
     @property

@@ -101,6 +101,7 @@ class GateOptions(TypedDict, total=False):
     status_group: str | None
     gc_freeze: bool | None
     allowed_hosts: Strings | None
+    forward_auth: bool | None
     jwt_header: str | None
     jwt_audience: str | None
     jwt_keys: Strings | None

@@ -10,6 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from saml_gate.errors import GateError
 from saml_gate.web.pages import error_response
+from saml_gate.web.sign_in import wants_json
 
 #: Every module of the proxy logs here (the name is part of the logging contract).
 log = logging.getLogger("saml_gate.proxy")
@@ -39,7 +40,6 @@ async def answer_failure(
 ) -> None:
     """Log ``error`` and answer the request with its error page (HTML or JSON, as accepted)."""
     log_failure(scope, error)
-    accept = dict(scope["headers"]).get(b"accept", b"")
-    wants_json = b"json" in accept and b"text/html" not in accept
-    response = error_response(error, wants_json=wants_json, show_detail=show_detail)
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    response = error_response(error, wants_json=wants_json(headers), show_detail=show_detail)
     await response(scope, receive, send)

@@ -26,8 +26,8 @@ from typing import Final, Protocol
 
 import anyio
 
+from saml_gate.background import BackgroundJob
 from saml_gate.config.groups import StoreSettings, TimingSettings
-from saml_gate.runtime.background import BackgroundJob
 from saml_gate.store import Store, StoreUnavailable
 from saml_gate.store.base import AddMember, Announce, RemoveMembers, Write
 from saml_gate.user import SamlUser
