@@ -114,7 +114,7 @@ async def set_cookie_count(app: ASGI, scope: dict[str, Any], n: int) -> int:
 
 async def run(budget: Budget, report: Report, world: World) -> None:
     n, rounds = budget.n(40_000, 200), budget.rounds + 2
-    gate = world.gate(hello_app)
+    gate = world.gate(hello_app, forward_auth=True)  # the middleware, and /saml/auth too
     cookie = await sign_in(gate, world)
     session = gate.core.sessions.decode(cookie.split(b"=", 1)[1].decode())
     assert session is not None and session.user.name_id == NAME_ID

@@ -209,7 +209,8 @@ class SamlGate:
             return
         path = route_path(scope["path"], scope.get("root_path", ""))
         parts = self.parts
-        if gate_subpath(path, self._prefix) is not None:
+        prefix = self._prefix  # startswith first: the hot path pays no call for app paths
+        if path.startswith(prefix) and gate_subpath(path, prefix) is not None:
             await parts.endpoints(scope, receive, send)
             return
         if path == self._metrics_path:

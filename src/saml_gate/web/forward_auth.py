@@ -207,15 +207,10 @@ class ForwardAuth:
         if not self._addresses.trusts(peer):
             raise GateError("untrusted_proxy", f"peer {peer!r} is not in trusted_proxies")
         original = original_request(scope)
-        verdict = await self._gatekeeper.decide(
-            AppRequest(
-                original.scope,
-                original.path,
-                self._addresses,
-                host=original.host,
-                return_to=original.url,
-            )
+        request = AppRequest(
+            original.scope, original.path, self._addresses, original.host, original.url
         )
+        verdict = await self._gatekeeper.decide(request)
         if isinstance(verdict, Admit):
             response = _Allowed(self._identity_of(verdict.user))
             if verdict.jwt is not None:

@@ -65,7 +65,6 @@ class AppRequest:
         scope: Scope,
         path: str,
         addresses: ClientAddresses,
-        *,
         host: str | None = None,
         return_to: str | None = None,
     ) -> None:
