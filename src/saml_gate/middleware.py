@@ -241,7 +241,7 @@ class SamlGate:
             scope["auth"] = AuthCredentials()
             await self.app(scope, receive, send)
         elif isinstance(verdict, SignIn):
-            await parts.login.sign_in(request.view, verdict, receive, send)
+            await parts.login.sign_in(request, verdict, receive, send)
         elif kind == "websocket":
             await Refusals.deny_websocket(scope, receive, send, verdict.error.code)
         else:  # Refuse: its event is logged already

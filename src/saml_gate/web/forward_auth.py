@@ -221,15 +221,18 @@ class ForwardAuth:
         if isinstance(verdict, Public):
             return _Allowed([])
         if isinstance(verdict, SignIn):
-            return self._sign_in(view, original, verdict)
+            return self._sign_in(view, request, original.forwarded_style, verdict)
         # a refusal the decision logged: shown as the proxy's answer (403, 400, 503)
         return self._refusals.page(view, verdict.error, user=verdict.user)
 
-    def _sign_in(self, view: RequestView, original: OriginalRequest, verdict: SignIn) -> Response:
-        """401 with the login URL; a 302 to it for a Traefik/Caddy-described page load."""
+    def _sign_in(
+        self, view: RequestView, request: AppRequest, forwarded_style: bool, verdict: SignIn
+    ) -> Response:
+        """401 with the login URL; a 302 to it for a Traefik/Caddy-described page load (whose
+        proxy passes a redirect on to the browser)."""
         clear = [verdict.clear_cookie] if verdict.clear_cookie is not None else []
         login_url = self._settings.login_url
-        if not (original.forwarded_style and is_page_load(original.method, view.headers)):
-            return sign_in_needed(login_url, original.url, verdict.error, clear)
-        location = login_url_for(login_url, original.url)
+        if not (forwarded_style and is_page_load(request.scope["method"], view.headers)):
+            return sign_in_needed(login_url, request.return_to, verdict.error, clear)
+        location = login_url_for(login_url, request.return_to)
         return with_cookies(RedirectResponse(location, status_code=302, headers=NO_STORE), clear)

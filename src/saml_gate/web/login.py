@@ -18,7 +18,7 @@ from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.engine import Engine
 from saml_gate.session.relay import RelayTracker
 from saml_gate.web.address import guard_cookie, on_base_url, wrong_address
-from saml_gate.web.gatekeeper import SignIn
+from saml_gate.web.gatekeeper import AppRequest, SignIn
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import (
     RequestView,
@@ -61,11 +61,12 @@ class Login:
         return await self.start(view, return_path, force_authn=force)
 
     async def sign_in(
-        self, view: RequestView, verdict: SignIn, receive: Receive, send: Send
+        self, request: AppRequest, verdict: SignIn, receive: Receive, send: Send
     ) -> None:
         """Carry ``verdict`` out for the app: a page load goes to the IdP (with ForceAuthn when
         the verdict says so), anything else gets 401 JSON with the login URL, a WebSocket is
         refused; a session cookie that is no good is cleared either way."""
+        view = request.view
         scope = view.scope
         if scope["type"] == "websocket":
             await self.refusals.deny_websocket(scope, receive, send, "not_authenticated")
@@ -80,10 +81,10 @@ class Login:
             return
         if view.is_navigation:
             response = await self.start(
-                view, view.path_and_query, extra_cookies=clear, force_authn=verdict.force_authn
+                view, request.return_to, extra_cookies=clear, force_authn=verdict.force_authn
             )
         else:
-            response = sign_in_needed(settings.login_url, view.path_and_query, verdict.error, clear)
+            response = sign_in_needed(settings.login_url, request.return_to, verdict.error, clear)
         await response(scope, receive, send)
 
     async def start(
