@@ -2,7 +2,8 @@
 
 One cookie by name: :func:`find_cookie` (the session cookie on every gated request, so it builds
 nothing). Every cookie at once: :func:`all_cookies`, for the readers that look at several (the
-pending sign-in slots, the pending logout and its Lax twin).
+pending sign-in slots, the pending logout and its Lax twin). What an upstream may see of a
+Cookie header: :func:`without_cookies` (proxy mode, and the forward-auth answer).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             text = value.decode("latin-1")
             joined = text if joined is None else joined + "; " + text
     return joined
+
+
+def without_cookies(header: bytes, prefix: str) -> bytes:
+    """A Cookie header's value without the cookies whose names start with ``prefix`` (the
+    gate's own, ``{cookie_prefix}_``: never for an upstream to see, so never to replay), every
+    other pair kept byte for byte; empty when nothing else is left."""
+    kept = [
+        pair for pair in header.split(b";") if not pair.strip().decode("latin-1").startswith(prefix)
+    ]
+    return b";".join(kept).strip()
 
 
 def all_cookies(header: str) -> dict[str, str]:
