@@ -152,6 +152,20 @@ def test_accounts_the_gate_did_not_create_are_adopted_only_when_configured(db: N
     assert not model.objects.get(pk=made.pk).check_password("a password")
 
 
+def test_an_operator_can_link_one_existing_account_to_one_identity(db: None) -> None:
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import PermissionDenied
+
+    from saml_gate.contrib.django import link_account, sync_user
+
+    existing = get_user_model().objects.create_user("00u1carol", "carol@example.com", "pw")
+    link_account(existing, issuer="https://idp.example.test", name_id="00u1carol")
+    carol = identity(issuer="https://idp.example.test")
+    assert sync_user(carol, mapping()).pk == existing.pk
+    with pytest.raises(PermissionDenied, match="belongs to another identity"):
+        sync_user(identity(issuer="https://other-idp.test"), mapping(adopt_existing_users=True))
+
+
 def test_a_password_set_on_a_linked_account_unlinks_it(db: None) -> None:
     from django.core.exceptions import PermissionDenied
 

@@ -49,7 +49,7 @@ class StorageFields:
         "refuse",
         help="while the store is unreachable and this process cannot check revocations:"
         " `refuse` signed-in requests with 503, or `serve` valid session cookies (sign-outs"
-        " made on other gates during the outage are then not enforced; see Operating); a"
+        " made on other gates during the outage are then not enforced; see Security model); a"
         " sign-out this process knows is enforced either way, new sign-ins get 503 either way",
         choices=get_args(StoreOutage),
     )

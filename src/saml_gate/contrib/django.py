@@ -21,17 +21,18 @@ Configure with ``SAML_GATE_USERS`` in the Django settings (all optional)::
 Each account the gate uses is linked to one identity: the IdP (issuer) and the NameID, read
 verbatim (never trimmed or case-folded), in the account's password field, which Django then
 treats as unusable (``!saml-gate:<SHA-256 of issuer and NameID>:<random>``; no migration
-needed). An identity gets the account linked to it; the username (``name_id`` or ``email``,
-verbatim) only names a new account. An account linked to another identity is never given to
-this one; an account the gate did not create (no link: made with ``createsuperuser``, the admin,
-a fixture) only when ``adopt_existing_users`` is True, which then links it (replacing its
-password: the gate is its only way in). So neither a NameID differing in case nor an email
-attribute equal to an administrator's can take the administrator's account. A password set on
-a linked account (the admin's "change password") unlinks it: it is then refused until adopted
-again. A user made inactive in Django is refused (403), whatever the IdP says. Django's admin
-login form (a password form, which can never work under single sign-on) is never shown to a
-signed-in person: staff are sent on to the admin, everyone else gets a page naming what is
-missing (staff status, and which groups map to it).
+needed). A person's account is the one named by their NameID (``username: "email"``: their
+email attribute), verbatim; it is created and linked on first use, and given to them only while
+linked to them. An account linked to another identity is never given to this one; an account
+the gate did not create (no link: made with ``createsuperuser``, the admin, a fixture) only
+when ``adopt_existing_users`` is True, which then links it, replacing its password (the gate is
+its only way in); :func:`link_account` links one account to one identity instead. So neither a
+NameID differing in case nor an email attribute equal to an administrator's can take the
+administrator's account. A password set on a linked account (the admin's "change password")
+unlinks it: it is then refused until linked again. A user made inactive in Django is refused
+(403), whatever the IdP says. Django's admin login form (a password form, which can never work
+under single sign-on) is never shown to a signed-in person: staff are sent on to the admin,
+everyone else gets a page naming what is missing (staff status, and which groups map to it).
 """
 
 from __future__ import annotations
@@ -112,12 +113,23 @@ class UserMapping:
 
 def identity_link(identity: SamlUser) -> str:
     """What a linked account's password field starts with: the identity's IdP and NameID."""
-    subject = f"{identity.issuer}\n{identity.name_id}".encode()
-    return LINK_PREFIX + hashlib.sha256(subject).hexdigest()
+    return _link_of(identity.issuer, identity.name_id)
+
+
+def _link_of(issuer: str, name_id: str) -> str:
+    return LINK_PREFIX + hashlib.sha256(f"{issuer}\n{name_id}".encode()).hexdigest()
 
 
 def _link(user: Any, identity: SamlUser) -> None:
     user.password = f"{identity_link(identity)}:{get_random_string(20)}"
+
+
+def link_account(user: Any, *, issuer: str, name_id: str) -> None:
+    """Give the existing account ``user`` to one identity (the IdP's entity ID and the NameID,
+    verbatim), replacing its password, without turning ``adopt_existing_users`` on: for
+    handing accounts made before the gate to their owners one by one (``manage.py shell``)."""
+    user.password = f"{_link_of(issuer, name_id)}:{get_random_string(20)}"
+    user.save(update_fields=["password"])
 
 
 def _refuse(identity: SamlUser, username: str, why: str) -> PermissionDenied:
