@@ -28,10 +28,19 @@ def without_cookies(header: bytes, prefix: str) -> bytes:
     """A Cookie header's value without the cookies whose names start with ``prefix`` (the
     gate's own, ``{cookie_prefix}_``: never for an upstream to see, so never to replay), every
     other pair kept byte for byte; empty when nothing else is left."""
-    kept = [
-        pair for pair in header.split(b";") if not pair.strip().decode("latin-1").startswith(prefix)
-    ]
+    marker = prefix.encode("latin-1")
+    if marker not in header:
+        return header.strip()
+    kept = [pair for pair in header.split(b";") if not _named(pair, marker, prefix)]
     return b";".join(kept).strip()
+
+
+def _named(pair: bytes, marker: bytes, prefix: str) -> bool:
+    """Whether a cookie pair's name starts with ``prefix``, around any whitespace a cookie
+    parser strips (Python's, Starlette's: Unicode whitespace, NBSP included)."""
+    return pair.lstrip().startswith(marker) or (
+        marker in pair and pair.decode("latin-1").strip().startswith(prefix)
+    )
 
 
 def all_cookies(header: str) -> dict[str, str]:
