@@ -1,12 +1,12 @@
-"""Reading settings from ``SAML_GATE_<NAME>`` variables, each by its declared kind."""
+"""Reading settings from ``SAML_GATE_<NAME>`` variables (a mapping the loader gives), each by
+its declared kind."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from saml_gate.config.declaration import Declared, declarations, declared
+from saml_gate.config.declaration import Declared, declarations
 from saml_gate.errors import ConfigError
 
 
@@ -39,9 +39,3 @@ def from_text(d: Declared, raw: str) -> Any:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(d.name, f"{d.env_name}={raw!r} is not {d.kind.expects}") from exc
-
-
-def env_value(cls: type, name: str) -> str | None:
-    """The text of a setting's variable in the process environment (None when unset)."""
-    variable = declared(cls, name).env_name
-    return os.environ.get(variable) if variable else None
