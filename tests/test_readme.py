@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from saml_gate.config.catalogue import every_declaration
 from saml_gate.config.generate import readme_with_tables
-from saml_gate.config.reference import every_declaration, markdown_tables
+from saml_gate.config.reference import markdown_tables
 from saml_gate.errors import ERRORS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,6 +12,7 @@ import pytest
 
 from saml_gate import ConfigError, GateSettings
 from saml_gate.config import options as options_module
+from saml_gate.config.catalogue import every_declaration
 from saml_gate.config.cli_settings import CliSettings
 from saml_gate.config.declaration import declarations
 from saml_gate.config.flags import add_flags, flag_values
@@ -19,7 +20,7 @@ from saml_gate.config.generate import keyword_type, options_text
 from saml_gate.config.loading import value_of
 from saml_gate.config.options import GateOptions, ProxyOptions
 from saml_gate.config.proxy_settings import ProxySettings
-from saml_gate.config.reference import every_declaration, flag_help, markdown_tables
+from saml_gate.config.reference import flag_help, markdown_tables
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.policy import Rule
 from tests.support import BASE_URL, SECRET

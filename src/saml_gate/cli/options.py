@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from saml_gate.config.catalogue import find
 from saml_gate.config.cli_settings import CliSettings
 from saml_gate.config.declaration import declared
 from saml_gate.config.flags import flag_values
 from saml_gate.config.loading import load, value_of
-from saml_gate.config.reference import find
 from saml_gate.config.settings import GateSettings
 
 #: The settings ``metadata`` describes (the SP), and what the setup sheet shows on top.

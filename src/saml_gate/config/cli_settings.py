@@ -18,9 +18,7 @@ class ServerFields:
     """How a server command serves: address, processes, tunnel, secret file."""
 
     GROUP: ClassVar[str] = "server"
-    TITLE: ClassVar[str] = (
-        "Command line (`run`, `proxy`, `forward-auth`, `demo`; not keyword arguments)"
-    )
+    TITLE: ClassVar[str] = "Command line: the server commands (flags and variables only)"
 
     host: str = setting(
         "127.0.0.1",

@@ -13,9 +13,10 @@ import argparse
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Final
 
+from saml_gate.config.catalogue import find
 from saml_gate.config.declaration import Declared, declarations
 from saml_gate.config.kinds import BOOL, FLOAT, INT, RULES, SECRETS, TEXTS
-from saml_gate.config.reference import find, flag_help, grouped
+from saml_gate.config.reference import flag_help, grouped
 from saml_gate.errors import ConfigError
 
 SOURCES_NOTE: Final = (

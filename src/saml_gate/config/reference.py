@@ -7,15 +7,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from saml_gate.config.cli_settings import CliSettings
-from saml_gate.config.declaration import Declared, Group, declarations
+from saml_gate.config.catalogue import every_declaration
+from saml_gate.config.declaration import Declared, Group
 from saml_gate.config.kinds import TEXTS, split_list
-from saml_gate.config.proxy_settings import ProxySettings
-from saml_gate.config.settings import GateSettings
-
-#: Every settings class: the gate's (keyword arguments of ``SamlGate``), the reverse proxy's
-#: (``build_proxy_app`` takes both), the command line's. Their settings' names are distinct.
-SETTINGS_CLASSES: Final = (GateSettings, ProxySettings, CliSettings)
 
 TABLE_HEADER: Final = (
     "| setting | flag | environment variable | default | meaning |\n|---|---|---|---|---|\n"
@@ -30,16 +24,6 @@ ADVANCED_NOTE: Final = (
     " newcomer need not read on.\n"
 )
 _LINK: Final = re.compile(r"\[([^]]*)\]\([^)]*\)")
-
-
-def every_declaration() -> tuple[Declared, ...]:
-    """Every setting of every settings class."""
-    return tuple(d for cls in SETTINGS_CLASSES for d in declarations(cls))
-
-
-def find(name: str) -> Declared | None:
-    """A setting's declaration, whichever class declares it."""
-    return next((d for d in every_declaration() if d.name == name), None)
 
 
 def grouped(found: tuple[Declared, ...]) -> list[tuple[Group, list[Declared]]]:
