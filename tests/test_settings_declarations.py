@@ -100,6 +100,29 @@ def test_a_keyword_wins_over_its_variable_even_a_bad_one() -> None:
         GateSettings.load(environ=env, **BASE)
 
 
+def test_none_means_not_given() -> None:
+    """As GateOptions says: a None keyword leaves the variable, or the default, in force."""
+    env = {"SAML_GATE_CLOCK_SKEW": "30", "SAML_GATE_COOKIE_SECURE": "true"}
+    s = GateSettings.load(environ=env, clock_skew=None, cookie_secure=None, **BASE)
+    assert s.clock_skew == 30 and s.cookie_secure is True
+    assert GateSettings.load(environ={}, clock_skew=None, **BASE).clock_skew == 90
+
+
+def test_check_goes_on_past_a_malformed_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from saml_gate.ops.selfcheck import run_checks
+
+    for name in [n for n in os.environ if n.startswith("SAML_GATE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SAML_GATE_COOKIE_SECURE", "maybe")
+    report = run_checks({**BASE, "state_dir": str(tmp_path), "verify_isolation": "thread"})
+    assert report.problems == 1
+    assert any("SAML_GATE_COOKIE_SECURE='maybe'" in line for line in report.lines)
+    assert any("go on with stand-ins" in line for line in report.lines)
+    assert any("SP key pair" in line or "sp_key" in line for line in report.lines), report.lines
+
+
 def test_one_value_is_read_the_same_way() -> None:
     assert value_of(GateSettings, "store_timeout", environ={}) == 0.5
     assert value_of(GateSettings, "store_timeout", environ={"SAML_GATE_STORE_TIMEOUT": "2"}) == 2

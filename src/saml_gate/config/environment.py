@@ -3,7 +3,7 @@ its declared kind."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from saml_gate.config.declaration import Declared, declarations
@@ -11,14 +11,14 @@ from saml_gate.errors import ConfigError
 
 
 def read_environment(
-    cls: type, environ: Mapping[str, str]
+    cls: type, environ: Mapping[str, str], skip: Collection[str] = ()
 ) -> tuple[dict[str, Any], list[ConfigError]]:
-    """The settings set (non-empty) in ``environ``, and the problems of those that are not
-    valid values of their kind."""
+    """The settings set (non-empty) in ``environ``, but those in ``skip``, and the problems of
+    those that are not valid values of their kind."""
     values: dict[str, Any] = {}
     problems: list[ConfigError] = []
     for d in declarations(cls):
-        raw = environ.get(d.env_name) if d.env_name else None
+        raw = environ.get(d.env_name) if d.env_name and d.name not in skip else None
         if raw is None or raw == "":
             continue
         try:

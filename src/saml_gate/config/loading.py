@@ -6,7 +6,7 @@ gives, then its declared default. Nothing else in the package reads a ``SAML_GAT
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Self, TypeVar
 
 from saml_gate.config.declaration import declared
@@ -43,13 +43,17 @@ def load(
     *,
     environ: Mapping[str, str] | None = None,
     fallback: Mapping[str, Any] | None = None,
+    unread: Collection[str] = (),
 ) -> T:
-    """The settings from ``given`` (keywords or flags; None: not given), the environment, then
-    ``fallback`` (stand-ins for what neither gave), validated all at once."""
-    values, problems = read_environment(cls, os.environ if environ is None else environ)
+    """The settings from ``given`` (keywords or flags; None: not given), else the environment
+    (but not for the ``unread`` settings), else ``fallback`` (stand-ins for what neither
+    gave), else the defaults; validated all at once."""
+    env = os.environ if environ is None else environ
+    values, problems = read_environment(cls, env, skip=unread)
+    given = {k: v for k, v in given.items() if v is not None}
     # A keyword wins over its variable, which then is never used: its problem is not one.
     problems = [p for p in problems if p.setting not in given]
-    values.update({k: v for k, v in given.items() if v is not None or k in values})
+    values.update(given)
     for name, value in (fallback or {}).items():
         values.setdefault(name, value)
     return validate(cls, values, problems)

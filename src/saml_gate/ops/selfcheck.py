@@ -15,6 +15,7 @@ from cryptography import x509
 
 from saml_gate.config.checks import is_url
 from saml_gate.config.declaration import declarations
+from saml_gate.config.loading import load
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
@@ -131,8 +132,8 @@ def _load_settings(
             for name in at_fault
             if name in known and (name in _STAND_INS or not known[name].required)
         }
-        try:  # a keyword wins over its variable: the stand-ins replace the faulty values
-            settings = GateSettings.load(**{**options, **stand_ins})
+        try:  # the stand-ins, never the faulty variables
+            settings = load(GateSettings, {**options, **stand_ins}, unread=stand_ins.keys())
         except ConfigError:
             return None
         report.lines.append("  ...   the checks below go on with stand-ins for the settings above")
