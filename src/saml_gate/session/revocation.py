@@ -22,11 +22,11 @@ import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 import anyio
 
-from saml_gate.config.groups import StoreSettings, TimingSettings
+from saml_gate.config.settings import StoreSettings
 from saml_gate.runtime.background import BackgroundJob
 from saml_gate.store import Store, StoreUnavailable
 from saml_gate.store.base import AddMember, Announce, RemoveMembers, Write
@@ -89,10 +89,6 @@ def _subject_key(issuer: str, name_id: str) -> str:
     return "subject:" + digest
 
 
-class RevocationSettings(StoreSettings, TimingSettings, Protocol):
-    """What Revocations read: the outage policy, and the clock skew its entries outlive."""
-
-
 class RevocationView:
     """This process's copy of the ``revoked`` set; trusted only while ``live``."""
 
@@ -135,7 +131,7 @@ class RevocationView:
 
 
 class Revocations:
-    def __init__(self, store: Store, settings: RevocationSettings) -> None:
+    def __init__(self, store: Store, settings: StoreSettings) -> None:
         self._store = store
         self._skew = settings.clock_skew
         self._serve_on_outage = settings.store_outage == "serve"
