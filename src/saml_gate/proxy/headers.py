@@ -44,8 +44,8 @@ from saml_gate.user import SamlUser
 from saml_gate.web.forwarded import CLIENT_HEADERS, ClientAddresses
 
 if TYPE_CHECKING:
+    from saml_gate.config.proxy_settings import ProxySettings
     from saml_gate.config.settings import GateSettings
-    from saml_gate.proxy.settings import ProxySettings
 
 __all__ = ["DEFAULT_IDENTITY_HEADERS", "FORWARDING_HEADERS", "HeaderRules", "header_value"]
 HOP_BY_HOP: Final = frozenset(
@@ -139,9 +139,7 @@ class HeaderRules:
     def __init__(self, settings: ProxySettings, gate: GateSettings) -> None:
         self._origin = settings.upstream.encode()
         self._preserve_host = settings.preserve_host
-        self._identity = IdentityHeaders.named(
-            settings.user_header, settings.email_header, settings.groups_header
-        )
+        self._identity = IdentityHeaders.of_settings(gate)
         self._jwt_header = gate.jwt_header.lower().encode()
         jwt = {self._jwt_header} if self._jwt_header else set()
         self._drop = self._identity.names | jwt | FORWARDING_HEADERS | HOP_BY_HOP

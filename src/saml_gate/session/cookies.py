@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from http.cookies import _unquote
 
-from saml_gate.config.groups import CookieSettings
+from saml_gate.config.settings import GateSettings
 
 
 def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -71,7 +71,7 @@ def find_cookie(header: str, name: str) -> str | None:
 
 
 def cookie_header(
-    settings: CookieSettings,
+    settings: GateSettings,
     name: str,
     value: str,
     *,
@@ -109,7 +109,7 @@ LAX_TWIN = ".lax"
 
 
 def cross_site_cookies(
-    settings: CookieSettings, name: str, value: str, *, max_age: int, path: str
+    settings: GateSettings, name: str, value: str, *, max_age: int, path: str
 ) -> list[bytes]:
     """Set-Cookie values for a cookie that must come back with the IdP's cross-site POST.
 

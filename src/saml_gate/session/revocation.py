@@ -29,11 +29,11 @@ import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 import anyio
 
-from saml_gate.config.groups import StoreSettings, TimingSettings
+from saml_gate.config.settings import StoreSettings
 from saml_gate.runtime.background import BackgroundJob
 from saml_gate.store import Store, StoreUnavailable
 from saml_gate.store.base import AddMember, Announce, RemoveMembers, Write
@@ -99,10 +99,6 @@ def _subject_key(issuer: str, name_id: str) -> str:
     return "subject:" + digest
 
 
-class RevocationSettings(StoreSettings, TimingSettings, Protocol):
-    """What Revocations read: the outage policy, and the clock skew its entries outlive."""
-
-
 class RevocationView:
     """This process's copy of the ``revoked`` set; trusted only while ``live``."""
 
@@ -145,7 +141,7 @@ class RevocationView:
 
 
 class Revocations:
-    def __init__(self, store: Store, settings: RevocationSettings) -> None:
+    def __init__(self, store: Store, settings: StoreSettings) -> None:
         self._store = store
         self._skew = settings.clock_skew
         self._clock = settings.clock

@@ -193,20 +193,10 @@ class ForwardAuth:
         self._addresses = ClientAddresses(core.settings.trusted_proxies)
         self._jwt_header = core.settings.jwt_header.lower().encode()
         self._jwks = jwks(keys)
-        self._identity_headers = IdentityHeaders()
+        self._identity_headers = IdentityHeaders.of_settings(core.settings)
         self._identity: dict[str, list[tuple[bytes, bytes]]] = {}
         self._peers: dict[str, bool] = {}
         self._gate_cookie_prefix = core.settings.cookie_prefix + "_"
-
-    @property
-    def identity_headers(self) -> IdentityHeaders:
-        """The names of the identity headers (``saml-gate forward-auth`` sets them)."""
-        return self._identity_headers
-
-    @identity_headers.setter
-    def identity_headers(self, names: IdentityHeaders) -> None:
-        self._identity_headers = names
-        self._identity.clear()
 
     def _trusts(self, peer: str) -> bool:
         trusted = self._peers.get(peer)
