@@ -7,6 +7,10 @@ The gate's public host (``auth.example.test``, its ``base_url``) and each proxy'
 production: one sign-in covers the sites through ``cookie_domain`` and ``allowed_hosts``. The
 browser is an ``httpx.Client`` with cookies; the test IdP (``saml_gate.testing``) signs its
 Responses. The upstream verifies the identity JWT against the gate's JWKS with PyJWT, on its own.
+Raw requests (``http.client``, raw WebSocket handshakes) check what the upstream receives for
+exact bytes: never a cookie of the gate, the app's own cookies byte for byte (several Cookie
+lines, public paths, a large header), the gate's headers whatever the client's ``Connection``
+lists; and what an open WebSocket does after its session is signed out.
 The harness and the configurations alone (with a stand-in gate): ``tests/forward_auth/``.
 """
 
