@@ -130,6 +130,31 @@ async def test_no_identity_when_refused_or_public(
     assert "x-saml-gate-jwt" not in r.headers
 
 
+@pytest.mark.parametrize("path", ["/private/page", "/public/page"])
+async def test_the_answer_carries_the_apps_cookie_without_the_gates(
+    make_harness: Any, path: str
+) -> None:
+    """What the shipped configurations send the app as Cookie: every Cookie line joined, the
+    gate's cookies (``saml_gate_*``) out, each other pair byte for byte; no header at all when
+    nothing else is left. The same as proxy mode's (one function)."""
+    h = await signed_in(make_harness, public_paths=["/public/"])
+    session = h.client.cookies["saml_gate_session"]
+    described = {"X-Original-URL": APP + path, "X-Original-Method": "GET"}
+    lines = [f"a=1; saml_gate_session={session}", "saml_gate_reqslot=2;b=x y", "c=caf\xe9"]
+    async with anonymous(h) as client:  # the cookies exactly as given, no jar
+        r = await client.get(
+            "/saml/auth",
+            headers=[*described.items(), *(("Cookie", line.encode("latin-1")) for line in lines)],
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers.get_list("cookie") == ["a=1; b=x y; c=caf\xe9"]
+        assert (path == "/public/page") is ("x-forwarded-user" not in r.headers)
+        alone = await client.get(
+            "/saml/auth", headers={**described, "Cookie": f"saml_gate_session={session}"}
+        )
+        assert alone.status_code == 200 and "cookie" not in alone.headers
+
+
 @pytest.mark.parametrize(
     ("url", "method", "code"),
     [

@@ -212,8 +212,10 @@ class GateOptions(TypedDict, total=False):
     store_timeout: float | None
     """seconds a store call may take (connect, reply, pool wait) before it counts as failed"""
     store_outage: StoreOutage | None
-    """while the store is unreachable: serve valid session cookies (logged loudly) or refuse them
-    with 503; new sign-ins get 503 either way
+    """while the store is unreachable and this process cannot check revocations: refuse signed-in
+    requests with 503, or serve valid session cookies (sign-outs made on other gates during the
+    outage are then not enforced; see Security model); a sign-out this process knows is enforced
+    either way, new sign-ins get 503 either way
     """
 
     # Fetching the IdP metadata from a URL (advanced)
