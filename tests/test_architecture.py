@@ -11,7 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "saml_gate"
-MAX_LINES = 400
+#: An alarm, not a design rule: a module this long probably holds more than one concern. Split
+#: it by cohesion (one concern per module), never by cutting it where the count says.
+ALARM_LINES = 600
 MAX_TOP_LEVEL_MODULES = 12
 
 #: package (or top-level module) → what it must never reach, directly or through others, even
@@ -29,12 +31,12 @@ FORBIDDEN = {
     "identity": {"web", "session", "runtime", "ops", "middleware", "proxy", "devidp", "testing"},
     "session": {"web", "runtime", "ops", "identity", "middleware", "proxy", "devidp", "testing"},
     "ops": {"web", "runtime", "session", "middleware", "proxy", "devidp", "testing"},
-    "runtime": {"web", "middleware", "proxy", "contrib", "cli", "launch", "testing"},
-    "web": {"middleware", "proxy", "devidp", "testing", "contrib", "cli", "launch"},
-    "middleware": {"proxy", "devidp", "testing", "contrib", "cli", "launch"},
-    "proxy": {"devidp", "testing", "contrib", "cli", "launch"},
+    "runtime": {"web", "middleware", "proxy", "contrib", "cli", "testing"},
+    "web": {"middleware", "proxy", "devidp", "testing", "contrib", "cli"},
+    "middleware": {"proxy", "devidp", "testing", "contrib", "cli"},
+    "proxy": {"devidp", "testing", "contrib", "cli"},
     "devidp": {"web", "runtime", "session", "store", "ops", "middleware", "proxy", "testing"},
-    "contrib": {"devidp", "testing", "cli", "launch"},
+    "contrib": {"devidp", "testing", "cli"},
 }  # fmt: skip
 #: Modules inside a package that any layer may import: they import nothing of saml_gate but
 #: errors (checked below), so importing them ties no two packages together.
@@ -46,8 +48,8 @@ LEAF_MODULES = {
 #: with the move of policy.py and web/request_line.py into a policy/ package (the request line
 #: is the policy's input, not the web layer's); delete it then.
 TEMPORARY_EDGES = {("saml_gate.policy", "saml_gate.web.request_line")}
-#: Modules that may import the development IdP (only when dev_idp is on, or in tests).
-DEVIDP_IMPORTERS = {"saml_gate.runtime.saml_state", "saml_gate.cli"}
+#: Modules that may import the development IdP (only when dev_idp is on).
+DEVIDP_IMPORTERS = {"saml_gate.runtime.saml_state"}
 
 
 def modules() -> list[tuple[str, Path]]:
@@ -121,9 +123,10 @@ def reachable(start: str, edges: dict[tuple[str, str], list[str]]) -> dict[str, 
     return paths
 
 
-def test_no_module_is_over_the_size_limit() -> None:
+def test_no_module_sounds_the_size_alarm() -> None:
     sizes = {name: len(path.read_text().splitlines()) for name, path in modules()}
-    assert {n: s for n, s in sizes.items() if s > MAX_LINES} == {}
+    long = {n: s for n, s in sizes.items() if s > ALARM_LINES}
+    assert long == {}, "look for more than one concern in each: split by cohesion"
 
 
 def test_the_top_level_holds_only_the_face() -> None:
@@ -165,7 +168,7 @@ def test_the_temporary_edge_still_closes_the_known_cycle() -> None:
     assert "web" in through_policy and "config" in through_policy and "policy" in through_policy
 
 
-def test_only_the_dev_idp_switch_and_the_cli_reach_the_dev_idp() -> None:
+def test_only_the_dev_idp_switch_reaches_the_dev_idp() -> None:
     bad = []
     for name, path in modules():
         if name.startswith(("saml_gate.devidp", "saml_gate.testing")):

@@ -10,11 +10,11 @@ receives a token with at least a quarter of its lifetime ahead.
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import jwt
 
-from saml_gate.config.groups import IdentitySettings, SpSettings
+from saml_gate.config.settings import GateSettings
 from saml_gate.identity.keys import JwtKey, jwks
 from saml_gate.user import SamlUser
 
@@ -24,11 +24,7 @@ JWT_SCOPE_KEY: Final = "saml_gate.jwt"
 CACHE_SIZE: Final = 10_000
 
 
-class TokenSettings(IdentitySettings, SpSettings, Protocol):
-    """What the tokens read: the claims' issuer and audience, and the lifetime."""
-
-
-def jwt_header_name(settings: IdentitySettings) -> bytes:
+def jwt_header_name(settings: GateSettings) -> bytes:
     """The identity JWT's request header as ASGI spells it (lower-case bytes); empty when off."""
     return settings.jwt_header.lower().encode()
 
@@ -37,7 +33,7 @@ class IdentityTokens:
     """Signs (and caches) the identity JWT of each session with the first key. The keys are
     loaded at start-up (:meth:`use_keys`), not when the gate is built."""
 
-    def __init__(self, settings: TokenSettings) -> None:
+    def __init__(self, settings: GateSettings) -> None:
         self._keys: tuple[JwtKey, ...] = ()
         self._jwks: dict[str, Any] = {"keys": []}
         self._issuer = settings.base_url

@@ -2,7 +2,8 @@
 
 One cookie by name: :func:`find_cookie` (the session cookie on every gated request, so it builds
 nothing). Every cookie at once: :func:`all_cookies`, for the readers that look at several (the
-pending sign-in slots, the pending logout and its Lax twin).
+pending sign-in slots, the pending logout and its Lax twin). What an upstream may see of a
+Cookie header: :func:`without_cookies` (proxy mode, and the forward-auth answer).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from http.cookies import _unquote
 
-from saml_gate.config.groups import CookieSettings
+from saml_gate.config.settings import GateSettings
 
 
 def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -21,6 +22,25 @@ def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             text = value.decode("latin-1")
             joined = text if joined is None else joined + "; " + text
     return joined
+
+
+def without_cookies(header: bytes, prefix: str) -> bytes:
+    """A Cookie header's value without the cookies whose names start with ``prefix`` (the
+    gate's own, ``{cookie_prefix}_``: never for an upstream to see, so never to replay), every
+    other pair kept byte for byte; empty when nothing else is left."""
+    marker = prefix.encode("latin-1")
+    if marker not in header:
+        return header.strip()
+    kept = [pair for pair in header.split(b";") if not _named(pair, marker, prefix)]
+    return b";".join(kept).strip()
+
+
+def _named(pair: bytes, marker: bytes, prefix: str) -> bool:
+    """Whether a cookie pair's name starts with ``prefix``, around any whitespace a cookie
+    parser strips (Python's, Starlette's: Unicode whitespace, NBSP included)."""
+    return pair.lstrip().startswith(marker) or (
+        marker in pair and pair.decode("latin-1").strip().startswith(prefix)
+    )
 
 
 def all_cookies(header: str) -> dict[str, str]:
@@ -51,7 +71,7 @@ def find_cookie(header: str, name: str) -> str | None:
 
 
 def cookie_header(
-    settings: CookieSettings,
+    settings: GateSettings,
     name: str,
     value: str,
     *,
@@ -89,7 +109,7 @@ LAX_TWIN = ".lax"
 
 
 def cross_site_cookies(
-    settings: CookieSettings, name: str, value: str, *, max_age: int, path: str
+    settings: GateSettings, name: str, value: str, *, max_age: int, path: str
 ) -> list[bytes]:
     """Set-Cookie values for a cookie that must come back with the IdP's cross-site POST.
 

@@ -11,7 +11,12 @@ control characters); that request then goes to the same decision as an app reque
 modes (:class:`~saml_gate.web.gatekeeper.Gatekeeper`: the rules and the request-side hardening,
 the session, the policy), and this module only carries its verdict out.
 
-Answers: 200 with the identity headers and the JWT (public paths: 200 without them); 401 JSON
+Answers: 200 with the identity headers and the JWT (public paths: 200 without them), and a
+``Cookie`` header: the request's Cookie lines joined, without the gate's own cookies (as proxy
+mode forwards them), absent when nothing else is left. The shipped configurations send exactly
+that to the app in place of the client's Cookie (none when it is absent), so that no app ever
+sees, and can replay, a session of the gate (Traefik: ``authResponseHeaders``, which always
+removes the client's copy first); 401 JSON
 with a ``login_url`` without a session, except a 302 to that ``login_url`` for a browser's page
 load described Traefik/Caddy-style (nginx turns the 401 into a redirect itself with
 ``error_page 401``); 403 when signed in but not allowed (400, 503 for the other refusals). A
@@ -35,6 +40,7 @@ from saml_gate.errors import GateError
 from saml_gate.identity.headers import IdentityHeaders
 from saml_gate.identity.tokens import jwt_header_name
 from saml_gate.ip_addresses import ClientAddresses, peer_of
+from saml_gate.session.cookies import without_cookies
 from saml_gate.user import SamlUser
 from saml_gate.web.gatekeeper import Admit, AppRequest, Gatekeeper, Public, SignIn
 from saml_gate.web.refusals import Refusals
@@ -53,6 +59,8 @@ _FORWARDED: Final = (
 )
 _DESCRIBING: Final = frozenset(_NGINX + _FORWARDED)
 _ALLOWED_HEADERS: Final = ((b"content-length", b"0"), (b"cache-control", b"no-store"))
+#: The Cookie header the app may see, on a 200 (see the module docstring).
+APP_COOKIE_HEADER: Final = b"cookie"
 Header = tuple[bytes, bytes]
 #: Sessions whose identity headers are kept (the hot path).
 _CACHE_SIZE: Final = 10_000
@@ -178,18 +186,9 @@ class ForwardAuth:
         self._addresses = addresses
         self._refusals = refusals
         self._jwt_header = jwt_header_name(settings)
-        self._identity_headers = IdentityHeaders()
+        self._identity_headers = IdentityHeaders.of_settings(settings)
         self._identity: dict[str, list[tuple[bytes, bytes]]] = {}
-
-    @property
-    def identity_headers(self) -> IdentityHeaders:
-        """The names of the identity headers (``saml-gate forward-auth`` sets them)."""
-        return self._identity_headers
-
-    @identity_headers.setter
-    def identity_headers(self, names: IdentityHeaders) -> None:
-        self._identity_headers = names
-        self._identity.clear()
+        self._gate_cookie_prefix = settings.cookie_prefix + "_"
 
     def _identity_of(self, user: SamlUser) -> list[tuple[bytes, bytes]]:
         """The identity headers of a session's person (the same for the session's life)."""
@@ -199,6 +198,14 @@ class ForwardAuth:
                 self._identity.clear()
             pairs = self._identity[user.session_id] = self._identity_headers.of(user)
         return pairs
+
+    def _app_cookie(self, headers: list[Header]) -> list[Header]:
+        """What the proxy sends the app as ``Cookie``: every Cookie line of the request joined,
+        the gate's own cookies taken out; nothing when nothing else is left."""
+        prefix = self._gate_cookie_prefix
+        kept = [without_cookies(v, prefix) for k, v in headers if k == b"cookie"]
+        value = b"; ".join(cookie for cookie in kept if cookie)
+        return [(APP_COOKIE_HEADER, value)] if value else []
 
     async def auth(self, view: RequestView, receive: Receive) -> Response:
         """``/auth``: the proxy's sub-request (see the module docstring)."""
@@ -212,14 +219,16 @@ class ForwardAuth:
         )
         verdict = await self._gatekeeper.decide(request)
         if isinstance(verdict, Admit):
-            response = _Allowed(self._identity_of(verdict.user))
+            response = _Allowed(
+                [*self._identity_of(verdict.user), *self._app_cookie(scope["headers"])]
+            )
             if verdict.jwt is not None:
                 response.raw_headers.append((self._jwt_header, verdict.jwt))
             if verdict.refresh_cookie is not None:
                 with_cookies(response, [verdict.refresh_cookie])
             return response
         if isinstance(verdict, Public):
-            return _Allowed([])
+            return _Allowed(self._app_cookie(scope["headers"]))
         if isinstance(verdict, SignIn):
             return self._sign_in(view, request, original.forwarded_style, verdict)
         # a refusal the decision logged: shown as the proxy's answer (403, 400, 503)
