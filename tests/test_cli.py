@@ -172,9 +172,12 @@ def test_keygen_writes_a_private_key_and_a_certificate(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE((out / "sp.key.pem").stat().st_mode) == 0o600
     assert b"BEGIN CERTIFICATE" in (out / "sp.cert.pem").read_bytes()
+    key = (out / "sp.key.pem").read_bytes()
     again = saml_gate("keygen", "--out-dir", str(out))
-    assert again.returncode == 2 and "--force" in again.stderr
+    assert again.returncode == 0 and "kept" in again.stdout and "--force" in again.stdout
+    assert (out / "sp.key.pem").read_bytes() == key
     assert saml_gate("keygen", "--out-dir", str(out), "--force").returncode == 0
+    assert (out / "sp.key.pem").read_bytes() != key
 
 
 def test_check_passes_on_a_good_configuration(config: dict[str, str]) -> None:
