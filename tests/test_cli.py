@@ -315,7 +315,7 @@ def test_run_with_ngrok_takes_the_tunnel_url(config: dict[str, str], tmp_path: P
 
 
 def test_ngrok_failures_are_one_clear_line(config: dict[str, str]) -> None:
-    pytest.importorskip("ngrok", reason="install the ngrok extra: pip install 'saml-gate[ngrok]'")
+    pytest.importorskip("ngrok", reason="the ngrok extra: pip install -e '.[test]'")
     base = ("run", "examples.fastapi_app.main:build_app", "--factory", "--ngrok")
     no_token = saml_gate(*base, env=cli_env(**config))
     assert no_token.returncode == 2

@@ -2,7 +2,7 @@
 saml-gate runs from.
 
 saml-gate is installed from its checkout or from a wheel built from it (it is not on a package
-index), so a hint never says ``pip install 'saml-gate[redis]'``, which would fail: it names the
+index), so a hint never asks pip for ``saml-gate[redis]`` by name, which would fail: it names the
 extra's own requirements, as the installed package declares them, and the interpreter whose pip
 installs them where saml-gate will find them."""
 
@@ -47,8 +47,8 @@ def install_hint(extra: str) -> str:
     requirements = extra_requirements(extra)
     if not requirements:
         return (
-            f"install saml-gate with its {extra!r} extra (pip install '.[{extra}]' in the"
-            " saml-gate checkout; see the README's Install section)"
+            f"add saml-gate's {extra!r} extra (pip install '.[{extra}]' in the saml-gate"
+            " checkout; see the README's Install section)"
         )
     words = [sys.executable, "-m", "pip", "install", *requirements]
     return " ".join(shlex.quote(word) for word in words)
