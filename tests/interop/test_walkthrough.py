@@ -67,10 +67,10 @@ async def test_the_readme_walkthrough_against_simplesamlphp(
     setup = saml_gate("setup", "--base-url", base_url, env=env)
     assert setup.returncode == 0, setup.stderr
     values = sheet_values(setup.stdout)
-    acs_url = values["Single sign-on URL"]
-    entity_id = values["Audience URI (SP Entity ID)"]
-    slo_url = values["Enable Single Logout"]
-    assert values["Signed Requests"].startswith("Ticked")  # the SP key is configured
+    acs_url = values["Assertion Consumer Service (ACS) URL"]
+    entity_id = values["SP entity ID (Audience)"]
+    slo_url = values["Single Logout URL"]
+    assert values["Signed AuthnRequests"].startswith("Yes")  # the SP key is configured
     printed_cert = re.search(
         r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", setup.stdout, flags=re.DOTALL
     )

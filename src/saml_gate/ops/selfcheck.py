@@ -154,8 +154,8 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
     settings = _load_settings(report, options, describe)
     if settings is None:
         return report
-    if settings.base_url.startswith("http://") and not settings.base_is_loopback:
-        report.warn("base_url is plain http on a public host: use the https URL of the tunnel")
+    for _, message in settings.base_url_warnings():
+        report.warn(message)
     if settings.debug:
         report.warn("debug is on: error details are shown to every client")
     key_path = Path(settings.state_dir).expanduser() / "sp.key.pem"
