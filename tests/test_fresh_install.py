@@ -319,6 +319,41 @@ def _empty_redis_prefix(prefix: str) -> None:
         client.close()
 
 
+#: The user's app for the README's test example: ``create_app(**options)`` adds the gate.
+GATED_APP = """
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from saml_gate import SamlGate
+from saml_gate.policy import Rule
+
+
+async def page(request):
+    return PlainTextResponse("ok")
+
+
+def create_app(**options):
+    app = Starlette(routes=[Route("/", page), Route("/admin", page)])
+    return SamlGate(app, access_rules=[Rule("/admin", groups=["admins"])], **options)
+"""
+
+
+def test_the_readme_test_example_runs_without_a_warning(machine: Machine, tmp_path: Path) -> None:
+    """A fresh project with the testing extra: the README's example, as written, passes with
+    every warning an error, and pytest reports none."""
+    testing = section("Testing your app")
+    machine.sh(inline_command(testing, "pip install '.[testing]'"), cwd=machine.checkout)
+    project = tmp_path / "fresh-project"
+    project.mkdir()
+    (project / "myapp.py").write_text(GATED_APP)
+    (example,) = re.findall(r"```python\n(.*?)\n```", testing, re.S)[:1]
+    (project / "test_admin.py").write_text(example + "\n")
+    ran = machine.sh("python -m pytest -q -W error -p no:cacheprovider", cwd=project, check=False)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "1 passed" in ran.stdout and "warning" not in ran.stdout.lower(), ran.stdout
+
+
 def test_a_wheel_built_from_the_checkout_installs_elsewhere(
     machine: Machine, tmp_path: Path
 ) -> None:
