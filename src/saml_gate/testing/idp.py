@@ -104,8 +104,8 @@ class SamlTestIdp:
         IdP in tests: its metadata, ``base_url`` (Starlette's ``TestClient`` uses
         ``http://testserver``), SP keys, a secret, a temporary ``state_dir``, the shared
         ``clock``, and ``verify_isolation="thread"`` (tests start fast: no verification
-        processes to start). ``overrides`` replace or add options; the flows follow the ``base_url``,
-        ``prefix``, ``entity_id``, ``email_attribute``, ``groups_attribute``,
+        processes to start). ``overrides`` replace or add options; the flows follow the
+        ``base_url``, ``prefix``, ``entity_id``, ``email_attribute``, ``groups_attribute``,
         ``want_response_signed`` and ``clock`` of the latest call.
         """
         sp_keys = shared_keys("SP")
