@@ -144,6 +144,7 @@ def original_request(scope: Scope) -> OriginalRequest:
         "path": path,
         "raw_path": raw_path,
         "root_path": "",
+        "http_version": "",  # unknown, and so is whether a POST had a body: it may have
         "query_string": query,
         "headers": headers,  # the original's own (the describing ones name no override)
         "client": scope.get("client"),
