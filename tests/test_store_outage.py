@@ -114,6 +114,7 @@ async def new_login(h: Harness) -> httpx.Response:
 
 
 async def status_with(h: Harness, cookie: str) -> int:
+    h.client.cookies.delete("saml_gate_session")  # one session cookie: two would be refused
     h.client.cookies.set("saml_gate_session", cookie)
     with anyio.fail_after(HANG_GUARD):
         return (await h.client.get("/private/p", headers=JSON)).status_code
