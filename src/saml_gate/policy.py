@@ -47,9 +47,9 @@ if TYPE_CHECKING:
     from saml_gate.user import SamlUser
 
 SETTING: Final = "access_rules"
-#: Stands for every method no rule names (it is not a method, so no rule can name it): what a
-#: method override in a POST's body may turn it into besides the methods the rules name.
+#: Every method no rule names (no rule can name "*"), as a ``_method`` in a POST's body may be.
 ANY_OTHER_METHOD: Final = "*"
+_CACHE_SIZE, _CACHED_PATH = 4096, 256  # decisions kept for paths with a format suffix
 
 
 def _strings(value: Iterable[str] | str, what: str) -> tuple[str, ...]:
@@ -267,8 +267,8 @@ class AccessPolicy:
         self._options_passthrough = settings.options_passthrough
         self._skew = settings.clock_skew
         self._path_parameters = settings.allow_path_parameters
-        #: What a POST with a body may become through ``_method`` in it, which is not read:
-        #: every method a rule names, and any other (the rules without methods).
+        self._suffixed: dict[tuple[str, tuple[str, ...]], Decision] = {}
+        #: What a POST with a body may become through a ``_method`` in it, which is not read.
         self._body_methods: tuple[str, ...] = (
             (*sorted({m for rule in self.rules for m in rule.methods} - {"POST"}), ANY_OTHER_METHOD)
             if settings.method_override_in_body
@@ -278,11 +278,10 @@ class AccessPolicy:
     def decide(self, scope: Scope, path: str) -> Decision:
         """The rule(s) deciding a request for the app; ``path`` is the path the app routes.
 
-        Every method the app may run it as (its own, the overrides, and every other one for a
-        POST with a body) on every resource its path may name (the path, and without a format
-        suffix: :func:`format_stems`) must be allowed. Raises ``GateError`` (``bad_method``,
-        ``bad_path``, ``bad_request``) for requests the app could read otherwise than the gate
-        (see :mod:`saml_gate.web.request_line`)."""
+        Every method the app may run (its own, the overrides, any for a POST with a body) on
+        every resource the path may name (also without a format suffix) must be allowed. Raises
+        ``GateError`` (``bad_method``, ``bad_path``) for requests the app could read otherwise
+        than the gate (see :mod:`saml_gate.web.request_line`)."""
         method: str = scope.get("method", "GET")
         checked_method(method)
         check_raw_path(scope.get("raw_path"), path, self._path_parameters)
@@ -302,11 +301,20 @@ class AccessPolicy:
         return self._decision(canonical_path(path), (method,))
 
     def _decision(self, path: str, methods: tuple[str, ...]) -> Decision:
-        stems = format_stems(path)
-        if not stems and len(methods) == 1:  # the hot path
-            return self._match(path, methods[0])
-        paths = (path, *stems)
-        rules = tuple(dict.fromkeys(self._match(p, m) for m in methods for p in paths))
+        if "." not in path:  # no format suffix: the hot path
+            return self._match(path, methods[0]) if len(methods) == 1 else self._all(path, methods)
+        key = (path, methods)
+        decision = self._suffixed.get(key)
+        if decision is None:  # a static file's path comes again and again: cached
+            decision = self._all(path, methods, *format_stems(path))
+            if len(path) <= _CACHED_PATH:
+                if len(self._suffixed) >= _CACHE_SIZE:
+                    self._suffixed.clear()
+                self._suffixed[key] = decision
+        return decision
+
+    def _all(self, path: str, methods: tuple[str, ...], *stems: str) -> Decision:
+        rules = tuple(dict.fromkeys(self._match(p, m) for m in methods for p in (path, *stems)))
         return rules[0] if len(rules) == 1 else AllOf(rules)
 
     def _match(self, path: str, method: str) -> Rule:
