@@ -11,7 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "saml_gate"
-MAX_LINES = 400
+#: An alarm, not a design rule: a module this long probably holds more than one concern. Split
+#: it by cohesion (one concern per module), never by cutting it where the count says.
+ALARM_LINES = 600
 MAX_TOP_LEVEL_MODULES = 12
 
 #: package → packages (or top-level modules) it must never import, even lazily.
@@ -24,8 +26,8 @@ FORBIDDEN = {
     "web": {"devidp", "testing", "middleware", "proxy"},
     "contrib": {"devidp", "testing"},
 }
-#: Modules that may import the development IdP (only when dev_idp is on, or in tests).
-DEVIDP_IMPORTERS = {"saml_gate.runtime.core", "saml_gate.cli"}
+#: Modules that may import the development IdP (only when dev_idp is on).
+DEVIDP_IMPORTERS = {"saml_gate.runtime.core"}
 
 
 def modules() -> list[tuple[str, Path]]:
@@ -59,9 +61,10 @@ def imports(path: Path) -> list[tuple[str, bool]]:
     return found
 
 
-def test_no_module_is_over_the_size_limit() -> None:
+def test_no_module_sounds_the_size_alarm() -> None:
     sizes = {name: len(path.read_text().splitlines()) for name, path in modules()}
-    assert {n: s for n, s in sizes.items() if s > MAX_LINES} == {}
+    long = {n: s for n, s in sizes.items() if s > ALARM_LINES}
+    assert long == {}, "look for more than one concern in each: split by cohesion"
 
 
 def test_the_top_level_holds_only_the_face() -> None:
@@ -82,7 +85,7 @@ def test_packages_import_only_what_they_may(package: str) -> None:
     assert bad == []
 
 
-def test_only_the_dev_idp_switch_and_the_cli_reach_the_dev_idp() -> None:
+def test_only_the_dev_idp_switch_reaches_the_dev_idp() -> None:
     bad = []
     for name, path in modules():
         if name.startswith(("saml_gate.devidp", "saml_gate.testing")):

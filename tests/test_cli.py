@@ -112,7 +112,8 @@ def config(tmp_path: Path, keys: KeyPair, sp_keys: KeyPair) -> dict[str, str]:
 def test_help_lists_every_command() -> None:
     result = saml_gate("--help")
     assert result.returncode == 0
-    for command in ("demo", "run", "proxy", "setup", "metadata", "keygen", "check"):
+    commands = ("demo", "run", "proxy", "forward-auth", "setup", "metadata", "keygen", "check")
+    for command in (*commands, "sessions"):
         assert command in result.stdout
         assert saml_gate(command, "--help").returncode == 0
 
@@ -262,6 +263,8 @@ def test_demo_serves_the_example_with_the_dev_idp(tmp_path: Path) -> None:
     finally:
         output = server.stop()
     assert "DEVELOPMENT IdP" in output
+    assert f"the demo app at http://127.0.0.1:{port}/ (listening on 127.0.0.1:{port})" in output
+    assert "Next:        open" in output
 
 
 FAKE_NGROK = """

@@ -1,5 +1,6 @@
-"""The command line's own surface: help with defaults, --version, the flags each command reads,
-messages that name the flag, --secret-key-file, --workers and the start summary."""
+"""The command line's own surface: help with defaults, --version, the flags each command reads
+(the same common flags for every server command), messages that name the flag,
+--secret-key-file, --workers and the start summary."""
 
 from __future__ import annotations
 
@@ -17,12 +18,45 @@ import pytest
 
 from saml_gate.__about__ import __version__
 from saml_gate.cli import build_parser
+from saml_gate.config.cli_settings import CliSettings
+from saml_gate.config.declaration import declarations
+from saml_gate.config.kinds import BOOL
+from saml_gate.config.proxy_settings import ProxySettings
+from saml_gate.config.settings import GateSettings
 from saml_gate.saml.keys import KeyPair
 from tests.test_cli import SECRET, Server, cli_env, free_port, http_server, saml_gate
 from tests.test_cli import config as config
 from tests.test_cli import keys as keys
 
 COMMANDS = ("demo", "run", "proxy", "setup", "metadata", "keygen", "check")
+SERVER_COMMANDS = ("run", "proxy", "forward-auth", "demo")
+
+
+def flags_of(command: str) -> set[str]:
+    """The option strings a command takes, as its parser defines them."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {flag for action in sub.choices[command]._actions for flag in action.option_strings}
+
+
+def declared_flags(cls: type) -> set[str]:
+    """Each setting's flags, and ``--no-X`` for a boolean's ``--X``."""
+    flags = {flag for d in declarations(cls) for flag in d.flags}
+    booleans = {"--no-" + d.flags[-1][2:] for d in declarations(cls) if d.kind is BOOL}
+    return flags | booleans
+
+
+def test_every_server_command_takes_the_same_common_flags() -> None:
+    common = declared_flags(CliSettings)
+    assert {"--host", "--port", "--workers", "--ngrok", "--ngrok-domain"} <= common
+    assert "--secret-key-file" in common
+    gate = declared_flags(GateSettings)
+    for command in SERVER_COMMANDS:
+        assert flags_of(command) - {"-h", "--help", "--factory"} == common | gate | (
+            declared_flags(ProxySettings) if command == "proxy" else set()
+        ), command
+    assert flags_of("check") >= gate | {"--secret-key-file"}
+    assert flags_of("sessions") >= {"--store", "--store-prefix", "--store-timeout", "--clock-skew"}
 
 
 def test_version() -> None:
@@ -44,10 +78,14 @@ def test_every_option_that_takes_a_value_says_its_default() -> None:
 
 
 def test_help_of_server_and_keygen_flags_shows_defaults() -> None:
-    run = saml_gate("run", "--help").stdout
-    assert "address to listen on" in run and "(default: 127.0.0.1)" in run
-    assert "(default: 8000)" in run and "--workers" in run
-    assert "--secret-key-file" in run and "ps" in run
+    for command in SERVER_COMMANDS:
+        text = saml_gate(command, "--help").stdout
+        assert "address to listen on" in text and "(default: 127.0.0.1)" in text, command
+        assert "(default: 8000;" in text and "--workers" in text
+        assert "--secret-key-file" in text and "ps" in text
+        assert "keyword arguments of SamlGate: on_event, on_error, metrics_registry" in text
+        advanced = text.index("— advanced")
+        assert text.index("--max-xml-depth") > advanced > text.index("--base-url"), command
     keygen = saml_gate("keygen", "--help").stdout
     assert "(default: 3650)" in keygen and "(default: saml-gate SP)" in keygen
     assert "~/.saml-gate" in keygen
@@ -163,3 +201,72 @@ def test_proxy_with_workers_and_redis(
             output = server.stop()
     assert f"proxy to {upstream} at {base}/ (listening on 127.0.0.1:{port}, 2 workers)" in output
     assert "Started parent process" in output and "memory store" not in output
+
+
+def test_forward_auth_reads_the_secret_file_and_prints_the_summary(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = cli_env(SAML_GATE_STATE_DIR=str(tmp_path / "state"), HOME=str(tmp_path))
+    server = Server(
+        "forward-auth", "--secret-key-file", str(secret), "--dev-idp", "--base-url", base,
+        "--verify-isolation", "thread", env=env, port=port,
+    )  # fmt: skip
+    nginx = {"X-Original-URL": base + "/x", "X-Original-Method": "GET"}
+    try:
+        assert server.get("/saml/auth", headers=nginx).status_code == 401
+    finally:
+        output = server.stop()
+    assert f"forward-auth for nginx, Caddy or Traefik (they ask /saml/auth) at {base}/" in output
+    assert f"(listening on 127.0.0.1:{port})" in output
+    assert "IdP:         the embedded DEVELOPMENT IdP" in output
+    assert f"Setup sheet: {base}/saml/setup" in output and SECRET not in output
+
+
+def test_forward_auth_workers_need_a_shared_store(config: dict[str, str]) -> None:
+    result = saml_gate(
+        "forward-auth", "--base-url", "http://127.0.0.1:8000", "--workers", "2",
+        env=cli_env(**config),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--workers 2 with the memory store" in result.stderr and "redis://" in result.stderr
+
+
+def test_forward_auth_with_workers_and_redis(config: dict[str, str], redis_url: str) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = Server(
+        "forward-auth", "--base-url", base, "--workers", "2", "--store", redis_url,
+        env=cli_env(**config), port=port,
+    )  # fmt: skip
+    try:
+        assert "keys" in server.get("/saml/jwks.json").json()
+    finally:
+        output = server.stop()
+    assert f"(listening on 127.0.0.1:{port}, 2 workers)" in output
+    assert "IdP:         http://www.okta.com/exkTESTIDP0000000001" in output
+    assert "Started parent process" in output
+
+
+def test_the_common_flags_are_read_from_their_variables(config: dict[str, str]) -> None:
+    result = saml_gate(
+        "run", "examples.fastapi_app.main:app", "--base-url", "http://127.0.0.1:8000",
+        env=cli_env(**config, SAML_GATE_WORKERS="3"),
+    )  # fmt: skip
+    assert result.returncode == 2 and "--workers 3 with the memory store" in result.stderr
+    bad = saml_gate("proxy", "--upstream", "http://127.0.0.1:1", env=cli_env(SAML_GATE_PORT="x"))
+    assert bad.returncode == 2 and "SAML_GATE_PORT='x' is not a whole number" in bad.stderr
+
+
+def test_proxy_names_a_missing_upstream(config: dict[str, str]) -> None:
+    result = saml_gate("proxy", "--base-url", "http://127.0.0.1:8000", env=cli_env(**config))
+    assert result.returncode == 2, result.stderr
+    assert "--upstream is required (or the SAML_GATE_UPSTREAM variable)" in result.stderr
+
+
+def test_the_demo_refuses_a_secret_with_the_development_idp(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+    result = saml_gate("demo", "--secret-key-file", str(secret), env=cli_env(HOME=str(tmp_path)))
+    assert result.returncode == 2 and "makes a secret of its own" in result.stderr

@@ -132,12 +132,21 @@ async def test_the_refusal_names_the_code_and_how_to_recover(
     assert "/saml/login?return_to=%2Fprivate%2Fpage" in page.text  # "Sign in again"
 
 
+async def test_the_same_session_twice_is_no_question(two_people: tuple[Harness, Harness]) -> None:
+    alice, _ = two_people
+    async with serve(alice.gate) as address:
+        status, head = await answer(address, "/private/page", planted(alice, alice))
+    assert status == 200 and not deletions(head)
+
+
 async def test_a_duplicate_on_a_public_path_is_not_looked_at(
     make_harness: Any,
 ) -> None:
     h: Harness = make_harness(public_paths=["/public/"])
+    other: Harness = make_harness(public_paths=["/public/"])
     await h.login()
-    r = await h.client.get("/public/x", headers={"cookie": planted(h, h)})
+    await other.login(name_id="mallory@example.com")
+    r = await h.client.get("/public/x", headers={"cookie": planted(h, other)})
     assert r.status_code == 200
 
 

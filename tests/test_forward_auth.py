@@ -130,6 +130,31 @@ async def test_no_identity_when_refused_or_public(
     assert "x-saml-gate-jwt" not in r.headers
 
 
+@pytest.mark.parametrize("path", ["/private/page", "/public/page"])
+async def test_the_answer_carries_the_apps_cookie_without_the_gates(
+    make_harness: Any, path: str
+) -> None:
+    """What the shipped configurations send the app as Cookie: every Cookie line joined, the
+    gate's cookies (``saml_gate_*``) out, each other pair byte for byte; no header at all when
+    nothing else is left. The same as proxy mode's (one function)."""
+    h = await signed_in(make_harness, public_paths=["/public/"])
+    session = h.client.cookies["saml_gate_session"]
+    described = {"X-Original-URL": APP + path, "X-Original-Method": "GET"}
+    lines = [f"a=1; saml_gate_session={session}", "saml_gate_reqslot=2;b=x y", "c=caf\xe9"]
+    async with anonymous(h) as client:  # the cookies exactly as given, no jar
+        r = await client.get(
+            "/saml/auth",
+            headers=[*described.items(), *(("Cookie", line.encode("latin-1")) for line in lines)],
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers.get_list("cookie") == ["a=1; b=x y; c=caf\xe9"]
+        assert (path == "/public/page") is ("x-forwarded-user" not in r.headers)
+        alone = await client.get(
+            "/saml/auth", headers={**described, "Cookie": f"saml_gate_session={session}"}
+        )
+        assert alone.status_code == 200 and "cookie" not in alone.headers
+
+
 @pytest.mark.parametrize(
     ("url", "method", "code"),
     [
@@ -352,8 +377,8 @@ async def test_cookie_domain_lets_the_session_cover_subdomains(make_harness: Any
 
 
 def test_the_forward_auth_command_parses_its_flags(tmp_path: Any) -> None:
-    from saml_gate.cli import build_parser
-    from saml_gate.config.flags import gate_options
+    from saml_gate.cli import build_parser, forward_auth
+    from saml_gate.cli.options import gate_options
 
     args = build_parser().parse_args(
         [
@@ -368,7 +393,7 @@ def test_the_forward_auth_command_parses_its_flags(tmp_path: Any) -> None:
             "X-Auth-User",
         ]
     )
-    assert args.func.__name__ == "cmd_forward_auth"
+    assert args.func is forward_auth.command
     options = gate_options(args)
     assert options["allowed_hosts"] == (
         "app.example.test",
@@ -376,7 +401,7 @@ def test_the_forward_auth_command_parses_its_flags(tmp_path: Any) -> None:
         "b.example.test",
     )
     assert options["cookie_domain"] == "example.test"
-    assert args.user_header == "X-Auth-User"
+    assert options["user_header"] == "X-Auth-User"
 
 
 def test_the_forward_auth_command_refuses_a_bad_header_name(tmp_path: Any) -> None:
@@ -389,7 +414,7 @@ def test_the_forward_auth_command_refuses_a_bad_header_name(tmp_path: Any) -> No
         check=False,
     )
     assert result.returncode == 2
-    assert "'user_header'" in result.stderr
+    assert "--user-header: 'X User' is not a header name" in result.stderr
 
 
 async def test_jwks_is_public_and_cacheable(make_harness: Any) -> None:
@@ -468,15 +493,14 @@ def test_the_forward_auth_command_serves_the_gate_alone(tmp_path: Any) -> None:
 
 
 async def test_identity_header_names_are_configurable(make_harness: Any) -> None:
-    from saml_gate.identity.headers import IdentityHeaders
-
-    h = await signed_in(make_harness)
-    named = IdentityHeaders.named("X-Auth-User", "", "X-Auth-Groups")  # as the command sets them
-    h.gate.endpoints.forward_auth.identity_headers = named
+    h = await signed_in(make_harness, user_header="X-Auth-User", email_header="")
+    h2 = await signed_in(make_harness, groups_header="X-Auth-Groups")
     r = await h.client.get("/saml/auth", headers=NGINX)
     assert r.headers["x-auth-user"] == "alice@example.com"
-    assert r.headers["x-auth-groups"] == "admins,users"
+    assert r.headers["x-forwarded-groups"] == "admins,users"
     assert "x-forwarded-user" not in r.headers and "x-forwarded-email" not in r.headers
+    r = await h2.client.get("/saml/auth", headers=NGINX)
+    assert r.headers["x-auth-groups"] == "admins,users" and "x-forwarded-groups" not in r.headers
 
 
 @pytest.mark.parametrize(

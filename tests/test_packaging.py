@@ -128,6 +128,7 @@ def build_wheel(tmp_path: Path) -> zipfile.ZipFile:
 
 
 def test_the_wheel_carries_the_license_the_version_and_only_real_files(tmp_path: Path) -> None:
+    """And what an index shows: the project's links and classifiers."""
     from saml_gate import __version__
 
     wheel = build_wheel(tmp_path)
@@ -139,6 +140,14 @@ def test_the_wheel_carries_the_license_the_version_and_only_real_files(tmp_path:
     assert f"\nVersion: {__version__}\n" in metadata
     assert "\nLicense-Expression: MIT\n" in metadata
     assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert "\nProject-URL: Source, https://github.com/saml-gate/saml-gate\n" in metadata
+    assert "\nProject-URL: Changelog, " in metadata and "\nProject-URL: Issues, " in metadata
+    assert "\nClassifier: Typing :: Typed\n" in metadata
+    assert "\nClassifier: Topic :: Security\n" in metadata
+    assert "\nRequires-Python: >=3.11\n" in metadata
+    # the server commands serve as installed: no extra needed for uvicorn or its WebSockets
+    assert "\nRequires-Dist: uvicorn>=0.29\n" in metadata
+    assert "\nRequires-Dist: websockets>=15\n" in metadata
     package = {name for name in names if name.startswith("saml_gate/")}
     assert "saml_gate/py.typed" in package
     assert {name for name in package if not name.endswith((".py", "/py.typed"))} == set()

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,21 +27,14 @@ from saml_gate.errors import ConfigError
 from saml_gate.proxy import ProxySettings, ReverseProxy, build_proxy_app, header_value
 from tests.support import BASE_URL, SECRET, FrozenClock, Harness, gate_options, idp_metadata
 from tests.test_websocket_uvicorn import (
-    WS_IMPLEMENTATIONS,
-    refused_status,
     serve,
-    serve_watched,
-    server_problems,
     session_cookie,
 )
 
 pytestmark = pytest.mark.anyio
 
 from websockets.asyncio.client import connect  # noqa: E402  (test_websocket_uvicorn skips first)
-from websockets.asyncio.server import ServerConnection  # noqa: E402
-from websockets.asyncio.server import serve as ws_serve  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
-from websockets.http11 import Request, Response  # noqa: E402
 
 UPSTREAM_APP = r'''
 """The upstream of the proxy tests: reports what it receives."""
@@ -484,7 +476,7 @@ def test_location_rewrite_stays_on_the_upstream_origin(idp_keys: Any) -> None:
     gate = GateSettings.load(
         environ={}, base_url=BASE_URL, secret_key=SECRET, idp_metadata=idp_metadata(idp_keys)
     )
-    proxy = ReverseProxy(ProxySettings.load("http://127.0.0.1:3000", environ={}), gate)
+    proxy = ReverseProxy(ProxySettings.load({}, upstream="http://127.0.0.1:3000"), gate)
     for location, expected in [
         (b"http://127.0.0.1:3000/x?y=1", BASE_URL.encode() + b"/x?y=1"),
         (b"http://127.0.0.1:3000", BASE_URL.encode()),
@@ -542,149 +534,35 @@ def test_configuration_errors_name_the_option(idp_keys: Any, tmp_path: Path) -> 
     )
     for upstream in ("ftp://127.0.0.1", "http://127.0.0.1:3000/app", "127.0.0.1:3000"):
         with pytest.raises(ConfigError) as info:
-            ProxySettings.load(upstream, environ={})
+            ProxySettings.load({}, upstream=upstream)
         assert info.value.setting == "upstream"
     with pytest.raises(ConfigError) as info:
-        ProxySettings.load("http://127.0.0.1:3000", environ={}, user_header="X Bad")
+        ProxySettings.load({})
+    assert info.value.setting == "upstream" and "SAML_GATE_UPSTREAM" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        GateSettings.load({}, **{**gate_basics(idp_keys), "user_header": "X Bad"})
     assert info.value.setting == "user_header"
     env = {"SAML_GATE_UPSTREAM_TIMEOUT": "soon"}
     with pytest.raises(ConfigError) as info:
-        ProxySettings.load("http://127.0.0.1:3000", environ=env)
+        ProxySettings.load(env, upstream="http://127.0.0.1:3000")
     assert info.value.setting == "upstream_timeout"
-    env = {"SAML_GATE_GROUPS_HEADER": "X-Groups", "SAML_GATE_PRESERVE_HOST": "true"}
-    loaded = ProxySettings.load("http://127.0.0.1:3000/", environ=env)
-    assert loaded.groups_header == "X-Groups" and loaded.preserve_host
-    assert loaded.upstream == "http://127.0.0.1:3000"
+    env = {"SAML_GATE_UPSTREAM": "http://127.0.0.1:3000/", "SAML_GATE_PRESERVE_HOST": "true"}
+    loaded = ProxySettings.load(env)
+    assert loaded.preserve_host and loaded.upstream == "http://127.0.0.1:3000"
     assert ReverseProxy(loaded, gate).settings is loaded
+    renamed = GateSettings.load({"SAML_GATE_GROUPS_HEADER": "X-Groups"}, **gate_basics(idp_keys))
+    assert renamed.groups_header == "X-Groups"
 
 
-# ---------------------------------------------------------------------- WebSocket endings
-class EndingUpstream:
-    """A WebSocket upstream in this event loop (``websockets``' own server) that says
-    ``hello``, then ends as the path says once it gets a message: ``/close`` closes with 4002,
-    ``/drop`` drops the TCP connection, anything else echoes until the other side leaves;
-    ``/refuse`` answers the handshake 403. ``ended`` is set when a session is over, with the
-    close code it received in ``codes``."""
-
-    def __init__(self) -> None:
-        self.ended = anyio.Event()
-        self.codes: list[int | None] = []
-
-    async def handler(self, ws: ServerConnection) -> None:
-        try:
-            await ws.send("hello")
-            async for message in ws:
-                if ws.request is not None and ws.request.path == "/close":
-                    await ws.close(4002, "upstream done")
-                elif ws.request is not None and ws.request.path == "/drop":
-                    ws.transport.abort()
-                else:
-                    await ws.send(message)
-        except ConnectionClosed:
-            pass
-        finally:
-            await ws.wait_closed()
-            self.codes.append(ws.close_code)
-            self.ended.set()
-
-    @staticmethod
-    def refuse(ws: ServerConnection, request: Request) -> Response | None:
-        return ws.respond(403, "upstream says no\n") if request.path == "/refuse" else None
+def gate_basics(idp_keys: Any) -> dict[str, Any]:
+    return {"base_url": BASE_URL, "secret_key": SECRET, "idp_metadata": idp_metadata(idp_keys)}
 
 
-@asynccontextmanager
-async def ending_upstream() -> AsyncIterator[tuple[str, EndingUpstream]]:
-    upstream = EndingUpstream()
-    async with ws_serve(
-        upstream.handler, "127.0.0.1", 0, process_request=upstream.refuse, compression=None
-    ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        yield f"http://127.0.0.1:{port}", upstream
-
-
-async def client_closes_first(address: str, headers: Any, upstream: EndingUpstream) -> None:
-    async with connect(f"ws://{address}/hold", additional_headers=headers) as ws:
-        assert await ws.recv() == "hello"
-        await ws.send("ping")
-        assert await ws.recv() == "ping"
-        await ws.close(4000, "client done")
-    with anyio.fail_after(30):
-        await upstream.ended.wait()
-    assert upstream.codes == [4000]
-
-
-async def client_drops(address: str, headers: Any, upstream: EndingUpstream) -> None:
-    async with connect(f"ws://{address}/hold", additional_headers=headers) as ws:
-        assert await ws.recv() == "hello"
-        ws.transport.abort()
-    with anyio.fail_after(30):
-        await upstream.ended.wait()
-    assert upstream.codes == [1000]  # no code from a dropped client: a normal closure
-
-
-async def upstream_closes(address: str, headers: Any, upstream: EndingUpstream) -> None:
-    async with connect(f"ws://{address}/close", additional_headers=headers) as ws:
-        assert await ws.recv() == "hello"
-        await ws.send("go")
-        with pytest.raises(ConnectionClosed):
-            await ws.recv()
-    assert (ws.close_code, ws.close_reason) == (4002, "upstream done")
-
-
-async def upstream_drops(address: str, headers: Any, upstream: EndingUpstream) -> None:
-    async with connect(f"ws://{address}/drop", additional_headers=headers) as ws:
-        assert await ws.recv() == "hello"
-        await ws.send("go")
-        with pytest.raises(ConnectionClosed):
-            await ws.recv()
-    assert ws.close_code == 1014  # Bad Gateway: not the normal closure it was sent as before
-
-
-async def upstream_refuses(address: str, headers: Any, upstream: EndingUpstream) -> None:
-    assert await refused_status(f"ws://{address}/refuse", additional_headers=headers) == 403
-
-
-@pytest.mark.parametrize(
-    ("ending", "logged"),
-    [
-        (client_closes_first, "closed by the client (4000)"),
-        (client_drops, "closed by the client"),
-        (upstream_closes, "closed by the upstream (4002)"),
-        (upstream_drops, "dropped by the upstream"),
-        (upstream_refuses, "the upstream refused it (403)"),
-    ],
-    ids=lambda v: getattr(v, "__name__", ""),
-)
-@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
-async def test_every_websocket_ending_is_quiet(
-    proxy_harnesses: Callable[..., Harness],
-    caplog: pytest.LogCaptureFixture,
-    ending: Callable[[str, Any, EndingUpstream], Awaitable[None]],
-    logged: str,
-    ws: str,
+def test_build_proxy_app_reads_the_upstream_from_the_environment(
+    idp_keys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """However a relayed WebSocket ends, nothing escapes the proxy (uvicorn logged "Exception in
-    ASGI application" when the client had left first) and it says how on one line."""
-    async with ending_upstream() as (url, upstream):
-        h = proxy_harnesses(url)
-        await h.login()
-        async with serve_watched(h.gate, caplog, lifespan="on", ws=ws) as address:
-            await ending(address, [("Cookie", session_cookie(h))], upstream)
-    assert server_problems(caplog) == []
-    proxy_lines = [r for r in caplog.records if r.name == "saml_gate.proxy"]
-    assert len(proxy_lines) == 1 and proxy_lines[0].levelno <= logging.INFO
-    assert logged in proxy_lines[0].getMessage()
-
-
-async def test_an_unreachable_websocket_upstream_is_a_502_on_one_line(
-    proxy_harnesses: Callable[..., Harness], caplog: pytest.LogCaptureFixture
-) -> None:
-    h = proxy_harnesses("http://127.0.0.1:9")
-    await h.login()
-    async with serve_watched(h.gate, caplog, lifespan="on") as address:
-        headers = [("Cookie", session_cookie(h))]
-        assert await refused_status(f"ws://{address}/ws", additional_headers=headers) == 502
-    assert server_problems(caplog) == []
-    proxy_lines = [r for r in caplog.records if r.name == "saml_gate.proxy"]
-    assert [r.levelno for r in proxy_lines] == [logging.WARNING]
-    assert "upstream_unavailable" in proxy_lines[0].getMessage()
+    monkeypatch.setenv("SAML_GATE_UPSTREAM", "http://127.0.0.1:3000")
+    gate = build_proxy_app(**gate_basics(idp_keys), state_dir=str(tmp_path), upstream_timeout=5)
+    assert isinstance(gate.app, ReverseProxy)
+    assert gate.app.settings.upstream == "http://127.0.0.1:3000"
+    assert gate.app.settings.upstream_timeout == 5

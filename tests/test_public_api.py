@@ -70,6 +70,7 @@ def test_version_comes_from_one_place() -> None:
 
 
 def test_options_name_every_setting() -> None:
+    """Derived: tests/test_settings_declarations.py checks each key's type too."""
     assert set(GateOptions.__annotations__) == {f.name for f in dataclasses.fields(GateSettings)}
     assert not GateOptions.__required_keys__  # all optional: the environment may give them
 
@@ -80,7 +81,7 @@ TYPED_USE = textwrap.dedent(
     from starlette.requests import HTTPConnection
     from starlette.responses import PlainTextResponse, Response
 
-    from saml_gate import GateError, GateOptions, MemoryStore, Rule, SamlGate
+    from saml_gate import GateError, GateOptions, MemoryStore, Rule, SamlGate, build_proxy_app
 
     def branded(connection: HTTPConnection, error: GateError) -> Response | None:
         return PlainTextResponse(error.code, status_code=error.status)
@@ -101,6 +102,10 @@ TYPED_USE = textwrap.dedent(
     app.add_middleware(SamlGate, debug="yes")  # wrong
     app.add_middleware(SamlGate, no_such_setting=1)  # wrong
     SamlGate(app, cookie_samesite="sometimes")  # wrong
+    SamlGate(app, base_url=1)  # wrong
+    build_proxy_app("http://127.0.0.1:3000", user_header="X-User", upstream_timeout=0, debug=True)
+    build_proxy_app(upstream_timeout="soon")  # wrong
+    build_proxy_app("http://127.0.0.1:3000", upstream="http://127.0.0.1:4000")  # wrong
     """
 )
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
-from saml_gate import GateSettings
-from saml_gate.config.reference import markdown_table
-from saml_gate.config.settings import NOT_FROM_ENV
+from saml_gate.config.catalogue import every_declaration
+from saml_gate.config.generate import readme_with_tables
+from saml_gate.config.reference import markdown_tables
 from saml_gate.errors import ERRORS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,19 +26,31 @@ def test_readme_starts_with_the_demo_and_the_test_command() -> None:
     assert tests in ci.splitlines(), ".ci/run must run exactly the README's test command"
 
 
-def test_every_setting_is_documented_with_its_variable() -> None:
-    for field in dataclasses.fields(GateSettings):
-        if field.name in NOT_FROM_ENV:
-            if field.name != "clock":  # a test hook
-                assert f"| `{field.name}` | (keyword only) |" in README, field.name
+def test_every_setting_is_documented_with_its_flag_and_variable() -> None:
+    for d in every_declaration():
+        if not d.setting.documented:  # the clock, a test hook
             continue
-        row = f"| `{field.name}` | `SAML_GATE_{field.name.upper()}` |"
-        assert row in README, f"README settings table lacks {field.name}"
+        if d.env_name is None:
+            assert f"| `{d.name}` | — | (keyword only) |" in README, d.name
+        else:
+            flags = ", ".join(f"`{flag}`" for flag in d.flags)
+            assert f"| `{d.name}` | {flags} | `SAML_GATE_{d.name.upper()}` |" in README, d.name
 
 
-def test_the_settings_table_is_generated_from_the_declarations() -> None:
-    """After changing a setting's declaration, paste markdown_table() over the README's table."""
-    assert markdown_table() in README
+def test_the_settings_tables_are_generated_from_the_declarations() -> None:
+    """After changing a declaration, run ``python -m saml_gate.config.generate``."""
+    assert markdown_tables() in README
+    assert readme_with_tables(README) == README
+
+
+def test_the_advanced_groups_are_marked_and_come_last() -> None:
+    tables = markdown_tables()
+    titles = re.findall(r"^\*\*(.+?)\*\*( \(advanced\))?$", tables, re.M)
+    marked = [bool(advanced) for _, advanced in titles]
+    assert marked == sorted(marked) and any(marked) and not all(marked)
+    section = tables.split("(advanced)", 1)[1]
+    assert "`max_xml_depth`" in section and "`metadata_timeout`" in section
+    assert "`base_url`" not in section
 
 
 def test_every_error_code_is_in_the_troubleshooting_table() -> None:

@@ -338,13 +338,14 @@ async def test_a_session_cookie_from_another_gate_configuration_is_refused(
 def test_the_demo_never_takes_the_secret_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from saml_gate import cli, launch
+    from saml_gate import cli
+    from saml_gate.cli import demo, server
 
     served: list[Any] = []
     monkeypatch.setenv("SAML_GATE_SECRET_KEY", SECRET)
     monkeypatch.setenv("SAML_GATE_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(launch, "example_factory", lambda: None)
-    monkeypatch.setattr(cli, "_serve", lambda app, args: served.append(app) or 0)
+    monkeypatch.setattr(demo, "example_factory", lambda: None)
+    monkeypatch.setattr(server, "serve", lambda app, *rest: served.append(app) or 0)
     args = cli.build_parser().parse_args(["demo"])
     assert args.func(args) == 0  # not cli.main: it leaves with os._exit once ngrok is imported
     assert served[0].settings.secret_key != (SECRET,)

@@ -13,8 +13,8 @@ from typing import ClassVar, get_args
 
 from saml_gate.config import checks
 from saml_gate.config.declaration import SECONDS, declare, setting
-from saml_gate.config.groups import SameSite
 from saml_gate.config.kinds import BOOL, CALLABLE, MIN_SECRET_LENGTH, RULES, SECRETS, TEXT
+from saml_gate.config.value_types import SameSite
 from saml_gate.policy import Rule
 
 
@@ -23,13 +23,13 @@ class SessionFields:
     """Signed sessions and sign-ins in progress: secrets and lifetimes."""
 
     GROUP: ClassVar[str] = "session"
+    TITLE: ClassVar[str] = "Sessions: the signing secret and lifetimes"
 
     secret_key: tuple[str, ...] = field(
         metadata=declare(
             help=f"session signing secret(s), ≥ {MIN_SECRET_LENGTH} characters; a list rotates:"
             " the first signs, all verify",
             kind=SECRETS,
-            flag=True,
             flag_help=f"session signing secret(s), at least {MIN_SECRET_LENGTH} characters, the"
             " first signs. Shown to every user in `ps`: prefer --secret-key-file or"
             " SAML_GATE_SECRET_KEY",
@@ -38,13 +38,11 @@ class SessionFields:
     maximum_duration: float = setting(
         8 * 3600.0,
         help="absolute session lifetime (also capped by the IdP's SessionNotOnOrAfter)",
-        flag=True,
         check=checks.positive,
     )
     inactivity_timeout: float = setting(
         3600.0,
         help="idle timeout in seconds",
-        flag=True,
         check=checks.positive,
     )
     login_timeout: float = setting(
@@ -60,11 +58,11 @@ class PolicyFields:
     """Who may reach which path."""
 
     GROUP: ClassVar[str] = "policy"
+    TITLE: ClassVar[str] = "Access policy: who may reach which path"
 
     authorized_groups: tuple[str, ...] = setting(
         (),
         help="only members of one of these groups get in (403 otherwise)",
-        flag=True,
     )
     access_rules: tuple[Rule, ...] = setting(
         (),
@@ -79,7 +77,6 @@ class PolicyFields:
         False,
         help="pass every `OPTIONS` request (CORS preflight) to the app without sign-in, as"
         " ngrok's option",
-        flag=True,
     )
     method_override_in_body: bool = setting(
         True,
@@ -95,7 +92,6 @@ class PolicyFields:
     public_paths: tuple[str, ...] = setting(
         (),
         help="served without sign-in: `/static/` (prefix: trailing slash) or `/healthz` (exact)",
-        flag=True,
         check=checks.absolute_paths,
     )
 
@@ -105,6 +101,7 @@ class CookieFields:
     """The attributes of the cookies the gate sets."""
 
     GROUP: ClassVar[str] = "cookies"
+    TITLE: ClassVar[str] = "Cookies"
 
     cookie_prefix: str = setting(
         "saml_gate",
@@ -127,7 +124,6 @@ class CookieFields:
         help="Domain attribute of the cookies: `example.com` lets one sign-in cover its"
         " subdomains (forward-auth, `allowed_hosts`)",
         kind=TEXT,
-        flag=True,
         shown_default="the host of each response only",
     )
 
@@ -137,11 +133,11 @@ class TimingFields:
     """The clock every time check reads, and its tolerance."""
 
     GROUP: ClassVar[str] = "timing"
+    TITLE: ClassVar[str] = "Clock"
 
     clock_skew: float = setting(
         90.0,
         help="seconds of tolerance on every time check",
-        flag=True,
         range=(0, 600),
         unit=SECONDS,
     )

@@ -1,10 +1,12 @@
-"""Each setting declared once, on its dataclass field: help, kind, variable, flag, range (its
-group is the dataclass that declares it).
+"""Each setting declared once, on its dataclass field: help, kind, range, flag; its group is the
+dataclass that declares it.
 
-The environment mapping, the validation, the command line's gate flags and the README's
-settings table are all derived from these declarations (as oauth2-proxy derives its flags and
-config keys from struct tags), so a setting cannot be documented under one name and read
-under another.
+Everything else is derived from these declarations (as oauth2-proxy derives its flags and
+config keys from struct tags): the ``SAML_GATE_<NAME>`` variable, the command-line flag
+``--<name-with-dashes>``, the typed keyword options (:mod:`saml_gate.config.options`, generated),
+validation, and the README's settings tables. So a setting cannot be documented under one
+name and read under another, and a reader of another source (a configuration file) finds every
+setting by its declared name in :func:`declarations`.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ Check = Callable[[Any], str | None]
 class Setting:
     """A setting's declaration: all but its name, type and default, which its field holds."""
 
-    #: What it does: the README's "meaning" column and the flag's help.
+    #: What it does: the README's "meaning" column, the flag's help, the keyword's docstring.
     help: str
     kind: Kind
-    #: Read from ``SAML_GATE_<NAME>``; False for Python objects, given as keywords only.
+    #: Read from ``SAML_GATE_<NAME>`` and given as a flag; False for Python objects (hooks, a
+    #: registry), which are keyword arguments only.
     env: bool = True
-    #: A gate flag of the CLI: True for ``--<name-with-dashes>``, or the flag itself.
-    flag: bool | str = False
+    #: A shorter flag besides ``--<name-with-dashes>`` (``--rule`` for ``access_rules``).
+    flag: str | None = None
     #: Inclusive bounds of a number.
     range: tuple[float, float] | None = None
     #: The unit of a number, for messages: "seconds", "bytes".
@@ -52,6 +55,9 @@ class Setting:
     shown_default: str | None = None
     #: Help for the flag when it needs other words than the README (examples, ...).
     flag_help: str | None = None
+    #: The type a keyword argument may have, when more than the kept value's (``store`` also
+    #: takes a client object); else the kind's, else the field's annotation.
+    keyword_type: str | None = None
     #: In the README's settings table (the ``clock`` test hook is not).
     documented: bool = True
 
@@ -62,7 +68,13 @@ class Setting:
         low, high = self.range
         if self.unit == BYTES:
             return f"between {_bytes(low)} and {_bytes(high)}"
-        return f"between {low:g} and {high:g}" + (f" {self.unit}" if self.unit else "")
+        return f"between {_number(low)} and {_number(high)}" + (
+            f" {self.unit}" if self.unit else ""
+        )
+
+
+def _number(number: float) -> str:
+    return str(int(number)) if number == int(number) else f"{number:g}"
 
 
 def _bytes(number: float) -> str:
@@ -101,14 +113,26 @@ def setting(
 
 
 @dataclass(frozen=True)
+class Group:
+    """A group of settings: the dataclass that declares them (its ``GROUP``, ``TITLE`` and
+    ``ADVANCED`` class attributes). Advanced groups hold the long tail a newcomer need not
+    read: the README and ``--help`` list them last, marked advanced."""
+
+    name: str
+    title: str
+    advanced: bool = False
+
+
+@dataclass(frozen=True)
 class Declared:
-    """A declared setting with its name and default, as validation and documentation see it."""
+    """A declared setting with its name, default and group, as everything derived sees it."""
 
     name: str
     default: Any
     setting: Setting
-    #: The group (and view of GateSettings) it belongs to: "cookies", "storage", ...
-    group: str
+    group: Group
+    #: The field's type annotation (text), the kept value's type.
+    annotation: str
 
     @property
     def kind(self) -> Kind:
@@ -123,11 +147,19 @@ class Declared:
         return ENV_PREFIX + self.name.upper() if self.setting.env else None
 
     @property
+    def flags(self) -> tuple[str, ...]:
+        """Its command-line flags: the short one first, if any, then ``--<name-with-dashes>``;
+        none for a keyword-only setting."""
+        if not self.setting.env:
+            return ()
+        long = "--" + self.name.replace("_", "-")
+        short = self.setting.flag
+        return (short, long) if short and short != long else (long,)
+
+    @property
     def flag(self) -> str | None:
-        flag = self.setting.flag
-        if flag is True:
-            return "--" + self.name.replace("_", "-")
-        return flag or None
+        """The flag that names it in messages and help (the first of :attr:`flags`)."""
+        return self.flags[0] if self.flags else None
 
 
 _DECLARED: dict[type, tuple[Declared, ...]] = {}
@@ -146,16 +178,22 @@ def _declared(cls: type, f: dataclasses.Field[Any]) -> Declared:
     setting = f.metadata.get(_KEY)
     if not isinstance(setting, Setting):
         raise TypeError(f"setting {f.name} lacks its declaration (setting(...))")
-    return Declared(f.name, f.default, setting, _group_of(cls, f.name))
+    if setting.env and setting.kind.from_text is None:
+        raise TypeError(f"setting {f.name}: a {setting.kind.name} cannot be read from text")
+    return Declared(f.name, f.default, setting, _group_of(cls, f.name), str(f.type))
 
 
-def _group_of(cls: type, name: str) -> str:
-    """The ``GROUP`` of the class that declares the field: each group's settings are one
-    dataclass, which the settings class inherits."""
+def _group_of(cls: type, name: str) -> Group:
+    """The group of the class that declares the field: each group's settings are one
+    dataclass, which the settings classes inherit."""
     for klass in cls.__mro__:
         if name in vars(klass).get("__annotations__", {}):
-            return str(getattr(klass, "GROUP", ""))
-    return ""
+            return Group(
+                str(getattr(klass, "GROUP", "")),
+                str(getattr(klass, "TITLE", "")),
+                bool(getattr(klass, "ADVANCED", False)),
+            )
+    return Group("", "")
 
 
 def declared(cls: type, name: str) -> Declared:

@@ -1,24 +1,24 @@
-"""Reading settings from ``SAML_GATE_<NAME>`` variables, each by its declared kind."""
+"""Reading settings from ``SAML_GATE_<NAME>`` variables (a mapping the loader gives), each by
+its declared kind."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from saml_gate.config.declaration import Declared, declarations, declared
+from saml_gate.config.declaration import Declared, declarations
 from saml_gate.errors import ConfigError
 
 
 def read_environment(
-    cls: type, environ: Mapping[str, str]
+    cls: type, environ: Mapping[str, str], skip: Collection[str] = ()
 ) -> tuple[dict[str, Any], list[ConfigError]]:
-    """The settings set (non-empty) in ``environ``, and the problems of those that are not
-    valid values of their kind."""
+    """The settings set (non-empty) in ``environ``, but those in ``skip``, and the problems of
+    those that are not valid values of their kind."""
     values: dict[str, Any] = {}
     problems: list[ConfigError] = []
     for d in declarations(cls):
-        raw = environ.get(d.env_name) if d.env_name else None
+        raw = environ.get(d.env_name) if d.env_name and d.name not in skip else None
         if raw is None or raw == "":
             continue
         try:
@@ -39,9 +39,3 @@ def from_text(d: Declared, raw: str) -> Any:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(d.name, f"{d.env_name}={raw!r} is not {d.kind.expects}") from exc
-
-
-def env_value(cls: type, name: str) -> str | None:
-    """The text of a setting's variable in the process environment (None when unset)."""
-    variable = declared(cls, name).env_name
-    return os.environ.get(variable) if variable else None

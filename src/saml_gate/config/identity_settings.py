@@ -1,5 +1,6 @@
-"""Settings of the gate's identity for other hosts, declared: which hosts a sign-in may return
-to (forward-auth, ``return_to`` URLs), and the signed identity JWT every upstream receives.
+"""Settings of what upstreams are told, declared: the identity headers (proxy mode and
+forward-auth), the signed identity JWT every upstream receives, and which hosts a sign-in may
+return to (forward-auth, ``return_to`` URLs).
 
 :class:`~saml_gate.config.settings.GateSettings` inherits the group (see
 :mod:`saml_gate.config.declaration`).
@@ -8,26 +9,48 @@ to (forward-auth, ``return_to`` URLs), and the signed identity JWT every upstrea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from saml_gate.config import checks
 from saml_gate.config.declaration import SECONDS, setting
 from saml_gate.config.kinds import TEXTS
 
+#: The identity headers' names unless renamed: the NameID, the email, the groups.
+DEFAULT_IDENTITY_HEADERS: Final = ("X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups")
+_RENAME: Final = " (proxy mode and forward-auth; empty turns it off)"
+
 
 @dataclass(frozen=True, kw_only=True)
 class IdentityFields:
-    """Sign-in for other hosts, and the identity JWT."""
+    """The identity headers, the identity JWT, and sign-in for other hosts."""
 
     GROUP: ClassVar[str] = "identity"
+    TITLE: ClassVar[str] = (
+        "What upstreams are told: identity headers, the identity JWT, other hosts"
+    )
 
+    user_header: str = setting(
+        DEFAULT_IDENTITY_HEADERS[0],
+        help="the header telling the upstream the person's NameID" + _RENAME,
+        check=checks.header_name,
+    )
+    email_header: str = setting(
+        DEFAULT_IDENTITY_HEADERS[1],
+        help="the header telling the upstream the person's email" + _RENAME,
+        check=checks.header_name,
+    )
+    groups_header: str = setting(
+        DEFAULT_IDENTITY_HEADERS[2],
+        help="the header telling the upstream the person's groups, comma-separated" + _RENAME,
+        check=checks.header_name,
+    )
     allowed_hosts: tuple[str, ...] = setting(
         (),
         help="hosts a sign-in may return to besides `base_url`'s (`/saml/login?return_to=`"
         " an absolute URL; forward-auth): `app.example.com`, `app.example.com:8443`, or"
         " `*.example.com` (its subdomains); with `cookie_domain` one sign-in covers them",
         flag="--allowed-host",
-        flag_help="a host a sign-in may return to (repeatable): app.example.com, *.example.com",
+        flag_help="a host a sign-in may return to: app.example.com, *.example.com",
         check=checks.host_patterns,
     )
     jwt_header: str = setting(

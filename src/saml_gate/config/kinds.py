@@ -35,6 +35,9 @@ class Kind:
     normalise: Callable[[str, Any], Any] = _as_given
     #: Numbers are type-checked and range-checked.
     numeric: bool = False
+    #: The type a keyword argument of this kind may have (the typed options), when it is more
+    #: than the kept value's: a list setting also takes one string, rules their text form.
+    keyword_type: str | None = None
 
 
 def parse_bool(raw: str) -> bool:
@@ -101,6 +104,21 @@ def as_secrets(name: str, value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def as_upstream_url(name: str, value: Any) -> str:
+    """``scheme://host[:port]`` of an http(s) upstream: no path, query or user."""
+    parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.username
+    ):
+        raise ConfigError(name, f"{value!r} must be an http(s) URL such as http://127.0.0.1:3000")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def as_base_url(name: str, value: Any) -> str:
     """``scheme://host[:port][/path]``, scheme and host lower-cased, no trailing slash."""
     if not isinstance(value, str):
@@ -132,11 +150,26 @@ BOOL: Final = Kind("bool", "a boolean (use true or false)", parse_bool)
 INT: Final = Kind("int", "a whole number", int, numeric=True)
 FLOAT: Final = Kind("float", "a number", float, numeric=True)
 TEXT: Final = Kind("str", "text", str)
-TEXTS: Final = Kind("list", "a comma-separated list", split_list, as_strings)
-RULES: Final = Kind("rules", "access rules separated by ';'", parse_rules, as_rules)
-SECRETS: Final = Kind("secrets", "a comma-separated list of secrets", split_list, as_secrets)
+TEXTS: Final = Kind(
+    "list", "a comma-separated list", split_list, as_strings, keyword_type="Strings"
+)
+RULES: Final = Kind(
+    "rules",
+    "access rules separated by ';'",
+    parse_rules,
+    as_rules,
+    keyword_type="Rule | str | Iterable[Rule | str]",
+)
+SECRETS: Final = Kind(
+    "secrets",
+    "a comma-separated list of secrets",
+    split_list,
+    as_secrets,
+    keyword_type="str | bytes | Iterable[str | bytes]",
+)
 BASE_URL: Final = Kind("url", "a URL", str, as_base_url)
-HOOKS: Final = Kind("hooks", "callables", None, as_hooks)
+UPSTREAM_URL: Final = Kind("url", "a URL", str, as_upstream_url)
+HOOKS: Final = Kind("hooks", "callables", None, as_hooks, keyword_type="Hook | Iterable[Hook]")
 CALLABLE: Final = Kind("callable", "a callable", None, as_optional_callable)
 OBJECT: Final = Kind("object", "a Python object")
 

@@ -1,4 +1,5 @@
-"""Settings of operation, declared: the shared store, and running and watching the gate.
+"""Settings of operation, declared: the shared store, running and watching the gate, and where
+its CPU work runs.
 
 Each group is a frozen dataclass of declared fields (see :mod:`saml_gate.config.declaration`);
 :class:`~saml_gate.config.settings.GateSettings` inherits them all.
@@ -12,11 +13,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 from saml_gate.config import checks
 from saml_gate.config.declaration import SECONDS, setting
-from saml_gate.config.groups import StoreOutage
 from saml_gate.config.kinds import CALLABLE, HOOKS, OBJECT, TEXT
+from saml_gate.config.value_types import StoreOutage, VerifyIsolation
 
 if TYPE_CHECKING:
-    from saml_gate.config.options import ErrorPageHook
+    from saml_gate.config.value_types import ErrorPageHook
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,14 +25,15 @@ class StorageFields:
     """The shared state (replay cache, revocations) and its failure policy."""
 
     GROUP: ClassVar[str] = "storage"
+    TITLE: ClassVar[str] = "The shared store: replay cache, sign-outs, large identities"
 
     store: str = setting(
         "memory",
         help="shared state: `memory` (one process) or a Redis URL (needs `saml-gate[redis]`):"
         " `redis://host:6379/0`, `rediss://` (TLS), `unix://`, `redis+cluster://h:p,h:p`,"
         " `redis+sentinel://h:p/service` (see Operating); `SamlGate(store=...)` also takes a"
-        " `redis.asyncio.Redis` client",
-        flag=True,
+        " `redis.asyncio.Redis` client or a `saml_gate.Store`",
+        keyword_type="str | Store | Redis",
         check=checks.store_location,
     )
     store_prefix: str = setting(
@@ -46,28 +48,22 @@ class StorageFields:
         unit=SECONDS,
     )
     store_outage: StoreOutage = setting(  # noqa: RUF009 (returns a field)
-        "serve",
-        help="while the store is unreachable: `serve` valid session cookies (logged loudly) or"
-        " `refuse` them with 503; new sign-ins get 503 either way",
+        "refuse",
+        help="while the store is unreachable and this process cannot check revocations:"
+        " `refuse` signed-in requests with 503, or `serve` valid session cookies (sign-outs"
+        " made on other gates during the outage are then not enforced; see Security model); a"
+        " sign-out this process knows is enforced either way, new sign-ins get 503 either way",
         choices=get_args(StoreOutage),
     )
 
 
 @dataclass(frozen=True, kw_only=True)
 class OpsFields:
-    """Operating the gate: proxies, error details, hooks, metrics, status, GC."""
+    """Operating the gate: proxies, error details, hooks, metrics, status."""
 
     GROUP: ClassVar[str] = "ops"
+    TITLE: ClassVar[str] = "Operating: proxies, error details, hooks, metrics, status"
 
-    gc_freeze: bool = setting(
-        False,
-        help="call `gc.freeze()` once when the gate starts serving (and in each verification"
-        " child after its first job): the ~80,000 objects the imports leave (pysaml2's schemas"
-        " above all) are then never walked by the cyclic garbage collector, whose full passes"
-        " otherwise stall the event loop 20-60 ms during a sign-in storm. Turn it on when p99"
-        " latency under sign-in load matters; it freezes the app's start-up objects too (never"
-        " collected as cycles, still freed by reference counting), so it is off by default",
-    )
     trusted_proxies: tuple[str, ...] = setting(
         ("127.0.0.1", "::1"),
         help="proxies (addresses or networks, `*` for any) whose `X-Forwarded-For` /"
@@ -76,7 +72,7 @@ class OpsFields:
         " not behind any proxy, whatever this says",
         check=checks.networks,
     )
-    debug: bool = setting(False, help="show error details to every client", flag=True)
+    debug: bool = setting(False, help="show error details to every client")
     on_event: tuple[Callable[..., Any], ...] = setting(
         (),
         help="callables (sync or async) given every auth event; a failing hook is logged, never"
@@ -119,4 +115,39 @@ class OpsFields:
         None,
         help="members of this group may read `/saml/status` from anywhere",
         kind=TEXT,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PerformanceFields:
+    """Where the CPU work of sign-ins runs, and the garbage collector."""
+
+    GROUP: ClassVar[str] = "performance"
+    TITLE: ClassVar[str] = "Performance: where Responses are verified, garbage collection"
+    ADVANCED: ClassVar[bool] = True
+
+    verify_isolation: VerifyIsolation = setting(  # noqa: RUF009 (returns a field)
+        "process",
+        help="where Responses are verified and AuthnRequests built: `process` (child processes"
+        " started with the gate, so the event loop never waits for the GIL behind XML work and"
+        " a crash on hostile input ends a child, not your app) or `thread` (threads of the"
+        " app's process, for platforms without child processes; the gate also falls back to"
+        " it, with a warning, when it cannot start one)",
+        choices=get_args(VerifyIsolation),
+    )
+    verify_concurrency: int = setting(
+        1,
+        help="Responses verified at once: child processes with `process`, worker threads with"
+        " `thread` (there the work is mostly GIL-bound: more threads add little throughput"
+        " and slow the event loop)",
+        range=(1, 64),
+    )
+    gc_freeze: bool = setting(
+        False,
+        help="call `gc.freeze()` once when the gate starts serving (and in each verification"
+        " child after its first job): the ~80,000 objects the imports leave (pysaml2's schemas"
+        " above all) are then never walked by the cyclic garbage collector, whose full passes"
+        " otherwise stall the event loop 20-60 ms during a sign-in storm. Turn it on when p99"
+        " latency under sign-in load matters; it freezes the app's start-up objects too (never"
+        " collected as cycles, still freed by reference counting), so it is off by default",
     )

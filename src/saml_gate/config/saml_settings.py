@@ -1,4 +1,5 @@
-"""Settings of the SAML exchange, declared: the service provider, the IdP, the verifier.
+"""Settings of the SAML exchange, declared: the service provider, the IdP and the fetch of its
+metadata, the verifier and its XML limits.
 
 Each group is a frozen dataclass of declared fields (see :mod:`saml_gate.config.declaration`);
 :class:`~saml_gate.config.settings.GateSettings` inherits them all.
@@ -7,7 +8,7 @@ Each group is a frozen dataclass of declared fields (see :mod:`saml_gate.config.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, get_args
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from saml_gate.config import checks
@@ -18,7 +19,6 @@ from saml_gate.config.checks import (
     is_loopback_url,
 )
 from saml_gate.config.declaration import BYTES, MIB, SECONDS, declare, setting
-from saml_gate.config.groups import VerifyIsolation
 from saml_gate.config.kinds import BASE_URL, BOOL, TEXT
 from saml_gate.saml import xmlconst as X
 
@@ -28,39 +28,35 @@ class SpFields:
     """The service provider the gate is: its public URL, endpoints, entity ID, keys."""
 
     GROUP: ClassVar[str] = "sp"
+    TITLE: ClassVar[str] = "Service provider: the gate's URLs, entity ID and keys"
 
     base_url: str = field(
         metadata=declare(
             help="public URL (`https://acme.ngrok.app`, plus the path the app is mounted at, if"
             " any: `https://acme.ngrok.app/app`); every SAML URL derives from it",
             kind=BASE_URL,
-            flag=True,
         )
     )
     prefix: str = setting(
         "/saml",
         help="where the gate's endpoints live",
-        flag=True,
         check=checks.endpoint_prefix,
     )
     entity_id: str = setting(
         "",
         help="SP entity ID (Okta: Audience URI)",
-        flag=True,
         shown_default="`{base_url}/saml/metadata`",
     )
     sp_key: str | None = setting(
         None,
         help="SP private key, PEM text or file: signs requests, decrypts assertions",
         kind=TEXT,
-        flag=True,
         shown_default="generated in `state_dir`",
     )
     sp_cert: str | None = setting(
         None,
         help="SP certificate, PEM text or file",
         kind=TEXT,
-        flag=True,
         shown_default="generated in `state_dir`",
     )
     state_dir: str = setting(
@@ -68,25 +64,20 @@ class SpFields:
         help="the SP key pair when `sp_key` is not set (`saml-gate keygen` writes it there too),"
         " development IdP keys and the IdP metadata cache; one per user, whatever the current"
         " directory",
-        flag=True,
     )
     name_id_format: str = setting(
         X.NAMEID_EMAIL,
         help="NameID format asked for and accepted (`unspecified` is accepted too)",
-        flag=True,
         choices=KNOWN_NAME_ID_FORMATS,
         shown_default="emailAddress",
     )
-    force_authn: bool = setting(
-        False, help="ask the IdP to authenticate again at every sign-in", flag=True
-    )
+    force_authn: bool = setting(False, help="ask the IdP to authenticate again at every sign-in")
     sign_authn_requests: bool | None = setting(
         None,
         help="sign AuthnRequests (RSA-SHA256); an IdP that has the SP certificate (uploaded for"
         " Single Logout) may demand it",
         kind=BOOL,
         shown_default="when sp_key is set or the IdP metadata asks",
-        flag=True,
     )
 
     # ------------------------------------------------------------------ derived URLs
@@ -133,30 +124,14 @@ class IdpFields:
     """The identity provider: where its metadata comes from, or the development IdP."""
 
     GROUP: ClassVar[str] = "idp"
+    TITLE: ClassVar[str] = "Identity provider"
 
     idp_metadata: str | None = setting(
         None,
         help="IdP metadata: URL (Okta: Metadata URL), file path or the XML itself",
         kind=TEXT,
-        flag=True,
         check=checks.metadata_source,
         shown_default="required (unless `dev_idp`)",
-    )
-    metadata_refresh_interval: float = setting(
-        3600.0,
-        help="seconds between fetches of metadata from a URL (shortened by"
-        " `cacheDuration`/`validUntil`)",
-        range=(60, 7 * 86400),
-        unit=SECONDS,
-    )
-    metadata_timeout: float = setting(
-        10.0, help="seconds per metadata fetch", range=(0.5, 120), unit=SECONDS
-    )
-    metadata_max_bytes: int = setting(
-        MIB,
-        help="size cap on fetched metadata",
-        range=(4096, 50 * MIB),
-        unit=BYTES,
     )
     idp_entity_id: str | None = setting(
         None, help="which IdP, when the metadata lists several", kind=TEXT
@@ -173,19 +148,43 @@ class IdpFields:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MetadataFetchFields:
+    """How IdP metadata given as a URL is fetched and refreshed."""
+
+    GROUP: ClassVar[str] = "metadata_fetch"
+    TITLE: ClassVar[str] = "Fetching the IdP metadata from a URL"
+    ADVANCED: ClassVar[bool] = True
+
+    metadata_refresh_interval: float = setting(
+        3600.0,
+        help="seconds between fetches of metadata from a URL (shortened by"
+        " `cacheDuration`/`validUntil`)",
+        range=(60, 7 * 86400),
+        unit=SECONDS,
+    )
+    metadata_timeout: float = setting(
+        10.0, help="seconds per metadata fetch", range=(0.5, 120), unit=SECONDS
+    )
+    metadata_max_bytes: int = setting(
+        MIB,
+        help="size cap on fetched metadata",
+        range=(4096, 50 * MIB),
+        unit=BYTES,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class VerifierFields:
-    """How a SAML Response is checked and read, and where that work runs."""
+    """How a SAML Response is checked and read."""
 
     GROUP: ClassVar[str] = "verifier"
+    TITLE: ClassVar[str] = "Verifying Responses: signatures, attributes"
 
     allow_idp_initiated: bool = setting(
         False,
         help="accept unsolicited Responses (Okta dashboard tiles)",
-        flag=True,
     )
-    groups_attribute: str = setting(
-        "groups", help="attribute holding the groups", flag=True, nonempty=True
-    )
+    groups_attribute: str = setting("groups", help="attribute holding the groups", nonempty=True)
     email_attribute: str = setting(
         "email",
         help="attribute holding the email (else an email-shaped NameID)",
@@ -211,6 +210,32 @@ class VerifierFields:
         False,
         help="also accept RSA-SHA1 / SHA-1 (weak; only for IdPs that cannot do better)",
     )
+    check_subject_address: bool = setting(
+        False,
+        help="refuse a Response whose bearer `SubjectConfirmationData` names an `Address`"
+        " other than the client's (as `trusted_proxies` resolve it); off because tunnels,"
+        " proxies, NAT and IPv4/IPv6 paths make the IdP and the gate see different addresses"
+        " (Shibboleth ships with it off too)",
+    )
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def digest_algorithms(self) -> tuple[str, ...]:
+        return SECURE_DIGEST_ALGORITHMS + ((X.DIGEST_SHA1,) if self.allow_sha1 else ())
+
+    @property
+    def accepted_signature_algorithms(self) -> tuple[str, ...]:
+        return self.signature_algorithms + ((X.RSA_SHA1,) if self.allow_sha1 else ())
+
+
+@dataclass(frozen=True, kw_only=True)
+class XmlLimitFields:
+    """How large and complex a posted Response may be before its XML is refused."""
+
+    GROUP: ClassVar[str] = "xml_limits"
+    TITLE: ClassVar[str] = "Limits on a posted Response's XML"
+    ADVANCED: ClassVar[bool] = True
+
     max_response_bytes: int = setting(
         256 * 1024,
         help="size cap on a posted Response",
@@ -234,35 +259,3 @@ class VerifierFields:
         " may hold `max_xml_elements` attributes and as many namespace declarations",
         range=(8, 1024),
     )
-    check_subject_address: bool = setting(
-        False,
-        help="refuse a Response whose bearer `SubjectConfirmationData` names an `Address`"
-        " other than the client's (as `trusted_proxies` resolve it); off because tunnels,"
-        " proxies, NAT and IPv4/IPv6 paths make the IdP and the gate see different addresses"
-        " (Shibboleth ships with it off too)",
-    )
-    verify_isolation: VerifyIsolation = setting(  # noqa: RUF009 (returns a field)
-        "process",
-        help="where Responses are verified and AuthnRequests built: `process` (child processes"
-        " started with the gate, so the event loop never waits for the GIL behind XML work and"
-        " a crash on hostile input ends a child, not your app) or `thread` (threads of the"
-        " app's process, for platforms without child processes; the gate also falls back to"
-        " it, with a warning, when it cannot start one)",
-        choices=get_args(VerifyIsolation),
-    )
-    verify_concurrency: int = setting(
-        1,
-        help="Responses verified at once: child processes with `process`, worker threads with"
-        " `thread` (there the work is mostly GIL-bound: more threads add little throughput"
-        " and slow the event loop)",
-        range=(1, 64),
-    )
-
-    # ------------------------------------------------------------------ derived values
-    @property
-    def digest_algorithms(self) -> tuple[str, ...]:
-        return SECURE_DIGEST_ALGORITHMS + ((X.DIGEST_SHA1,) if self.allow_sha1 else ())
-
-    @property
-    def accepted_signature_algorithms(self) -> tuple[str, ...]:
-        return self.signature_algorithms + ((X.RSA_SHA1,) if self.allow_sha1 else ())

@@ -1,18 +1,19 @@
-"""Every setting of the gate, each declared once: type, default, group, variable, flag, help.
+"""Every setting of the gate, each declared once: type, default, group, help, checks.
 
 One frozen object, built once at start-up. Keyword arguments and ``SAML_GATE_*`` environment
 variables are the same settings (keyword arguments win); bad values raise :class:`ConfigErrors`
-naming every one. The environment mapping, validation, the CLI's gate flags and the README's
-settings table derive from the declarations (:mod:`saml_gate.config.declaration`); components
-take their group's view (``settings.cookies``, ...; :mod:`saml_gate.config.groups`).
+naming every one. The environment mapping, validation, the CLI's flags, the typed keyword
+options and the README's settings tables derive from the declarations
+(:mod:`saml_gate.config.declaration`). A component typed with one group's dataclass
+(``CookieFields``...) sees that group; :class:`StoreSettings` is the part of the settings the
+store and the session administration read.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any
 
 from saml_gate.config.access_settings import (
     CookieFields,
@@ -25,54 +26,56 @@ from saml_gate.config.checks import (
     SECURE_DIGEST_ALGORITHMS,
     SECURE_SIGNATURE_ALGORITHMS,
     is_loopback_host,
+    is_loopback_url,
     is_url,
 )
-from saml_gate.config.declaration import ENV_PREFIX, declarations
-from saml_gate.config.environment import read_environment
-from saml_gate.config.groups import SameSite, StoreOutage, VerifyIsolation
+from saml_gate.config.declaration import ENV_PREFIX
 from saml_gate.config.identity_settings import IdentityFields
 from saml_gate.config.kinds import MIN_SECRET_LENGTH
-from saml_gate.config.ops_settings import OpsFields, StorageFields
-from saml_gate.config.saml_settings import IdpFields, SpFields, VerifierFields
-from saml_gate.config.validation import ConfigErrors, validate
-
-if TYPE_CHECKING:
-    from saml_gate.config.groups import (
-        CookieSettings,
-        IdentitySettings,
-        IdpSettings,
-        OpsSettings,
-        PolicySettings,
-        SessionSettings,
-        SpSettings,
-        StoreSettings,
-        TimingSettings,
-        VerifierSettings,
-    )
+from saml_gate.config.loading import DeclaredSettings
+from saml_gate.config.ops_settings import OpsFields, PerformanceFields, StorageFields
+from saml_gate.config.saml_settings import (
+    IdpFields,
+    MetadataFetchFields,
+    SpFields,
+    VerifierFields,
+    XmlLimitFields,
+)
+from saml_gate.config.validation import ConfigErrors
+from saml_gate.config.value_types import SameSite, StoreOutage, VerifyIsolation
+from saml_gate.errors import ConfigError
 
 __all__ = [
     "ENV_PREFIX",
     "KNOWN_NAME_ID_FORMATS",
     "MIN_SECRET_LENGTH",
-    "NOT_FROM_ENV",
     "SECURE_DIGEST_ALGORITHMS",
     "SECURE_SIGNATURE_ALGORITHMS",
     "ConfigErrors",
     "GateSettings",
     "SameSite",
     "StoreOutage",
+    "StoreSettings",
     "VerifyIsolation",
     "is_loopback_host",
 ]
 
 
 @dataclass(frozen=True, kw_only=True)
+class StoreSettings(StorageFields, TimingFields, DeclaredSettings):
+    """What the store and the revocations read: the store's settings and the clock. The
+    gate's settings include them; ``saml-gate sessions`` loads only these."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class GateSettings(
-    IdentityFields,
+    PerformanceFields,
+    XmlLimitFields,
+    MetadataFetchFields,
+    StoreSettings,
     OpsFields,
-    StorageFields,
+    IdentityFields,
     VerifierFields,
-    TimingFields,
     CookieFields,
     PolicyFields,
     IdpFields,
@@ -81,50 +84,8 @@ class GateSettings(
 ):
     """The validated configuration. Build it with :meth:`load` (keywords + environment).
 
-    Its settings are declared by group, in the classes it inherits (the last one's first); a
-    component takes its group's view (``settings.cookies``...), typed by :mod:`.groups`.
+    Its settings are declared by group, in the classes it inherits (the last one's first).
     """
-
-    # ------------------------------------------------------------------ group views
-    @property
-    def idp(self) -> IdpSettings:
-        return self
-
-    @property
-    def sp(self) -> SpSettings:
-        return self
-
-    @property
-    def session(self) -> SessionSettings:
-        return self
-
-    @property
-    def cookies(self) -> CookieSettings:
-        return self
-
-    @property
-    def policy(self) -> PolicySettings:
-        return self
-
-    @property
-    def verifier(self) -> VerifierSettings:
-        return self
-
-    @property
-    def storage(self) -> StoreSettings:
-        return self
-
-    @property
-    def timing(self) -> TimingSettings:
-        return self
-
-    @property
-    def ops(self) -> OpsSettings:
-        return self
-
-    @property
-    def identity(self) -> IdentitySettings:
-        return self
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -156,19 +117,36 @@ class GateSettings(
         """cookie_secure, or when it is None whether base_url is https (cookies meet sp)."""
         return self.is_https if self.cookie_secure is None else self.cookie_secure
 
-    # ------------------------------------------------------------------ construction
+    # ------------------------------------------------------------------ validation
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> GateSettings:
-        """Build from keyword arguments, filling the rest from ``SAML_GATE_*`` variables."""
-        values, problems = read_environment(cls, os.environ if environ is None else environ)
-        values.update({k: v for k, v in kwargs.items() if v is not None or k in values})
-        return validate(cls, values, problems)
+    def cross_problems(cls, values: Mapping[str, Any]) -> Iterator[ConfigError]:
+        v = values
+        if "dev_idp" in v and "idp_metadata" in v:
+            if v["dev_idp"] and v["idp_metadata"]:
+                yield ConfigError("dev_idp", "cannot be combined with idp_metadata; choose one IdP")
+            if not v["dev_idp"] and not v["idp_metadata"]:
+                yield ConfigError(
+                    "idp_metadata",
+                    "is required: the IdP metadata URL (Okta: Sign On tab → Metadata URL), a"
+                    " saved file or the XML; or set dev_idp=True for the embedded development IdP",
+                )
+        if v.get("dev_idp") and "base_url" in v and not is_loopback_url(v["base_url"]):
+            yield ConfigError(
+                "dev_idp",
+                "the development IdP only runs on a loopback base_url (127.0.0.1, localhost)",
+            )
+        if v.get("cookie_samesite") == "none" and {"base_url", "cookie_secure"} <= v.keys():
+            secure = v["cookie_secure"]
+            if not (v["base_url"].startswith("https://") if secure is None else secure):
+                yield ConfigError(
+                    "cookie_samesite", "none requires Secure cookies (an https base_url)"
+                )
+        timeouts = {"inactivity_timeout", "maximum_duration"}
+        if timeouts <= v.keys() and v["inactivity_timeout"] > v["maximum_duration"]:
+            yield ConfigError("inactivity_timeout", "must be positive and at most maximum_duration")
 
     @classmethod
-    def validated(cls, **values: Any) -> GateSettings:
-        """Build from these values alone (defaults fill the rest)."""
-        return validate(cls, values, [])
-
-
-#: Settings that are Python objects, given as keyword arguments only.
-NOT_FROM_ENV: Final = frozenset(d.name for d in declarations(GateSettings) if not d.setting.env)
+    def derived(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        if values["entity_id"]:
+            return {}
+        return {"entity_id": values["base_url"] + values["prefix"] + "/metadata"}

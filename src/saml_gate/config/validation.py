@@ -2,21 +2,30 @@
 
 First each value is brought to its kept form (its kind's ``normalise``), then checked against
 its declaration (type of a number, range, choices, emptiness, its own check), then the checks
-that involve several settings run on the values that passed. All problems found are raised
-together as one :class:`ConfigErrors`.
+that involve several settings (the settings class's ``cross_problems``) run on the values that
+passed. All problems found are raised together as one :class:`ConfigErrors`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
-from saml_gate.config.checks import is_loopback_url
 from saml_gate.config.declaration import Declared, declarations
 from saml_gate.errors import ConfigError
 
-T = TypeVar("T")
+T = TypeVar("T", bound="Checked")
 _EMPTY: Final[tuple[Any, ...]] = (None, "", (), [])
+
+
+class Checked(Protocol):
+    """A settings class: its checks that involve several settings, its derived defaults."""
+
+    @classmethod
+    def cross_problems(cls, values: Mapping[str, Any]) -> Iterator[ConfigError]: ...
+
+    @classmethod
+    def derived(cls, values: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class ConfigErrors(ConfigError):
@@ -59,17 +68,17 @@ def validate(cls: type[T], values: Mapping[str, Any], problems: list[ConfigError
     valid = {d.name: d.default for d in declared.values() if d.name not in failed} | kept
     for d in declared.values():
         if d.name in valid:
-            problem = _field_problem(d, valid[d.name])
+            problem = field_problem(d, valid[d.name])
             if problem is not None:
                 problems.append(problem)
                 del valid[d.name]
-    problems += _cross_problems(valid)
+    problems += cls.cross_problems(valid)
     if problems:
         raise ConfigErrors(problems)
-    return cls(**{**kept, **_derived(valid)})
+    return cls(**{**kept, **cls.derived(valid)})
 
 
-def _field_problem(d: Declared, value: Any) -> ConfigError | None:
+def field_problem(d: Declared, value: Any) -> ConfigError | None:
     """The first problem of one value against its declaration."""
     s = d.setting
     if value is None:
@@ -90,34 +99,3 @@ def _field_problem(d: Declared, value: Any) -> ConfigError | None:
     except (TypeError, AttributeError):  # not even of the setting's type
         problem = f"{value!r} is not a valid value"
     return None if problem is None else ConfigError(d.name, problem)
-
-
-def _cross_problems(v: Mapping[str, Any]) -> Iterator[ConfigError]:
-    """Checks involving several settings, on the values that passed their own checks."""
-    if "dev_idp" in v and "idp_metadata" in v:
-        if v["dev_idp"] and v["idp_metadata"]:
-            yield ConfigError("dev_idp", "cannot be combined with idp_metadata; choose one IdP")
-        if not v["dev_idp"] and not v["idp_metadata"]:
-            yield ConfigError(
-                "idp_metadata",
-                "is required: the IdP metadata URL (Okta: Sign On tab → Metadata URL), a saved"
-                " file or the XML; or set dev_idp=True for the embedded development IdP",
-            )
-    if v.get("dev_idp") and "base_url" in v and not is_loopback_url(v["base_url"]):
-        yield ConfigError(
-            "dev_idp", "the development IdP only runs on a loopback base_url (127.0.0.1, localhost)"
-        )
-    if v.get("cookie_samesite") == "none" and {"base_url", "cookie_secure"} <= v.keys():
-        secure = v["cookie_secure"]
-        if not (v["base_url"].startswith("https://") if secure is None else secure):
-            yield ConfigError("cookie_samesite", "none requires Secure cookies (an https base_url)")
-    timeouts = {"inactivity_timeout", "maximum_duration"}
-    if timeouts <= v.keys() and v["inactivity_timeout"] > v["maximum_duration"]:
-        yield ConfigError("inactivity_timeout", "must be positive and at most maximum_duration")
-
-
-def _derived(v: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings whose default depends on others."""
-    if v["entity_id"]:
-        return {}
-    return {"entity_id": v["base_url"] + v["prefix"] + "/metadata"}

@@ -272,8 +272,8 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "duplicate_session": ErrorInfo(
         401,
         "More than one session cookie",
-        "Your browser sent two session cookies for this page (another site under the same"
-        " domain may have set one), so the gate does not pick either. This answer deleted"
+        "Your browser sent two different session cookies for this page (another site under the"
+        " same domain may have set one), so the gate does not pick either. This answer deleted"
         " them: sign in again. If this page comes back, delete this site's cookies in the"
         " browser, and tell the operator (SECURITY.md, session cookies).",
     ),

@@ -9,12 +9,17 @@ where they hold ``%``, control or non-ASCII characters (and ``,`` inside a group
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
+from saml_gate.config.identity_settings import DEFAULT_IDENTITY_HEADERS
 from saml_gate.user import SamlUser
 
-DEFAULT_IDENTITY_HEADERS: Final = ("X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups")
+if TYPE_CHECKING:
+    from saml_gate.config.identity_settings import IdentityFields
+
+__all__ = ["DEFAULT_IDENTITY_HEADERS", "IdentityHeaders", "header_value"]
+
 _SAFE: Final = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
@@ -35,6 +40,11 @@ class IdentityHeaders:
     @classmethod
     def named(cls, user: str, email: str, groups: str) -> IdentityHeaders:
         return cls(user.lower().encode(), email.lower().encode(), groups.lower().encode())
+
+    @classmethod
+    def of_settings(cls, settings: IdentityFields) -> IdentityHeaders:
+        """The names the settings give (``user_header``, ``email_header``, ``groups_header``)."""
+        return cls.named(settings.user_header, settings.email_header, settings.groups_header)
 
     @property
     def names(self) -> frozenset[bytes]:

@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import (
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from saml_gate.config.groups import IdentitySettings, SpSettings
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 
 log = logging.getLogger("saml_gate")
@@ -46,10 +46,6 @@ class JwtKey:
     public_jwk: dict[str, Any]
 
 
-class JwtKeySettings(IdentitySettings, SpSettings, Protocol):
-    """What loading the keys reads: ``jwt_keys`` and the ``state_dir`` of a development key."""
-
-
 def jwt_key(private: object, where: str) -> JwtKey:
     """A :class:`JwtKey` for a loaded private key; ConfigError unless EC P-256 or RSA ≥ 2048."""
     members: tuple[str, ...]
@@ -67,7 +63,7 @@ def jwt_key(private: object, where: str) -> JwtKey:
     return JwtKey(private, algorithm, kid, public)
 
 
-def load_jwt_keys(settings: JwtKeySettings) -> tuple[JwtKey, ...]:
+def load_jwt_keys(settings: GateSettings) -> tuple[JwtKey, ...]:
     """The keys, the signing one first; a development key in ``state_dir`` when none is set."""
     from saml_gate.saml.sp import pem_or_file
 

@@ -10,11 +10,11 @@ receives a token with at least a quarter of its lifetime ahead.
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from typing import Final
 
 import jwt
 
-from saml_gate.config.groups import IdentitySettings, SpSettings
+from saml_gate.config.settings import GateSettings
 from saml_gate.identity.keys import JwtKey
 from saml_gate.user import SamlUser
 
@@ -24,14 +24,10 @@ JWT_SCOPE_KEY: Final = "saml_gate.jwt"
 CACHE_SIZE: Final = 10_000
 
 
-class TokenSettings(IdentitySettings, SpSettings, Protocol):
-    """What the tokens read: the claims' issuer and audience, and the lifetime."""
-
-
 class IdentityTokens:
     """Signs (and caches) the identity JWT of each session with the first key."""
 
-    def __init__(self, settings: TokenSettings, keys: tuple[JwtKey, ...]) -> None:
+    def __init__(self, settings: GateSettings, keys: tuple[JwtKey, ...]) -> None:
         self._key = keys[0]
         self._issuer = settings.base_url
         self._audience = settings.jwt_audience or settings.base_url

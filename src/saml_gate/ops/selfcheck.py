@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import email.utils
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 from cryptography import x509
 
 from saml_gate.config.checks import is_url
 from saml_gate.config.declaration import declarations
-from saml_gate.config.groups import IdpSettings, TimingSettings
+from saml_gate.config.loading import load
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
@@ -79,11 +78,7 @@ def _check_certificate(report: Report, what: str, pem: bytes, now: float) -> Non
         report.ok_(f"{what} {subject} valid for {days:.0f} more days")
 
 
-class ClockCheckSettings(IdpSettings, TimingSettings, Protocol):
-    """What the clock check reads: the metadata URL and its timeout, and the clock skew."""
-
-
-def _check_clock(report: Report, settings: ClockCheckSettings) -> None:
+def _check_clock(report: Report, settings: GateSettings) -> None:
     """Compare this machine's clock with the IdP's (the Date header of its metadata URL)."""
     source = (settings.idp_metadata or "").strip()
     if not is_url(source):
@@ -137,10 +132,8 @@ def _load_settings(
             for name in at_fault
             if name in known and (name in _STAND_INS or not known[name].required)
         }
-        unset = {known[name].env_name for name in stand_ins}
-        environ = {k: v for k, v in os.environ.items() if k not in unset}
-        try:
-            settings = GateSettings.load(environ, **{**options, **stand_ins})
+        try:  # the stand-ins, never the faulty variables
+            settings = load(GateSettings, {**options, **stand_ins}, unread=stand_ins.keys())
         except ConfigError:
             return None
         report.lines.append("  ...   the checks below go on with stand-ins for the settings above")

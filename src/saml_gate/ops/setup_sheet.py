@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Protocol
 
-from saml_gate.config.groups import PolicySettings, SpSettings, VerifierSettings
+from saml_gate.config.settings import GateSettings
 from saml_gate.saml import xmlconst as X
 from saml_gate.saml.sp import signs_authn_requests
 
@@ -20,11 +19,6 @@ _NAME_ID_FORMATS = {
     X.NAMEID_PERSISTENT: "Persistent",
     X.NAMEID_TRANSIENT: "Transient",
 }
-
-
-class SheetSettings(SpSettings, VerifierSettings, PolicySettings, Protocol):
-    """What the sheet shows: the SP's URLs and NameID format, the attributes the gate reads,
-    the groups it lets in and whether IdP-initiated sign-in is on."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +36,7 @@ class SetupSheet:
 
     @classmethod
     def build(
-        cls, settings: SheetSettings, sp_cert_pem: bytes, sign_requests: bool | None = None
+        cls, settings: GateSettings, sp_cert_pem: bytes, sign_requests: bool | None = None
     ) -> SetupSheet:
         """``sign_requests``: whether AuthnRequests are signed (None: as the settings say,
         before any IdP metadata is known)."""

@@ -7,7 +7,8 @@ both ways (never buffered), WebSockets relayed message by message.
 Where each part lives:
 
 * :mod:`~saml_gate.proxy.app` — :class:`ReverseProxy` and :func:`build_proxy_app`;
-* :mod:`~saml_gate.proxy.settings` — :class:`ProxySettings`, the proxy's own options;
+* :class:`ProxySettings` — the proxy's own settings, declared in
+  :mod:`saml_gate.config.proxy_settings` with the gate's;
 * :mod:`~saml_gate.proxy.headers` — the header contract: identity headers, what is dropped
   (:data:`FORWARDING_HEADERS`, hop-by-hop), ``X-Forwarded-*``, ``Location`` rewriting;
 * :mod:`~saml_gate.proxy.http` — forwarding one HTTP request: body framing, streaming, and
@@ -16,8 +17,8 @@ Where each part lives:
 * :mod:`~saml_gate.proxy.failures` — one log line per failure, and the error page.
 """
 
+from saml_gate.config.proxy_settings import ProxySettings
 from saml_gate.proxy.app import ReverseProxy, build_proxy_app
 from saml_gate.proxy.headers import FORWARDING_HEADERS, header_value
-from saml_gate.proxy.settings import ProxySettings
 
 __all__ = ["FORWARDING_HEADERS", "ProxySettings", "ReverseProxy", "build_proxy_app", "header_value"]

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 from starlette.types import Receive, Scope, Send
 
+from saml_gate.config.declaration import declarations
+from saml_gate.config.options import ProxyOptions
+from saml_gate.config.proxy_settings import ProxySettings
 from saml_gate.config.settings import GateSettings
 from saml_gate.middleware import SamlGate
 from saml_gate.proxy.headers import HeaderRules
 from saml_gate.proxy.http import HttpForwarder
-from saml_gate.proxy.settings import PROXY_OPTIONS, ProxySettings
 from saml_gate.proxy.websocket import WebSocketForwarder
 
 
@@ -64,15 +66,18 @@ class ReverseProxy:
         return self._headers.response_headers(headers)
 
 
-def build_proxy_app(upstream: str, **options: Any) -> SamlGate:
-    """The gate in front of ``upstream``. ``options``: :class:`GateSettings` fields, ``store``
-    (as for :class:`SamlGate`) and :class:`ProxySettings` fields (``user_header``,
-    ``email_header``, ``groups_header``, ``preserve_host``, ``connect_timeout``,
-    ``upstream_timeout``); the rest come from ``SAML_GATE_*`` variables."""
-    proxy_options = {k: options.pop(k) for k in list(options) if k in PROXY_OPTIONS}
-    store = options.pop("store", None)
+def build_proxy_app(upstream: str | None = None, **options: Unpack[ProxyOptions]) -> SamlGate:
+    """The gate in front of ``upstream`` (else ``SAML_GATE_UPSTREAM``). ``options``: the gate's
+    settings (as for :class:`SamlGate`, ``store`` too) and the proxy's (``preserve_host``,
+    ``connect_timeout``, ``upstream_timeout``); the rest come from ``SAML_GATE_*`` variables."""
+    given: dict[str, Any] = dict(options)
+    proxy_names = {d.name for d in declarations(ProxySettings)}
+    proxy_options = {k: given.pop(k) for k in list(given) if k in proxy_names}
+    if upstream is not None:
+        proxy_options["upstream"] = upstream
+    store = given.pop("store", None)
     if isinstance(store, str):  # the store setting ("memory", "redis://..."), not an object
-        options["store"], store = store, None
-    settings = GateSettings.load(**options)
-    proxy = ReverseProxy(ProxySettings.load(upstream, **proxy_options), settings)
+        given["store"], store = store, None
+    settings = GateSettings.load(**given)
+    proxy = ReverseProxy(ProxySettings.load(**proxy_options), settings)
     return SamlGate(proxy, settings, store=store)

@@ -39,12 +39,13 @@ from starlette.types import Scope
 
 from saml_gate.identity.headers import DEFAULT_IDENTITY_HEADERS, IdentityHeaders, header_value
 from saml_gate.identity.tokens import JWT_SCOPE_KEY
+from saml_gate.session.cookies import without_cookies
 from saml_gate.user import SamlUser
 from saml_gate.web.forwarded import CLIENT_HEADERS, ClientAddresses
 
 if TYPE_CHECKING:
+    from saml_gate.config.proxy_settings import ProxySettings
     from saml_gate.config.settings import GateSettings
-    from saml_gate.proxy.settings import ProxySettings
 
 __all__ = ["DEFAULT_IDENTITY_HEADERS", "FORWARDING_HEADERS", "HeaderRules", "header_value"]
 HOP_BY_HOP: Final = frozenset(
@@ -138,9 +139,7 @@ class HeaderRules:
     def __init__(self, settings: ProxySettings, gate: GateSettings) -> None:
         self._origin = settings.upstream.encode()
         self._preserve_host = settings.preserve_host
-        self._identity = IdentityHeaders.named(
-            settings.user_header, settings.email_header, settings.groups_header
-        )
+        self._identity = IdentityHeaders.of_settings(gate)
         self._jwt_header = gate.jwt_header.lower().encode()
         jwt = {self._jwt_header} if self._jwt_header else set()
         self._drop = self._identity.names | jwt | FORWARDING_HEADERS | HOP_BY_HOP
@@ -186,7 +185,7 @@ class HeaderRules:
             elif websocket and canonical in WEBSOCKET_HANDSHAKE:
                 continue
             elif name == b"cookie":
-                value = self._without_gate_cookies(value)
+                value = without_cookies(value, self._gate_cookie_prefix)
                 if not value:
                     continue
             out.append((name, value))
@@ -203,14 +202,6 @@ class HeaderRules:
             if token and self._jwt_header:
                 out.append((self._jwt_header, token))
         return out
-
-    def _without_gate_cookies(self, header: bytes) -> bytes:
-        kept = [
-            pair
-            for pair in header.split(b";")
-            if not pair.strip().decode("latin-1").startswith(self._gate_cookie_prefix)
-        ]
-        return b";".join(kept).strip()
 
     def response_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """The upstream's response headers to relay to the client (see the module docstring)."""

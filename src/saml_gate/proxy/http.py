@@ -19,10 +19,10 @@ import h11
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
+from saml_gate.config.proxy_settings import ProxySettings
 from saml_gate.errors import GateError
 from saml_gate.proxy.failures import answer_failure, describe_exception, log_failure
 from saml_gate.proxy.headers import HeaderRules
-from saml_gate.proxy.settings import ProxySettings
 
 
 class _ClientGone(Exception):

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Final
 import anyio
 from starlette.types import Message, Receive, Scope, Send
 
+from saml_gate.config.proxy_settings import ProxySettings
 from saml_gate.proxy.failures import describe_exception, log
 from saml_gate.proxy.headers import HeaderRules
 from saml_gate.proxy.http import request_target
-from saml_gate.proxy.settings import ProxySettings
 from saml_gate.web.ws_refusal import refuse_handshake
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saml_gate.config.groups import SpSettings
+from saml_gate.config.saml_settings import SpFields
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.saml import xmlconst as X
@@ -188,7 +188,7 @@ def _copy_children(source: Any, target: Any) -> None:
         _copy_children(child, copy)
 
 
-def signs_authn_requests(settings: SpSettings, idp_wants_signed: bool) -> bool:
+def signs_authn_requests(settings: SpFields, idp_wants_signed: bool) -> bool:
     """Whether AuthnRequests are signed: as ``sign_authn_requests`` says; when it is not set,
     whenever an SP key is configured (an IdP that has its certificate, uploaded for Single
     Logout, may refuse unsigned requests: SimpleSAMLphp does, Okta with "Signed Requests") or

@@ -1,21 +1,18 @@
 """Session administration (``saml-gate sessions``): list live sessions, revoke them.
 
-It works against the shared store the gates use (a Redis URL from ``--store`` or
-``SAML_GATE_STORE``, with their ``store_prefix``), through the same :class:`Revocations` the
-gates use, so an admin revocation is written and published in one step and reaches every gate
-as a sign-out does. The memory store belongs to one gate process: an outside command cannot see
-or change it, and says so (exit 2).
+It works against the shared store the gates use (their :class:`StoreSettings`: a Redis URL
+from ``--store`` or ``SAML_GATE_STORE``, their ``store_prefix`` and ``store_timeout``), through
+the same :class:`Revocations` the gates use, so an admin revocation is written and published in
+one step and reaches every gate as a sign-out does. The memory store belongs to one gate
+process: an outside command cannot see or change it, and says so (exit 2).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
-from saml_gate.config.groups import StoreOutage
+from saml_gate.config.settings import StoreSettings
 from saml_gate.session.revocation import Revocations, SessionRecord
 from saml_gate.store import StoreUnavailable, open_store
 
@@ -26,24 +23,12 @@ MEMORY_STORE_MESSAGE = (
 )
 
 
-@dataclass(frozen=True)
-class AdminSettings:
-    """The settings the admin reads: the store's, with the gates' clock skew."""
-
-    store: str
-    store_prefix: str
-    store_timeout: float = 5.0
-    store_outage: StoreOutage = "refuse"
-    clock_skew: float = 180.0
-    clock: Callable[[], float] = field(default=time.time)
-
-
 class NotShared(Exception):
     """The store is the memory store: nothing to administer from outside the gate."""
 
 
 async def run(
-    settings: AdminSettings, action: str, user: str | None, session: str | None, out: TextIO
+    settings: StoreSettings, action: str, user: str | None, session: str | None, out: TextIO
 ) -> int:
     """``list`` or ``revoke`` (by user or session ID); the exit status (1: nothing matched)."""
     if settings.store == "memory":
@@ -79,4 +64,4 @@ def _print(records: list[SessionRecord], out: TextIO) -> None:
     print(f"{len(records)} live session(s)", file=out)
 
 
-__all__ = ["AdminSettings", "NotShared", "StoreUnavailable", "run"]
+__all__ = ["NotShared", "StoreUnavailable", "run"]

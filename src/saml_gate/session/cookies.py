@@ -3,8 +3,9 @@
 One cookie by name: :func:`find_cookie`, or :func:`only_cookie` when two of that name must not
 be told apart (the session cookie on every gated request, so they build nothing). Every cookie
 at once: :func:`all_cookies`, for the readers that look at several (the pending sign-in slots,
-the pending logout and its Lax twin). :func:`expiring_everywhere` deletes a cookie under every
-domain and path it may have come from.
+the pending logout and its Lax twin). What an upstream may see of a Cookie header:
+:func:`without_cookies` (proxy mode, and the forward-auth answer). :func:`expiring_everywhere`
+deletes a cookie under every domain and path it may have come from.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from http.cookies import _unquote
 from typing import Final
 
 from saml_gate.config.checks import parse_host
-from saml_gate.config.groups import CookieSettings
+from saml_gate.config.settings import GateSettings
 
 
 def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -25,6 +26,25 @@ def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             text = value.decode("latin-1")
             joined = text if joined is None else joined + "; " + text
     return joined
+
+
+def without_cookies(header: bytes, prefix: str) -> bytes:
+    """A Cookie header's value without the cookies whose names start with ``prefix`` (the
+    gate's own, ``{cookie_prefix}_``: never for an upstream to see, so never to replay), every
+    other pair kept byte for byte; empty when nothing else is left."""
+    marker = prefix.encode("latin-1")
+    if marker not in header:
+        return header.strip()
+    kept = [pair for pair in header.split(b";") if not _named(pair, marker, prefix)]
+    return b";".join(kept).strip()
+
+
+def _named(pair: bytes, marker: bytes, prefix: str) -> bool:
+    """Whether a cookie pair's name starts with ``prefix``, around any whitespace a cookie
+    parser strips (Python's, Starlette's: Unicode whitespace, NBSP included)."""
+    return pair.lstrip().startswith(marker) or (
+        marker in pair and pair.decode("latin-1").strip().startswith(prefix)
+    )
 
 
 def all_cookies(header: str) -> dict[str, str]:
@@ -53,16 +73,19 @@ def find_cookie(header: str, name: str) -> str | None:
 
 def only_cookie(header: str, name: str) -> str | None:
     """Like :func:`find_cookie`, but raises :class:`AmbiguousCookie` when the header names the
-    cookie twice. A browser sends every cookie whose domain and path match, longest path first:
-    a sibling subdomain can plant one on ``Path=/admin`` that comes before the gate's own, and
-    which of the two a reader takes differs from reader to reader."""
+    cookie twice with different values. A browser sends every cookie whose domain and path
+    match, longest path first: a sibling subdomain can plant one on ``Path=/admin`` that comes
+    before the gate's own, and which of the two a reader takes differs from reader to reader.
+    The same value twice is no question."""
     needle = name + "="
     found = _find(header, needle, 0)
     if found is None:
         return None
     value, end = found
-    if end >= 0 and _find(header, needle, end) is not None:
-        raise AmbiguousCookie(name)
+    while end >= 0 and (again := _find(header, needle, end)) is not None:
+        if again[0] != value:
+            raise AmbiguousCookie(name)
+        end = again[1]
     return value
 
 
@@ -83,7 +106,7 @@ MAX_PATHS: Final = 32
 
 
 def expiring_everywhere(
-    settings: CookieSettings, name: str, hosts: Iterable[str], path: str
+    settings: GateSettings, name: str, hosts: Iterable[str], path: str
 ) -> list[bytes]:
     """Set-Cookie values deleting ``name`` under every domain and path a browser may send it
     with to ``path`` on one of ``hosts`` (RFC 6265 §5.1.3, §5.1.4): host-only, and with each
@@ -113,7 +136,7 @@ def expiring_everywhere(
 
 
 def cookie_header(
-    settings: CookieSettings,
+    settings: GateSettings,
     name: str,
     value: str,
     *,
@@ -154,7 +177,7 @@ LAX_TWIN = ".lax"
 
 
 def cross_site_cookies(
-    settings: CookieSettings, name: str, value: str, *, max_age: int, path: str
+    settings: GateSettings, name: str, value: str, *, max_age: int, path: str
 ) -> list[bytes]:
     """Set-Cookie values for a cookie that must come back with the IdP's cross-site POST.
 

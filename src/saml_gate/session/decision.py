@@ -20,7 +20,8 @@ Outcome = Literal["valid", "absent", "invalid", "expired", "idle", "revoked"]
 
 
 class DuplicateSession(GateError):
-    """401 ``duplicate_session``: the request carries the session cookie more than once.
+    """401 ``duplicate_session``: the request carries the session cookie more than once, with
+    different values.
 
     A sibling subdomain can plant its own session on a longer path (``Path=/admin``), which the
     browser sends first: taking either one would let it choose who the person is (login CSRF).

@@ -34,11 +34,11 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from itsdangerous import BadSignature, SignatureExpired
 
-from saml_gate.config.groups import CookieSettings, IdentitySettings, SessionSettings, SpSettings
+from saml_gate.config.settings import GateSettings
 from saml_gate.session.cookies import cookie_header, find_cookie
 from saml_gate.session.return_to import MAX_RETURN_PATH, ReturnTargets, safe_return_path
 from saml_gate.session.signing import ExpiringCookie, timed_serializer
@@ -78,14 +78,8 @@ class PendingLogin:
     return_path: str
 
 
-class RelaySettings(SessionSettings, CookieSettings, SpSettings, IdentitySettings, Protocol):
-    """What a RelayTracker reads: the secrets and sign-in timeout, the cookies' attributes,
-    the ACS path the pending-sign-in cookies are scoped to and the hosts a sign-in may return
-    to."""
-
-
 class RelayTracker:
-    def __init__(self, settings: RelaySettings) -> None:
+    def __init__(self, settings: GateSettings) -> None:
         self._settings = settings
         self._timeout = int(settings.login_timeout)
         self._relay = timed_serializer(settings.secret_key, "relay")

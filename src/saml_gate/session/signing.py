@@ -29,7 +29,7 @@ from itsdangerous.encoding import base64_encode
 from itsdangerous.serializer import Serializer
 from itsdangerous.url_safe import URLSafeSerializerMixin
 
-from saml_gate.config.groups import CookieSettings
+from saml_gate.config.settings import GateSettings
 from saml_gate.session.cookies import LAX_TWIN, cross_site_cookies
 
 Purpose = Literal["session", "relay", "pending", "logout-pending", "logout"]
@@ -125,7 +125,7 @@ class ExpiringCookie:
 
     def __init__(
         self,
-        settings: CookieSettings,
+        settings: GateSettings,
         secrets: Sequence[str],
         purpose: Purpose,
         *,

@@ -8,9 +8,9 @@ sign-out in one worker ends the session in all of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from saml_gate.config.groups import StoreSettings, TimingSettings
+from saml_gate.config.settings import StoreSettings
 from saml_gate.errors import ConfigError
 from saml_gate.store.base import Store, StoreUnavailable
 from saml_gate.store.guard import GuardedStore
@@ -28,11 +28,7 @@ __all__ = [
 ]
 
 
-class StoreSetup(StoreSettings, TimingSettings, Protocol):
-    """What open_store reads: the store settings, and the clock of a memory store."""
-
-
-def open_store(settings: StoreSetup, given: Any = None) -> Store:
+def open_store(settings: StoreSettings, given: Any = None) -> Store:
     """The store from ``given`` (a Store or a ``redis.asyncio.Redis`` client) or from the
     ``store`` setting ("memory" or a Redis URL). Anything but the memory store is wrapped in a
     :class:`GuardedStore`, which bounds every call by ``store_timeout``."""

@@ -1,0 +1,110 @@
+"""What the server commands (``run``, ``proxy``, ``forward-auth``, ``demo``) share: their
+flags (one definition, from the command line's declared settings), the check that several
+workers share a store, the ngrok tunnel, the start summary, and serving under uvicorn, with
+``--workers N`` processes that each build the app again from the same command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from typing import Any, Final
+
+from saml_gate.cli.options import LaunchError, cli_settings, gate_options
+from saml_gate.cli.summary import setup_sheet, start_summary
+from saml_gate.config.cli_settings import CliSettings
+from saml_gate.config.flags import add_flags
+from saml_gate.config.loading import value_of
+from saml_gate.config.settings import GateSettings
+from saml_gate.ops.logs import configure_cli_logging
+
+#: The hand-off from the command to its ``--workers`` processes (JSON: the command line and
+#: the options it worked out, such as the tunnel's base_url). Outside the ``SAML_GATE_*``
+#: names on purpose: it is no setting, and no user sets it.
+WORKER_SPEC: Final = "_SAML_GATE_WORKER_SPEC"
+
+#: A server command's app from its parsed command line and the gate's options.
+Build = Callable[[argparse.Namespace, dict[str, Any]], Any]
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every server command takes: --host, --port, --workers, --ngrok,
+    --ngrok-domain, --secret-key-file."""
+    add_flags(parser, [CliSettings])
+
+
+def check_workers(workers: int, store: object) -> None:
+    """Several worker processes need a shared store: with ``memory`` each process would keep
+    its own replay cache and sign-outs (a signed-out cookie would still open the others)."""
+    if workers > 1 and store == "memory":
+        raise LaunchError(
+            f"--workers {workers} with the memory store: replay protection and sign-outs would"
+            " be per process (a signed-out cookie still opens the other workers). Give a Redis"
+            " store shared by all workers: --store redis://127.0.0.1:6379/0 (SAML_GATE_STORE),"
+            " or run one worker"
+        )
+
+
+def serve_command(
+    args: argparse.Namespace,
+    build: Build,
+    what: Callable[[GateSettings], str],
+    decided: dict[str, Any] | None = None,
+) -> int:
+    """Build the app (every setting checked), say where it is, serve it. ``decided``: options
+    the command chose itself (the demo's secret), which every worker must use too."""
+    from saml_gate.middleware import SamlGate
+
+    server = cli_settings(args)
+    decided = dict(decided or {})
+    options = gate_options(args) | decided
+    check_workers(server.workers, value_of(GateSettings, "store", options.get("store")))
+    if server.ngrok:
+        from saml_gate.cli.tunnel import open_ngrok_tunnel
+
+        url = open_ngrok_tunnel(server.host, server.port, server.ngrok_domain)
+        print(f"ngrok tunnel: {url} → http://{server.host}:{server.port}", flush=True)
+        options["base_url"] = decided["base_url"] = url
+    app = build(args, options)
+    gate = app if isinstance(app, SamlGate) else None
+    settings = gate.settings if gate is not None else GateSettings.load(**options)
+    if server.ngrok:
+        print(setup_sheet(settings, gate), flush=True)
+    listen = f"{server.host}:{server.port}"
+    summary = start_summary(
+        settings, gate, what=what(settings), listen=listen, workers=server.workers
+    )
+    print(summary, flush=True)
+    return serve(app, args, server, decided)
+
+
+def serve(app: Any, args: argparse.Namespace, server: CliSettings, decided: dict[str, Any]) -> int:
+    """Serve ``app`` under uvicorn; with several workers, each process builds it again."""
+    import uvicorn
+
+    workers = server.workers
+    if workers > 1:
+        os.environ[WORKER_SPEC] = json.dumps({"argv": args.argv, "decided": decided})
+        app = "saml_gate.cli.server:worker_app"
+    uvicorn.run(
+        app,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
+        host=server.host,
+        port=server.port,
+        log_level="info",
+        proxy_headers=False,
+    )
+    return 0
+
+
+def worker_app() -> Any:
+    """One --workers process's app, built from the command line the parent was given."""
+    from saml_gate.cli import build_parser
+
+    configure_cli_logging()
+    spec: dict[str, Any] = json.loads(os.environ[WORKER_SPEC])
+    args = build_parser().parse_args(spec["argv"])
+    options = gate_options(args) | spec["decided"]
+    return args.build(args, options)
