@@ -88,9 +88,9 @@ class GateOptions(TypedDict, total=False):
     options_passthrough: bool | None
     """pass every OPTIONS request (CORS preflight) to the app without sign-in, as ngrok's option"""
     method_override_in_body: bool | None
-    """the app may honour _method in a POST form body (Rails, Laravel, Symfony), which the gate
-    does not read: a form POST must then also be allowed under every method an access rule names
-    (set false if the app does not)
+    """the app may honour _method in a POST body (Rails, Sinatra, Laravel, Symfony, Spring), which
+    the gate does not read: every POST with a body, whatever its type, must then also be allowed
+    under every other method (set false if the app does not)
     """
     allow_path_parameters: bool | None
     """accept ; path parameters (/a;jsessionid=1/b), matching rules on the path without them as

@@ -42,7 +42,7 @@ from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.core import GateCore
 from saml_gate.session.cookies import cookie_header_of, without_cookies
-from saml_gate.session.decision import Authenticator
+from saml_gate.session.decision import Authenticator, DuplicateSession
 from saml_gate.user import SamlUser
 from saml_gate.web.forwarded import ClientAddresses
 from saml_gate.web.login import login_url_for, sign_in_needed
@@ -151,6 +151,7 @@ def original_request(scope: Scope) -> OriginalRequest:
         "path": path,
         "raw_path": raw_path,
         "root_path": "",
+        "http_version": "",  # unknown, and so is whether a POST had a body: it may have
         "query_string": query,
         "headers": headers,  # the original's own (the describing ones name no override)
         "client": scope.get("client"),
@@ -243,7 +244,14 @@ class ForwardAuth:
         now = self._settings.clock()
         sessions = self.core.sessions
         cookies = cookie_header_of(scope["headers"])
-        session, outcome = await self._authenticator.authenticate(cookies, now)
+        try:
+            session, outcome = await self._authenticator.authenticate(cookies, now)
+        except DuplicateSession as error:  # their deletion is for the page, not for /auth
+            error.target = (
+                (urlsplit(original.url).netloc,),
+                original.scope["raw_path"].decode("latin-1"),
+            )
+            raise
         if session is None or outcome != "valid":
             expired = outcome != "absent" and session is not None
             return self._unauthenticated(view, original, expired=expired)
