@@ -8,10 +8,11 @@ through the example project's ASGI application (examples/django_asgi) behind the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from saml_gate.errors import ConfigError
@@ -79,20 +80,102 @@ def test_bad_mapping_settings_name_the_setting(django_db: None, options: dict[st
 
 def test_mapping_defaults(django_db: None) -> None:
     m = mapping()
-    assert (m.username, m.create_users, m.sync_groups) == ("email", True, False)
+    assert (m.username, m.create_users, m.adopt_existing_users, m.sync_groups) == (
+        "name_id",
+        True,
+        False,
+        False,
+    )
     assert mapping(staff_groups="ops").staff_groups == ("ops",)
+    with pytest.raises(ConfigError, match="adopt_existing_users"):
+        mapping(adopt_existing_users="yes")
 
 
 # ---------------------------------------------------------------------- the mapping
 def test_creates_then_updates_the_user(db: None) -> None:
-    from saml_gate.contrib.django import sync_user
+    from saml_gate.contrib.django import identity_link, sync_user
 
     user = sync_user(identity(email="Carol@Example.com"), mapping())
-    assert user.pk is not None and user.username == "carol@example.com"
+    assert user.pk is not None and user.username == "00u1carol"  # the NameID, verbatim
     assert user.email == "Carol@Example.com" and not user.has_usable_password()
+    assert user.password.startswith(identity_link(identity()) + ":")  # linked to the NameID
     assert not user.is_staff and not user.is_superuser  # flags are not managed by default
     again = sync_user(identity(email="carol@example.com"), mapping())
     assert again.pk == user.pk and again.email == "carol@example.com"
+
+
+def test_usernames_are_never_case_folded(db: None) -> None:
+    from saml_gate.contrib.django import sync_user
+
+    by_email = mapping(username="email")
+    user = sync_user(identity(email="Carol@Example.com"), by_email)
+    assert user.username == "Carol@Example.com"
+    upper = sync_user(identity(name_id="00U1CAROL", email="CAROL@EXAMPLE.COM"), by_email)
+    assert upper.pk != user.pk and upper.username == "CAROL@EXAMPLE.COM"
+    assert sync_user(identity(name_id="00U1CAROL"), mapping()).username == "00U1CAROL"
+
+
+def test_an_account_is_only_ever_its_own_identitys(db: None) -> None:
+    """Linked to one IdP and NameID: another NameID (or the same NameID from another IdP)
+    arriving at its username is refused, even with adopt_existing_users."""
+    from django.core.exceptions import PermissionDenied
+
+    from saml_gate.contrib.django import sync_user
+
+    by_email = mapping(username="email", adopt_existing_users=True)
+    carol = sync_user(identity(), by_email)
+    for other in (identity(name_id="00u1mallory"), identity(issuer="https://other-idp.test")):
+        with pytest.raises(PermissionDenied, match="belongs to another identity"):
+            sync_user(other, by_email)
+    assert sync_user(identity(), by_email).pk == carol.pk
+
+
+def test_accounts_the_gate_did_not_create_are_adopted_only_when_configured(db: None) -> None:
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import PermissionDenied
+
+    from saml_gate.contrib.django import identity_link, sync_user
+
+    model = get_user_model()
+    made = model.objects.create_user("00u1carol", "carol@example.com", "a password")
+    unusable = model.objects.create_user("00u1dave")  # an unusable password: not the gate's
+    for existing in (made, unusable):
+        person = identity(name_id=existing.username)
+        with pytest.raises(PermissionDenied, match="was not created by saml-gate"):
+            sync_user(person, mapping())
+        existing.refresh_from_db()
+        assert not existing.password.startswith("!saml-gate:")
+        adopted = sync_user(person, mapping(adopt_existing_users=True))
+        assert adopted.pk == existing.pk
+        assert adopted.password.startswith(identity_link(person) + ":")  # its own from now on
+        assert sync_user(person, mapping()).pk == existing.pk
+    assert not model.objects.get(pk=made.pk).check_password("a password")
+
+
+def test_an_operator_can_link_one_existing_account_to_one_identity(db: None) -> None:
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import PermissionDenied
+
+    from saml_gate.contrib.django import link_account, sync_user
+
+    existing = get_user_model().objects.create_user("00u1carol", "carol@example.com", "pw")
+    link_account(existing, issuer="https://idp.example.test", name_id="00u1carol")
+    carol = identity(issuer="https://idp.example.test")
+    assert sync_user(carol, mapping()).pk == existing.pk
+    with pytest.raises(PermissionDenied, match="belongs to another identity"):
+        sync_user(identity(issuer="https://other-idp.test"), mapping(adopt_existing_users=True))
+
+
+def test_a_password_set_on_a_linked_account_unlinks_it(db: None) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    from saml_gate.contrib.django import sync_user
+
+    user = sync_user(identity(), mapping())
+    user.set_password("set in the admin")
+    user.save()
+    with pytest.raises(PermissionDenied, match="was not created by saml-gate"):
+        sync_user(identity(), mapping())
 
 
 def test_staff_and_superuser_follow_the_groups(db: None) -> None:
@@ -132,9 +215,10 @@ def test_username_from_the_name_id(db: None) -> None:
 @pytest.mark.parametrize(
     ("person", "options", "reason"),
     [
-        (identity(email=None), {}, "no email"),
-        (identity(), {"create_users": False}, "no account"),
-        (identity(email="x" * 140 + "@example.com"), {}, "longer than 150"),
+        (identity(email=None), {"username": "email"}, "no email"),
+        (identity(), {"create_users": False}, "does not exist"),
+        (identity(email="x" * 140 + "@example.com"), {"username": "email"}, "longer than 150"),
+        (identity(name_id="x" * 151), {}, "longer than 150"),
     ],
 )
 def test_refusals(db: None, person: SamlUser, options: dict[str, Any], reason: str) -> None:
@@ -152,7 +236,7 @@ def test_a_user_disabled_in_django_is_refused(db: None) -> None:
 
     from saml_gate.contrib.django import sync_user
 
-    get_user_model().objects.create(username="carol@example.com", is_active=False)
+    get_user_model().objects.filter(pk=sync_user(identity(), mapping()).pk).update(is_active=False)
     with pytest.raises(PermissionDenied, match="disabled"):
         sync_user(identity(), mapping())
 
@@ -243,3 +327,130 @@ async def test_admin_log_out_goes_to_the_gate(harness: Harness) -> None:
     out = await harness.client.post("/saml/logout", data=data, headers=origin)
     assert out.status_code == 200 and "You are signed out" in out.text
     assert (await harness.client.get("/admin/", headers=HTML)).status_code == 303  # to the IdP
+
+
+# ---------------------------------------------------------------------- the reported attack
+ADMIN = "admin@example.test"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def existing_superuser(django_db: None) -> Iterator[None]:
+    """A superuser made with Django's own tooling (``createsuperuser``), before any sign-in;
+    every account the test adds (and only those) is deleted afterwards."""
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser(ADMIN, ADMIN, ADMIN_PASSWORD)
+    yield
+    get_user_model().objects.filter(pk__gte=admin.pk).delete()
+
+
+@pytest.fixture
+def django_gate(
+    gate_env: None, existing_superuser: None, idp_keys: Any, sp_keys: Any, clock: Any
+) -> Callable[..., Any]:
+    """The example project behind the gate, with ``SAML_GATE_USERS`` as given (the example's
+    own by default): a factory of harnesses."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from tests.test_django_example import _asgi_module
+
+    def build(**users: Any) -> Harness:
+        example = _asgi_module()
+        with override_settings(SAML_GATE_USERS={**settings.SAML_GATE_USERS, **users}):
+            gate = example.build_application(clock=clock)
+        transport = httpx.ASGITransport(app=gate)
+        client = httpx.AsyncClient(transport=transport, base_url=BASE_URL)
+        return Harness(gate=gate, client=client, idp_keys=idp_keys, sp_keys=sp_keys, clock=clock)
+
+    return build
+
+
+async def signed_in_as(h: Harness, name_id: str, email: str) -> httpx.Response:
+    """Sign in through the gate (a person in no admin group) and ask Django who that is."""
+    h.client.cookies.clear()
+    attributes = {"email": [email], "displayName": ["Mallory"], "groups": ["users"]}
+    assert (await _login(h, name_id=name_id, attributes=attributes)).status_code == 303
+    return await h.client.get("/api/me", headers={"accept": "application/json"})
+
+
+async def admin_account() -> dict[str, Any]:
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+
+    def read() -> dict[str, Any]:
+        admin = get_user_model().objects.get(username=ADMIN)
+        return {
+            "password works": admin.check_password(ADMIN_PASSWORD),
+            "email": admin.email,
+            "is_superuser": admin.is_superuser,
+            "accounts": sorted(  # the superuser, and every account made after it
+                get_user_model().objects.filter(pk__gte=admin.pk).values_list("username", flat=True)
+            ),
+        }
+
+    return await sync_to_async(read)()
+
+
+UNTOUCHED = {"password works": True, "email": ADMIN, "is_superuser": True}
+
+
+@pytest.mark.parametrize(
+    ("name_id", "email"),
+    [
+        ("mallory@example.test", "ADMIN@Example.test"),  # the admin's email, in other case
+        ("mallory@example.test", ADMIN),  # the admin's email exactly
+        ("Admin@example.test", ADMIN),  # the admin's username, in other case, as NameID
+    ],
+)
+@pytest.mark.parametrize("username", ["name_id", "email"])
+async def test_no_identity_becomes_a_superuser_the_gate_did_not_create(
+    django_gate: Callable[..., Harness], name_id: str, email: str, username: str
+) -> None:
+    h = django_gate(username=username)
+    async with h.client:
+        me = await signed_in_as(h, name_id, email)
+        index = await h.client.get("/admin/", headers=HTML)
+    account = await admin_account()
+    assert {k: account[k] for k in UNTOUCHED} == UNTOUCHED
+    if me.status_code == 403:  # its username is the admin's account: refused, never merged
+        assert username == "email" and email == ADMIN
+        assert account["accounts"] == [ADMIN]
+    else:  # an account of its own, named verbatim
+        assert me.status_code == 200, me.text
+        own = name_id if username == "name_id" else email
+        assert me.json()["django_user"] == {
+            "username": own,
+            "is_staff": False,
+            "is_superuser": False,
+            "groups": ["users"],
+        }
+        assert account["accounts"] == sorted([ADMIN, own])
+    assert index.status_code != 200  # never Django's admin
+
+
+async def test_the_admins_own_identity_gets_the_account_only_when_adoption_is_configured(
+    django_gate: Callable[..., Harness],
+) -> None:
+    refused = django_gate()
+    async with refused.client:
+        assert (await signed_in_as(refused, ADMIN, ADMIN)).status_code == 403
+    assert (await admin_account())["password works"]
+
+    adopting = django_gate(adopt_existing_users=True)
+    async with adopting.client:
+        me = await signed_in_as(adopting, ADMIN, ADMIN)
+    assert me.status_code == 200 and me.json()["django_user"]["username"] == ADMIN
+    account = await admin_account()
+    # adopted: the gate is its only way in now, and its flags follow the IdP's groups
+    assert not account["password works"] and not account["is_superuser"]
+
+    after = django_gate()  # adoption off again: the link stays, other identities stay out
+    async with after.client:
+        assert (await signed_in_as(after, ADMIN, ADMIN)).status_code == 200
+        assert (await signed_in_as(after, "Admin@example.test", ADMIN)).status_code == 200
+    assert (await admin_account())["accounts"] == ["Admin@example.test", ADMIN]
+    by_email = django_gate(username="email", adopt_existing_users=True)
+    async with by_email.client:
+        assert (await signed_in_as(by_email, "mallory@example.test", ADMIN)).status_code == 403

@@ -130,6 +130,31 @@ async def test_no_identity_when_refused_or_public(
     assert "x-saml-gate-jwt" not in r.headers
 
 
+@pytest.mark.parametrize("path", ["/private/page", "/public/page"])
+async def test_the_answer_carries_the_apps_cookie_without_the_gates(
+    make_harness: Any, path: str
+) -> None:
+    """What the shipped configurations send the app as Cookie: every Cookie line joined, the
+    gate's cookies (``saml_gate_*``) out, each other pair byte for byte; no header at all when
+    nothing else is left. The same as proxy mode's (one function)."""
+    h = await signed_in(make_harness, public_paths=["/public/"])
+    session = h.client.cookies["saml_gate_session"]
+    described = {"X-Original-URL": APP + path, "X-Original-Method": "GET"}
+    lines = [f"a=1; saml_gate_session={session}", "saml_gate_reqslot=2;b=x y", "c=caf\xe9"]
+    async with anonymous(h) as client:  # the cookies exactly as given, no jar
+        r = await client.get(
+            "/saml/auth",
+            headers=[*described.items(), *(("Cookie", line.encode("latin-1")) for line in lines)],
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers.get_list("cookie") == ["a=1; b=x y; c=caf\xe9"]
+        assert (path == "/public/page") is ("x-forwarded-user" not in r.headers)
+        alone = await client.get(
+            "/saml/auth", headers={**described, "Cookie": f"saml_gate_session={session}"}
+        )
+        assert alone.status_code == 200 and "cookie" not in alone.headers
+
+
 @pytest.mark.parametrize(
     ("url", "method", "code"),
     [
@@ -300,6 +325,39 @@ async def test_login_returns_to_an_allowed_host_after_sign_in(
     r = await h.post_acs(h.response_b64(h.spec(in_response_to=request.get("ID"))), relay)
     assert r.status_code == 303
     assert r.headers["location"] == target
+
+
+@pytest.mark.parametrize(
+    "port",
+    ["\u00b2", "\u0663", "\uff18\uff10", "\u00b9\u00b2\u00b3"],
+    ids=["superscript-two", "arabic-indic-three", "fullwidth-80", "superscript-123"],
+)
+async def test_a_port_in_other_digits_than_ascii_is_refused(make_harness: Any, port: str) -> None:
+    """str.isdigit says yes to all of them (int reads "\u0663" as 3 and fails on "\u00b2")."""
+    _, r = await ask_login(make_harness, f"https://app.example.test:{port}/")
+    assert r.status_code == 400 and "bad_relay_state" in r.text
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "\u00b9"], ids=["superscript-two", "superscript-one"])
+async def test_a_forwarded_host_with_a_latin1_digit_port_is_a_400(
+    make_harness: Any, port: str
+) -> None:
+    """X-Forwarded-Host is read as Latin-1: the byte 0xB2 is "\u00b2", a digit to str.isdigit
+    that int() refuses (it was a 500)."""
+    h = await signed_in(make_harness)
+    cookie = "saml_gate_session=" + str(h.client.cookies.get("saml_gate_session"))
+    described = [
+        ("Cookie", cookie),
+        ("Accept", "application/json"),
+        ("X-Forwarded-Method", "GET"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "app.example.test:" + port),  # one byte on the wire
+        ("X-Forwarded-Uri", "/private/page"),
+    ]
+    async with serve(h.gate) as host_port:
+        answer = await anyio.to_thread.run_sync(raw_get, host_port, "/saml/auth", described)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"bad_original_request" in answer
 
 
 async def test_without_allowed_hosts_other_hosts_are_refused(make_harness: Any) -> None:

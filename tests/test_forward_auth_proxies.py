@@ -7,13 +7,20 @@ The gate's public host (``auth.example.test``, its ``base_url``) and each proxy'
 production: one sign-in covers the sites through ``cookie_domain`` and ``allowed_hosts``. The
 browser is an ``httpx.Client`` with cookies; the test IdP (``saml_gate.testing``) signs its
 Responses. The upstream verifies the identity JWT against the gate's JWKS with PyJWT, on its own.
+Raw requests (``http.client``, raw WebSocket handshakes) check what the upstream receives for
+exact bytes: never a cookie of the gate, the app's own cookies byte for byte (several Cookie
+lines, public paths, a large header), the gate's headers whatever the client's ``Connection``
+lists; and what an open WebSocket does after its session is signed out.
 The harness and the configurations alone (with a stand-in gate): ``tests/forward_auth/``.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +37,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from saml_gate import SamlGate
 from saml_gate.testing import NAVIGATION, SamlTestIdp
@@ -198,6 +206,27 @@ def test_signed_in_but_not_allowed_gets_403(gate: Gate, proxy: RunningProxy) -> 
     assert len(gate.upstream.received) == before
 
 
+def test_two_session_cookies_are_refused_and_deleted(gate: Gate, proxy: RunningProxy) -> None:
+    """A sibling subdomain planted its session on ``Path=/private`` (login CSRF): the browser
+    sends it first, the person's own after it. The gate picks neither: the proxy passes on its
+    401 and the deletions, the browser is left without a session and can sign in again."""
+    page = proxy.url + "/private/page"
+    with browser() as attacker:
+        sign_in(gate, attacker, page, email="mallory@example.test")
+        planted = attacker.cookies.get("saml_gate_session")
+    before = len(gate.upstream.received)
+    with browser() as client:
+        sign_in(gate, client, page)
+        client.cookies.set("saml_gate_session", planted, domain=".example.test", path="/private")
+        refused = client.get(page, headers=NAVIGATION)
+        assert refused.status_code == 401, refused.text
+        assert "More than one session cookie" in refused.text
+        assert not [c for c in client.cookies.jar if c.name == "saml_gate_session"]
+        again = client.get(page, headers=NAVIGATION)
+        assert again.status_code == 302  # to sign in
+    assert len(gate.upstream.received) == before
+
+
 @pytest.fixture(scope="module")
 def nginx(gate: Gate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProxy]:
     runtime = tmp_path_factory.mktemp("nginx-ws")
@@ -298,3 +327,253 @@ def test_the_forward_auth_command_behind_nginx(tmp_path: Path) -> None:
     assert landed.json()["identity"]["email"] == ALICE["email"]
     assert identity_of(upstream.received[-1])["X-Forwarded-Groups"] == ["staff,admins"]
     assert api.status_code == 401
+
+
+# ---------------------------------------------------------------------- the gate's cookies
+#: An app's own cookies, each to arrive byte for byte: signed-cookie style, "=" inside a value,
+#: a quoted value with a space, Caddy's placeholder syntax (never expanded), a Latin-1 byte, an
+#: empty value.
+APP_COOKIES = [
+    "app_session=s%3Aabc.DEF-123_",
+    "theme=dark",
+    "b64=YWJjZA==",
+    'quoted="a b"',
+    "brace=x{http.request.host}y",
+    "latin=caf\xe9",
+    "empty=",
+]
+
+
+def gate_cookies(client: httpx.Client) -> list[str]:
+    """The gate's cookies a signed-in browser holds (``saml_gate_*``), as it sends them."""
+    found = [f"{c.name}={c.value}" for c in client.cookies.jar if c.name.startswith("saml_gate_")]
+    assert any(c.startswith("saml_gate_session=") for c in found), found
+    return found
+
+
+def raw_get(
+    proxy: RunningProxy, path: str, headers: list[tuple[str, str]]
+) -> tuple[int, dict[str, Any] | None]:
+    """GET ``path`` through ``proxy`` with exactly these headers (repeated names, any Connection,
+    Latin-1 bytes), besides Host: its status and the upstream's echo (None if it was not
+    reached)."""
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.addresses.port, timeout=30)
+    try:
+        connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", f"{proxy.addresses.site}:{proxy.addresses.port}")
+        for name, value in headers:
+            connection.putheader(name, value.encode("latin-1"))
+        connection.endheaders()
+        answer = connection.getresponse()
+        body = answer.read()
+    finally:
+        connection.close()
+    if answer.status != 200 or not body.startswith(b"{"):
+        return answer.status, None
+    echo: dict[str, Any] = json.loads(body)
+    return answer.status, echo if "headers" in echo else None
+
+
+def cookies_seen(echo: dict[str, Any]) -> list[str]:
+    return [value for name, value in echo["headers"] if name.lower() == "cookie"]
+
+
+@contextmanager
+def signed_in_browser(gate: Gate, proxy: RunningProxy) -> Iterator[httpx.Client]:
+    with browser() as client:
+        sign_in(gate, client, proxy.url + "/private/start")
+        yield client
+
+
+@pytest.mark.parametrize(
+    "arrangement", ["gate first", "gate last", "gate between", "gate twice", "no space"]
+)
+def test_the_app_never_sees_the_gates_cookies_and_gets_its_own_byte_for_byte(
+    gate: Gate, proxy: RunningProxy, arrangement: str
+) -> None:
+    with signed_in_browser(gate, proxy) as client:
+        ours = gate_cookies(client)
+    apps = APP_COOKIES
+    lines = {
+        "gate first": [*ours, *apps],
+        "gate last": [*apps, *ours],
+        "gate between": [apps[0], *ours, *apps[1:]],
+        "gate twice": [*ours, apps[0], *ours, *apps[1:]],
+        "no space": [*apps[:2], *ours, *apps[2:]],
+    }[arrangement]
+    separator = ";" if arrangement == "no space" else "; "
+    status, echo = raw_get(
+        proxy, "/private/page", [("Cookie", separator.join(lines)), *API.items()]
+    )
+    assert status == 200 and echo is not None
+    assert cookies_seen(echo) == [separator.join(apps)]
+    assert ["x-forwarded-user", "alice@example.test"] in echo["headers"]  # signed in all along
+
+
+def test_several_cookie_lines_reach_the_app_as_one_without_the_gates(
+    gate: Gate, proxy: RunningProxy
+) -> None:
+    """A client may split its cookies over several Cookie lines (HTTP/2 does): the gate reads
+    them all, the app gets one line with its own cookies only."""
+    with signed_in_browser(gate, proxy) as client:
+        (session,) = [c for c in gate_cookies(client) if c.startswith("saml_gate_session=")]
+    lines = [
+        f"{APP_COOKIES[0]}; {session}",
+        f"saml_gate_reqslot=1; {APP_COOKIES[1]}",
+        "saml_gate_logout=x",
+        APP_COOKIES[2],
+    ]
+    status, echo = raw_get(proxy, "/private/page", [*(("Cookie", c) for c in lines), *API.items()])
+    assert status == 200 and echo is not None
+    assert cookies_seen(echo) == ["; ".join(APP_COOKIES[:3])]
+
+
+@pytest.mark.parametrize("page", ["/private/page", "/public/page"])
+def test_when_only_the_gates_cookies_were_sent_the_app_gets_no_cookie_header(
+    gate: Gate, proxy: RunningProxy, page: str
+) -> None:
+    with signed_in_browser(gate, proxy) as client:
+        ours = gate_cookies(client)
+    status, echo = raw_get(proxy, page, [("Cookie", "; ".join(ours)), *API.items()])
+    assert status == 200 and echo is not None
+    assert cookies_seen(echo) == []
+    assert "saml_gate_" not in json.dumps(echo["headers"])
+
+
+def test_a_public_page_gets_the_apps_cookies_only(gate: Gate, proxy: RunningProxy) -> None:
+    """No session needed there, but a browser sends its session anyway: not to the app."""
+    with signed_in_browser(gate, proxy) as client:
+        ours = gate_cookies(client)
+    cookie = "; ".join([*APP_COOKIES[:2], *ours, *APP_COOKIES[2:]])
+    status, echo = raw_get(proxy, "/public/page", [("Cookie", cookie), *API.items()])
+    assert status == 200 and echo is not None
+    assert cookies_seen(echo) == ["; ".join(APP_COOKIES)]
+
+
+def test_a_large_cookie_header_passes_whole(gate: Gate, proxy: RunningProxy) -> None:
+    """5.5 KB of the app's cookies: the gate's answer carries them all (nginx needs
+    ``proxy_buffer_size`` above its default 4k for that)."""
+    with signed_in_browser(gate, proxy) as client:
+        ours = gate_cookies(client)
+    apps = [f"c{i}={'v' * 250}" for i in range(22)]
+    status, echo = raw_get(
+        proxy,
+        "/private/page",
+        [("Cookie", "; ".join([*apps[:11], *ours, *apps[11:]])), *API.items()],
+    )
+    assert status == 200 and echo is not None
+    assert cookies_seen(echo) == ["; ".join(apps)]
+
+
+# ---------------------------------------------------------------------- Connection
+HOP_BY_HOP_TRICKS = [
+    "X-Forwarded-Groups, X-Saml-Gate-Jwt",
+    "keep-alive, x-forwarded-user, x-forwarded-email, x-forwarded-groups, x-saml-gate-jwt",
+    "X-Forwarded-User,X-Forwarded-Groups,X-Saml-Gate-Jwt,Cookie",
+]
+
+
+@pytest.mark.parametrize("connection", HOP_BY_HOP_TRICKS)
+def test_the_client_cannot_have_the_proxy_drop_the_gates_headers(
+    gate: Gate, proxy: RunningProxy, connection: str
+) -> None:
+    """Connection lists hop-by-hop headers, which a proxy removes when it forwards: listed by
+    the client, the gate's identity headers would be removed after the proxy set them."""
+    with signed_in_browser(gate, proxy) as client:
+        cookie = "; ".join([APP_COOKIES[0], *gate_cookies(client)])
+    headers = [("Connection", connection), ("Cookie", cookie), *API.items()]
+    status, echo = raw_get(proxy, "/private/page", headers)
+    assert status == 200 and echo is not None
+    seen = Received(
+        **{k: echo[k] for k in ("method", "target", "headers")}, identity=None, jwt_error=None
+    )
+    assert identity_of(seen) == {
+        "X-Forwarded-User": ["alice@example.test"],
+        "X-Forwarded-Email": ["alice@example.test"],
+        "X-Forwarded-Groups": ["staff,admins"],
+    }
+    assert echo["jwt_error"] is None and echo["identity"]["groups"] == ["staff", "admins"]
+    assert cookies_seen(echo) == [APP_COOKIES[0]]
+    assert seen.values("connection") in ([], ["close"], ["keep-alive"])
+
+
+@pytest.mark.parametrize(
+    "connection", ["Upgrade, X-Saml-Gate-Jwt, X-Forwarded-Groups", "upgrade,cookie"]
+)
+def test_a_websocket_handshake_cannot_drop_the_gates_headers_either(
+    gate: Gate, proxy: RunningProxy, connection: str
+) -> None:
+    with signed_in_browser(gate, proxy) as client:
+        cookie = "; ".join(gate_cookies(client))
+    echo = raw_websocket_echo(
+        proxy, "/private/ws", [("Connection", connection), ("Cookie", cookie)]
+    )
+    assert echo["method"] == "WEBSOCKET"
+    assert echo["jwt_error"] is None and echo["identity"]["groups"] == ["staff", "admins"]
+    assert ["x-forwarded-groups", "staff,admins"] in echo["headers"]
+    assert not [v for k, v in echo["headers"] if k == "cookie"]
+
+
+def raw_websocket_echo(
+    proxy: RunningProxy, path: str, headers: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """A WebSocket handshake through ``proxy`` with exactly these headers (any Connection),
+    then the upstream's first (text) message."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {proxy.addresses.site}:{proxy.addresses.port}",
+        "Upgrade: websocket",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers),
+    ]
+    with socket.create_connection(("127.0.0.1", proxy.addresses.port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode("latin-1"))
+        stream = sock.makefile("rb")
+        status = stream.readline()
+        assert b" 101 " in status, status
+        while stream.readline() not in (b"\r\n", b""):
+            pass
+        first, second = stream.read(2)
+        assert first & 0x0F == 1, "a text frame"
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(stream.read(2), "big")
+        elif length == 127:
+            length = int.from_bytes(stream.read(8), "big")
+        message: dict[str, Any] = json.loads(stream.read(length))
+        return message
+
+
+# ---------------------------------------------------------------------- WebSockets and sessions
+def test_an_open_websocket_outlives_its_session_within_the_jwt_lifetime(
+    gate: Gate, proxy: RunningProxy
+) -> None:
+    """What forward-auth cannot do (README, "WebSockets"): the proxy asks the gate once, at the
+    handshake, so a WebSocket open when its session is signed out stays open. What bounds it:
+    the identity JWT the app got at the handshake expires within ``jwt_lifetime`` (120 s), so
+    an app that closes the socket at the token's ``exp`` makes the client reconnect, and a
+    handshake after the sign-out is refused."""
+    with signed_in_browser(gate, proxy) as client:
+        cookie = "; ".join(gate_cookies(client))
+        sock = socket.create_connection(("127.0.0.1", proxy.addresses.port))
+        url = proxy.url.replace("http://", "ws://") + "/private/ws/stay"
+        with connect(url, sock=sock, additional_headers={"Cookie": cookie}, open_timeout=10) as ws:
+            echo = json.loads(ws.recv(timeout=10))
+            claims = echo["identity"]
+            assert echo["jwt_error"] is None
+            assert claims["exp"] - claims["iat"] <= 120
+            sign_out(gate, client)
+            ws.send("still here?")
+            assert ws.recv(timeout=10) == "still here?"  # the limitation, as documented
+        with pytest.raises(InvalidStatus) as refused:
+            websocket_echo(proxy, "/private/ws", cookie)
+    assert refused.value.response.status_code == 401
+
+
+def sign_out(gate: Gate, client: httpx.Client) -> None:
+    page = client.get(f"{gate.url}/saml/logout")
+    token = page.text.split("name=token value='")[1].split("'")[0]
+    done = client.post(f"{gate.url}/saml/logout", data={"token": token})
+    assert done.status_code in (200, 303), done.text

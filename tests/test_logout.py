@@ -25,7 +25,7 @@ from saml2 import BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
 from saml2.request import LogoutRequest as Pysaml2LogoutRequest
-from saml2.response import IncorrectlySigned
+from saml2.response import IncorrectlySigned, StatusResponder
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
 from saml2.server import Server
 from saml2.sigver import RSACrypto, import_rsa_key_from_file, verify_redirect_signature
@@ -35,6 +35,7 @@ from saml_gate.devidp.signing import sign_element
 from saml_gate.saml.keys import KeyPair, cert_base64
 from tests.conftest import TEST_REDIS_URL
 from tests.support import BASE_URL, ENTITY_ID, IDP_ENTITY_ID, IDP_SSO_URL, Harness
+from tests.test_store_outage import RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -203,6 +204,7 @@ async def test_get_never_signs_out_and_the_token_is_bound_to_the_session(
     for _ in range(2):
         assert (await s.h.client.get("/saml/logout")).status_code == 200
     assert await s.status(cookie) == 200
+    s.h.client.cookies.delete("saml_gate_session")  # one session cookie, not two
     s.h.client.cookies.set("saml_gate_session", cookie)
     for data in ({}, {"token": bobs_token}, {"token": "forged"}):  # a cross-site form post
         r = await s.h.client.post("/saml/logout", data=data)
@@ -469,3 +471,38 @@ async def test_idp_initiated_logout_reads_the_subject_verbatim(slo: Callable[...
     padded = s.idp.redirect(s.idp.logout_request([" okta-1"]), SLO_URL, response=False)
     assert (await s.h.client.get(local(padded))).status_code == 303
     assert await s.status(alice) == 200  # another SessionIndex
+
+
+async def test_idp_initiated_logout_in_a_redis_outage_still_ends_this_browsers_session(
+    slo: Callable[..., Slo], make_harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    """Redis unreachable: the sessions of the subject cannot be looked up, so the IdP is told
+    the logout failed, but the session of the browser that carried the request ends here at
+    once, and everywhere once Redis is back."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        options = {"store": server.url, "store_timeout": 0.2, "store_outage": "serve"}
+        s = slo(**options)
+        mine = await s.login("okta-1")
+        server.stop()
+        request = s.idp.logout_request(["okta-1"])
+        url = s.idp.redirect(request, SLO_URL, response=False)
+        s.h.client.cookies.clear()
+        s.h.client.cookies.set("saml_gate_session", mine)
+        r = await s.h.client.get(local(url), headers=HTML)
+        assert r.status_code == 303 and "saml_gate_session=;" in r.headers["set-cookie"]
+        with pytest.raises(StatusResponder, match="could not be ended"):  # told it failed
+            s.idp.server.parse_logout_request_response(
+                query_of(r.headers["location"])["SAMLResponse"], BINDING_HTTP_REDIRECT
+            )
+        assert await s.status(mine) == 401  # a copy of the cookie, on this gate
+
+        server.start()  # empty: the revocation is only in this gate's memory
+        fresh = make_harness(idp_metadata=s.idp.metadata, **options)
+        fresh.client.cookies.set("saml_gate_session", mine)
+        with anyio.fail_after(30):  # a hang guard: until this gate has written it to Redis
+            while (await fresh.client.get("/private/p", headers=JSON)).status_code != 401:
+                await anyio.sleep(0.05)
+    finally:
+        server.stop()

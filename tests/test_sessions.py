@@ -194,3 +194,23 @@ async def test_pending_cookie_survives_a_cross_site_post_on_localhost(harness: H
         body = harness.response_b64(harness.spec(in_response_to=request.get("ID")))
         ok = await harness.post_acs(body, relay)
         assert ok.status_code == 303, ok.text
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        (b"a=1; saml_gate_session=x; b=2", b"a=1; b=2"),
+        (b"saml_gate_session=x", b""),
+        (b"saml_gate_session=x;a=1;saml_gate_req_0=y", b"a=1"),
+        (b"a=1;\tsaml_gate_session=x", b"a=1"),
+        (b"a=1;\xa0saml_gate_session=x; b=2", b"a=1; b=2"),  # NBSP: what Starlette strips
+        (b"a=x saml_gate_session=y; b=2", b"a=x saml_gate_session=y; b=2"),  # inside a value
+        (b"SAML_GATE_SESSION=x; saml_gatex=1", b"SAML_GATE_SESSION=x; saml_gatex=1"),
+        (b' q="a b" ;  c=caf\xe9 ', b'q="a b" ;  c=caf\xe9'),  # nothing to remove: as sent
+    ],
+)
+def test_what_an_upstream_sees_of_a_cookie_header(header: bytes, kept: bytes) -> None:
+    """Proxy mode and the forward-auth answer: the gate's cookies out, the rest byte for byte."""
+    from saml_gate.session.cookies import without_cookies
+
+    assert without_cookies(header, "saml_gate_") == kept

@@ -2,9 +2,13 @@
 
 Each test runs its own redis-server on a free loopback port, so stopping it disturbs nobody.
 While it is unreachable: new sign-ins fail closed (503, one clear log line), the process keeps
-answering, existing sessions follow ``store_outage`` (default "serve": valid cookies still work,
-logged loudly; "refuse": 503). When it is back, everything recovers without a restart. A frozen
-Redis (SIGSTOP: connections accepted, no answer) cannot hang a request: ``store_timeout``.
+answering, existing sessions follow ``store_outage`` (default "refuse": 503; "serve": valid
+cookies still work, and the log line says which sign-outs are not enforced). Whatever the
+policy, a revocation a process knows (made there, or pushed to it before the outage) is
+enforced during the outage, and one made during the outage reaches Redis, and so every gate,
+when it is back, as does one Redis lost by restarting empty. When it is back, everything
+recovers without a restart. A frozen Redis (SIGSTOP: connections accepted, no answer) cannot
+hang a request: ``store_timeout``.
 """
 
 from __future__ import annotations
@@ -113,8 +117,14 @@ async def new_login(h: Harness) -> httpx.Response:
         return await h.login()
 
 
-async def status_with(h: Harness, cookie: str) -> int:
+def use_cookie(h: Harness, cookie: str) -> None:
+    """Make ``cookie`` the one session cookie ``h``'s client sends."""
+    h.client.cookies.delete("saml_gate_session")
     h.client.cookies.set("saml_gate_session", cookie)
+
+
+async def status_with(h: Harness, cookie: str) -> int:
+    use_cookie(h, cookie)
     with anyio.fail_after(HANG_GUARD):
         return (await h.client.get("/private/p", headers=JSON)).status_code
 
@@ -127,7 +137,7 @@ async def test_outage_fails_logins_closed_serves_sessions_and_recovers(
     make_harness: Callable[..., Harness], redis_server: RedisServer, caplog: Any
 ) -> None:
     caplog.set_level(logging.INFO, logger="saml_gate")
-    h = make_harness(store=redis_server.url, store_timeout=0.2)
+    h = make_harness(store=redis_server.url, store_timeout=0.2, store_outage="serve")
     assert (await new_login(h)).status_code == 303
     cookie = h.client.cookies["saml_gate_session"]
 
@@ -137,23 +147,44 @@ async def test_outage_fails_logins_closed_serves_sessions_and_recovers(
     down = store_events(caplog, "store_down")
     assert len(down) == 1 and f"127.0.0.1:{redis_server.port}" in down[0].getMessage()
     assert "new sign-ins are refused with 503" in down[0].getMessage()
+    assert "NOT sign-outs made on other gates or workers during the outage" in (
+        down[0].getMessage()
+    )
     assert any(getattr(r, "error_code", "") == "store_unavailable" for r in caplog.records)
-    assert await status_with(h, cookie) == 200  # store_outage="serve" (the default)
+    assert await status_with(h, cookie) == 200  # store_outage="serve"
     assert (await h.client.get("/saml/metadata")).status_code == 200  # the process is up
-    page = await h.client.get("/saml/logout")
-    token = page.text.split("name=token value='")[1].split("'")[0]
-    out = await h.client.post("/saml/logout", data={"token": token}, headers=HTML)
-    # The revocation cannot be recorded: say so, but the browser's cookie goes anyway.
+    out = await sign_out(h, cookie)
+    # The revocation cannot be shared yet: say so; the browser's cookie goes anyway, and the
+    # session ends in this process at once (a copy of the cookie gets 401).
     assert out.status_code == 503 and "saml_gate_session=;" in out.headers["set-cookie"]
+    assert await status_with(h, cookie) == 401
 
     redis_server.start()  # an empty Redis on the same port: no restart of the gate
     await eventually(lambda: _logs_in(h), "sign-in works again")
     assert len(store_events(caplog, "store_up")) == 1
-    assert await status_with(h, cookie) == 200
+    assert await status_with(h, h.client.cookies["saml_gate_session"]) == 200
+    assert await status_with(h, cookie) == 401  # the sign-out was not forgotten
 
 
 async def _logs_in(h: Harness) -> bool:
     return (await new_login(h)).status_code == 303
+
+
+async def new_session(h: Harness, redis_server: RedisServer) -> str:
+    """A session signed in on ``h`` (Redis started for it if it is down): its cookie."""
+    if redis_server.process is None:
+        redis_server.start()
+    await eventually(lambda: _logs_in(h), "a sign-in")
+    return str(h.client.cookies["saml_gate_session"])
+
+
+async def sign_out(h: Harness, cookie: str) -> httpx.Response:
+    """The person holding ``cookie`` signs out on ``h`` (the form, then its POST)."""
+    use_cookie(h, cookie)
+    with anyio.fail_after(HANG_GUARD):
+        page = await h.client.get("/saml/logout")
+        token = page.text.split("name=token value='")[1].split("'")[0]
+        return await h.client.post("/saml/logout", data={"token": token}, headers=HTML)
 
 
 async def test_refuse_policy_refuses_sessions_during_the_outage(
@@ -205,3 +236,131 @@ async def test_sessions_kept_in_the_store_need_it(
     redis_server.stop()
     assert await status_with(first, cookie) == 200  # this worker has it cached
     assert await status_with(second, cookie) == 503
+
+
+# ---------------------------------------------------------------------- revocations in an outage
+async def view_lost(h: Harness) -> None:
+    """Until ``h`` has noticed the outage: its revocation view no longer answers alone, so each
+    request now asks the (unreachable) store and ``store_outage`` applies."""
+
+    async def lost() -> bool:
+        await status_with(h, "none")  # a request lets the gate notice
+        return not h.gate.core.revocations.view.live
+
+    await eventually(lost, "the gate noticed its subscription is gone")
+
+
+async def view_live(h: Harness) -> None:
+    async def live() -> bool:
+        await status_with(h, "none")
+        return h.gate.core.revocations.view.live
+
+    await eventually(live, "the gate follows the revocations again")
+
+
+async def test_the_default_refuses_sessions_it_cannot_check(
+    make_harness: Callable[..., Harness], redis_server: RedisServer, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO, logger="saml_gate")
+    h = make_harness(store=redis_server.url, store_timeout=0.2)  # store_outage: the default
+    cookie = await new_session(h, redis_server)
+    redis_server.stop()
+    await view_lost(h)
+    assert await status_with(h, cookie) == 503
+    down = store_events(caplog, "store_down")
+    assert "refused with 503 (store_outage=refuse)" in down[0].getMessage()
+    redis_server.start()
+    await eventually(lambda: _status_is(h, cookie, 200), "the session is served again")
+
+
+async def _status_is(h: Harness, cookie: str, status: int) -> bool:
+    return await status_with(h, cookie) == status
+
+
+@pytest.mark.parametrize("policy", ["serve", "refuse"])
+async def test_a_sign_out_this_process_made_holds_through_the_outage(
+    make_harness: Callable[..., Harness], redis_server: RedisServer, policy: str
+) -> None:
+    """The reported bug: 401 while Redis was up, then 200 in the very process that took the
+    sign-out once Redis was unreachable (store_outage=serve)."""
+    h = make_harness(store=redis_server.url, store_timeout=0.2, store_outage=policy)
+    cookie = await new_session(h, redis_server)
+    assert (await sign_out(h, cookie)).status_code == 200
+    assert await status_with(h, cookie) == 401
+    redis_server.stop()
+    await view_lost(h)
+    for _ in range(3):
+        assert await status_with(h, cookie) == 401
+    redis_server.start()
+    await view_live(h)
+    assert await status_with(h, cookie) == 401
+
+
+@pytest.mark.parametrize("policy", ["serve", "refuse"])
+async def test_a_sign_out_pushed_from_another_gate_before_the_outage_holds(
+    make_harness: Callable[..., Harness], redis_server: RedisServer, policy: str
+) -> None:
+    one = make_harness(store=redis_server.url, store_timeout=0.2)
+    two = make_harness(store=redis_server.url, store_timeout=0.2, store_outage=policy)
+    cookie = await new_session(one, redis_server)
+    await view_live(two)
+    assert await status_with(two, cookie) == 200
+    assert (await sign_out(one, cookie)).status_code == 200
+    await eventually(lambda: _status_is(two, cookie, 401), "the sign-out is pushed to two")
+    assert two.gate.core.revocations.view.live  # two knew it from the push, not from asking
+    redis_server.stop()
+    await view_lost(two)
+    for _ in range(3):
+        assert await status_with(two, cookie) == 401
+
+
+@pytest.mark.parametrize(("policy", "during"), [("serve", 200), ("refuse", 503)])
+async def test_a_sign_out_during_the_outage_reaches_every_gate_when_redis_is_back(
+    make_harness: Callable[..., Harness],
+    redis_server: RedisServer,
+    caplog: Any,
+    policy: str,
+    during: int,
+) -> None:
+    """Where it was made, it holds at once; another gate cannot know it until Redis is back
+    (``serve``: it serves the cookie meanwhile, as documented; ``refuse``: 503); then it is
+    written to Redis and pushed, and every gate refuses the cookie, a new one too."""
+    caplog.set_level(logging.INFO, logger="saml_gate")
+    one = make_harness(store=redis_server.url, store_timeout=0.2)
+    two = make_harness(store=redis_server.url, store_timeout=0.2, store_outage=policy)
+    cookie = await new_session(one, redis_server)
+    await view_live(two)
+    redis_server.stop()
+    await view_lost(one)
+    await view_lost(two)
+
+    out = await sign_out(one, cookie)
+    assert out.status_code == 503 and "store_unavailable" in out.text
+    assert "saml_gate_session=;" in out.headers["set-cookie"]
+    held = store_events(caplog, "revocations_undelivered")
+    assert held and "only this process enforces" in held[0].getMessage()
+    assert await status_with(one, cookie) == 401  # a copy of the cookie, where it was made
+    assert await status_with(two, cookie) == during  # another gate cannot know it yet
+
+    redis_server.start()  # empty: the sign-out is only in gate one's memory
+    await eventually(lambda: _status_is(two, cookie, 401), "gate two learns the sign-out")
+    assert store_events(caplog, "revocations_delivered")
+    assert await status_with(one, cookie) == 401
+    fresh = make_harness(store=redis_server.url, store_timeout=0.2)
+    assert await status_with(fresh, cookie) == 401
+
+
+async def test_sign_outs_a_restarted_empty_redis_lost_are_written_back(
+    make_harness: Callable[..., Harness], redis_server: RedisServer
+) -> None:
+    one = make_harness(store=redis_server.url, store_timeout=0.2)
+    cookie = await new_session(one, redis_server)
+    kept = await new_session(one, redis_server)
+    assert (await sign_out(one, cookie)).status_code == 200
+    redis_server.stop()
+    await view_lost(one)
+    redis_server.start()  # without persistence: every revocation in it is gone
+    await view_live(one)
+    fresh = make_harness(store=redis_server.url, store_timeout=0.2)
+    await eventually(lambda: _status_is(fresh, cookie, 401), "the sign-out is in Redis again")
+    assert await status_with(fresh, kept) == 200

@@ -14,8 +14,11 @@
 
 The JWKS is fetched when a token names a ``kid`` not yet known (key rotation) and cached; the
 signature, ``iss``, ``aud``, ``exp`` and ``iat`` are checked, with ``leeway`` seconds of clock
-tolerance. Only the asymmetric algorithms the gate signs with are accepted (never ``none`` or an
-HMAC keyed with the public key). Other languages: any JOSE library that verifies ES256 against a
+tolerance. Each key verifies with its own algorithm only (an EC key ES256, an RSA key RS256; the
+JWKS entry's ``alg`` when it names one): a token whose ``alg`` is not its key's is refused before
+any cryptography runs, so ``none``, an HMAC keyed with the public key, or RS256 over an EC key
+never reach a signature check. Anything but a valid token raises :class:`InvalidIdentity`.
+Other languages: any JOSE library that verifies ES256 against a
 JWKS URL (``jose`` for Node, ``github.com/lestrrat-go/jwx`` for Go, ``nimbus-jose-jwt`` for
 Java) with the same three checks.
 
@@ -66,10 +69,11 @@ class IdentityVerifier:
         text = token.decode("ascii", "replace") if isinstance(token, bytes) else token
         try:
             key = self._signing_key(text)
+            algorithm = _algorithm_of(key, jwt.get_unverified_header(text).get("alg"))
             claims: dict[str, Any] = jwt.decode(
                 text,
-                key,
-                algorithms=list(ALGORITHMS),
+                key.key,
+                algorithms=[algorithm],
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
@@ -79,11 +83,21 @@ class IdentityVerifier:
             raise InvalidIdentity(str(exc) or type(exc).__name__) from exc
         return claims
 
-    def _signing_key(self, token: str) -> Any:
+    def _signing_key(self, token: str) -> jwt.PyJWK:
         if self._client is not None:
-            return self._client.get_signing_key_from_jwt(token).key
+            return self._client.get_signing_key_from_jwt(token)
         assert self._keys is not None
         kid = jwt.get_unverified_header(token).get("kid")
         if not isinstance(kid, str):
             raise InvalidIdentity("the token names no kid")
-        return self._keys[kid].key
+        return self._keys[kid]
+
+
+def _algorithm_of(key: jwt.PyJWK, claimed: object) -> str:
+    """The one algorithm ``key`` verifies with, when the token claims exactly that one."""
+    algorithm = key.algorithm_name
+    if algorithm not in ALGORITHMS:
+        raise InvalidIdentity(f"the key {key.key_id!r} is for {algorithm}, not one the gate uses")
+    if claimed != algorithm:
+        raise InvalidIdentity(f"the token's alg {claimed!r} is not its key's ({algorithm})")
+    return algorithm

@@ -16,7 +16,7 @@ from saml_gate.identity.tokens import JWT_SCOPE_KEY
 from saml_gate.ops.events import AuthEvent
 from saml_gate.runtime.core import GateCore
 from saml_gate.session.cookies import cookie_header_of
-from saml_gate.session.decision import Outcome
+from saml_gate.session.decision import DuplicateSession, Outcome
 from saml_gate.session.sessions import Session
 from saml_gate.session.watch import SessionWatch
 from saml_gate.store import StoreUnavailable
@@ -160,6 +160,9 @@ class SamlGate:
         except StoreUnavailable as exc:  # the session needs the store, which is unreachable
             down = GateError("store_unavailable", f"checking a session: {exc}")
             await self._refuse(scope, down, receive, send)
+            return
+        except DuplicateSession as error:  # two session cookies: neither is picked
+            await self._refuse(scope, error, receive, send)
             return
         if session is None or outcome != "valid":
             if session is not None and (outcome == "expired" or outcome == "idle"):

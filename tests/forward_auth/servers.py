@@ -9,6 +9,7 @@ as in production, so a sign-in covers the sites only through ``cookie_domain``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 IDENTITY = ("X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Saml-Gate-Jwt")
 """The gate's identity headers (default names), in the order the proxies copy them."""
@@ -173,12 +174,18 @@ class EchoUpstream:
         return JSONResponse(seen.echo())
 
     async def _websocket(self, websocket: WebSocket) -> None:
-        seen = self._record(
-            "WEBSOCKET", websocket.scope["raw_path"].decode(), websocket.scope["headers"]
-        )
+        """One echo message, then closed; a path ending in ``/stay`` stays open afterwards,
+        answering each text message with itself, until the client leaves."""
+        path = websocket.scope["raw_path"].decode()
+        seen = self._record("WEBSOCKET", path, websocket.scope["headers"])
         await websocket.accept()
         await websocket.send_json(seen.echo())
-        await websocket.close()
+        if not path.endswith("/stay"):
+            await websocket.close()
+            return
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.send_text(await websocket.receive_text())
 
 
 # ---------------------------------------------------------------------- the browser

@@ -3,7 +3,8 @@ shipped proxy configurations are tested on their own: what each proxy tells the 
 makes of each answer, and what reaches the upstream.
 
 Signed in means a ``stub_session=<name>`` cookie; ``noemail`` is signed in without an email,
-``blocked`` is not allowed.
+``blocked`` is not allowed. Like the gate, a 200 carries the app's ``Cookie``: the request's
+Cookie lines joined without the stub's own cookies (``stub_*``), absent when none is left.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from saml_gate.session.cookies import without_cookies
 
 LOGIN = "http://auth.example.test/saml/login"
 
@@ -51,7 +54,13 @@ class StubGate:
             if user != "noemail":
                 identity["X-Forwarded-Email"] = f"{user}@example.test"
             identity["X-Saml-Gate-Jwt"] = "stub-token"
-            return Response(status_code=200, headers=identity)
+            answer = Response(status_code=200, headers=identity)
+            app_cookie = without_cookies(
+                b"; ".join(v for k, v in request.scope["headers"] if k == b"cookie"), "stub_"
+            )
+            if app_cookie:
+                answer.raw_headers.append((b"cookie", app_cookie))
+            return answer
         login = f"{LOGIN}?return_to={quote(url, safe='')}"
         if not nginx_style and "text/html" in h.get("accept", ""):
             return RedirectResponse(login, status_code=302)

@@ -152,9 +152,12 @@ def test_the_traefik_configuration_names_the_same_headers() -> None:
     the Caddyfile copies, and removes every other spelling of them and X-Original-*."""
     caddyfile = (proxies.EXAMPLES / "Caddyfile").read_text()
     traefik = (proxies.EXAMPLES / "traefik.yml").read_text()
-    copied = re.findall(r"copy_headers (.+)", caddyfile)[0].split()
-    assert copied == list(IDENTITY)
-    assert re.findall(r"^ +- (X-[\w-]+)$", traefik, re.MULTILINE) == copied
+    copied = re.findall(r"copy_headers (.+)", caddyfile)
+    assert copied[0].split() == list(IDENTITY)
+    assert copied[1] == "Cookie>X-Saml-Gate-Cookie"  # the app's cookies, as the gate answers
+    listed = re.search(r"authResponseHeaders:\n((?: +(?:- [\w-]+|#.*)\n)+)", traefik)
+    assert listed is not None
+    assert re.findall(r"- ([\w-]+)", listed.group(1)) == [*IDENTITY, "Cookie"]
     removed = set(re.findall(r'^ +([\w-]+): ""$', traefik, re.MULTILINE))
     expected = {s for name in IDENTITY for s in spellings(name) if s != name}
     expected |= {s for name in ("X-Original-URL", "X-Original-Method") for s in spellings(name)}

@@ -61,10 +61,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# How the gate's identity becomes a Django user (see saml_gate/contrib/django.py): the IdP's
-# "admins" group (DJANGO_SUPERUSER_GROUPS / DJANGO_STAFF_GROUPS to change) may use the admin.
+# How the gate's identity becomes a Django user (see saml_gate/contrib/django.py): one account
+# per NameID, named by it verbatim, never an account the gate did not create; the IdP's "admins"
+# group (DJANGO_SUPERUSER_GROUPS / DJANGO_STAFF_GROUPS to change) may use the admin.
 SAML_GATE_USERS = {
-    "username": "email",
+    "username": "name_id",
     "sync_groups": True,
     "staff_groups": _env_list("DJANGO_STAFF_GROUPS"),
     "superuser_groups": _env_list("DJANGO_SUPERUSER_GROUPS") or ["admins"],

@@ -48,9 +48,11 @@ class StorageFields:
         unit=SECONDS,
     )
     store_outage: StoreOutage = setting(  # noqa: RUF009 (returns a field)
-        "serve",
-        help="while the store is unreachable: `serve` valid session cookies (logged loudly) or"
-        " `refuse` them with 503; new sign-ins get 503 either way",
+        "refuse",
+        help="while the store is unreachable and this process cannot check revocations:"
+        " `refuse` signed-in requests with 503, or `serve` valid session cookies (sign-outs"
+        " made on other gates during the outage are then not enforced; see Security model); a"
+        " sign-out this process knows is enforced either way, new sign-ins get 503 either way",
         choices=get_args(StoreOutage),
     )
 

@@ -88,9 +88,9 @@ class GateOptions(TypedDict, total=False):
     options_passthrough: bool | None
     """pass every OPTIONS request (CORS preflight) to the app without sign-in, as ngrok's option"""
     method_override_in_body: bool | None
-    """the app may honour _method in a POST form body (Rails, Laravel, Symfony), which the gate
-    does not read: a form POST must then also be allowed under every method an access rule names
-    (set false if the app does not)
+    """the app may honour _method in a POST body (Rails, Sinatra, Laravel, Symfony, Spring), which
+    the gate does not read: every POST with a body, whatever its type, must then also be allowed
+    under every other method (set false if the app does not)
     """
     allow_path_parameters: bool | None
     """accept ; path parameters (/a;jsessionid=1/b), matching rules on the path without them as
@@ -212,8 +212,10 @@ class GateOptions(TypedDict, total=False):
     store_timeout: float | None
     """seconds a store call may take (connect, reply, pool wait) before it counts as failed"""
     store_outage: StoreOutage | None
-    """while the store is unreachable: serve valid session cookies (logged loudly) or refuse them
-    with 503; new sign-ins get 503 either way
+    """while the store is unreachable and this process cannot check revocations: refuse signed-in
+    requests with 503, or serve valid session cookies (sign-outs made on other gates during the
+    outage are then not enforced; see Security model); a sign-out this process knows is enforced
+    either way, new sign-ins get 503 either way
     """
 
     # Fetching the IdP metadata from a URL (advanced)

@@ -10,21 +10,34 @@ own password sessions are not consulted: the gate is the only way in.
 Configure with ``SAML_GATE_USERS`` in the Django settings (all optional)::
 
     SAML_GATE_USERS = {
-        "username": "email",            # or "name_id"; emails are lower-cased
-        "create_users": True,           # False: only people with an existing Django account
+        "username": "name_id",          # or "email": the new account's username, verbatim
+        "create_users": True,           # False: only people with an account already
+        "adopt_existing_users": False,  # True: an account the gate did not create may be taken
         "sync_groups": False,           # True: Django groups mirror the IdP's (created as needed)
         "staff_groups": ["admins"],     # is_staff exactly for members (left alone when unset)
         "superuser_groups": ["admins"], # is_superuser exactly for members (idem; implies staff)
     }
 
-A user made inactive in Django is refused (403), whatever the IdP says. Django's admin login form
-(a password form, which can never work under single sign-on) is never shown to a signed-in
-person: staff are sent on to the admin, everyone else gets a page naming what is missing (staff
-status, and which groups map to it).
+Each account the gate uses is linked to one identity: the IdP (issuer) and the NameID, read
+verbatim (never trimmed or case-folded), in the account's password field, which Django then
+treats as unusable (``!saml-gate:<SHA-256 of issuer and NameID>:<random>``; no migration
+needed). A person's account is the one named by their NameID (``username: "email"``: their
+email attribute), verbatim; it is created and linked on first use, and given to them only while
+linked to them. An account linked to another identity is never given to this one; an account
+the gate did not create (no link: made with ``createsuperuser``, the admin, a fixture) only
+when ``adopt_existing_users`` is True, which then links it, replacing its password (the gate is
+its only way in); :func:`link_account` links one account to one identity instead. So neither a
+NameID differing in case nor an email attribute equal to an administrator's can take the
+administrator's account. A password set on a linked account (the admin's "change password")
+unlinks it: it is then refused until linked again. A user made inactive in Django is refused
+(403), whatever the IdP says. Django's admin login form (a password form, which can never work
+under single sign-on) is never shown to a signed-in person: staff are sent on to the admin,
+everyone else gets a page naming what is missing (staff status, and which groups map to it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 from collections.abc import Callable
@@ -37,9 +50,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.crypto import get_random_string
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -50,6 +64,8 @@ from saml_gate.web.pages import page_document
 log = logging.getLogger("saml_gate.django")
 
 SETTING: Final = "SAML_GATE_USERS"
+#: How a linked account's password field starts (``!``: Django's unusable-password prefix).
+LINK_PREFIX: Final = "!saml-gate:"
 #: The gate's sign-out (its default prefix).
 GATE_SIGN_OUT: Final = "/saml/logout"
 
@@ -58,8 +74,9 @@ GATE_SIGN_OUT: Final = "/saml/logout"
 class UserMapping:
     """How a gate identity maps onto a Django user (``settings.SAML_GATE_USERS``)."""
 
-    username: Literal["email", "name_id"] = "email"
+    username: Literal["name_id", "email"] = "name_id"
     create_users: bool = True
+    adopt_existing_users: bool = False
     sync_groups: bool = False
     staff_groups: tuple[str, ...] = ()
     superuser_groups: tuple[str, ...] = ()
@@ -74,9 +91,9 @@ class UserMapping:
         if unknown:
             raise ConfigError(SETTING, f"unknown key {unknown[0]!r}; known: {', '.join(known)}")
         values = dict(options)
-        if values.get("username", "email") not in ("email", "name_id"):
-            raise ConfigError(SETTING, "'username' must be 'email' or 'name_id'")
-        for key in ("create_users", "sync_groups"):
+        if values.get("username", "name_id") not in ("name_id", "email"):
+            raise ConfigError(SETTING, "'username' must be 'name_id' or 'email'")
+        for key in ("create_users", "adopt_existing_users", "sync_groups"):
             if not isinstance(values.get(key, False), bool):
                 raise ConfigError(SETTING, f"{key!r} must be True or False")
         for key in ("staff_groups", "superuser_groups"):
@@ -88,11 +105,77 @@ class UserMapping:
         return cls(**values)
 
     def username_for(self, identity: SamlUser) -> str:
+        """The username of ``identity``'s account: the NameID or the email, verbatim."""
         if self.username == "email":
             if not identity.email:
                 raise PermissionDenied("the IdP sent no email address for this person")
-            return identity.email.strip().lower()
+            return identity.email
         return identity.name_id
+
+
+def identity_link(identity: SamlUser) -> str:
+    """What a linked account's password field starts with: the identity's IdP and NameID."""
+    return _link_of(identity.issuer, identity.name_id)
+
+
+def _link_of(issuer: str, name_id: str) -> str:
+    return LINK_PREFIX + hashlib.sha256(f"{issuer}\n{name_id}".encode()).hexdigest()
+
+
+def _link(user: Any, identity: SamlUser) -> None:
+    user.password = f"{identity_link(identity)}:{get_random_string(20)}"
+
+
+def link_account(user: Any, *, issuer: str, name_id: str) -> None:
+    """Give the existing account ``user`` to one identity (the IdP's entity ID and the NameID,
+    verbatim), replacing its password, without turning ``adopt_existing_users`` on: for
+    handing accounts made before the gate to their owners one by one (``manage.py shell``)."""
+    user.password = f"{_link_of(issuer, name_id)}:{get_random_string(20)}"
+    user.save(update_fields=["password"])
+
+
+def _refuse(identity: SamlUser, username: str, why: str) -> PermissionDenied:
+    log.warning(
+        "saml-gate: %s signed in, but the Django account %s %s",
+        identity.name_id,
+        username,
+        why,
+        extra={"event": "django_account_refused", "name_id": identity.name_id},
+    )
+    return PermissionDenied(f"the account {username} {why}")
+
+
+def _account_for(identity: SamlUser, username: str, mapping: UserMapping) -> tuple[Any, bool]:
+    """(the account linked to ``identity``, whether it must be saved as new), or
+    PermissionDenied. Call in a transaction."""
+    model = get_user_model()
+    user = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
+    if user is None:
+        if not mapping.create_users:
+            raise _refuse(identity, username, "does not exist (create_users is off)")
+        user = model(**{model.USERNAME_FIELD: username})
+        _link(user, identity)
+        return user, True
+    link = str(user.password or "")
+    if link.startswith(identity_link(identity) + ":"):
+        return user, False
+    if link.startswith(LINK_PREFIX):
+        raise _refuse(identity, username, "belongs to another identity of the IdP")
+    if not mapping.adopt_existing_users:
+        raise _refuse(
+            identity,
+            username,
+            "was not created by saml-gate, and adopt_existing_users is off",
+        )
+    _link(user, identity)
+    user.save(update_fields=["password"])
+    log.warning(
+        "saml-gate: the existing Django account %s is now %s's (adopt_existing_users)",
+        username,
+        identity.name_id,
+        extra={"event": "django_account_adopted", "name_id": identity.name_id},
+    )
+    return user, False
 
 
 def sync_user(identity: SamlUser, mapping: UserMapping) -> Any:
@@ -104,13 +187,7 @@ def sync_user(identity: SamlUser, mapping: UserMapping) -> Any:
         # Truncating could map two people onto one account.
         raise PermissionDenied(f"the username is longer than {limit} characters")
     with transaction.atomic():
-        user = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
-        created = user is None
-        if user is None:
-            if not mapping.create_users:
-                raise PermissionDenied(f"{username} has no account in this application")
-            user = model(**{model.USERNAME_FIELD: username})
-            user.set_unusable_password()
+        user, created = _account_for(identity, username, mapping)
         if not user.is_active:
             raise PermissionDenied(f"the account {username} is disabled")
         wanted: dict[str, Any] = {}
@@ -125,7 +202,11 @@ def sync_user(identity: SamlUser, mapping: UserMapping) -> Any:
         for name in changed:
             setattr(user, name, wanted[name])
         if created:
-            user.save()
+            try:
+                with transaction.atomic():
+                    user.save()
+            except IntegrityError as exc:  # a unique username that compares case-insensitively
+                raise _refuse(identity, username, f"cannot be created ({exc})") from exc
             log.info("saml-gate: created the Django user %s", username)
         elif changed:
             user.save(update_fields=changed)

@@ -282,6 +282,14 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "not_authenticated": ErrorInfo(
         401, "Sign-in required", "Open the login URL in a browser to sign in through the IdP."
     ),
+    "duplicate_session": ErrorInfo(
+        401,
+        "More than one session cookie",
+        "Your browser sent two different session cookies for this page (another site under the"
+        " same domain may have set one), so the gate does not pick either. This answer deleted"
+        " them: sign in again. If this page comes back, delete this site's cookies in the"
+        " browser, and tell the operator (SECURITY.md, session cookies).",
+    ),
     "forbidden": ErrorInfo(
         403,
         "You are signed in but not allowed here",

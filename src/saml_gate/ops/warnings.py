@@ -13,6 +13,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Final
 
+from saml_gate.config.checks import is_number
 from saml_gate.ops.selfcheck import EXPIRY_WARNING_DAYS, certificate_days_left
 from saml_gate.runtime.background import BackgroundJob
 from saml_gate.store import MemoryStore
@@ -104,7 +105,7 @@ def worker_count() -> int:
             value = argv[i + 1]
         elif arg.startswith("--workers="):
             value = arg.split("=", 1)[1]
-        if value is not None and value.isdigit():
+        if value is not None and is_number(value):
             return int(value)
     env = os.environ.get("WEB_CONCURRENCY", "")
-    return int(env) if env.isdigit() else 1
+    return int(env) if is_number(env) else 1

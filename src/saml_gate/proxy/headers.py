@@ -39,6 +39,7 @@ from starlette.types import Scope
 
 from saml_gate.identity.headers import DEFAULT_IDENTITY_HEADERS, IdentityHeaders, header_value
 from saml_gate.identity.tokens import JWT_SCOPE_KEY
+from saml_gate.session.cookies import without_cookies
 from saml_gate.user import SamlUser
 from saml_gate.web.forwarded import CLIENT_HEADERS, ClientAddresses
 
@@ -184,7 +185,7 @@ class HeaderRules:
             elif websocket and canonical in WEBSOCKET_HANDSHAKE:
                 continue
             elif name == b"cookie":
-                value = self._without_gate_cookies(value)
+                value = without_cookies(value, self._gate_cookie_prefix)
                 if not value:
                     continue
             out.append((name, value))
@@ -201,14 +202,6 @@ class HeaderRules:
             if token and self._jwt_header:
                 out.append((self._jwt_header, token))
         return out
-
-    def _without_gate_cookies(self, header: bytes) -> bytes:
-        kept = [
-            pair
-            for pair in header.split(b";")
-            if not pair.strip().decode("latin-1").startswith(self._gate_cookie_prefix)
-        ]
-        return b";".join(kept).strip()
 
     def response_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """The upstream's response headers to relay to the client (see the module docstring)."""

@@ -14,8 +14,9 @@ class BackgroundJob:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start it once; call from a running event loop."""
-        if self._task is None:
+        """Start it unless it is running (again, once it has finished); call from a running
+        event loop."""
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:

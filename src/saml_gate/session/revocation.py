@@ -9,6 +9,13 @@ store's feed (Redis pub/sub: a revocation is written and published in one step).
 is down, or before it has loaded, each request asks the store instead (and ``store_outage``
 applies). The memory store is the process's own: it is read directly.
 
+The view is a floor, never forgotten during an outage: a session it holds is revoked whatever
+the store answers or fails to answer, so ``store_outage=serve`` only ever applies to what this
+process cannot know. A revocation made here while the store is unreachable is kept in the view
+and written to the store (and so pushed to every process) as soon as it takes writes again; so
+is any the view holds that the store lost (a Redis restarted empty, a failover that lost
+writes), found when the feed loads the set again.
+
 The IdP's LogoutRequest names a subject (NameID, maybe SessionIndexes) rather than our session
 IDs, so every sign-in also adds its session to the set ``subject:<hash of issuer and NameID>``;
 IdP-initiated logout revokes the members that match. Every sign-in is also recorded in the
@@ -36,6 +43,9 @@ log = logging.getLogger("saml_gate")
 
 REVOKED: Final = "revoked"
 SESSIONS: Final = "sessions"
+#: Seconds between attempts to write revocations the store missed (the store guard fails fast
+#: in between, so an attempt against a dead store costs nothing).
+DELIVERY_RETRY: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -134,15 +144,19 @@ class Revocations:
     def __init__(self, store: Store, settings: StoreSettings) -> None:
         self._store = store
         self._skew = settings.clock_skew
+        self._clock = settings.clock
         self._serve_on_outage = settings.store_outage == "serve"
         self.view = RevocationView()
+        self._undelivered: dict[str, float] = {}
+        """Revoked here (or known here), not yet in the store: session ID → until when."""
+        self._delivery = BackgroundJob(self._deliver)
         feed = store.feed()
         self._follow: BackgroundJob | None = None
         if feed is not None:
             view = self.view
 
             async def follow() -> None:
-                await feed.follow(REVOKED, view.ready, view.added, view.lost)
+                await feed.follow(REVOKED, self._loaded, view.added, view.lost)
 
             self._follow = BackgroundJob(follow)
 
@@ -154,7 +168,28 @@ class Revocations:
     async def stop(self) -> None:
         if self._follow is not None:
             await self._follow.stop()
+        await self._delivery.stop()
+        if self._undelivered:
+            log.error(
+                "saml-gate stopped with %d sign-out(s) the store never received: other gates"
+                " do not know them",
+                len(self._undelivered),
+                extra={"event": "revocations_undelivered", "sessions": len(self._undelivered)},
+            )
         self.view.lost()
+
+    def _loaded(self, snapshot: dict[str, float]) -> None:
+        """The feed loaded the store's set: the view takes it, and gives back what the store
+        lacks (lost by the store, or revoked here while it was unreachable)."""
+        self.view.ready(snapshot)
+        now = self._clock()
+        missing = {
+            sid: until
+            for sid, until in self.view.revoked.items()
+            if until > now and sid not in snapshot
+        }
+        if missing:
+            self._undeliverable(missing, "the store lacks them")
 
     def registration(self, user: SamlUser, now: float) -> list[Write]:
         """What a new session writes: its entry in the subject index (for IdP-initiated logout)
@@ -169,13 +204,17 @@ class Revocations:
         ]
 
     async def is_revoked(self, user: SamlUser) -> bool:
-        """Whether the session was ended: from the local view while it is live (no round trip),
-        else from the store. When the store is unreachable, ``store_outage`` decides: "serve"
-        answers False (the outage itself is logged by the store guard), "refuse" lets
+        """Whether the session was ended. The local view first, always: what it holds is
+        revoked, whatever the store says or fails to say. While the view is live, its answer
+        is complete (no round trip); else the store is asked. When the store is unreachable,
+        ``store_outage`` decides about what this process cannot know: "serve" answers False
+        (the outage itself is logged by the store guard), "refuse" lets
         :class:`StoreUnavailable` through."""
         view = self.view
+        if user.session_id in view.revoked:
+            return True
         if view.live:
-            return user.session_id in view.revoked
+            return False
         try:
             return await self._store.expiry(REVOKED, user.session_id) is not None
         except StoreUnavailable:
@@ -225,12 +264,55 @@ class Revocations:
 
     async def _revoke(self, entries: list[_Entry], now: float, also: Sequence[Write]) -> int:
         """Revoke until each session would have expired anyway, published to every process in
-        the same step; how many were still live."""
+        the same step; how many were still live. This process knows at once, whatever the
+        store does: when it is unreachable, the revocation holds here, is written as soon as
+        it is back, and :class:`StoreUnavailable` tells the caller it is not shared yet."""
         live = [e for e in entries if e.expires_at > now]
         until = {e.session_id: e.expires_at + self._skew for e in live}
-        await self._store.write(
-            [*(Announce(REVOKED, sid, when) for sid, when in until.items()), *also]
-        )
-        for sid, when in until.items():  # this process knows at once, whatever the feed does
+        for sid, when in until.items():
             self.view.added(sid, when, now)
+        try:
+            await self._store.write(
+                [*(Announce(REVOKED, sid, when) for sid, when in until.items()), *also]
+            )
+        except StoreUnavailable:
+            if until:
+                self._undeliverable(until, "the store is unreachable")
+            raise
         return len(live)
+
+    def _undeliverable(self, revoked: dict[str, float], why: str) -> None:
+        """Keep ``revoked`` for :meth:`_deliver` (needs a running event loop)."""
+        for sid, until in revoked.items():
+            self._undelivered[sid] = max(until, self._undelivered.get(sid, 0.0))
+        log.error(
+            "saml-gate holds %d sign-out(s) that only this process enforces (%s): they are"
+            " written to the store, and so reach the other gates, as soon as it takes writes",
+            len(revoked),
+            why,
+            extra={"event": "revocations_undelivered", "sessions": len(revoked)},
+        )
+        self._delivery.start()
+
+    async def _deliver(self) -> None:
+        """Write the undelivered revocations until the store has taken them all (a background
+        job, started again whenever there is something to write)."""
+        while self._undelivered:
+            now = self._clock()
+            batch = {sid: t for sid, t in self._undelivered.items() if t > now}
+            try:
+                if batch:
+                    await self._store.write([Announce(REVOKED, s, t) for s, t in batch.items()])
+            except StoreUnavailable:
+                await anyio.sleep(DELIVERY_RETRY)
+                continue
+            for sid, until in list(self._undelivered.items()):
+                if until <= now or batch.get(sid) == until:
+                    del self._undelivered[sid]
+            if batch:
+                log.warning(
+                    "saml-gate wrote %d sign-out(s) the store had missed: every gate enforces"
+                    " them again",
+                    len(batch),
+                    extra={"event": "revocations_delivered", "sessions": len(batch)},
+                )

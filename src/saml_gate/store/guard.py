@@ -21,6 +21,19 @@ log = logging.getLogger("saml_gate")
 T = TypeVar("T")
 
 REMIND_EVERY: Final = 30.0
+#: What an outage does to sessions already signed in, by ``store_outage``: said exactly in the
+#: outage's log line (see :mod:`saml_gate.session.revocation`: a revocation this process knows
+#: is always enforced; one made here during the outage is written to the store when it is back).
+OUTAGE_EFFECTS: Final = {
+    "serve": "sessions already signed in are still served (store_outage=serve): sign-outs made"
+    " in this process or pushed to it before the outage are enforced, but NOT sign-outs made on"
+    " other gates or workers during the outage (nor any this process missed while its"
+    " subscription was down) until the store is back; IdP-initiated logout and saml-gate"
+    " sessions revoke fail",
+    "refuse": "requests of sessions already signed in are refused with 503 (store_outage=refuse)"
+    " once this process can no longer check revocations; sign-outs made in this process are"
+    " enforced and written to the store when it is back",
+}
 
 
 class GuardedStore:
@@ -81,17 +94,12 @@ class GuardedStore:
             self._remind(now)
             return
         self._down_since = self._reminded_at = now
-        served = (
-            "served without the revocation check (store_outage=serve)"
-            if self._policy == "serve"
-            else "refused with 503 (store_outage=refuse)"
-        )
         log.error(
             "saml-gate store %s is unreachable (%s): new sign-ins are refused with 503 until it"
-            " is back; sessions already signed in are %s",
+            " is back; %s",
             self._description,
             reason,
-            served,
+            OUTAGE_EFFECTS[self._policy],
             extra={"event": "store_down", "store": self._description, "reason": reason},
         )
 

@@ -12,7 +12,12 @@ to an app request: :meth:`AccessPolicy.decide` (the rules, and the request-side 
 :mod:`saml_gate.web.request_line`: method spelling and overrides, ``;``, encoded separators, dot
 segments), the session decision, :meth:`AccessPolicy.refusal`.
 
-Answers: 200 with the identity headers and the JWT (public paths: 200 without them); 401 JSON
+Answers: 200 with the identity headers and the JWT (public paths: 200 without them), and a
+``Cookie`` header: the request's Cookie lines joined, without the gate's own cookies (as proxy
+mode forwards them), absent when nothing else is left. The shipped configurations send exactly
+that to the app in place of the client's Cookie (none when it is absent), so that no app ever
+sees, and can replay, a session of the gate (Traefik: ``authResponseHeaders``, which always
+removes the client's copy first); 401 JSON
 with a ``login_url`` without a session, except a 302 to that ``login_url`` for a browser's page
 load described Traefik/Caddy-style (nginx turns the 401 into a redirect itself with
 ``error_page 401``); 403 when signed in but not allowed. A session cookie due for refresh comes
@@ -36,8 +41,8 @@ from saml_gate.identity.keys import JwtKey, jwks
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.core import GateCore
-from saml_gate.session.cookies import cookie_header_of
-from saml_gate.session.decision import Authenticator
+from saml_gate.session.cookies import cookie_header_of, without_cookies
+from saml_gate.session.decision import Authenticator, DuplicateSession
 from saml_gate.user import SamlUser
 from saml_gate.web.forwarded import ClientAddresses
 from saml_gate.web.login import login_url_for, sign_in_needed
@@ -56,6 +61,8 @@ _FORWARDED: Final = (
 )
 _DESCRIBING: Final = frozenset(_NGINX + _FORWARDED)
 _ALLOWED_HEADERS: Final = ((b"content-length", b"0"), (b"cache-control", b"no-store"))
+#: The Cookie header the app may see, on a 200 (see the module docstring).
+APP_COOKIE_HEADER: Final = b"cookie"
 Header = tuple[bytes, bytes]
 _JWKS_CACHE: Final = {"Cache-Control": "public, max-age=300"}
 #: Entries kept in each hot-path cache (peers' trust, sessions' identity headers).
@@ -144,6 +151,7 @@ def original_request(scope: Scope) -> OriginalRequest:
         "path": path,
         "raw_path": raw_path,
         "root_path": "",
+        "http_version": "",  # unknown, and so is whether a POST had a body: it may have
         "query_string": query,
         "headers": headers,  # the original's own (the describing ones name no override)
         "client": scope.get("client"),
@@ -189,6 +197,7 @@ class ForwardAuth:
         self._identity_headers = IdentityHeaders.of_settings(core.settings)
         self._identity: dict[str, list[tuple[bytes, bytes]]] = {}
         self._peers: dict[str, bool] = {}
+        self._gate_cookie_prefix = core.settings.cookie_prefix + "_"
 
     def _trusts(self, peer: str) -> bool:
         trusted = self._peers.get(peer)
@@ -207,6 +216,14 @@ class ForwardAuth:
             pairs = self._identity[user.session_id] = self._identity_headers.of(user)
         return pairs
 
+    def _app_cookie(self, headers: list[Header]) -> list[Header]:
+        """What the proxy sends the app as ``Cookie``: every Cookie line of the request joined,
+        the gate's own cookies taken out; nothing when nothing else is left."""
+        prefix = self._gate_cookie_prefix
+        kept = [without_cookies(v, prefix) for k, v in headers if k == b"cookie"]
+        value = b"; ".join(cookie for cookie in kept if cookie)
+        return [(APP_COOKIE_HEADER, value)] if value else []
+
     async def jwks(self, view: RequestView, receive: Receive) -> Response:
         """``/jwks.json``: the public keys of the identity JWT (cacheable, for upstreams)."""
         require_method(view, "GET", "HEAD")
@@ -221,12 +238,20 @@ class ForwardAuth:
             raise GateError("untrusted_proxy", f"peer {peer!r} is not in trusted_proxies")
         original = original_request(scope)
         rule = self._policy.decide(original.scope, original.path)
+        app_cookie = self._app_cookie(scope["headers"])
         if rule.public:
-            return _Allowed([])
+            return _Allowed(app_cookie)
         now = self._settings.clock()
         sessions = self.core.sessions
         cookies = cookie_header_of(scope["headers"])
-        session, outcome = await self._authenticator.authenticate(cookies, now)
+        try:
+            session, outcome = await self._authenticator.authenticate(cookies, now)
+        except DuplicateSession as error:  # their deletion is for the page, not for /auth
+            error.target = (
+                (urlsplit(original.url).netloc,),
+                original.scope["raw_path"].decode("latin-1"),
+            )
+            raise
         if session is None or outcome != "valid":
             expired = outcome != "absent" and session is not None
             return self._unauthenticated(view, original, expired=expired)
@@ -236,7 +261,7 @@ class ForwardAuth:
             if refusal.code == "step_up_required":
                 return self._unauthenticated(view, original, expired=False, error=refusal)
             raise refusal
-        response = _Allowed(self._identity_of(user))
+        response = _Allowed([*self._identity_of(user), *app_cookie])
         if self._jwt_header:
             response.raw_headers.append((self._jwt_header, self._tokens.token(user, now)))
         if sessions.needs_refresh(session, now):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable
 
@@ -54,7 +55,10 @@ class Logout:
 
     async def _logout(self, view: RequestView, receive: Receive) -> Response:
         s = self._settings
-        session = await self._authenticator.live_session(view.cookie_header, s.clock())
+        try:
+            session = await self._authenticator.live_session(view.cookie_header, s.clock())
+        except StoreUnavailable:  # who it is suffices: the sign-out then holds here at once
+            session = self._authenticator.identity(view.cookie_header)
         user = session.user if session is not None else None
         if view.method == "GET":
             if user is None:
@@ -175,6 +179,11 @@ class Logout:
         current = self._authenticator.identity(view.cookie_header)  # who, without the store
         if current is not None and current.user.name_id == request.name_id:
             with_cookies(response, [self._clear_session()])
+            if ended < 0 and _names(request, current.user):
+                # The store is unreachable: the session of this very browser at least ends
+                # here now, and everywhere once the store takes the revocation.
+                with contextlib.suppress(StoreUnavailable):
+                    await self._core.revocations.revoke(current.user, now)
         return response
 
     async def _end_sessions(self, request: IdpLogoutRequest, now: float) -> int:
@@ -199,3 +208,13 @@ class Logout:
 
     def _clear_session(self) -> bytes:
         return self._core.sessions.clear_cookie()
+
+
+def _names(request: IdpLogoutRequest, user: SamlUser) -> bool:
+    """Whether the IdP's LogoutRequest names this session (its subject, and its SessionIndex
+    when the request lists any)."""
+    return (
+        user.issuer == request.issuer
+        and user.name_id == request.name_id
+        and (not request.session_indexes or user.session_index in request.session_indexes)
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Final
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -18,10 +18,12 @@ from starlette.types import Receive, Scope, Send
 from saml_gate.errors import GateError
 from saml_gate.ops.events import AuthEvent, EventKind
 from saml_gate.runtime.core import GateCore
+from saml_gate.session.decision import DuplicateSession
 from saml_gate.user import SamlUser
 from saml_gate.web.pages import Link, error_response
 from saml_gate.web.request import RequestView
 from saml_gate.web.request_line import route_path
+from saml_gate.web.responses import with_cookies
 from saml_gate.web.ws_refusal import refuse_handshake
 
 #: Which auth event a refusal at each gate endpoint is.
@@ -69,19 +71,24 @@ class Refusals:
                 **view.event_fields(),
             )
         )
-        branded = self._branded(view, error)
-        if branded is not None:
-            return branded
-        extra.setdefault("request_id", view.request_id)
-        return error_response(
-            error,
-            wants_json=view.wants_json,
-            show_detail=s.debug or view.is_local,
-            extra=dict(extra),
-            hint_context=s.public_values,
-            links=[*links, *self._links(view, signed_in=user is not None)],
-            groups=user.groups if user is not None else None,
-        )
+        response = self._branded(view, error)
+        if response is None:
+            extra.setdefault("request_id", view.request_id)
+            response = error_response(
+                error,
+                wants_json=view.wants_json,
+                show_detail=s.debug or view.is_local,
+                extra=dict(extra),
+                hint_context=s.public_values,
+                links=[*links, *self._links(view, signed_in=user is not None)],
+                groups=user.groups if user is not None else None,
+            )
+        if isinstance(error, DuplicateSession):  # delete them all: the person signs in again
+            asked = (view.public_host, view.headers.get("host", "")), view.raw_path
+            hosts, path = error.target or asked
+            base_host = urlsplit(s.base_url).netloc
+            with_cookies(response, self._core.sessions.clear_everywhere((*hosts, base_host), path))
+        return response
 
     def _links(self, view: RequestView, *, signed_in: bool) -> list[Link]:
         """Sign in again (back to this page when it is an app page), the app, and sign out."""
