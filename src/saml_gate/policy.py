@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from saml_gate.errors import ConfigError, GateError
+from saml_gate.errors import ConfigError, GateError, members_of
 from saml_gate.web.request_line import (
     canonical_path as canonical_path,  # re-exported: config/ reads paths of rules with it
 )
@@ -339,17 +339,25 @@ class AccessPolicy:
         if self._authorized and not user.in_group(*self._authorized):
             return GateError(
                 "forbidden",
-                f"{user.name_id} is in none of the groups {', '.join(self._authorized)}",
+                f"authorized_groups: {user.name_id} is in none of the groups"
+                f" {', '.join(self._authorized)}",
+                hint_values={"access_needed": members_of(self._authorized, "authorized_groups")},
             )
         if rule.groups and not user.in_group(*rule.groups):
             return GateError(
                 "forbidden",
                 f"{rule}: {user.name_id} is in none of the groups {', '.join(rule.groups)}",
+                hint_values={"access_needed": members_of(rule.groups)},
             )
         for name, allowed in rule.attributes:
             if not any(value in allowed for value in user.attributes.get(name, ())):
                 return GateError(
-                    "forbidden", f"{rule}: attribute {name} is not one of {', '.join(allowed)}"
+                    "forbidden",
+                    f"{rule}: attribute {name} is not one of {', '.join(allowed)}",
+                    hint_values={
+                        "access_needed": f"This page needs a value of your {name!r} attribute"
+                        " that its access rule allows."
+                    },
                 )
         if rule.max_authn_age is not None and (
             now - user.authenticated_at > rule.max_authn_age + self._skew

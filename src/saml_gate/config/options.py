@@ -186,7 +186,7 @@ class GateOptions(TypedDict, total=False):
     not for the sign-in redirect, the 401 to an API call or a refused WebSocket
     """
     metrics_path: str | None
-    """serve Prometheus metrics at this path (needs saml-gate[metrics])"""
+    """serve Prometheus metrics at this path (needs the metrics extra)"""
     metrics_public: bool | None
     """let any client scrape metrics_path (default: loopback clients not behind a proxy)"""
     metrics_registry: Any
@@ -202,7 +202,7 @@ class GateOptions(TypedDict, total=False):
 
     # The shared store: replay cache, sign-outs, large identities
     store: str | Store | Redis | None
-    """shared state: memory (one process) or a Redis URL (needs saml-gate[redis]):
+    """shared state: memory (one process) or a Redis URL (needs the redis extra):
     redis://host:6379/0, rediss:// (TLS), unix://, redis+cluster://h:p,h:p,
     redis+sentinel://h:p/service (see Operating); SamlGate(store=...) also takes a
     redis.asyncio.Redis client or a saml_gate.Store

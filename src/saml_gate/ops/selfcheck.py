@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import httpx
 from cryptography import x509
 
@@ -19,7 +20,9 @@ from saml_gate.config.loading import load
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
+from saml_gate.ops.agreement import Comparison
 from saml_gate.saml.sp import load_sp_keys
+from saml_gate.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from saml_gate.runtime.core import GateCore
@@ -151,8 +154,8 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
     settings = _load_settings(report, options, describe)
     if settings is None:
         return report
-    if settings.base_url.startswith("http://") and not settings.base_is_loopback:
-        report.warn("base_url is plain http on a public host: use the https URL of the tunnel")
+    for _, message in settings.base_url_warnings():
+        report.warn(message)
     if settings.debug:
         report.warn("debug is on: error details are shown to every client")
     key_path = Path(settings.state_dir).expanduser() / "sp.key.pem"
@@ -192,8 +195,37 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
             " (set sp_key or sign_authn_requests)"
         )
     _check_clock(report, settings)
+    _check_agreement(report, core)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
     return report
+
+
+def _check_agreement(report: Report, core: GateCore) -> None:
+    """With a shared store: does every gate already serving from it share this one's keys,
+    secrets and settings (see :mod:`saml_gate.ops.agreement`)?"""
+    if not core.agreement.shared:
+        return
+
+    async def compare() -> list[Comparison]:
+        try:
+            return await core.agreement.compare(announce=False)
+        finally:
+            await core.store.close()
+
+    try:
+        compared = anyio.run(compare)
+    except StoreUnavailable as exc:
+        report.fail(f"store: unreachable, so not compared with the gates sharing it ({exc})")
+        return
+    for item in compared:
+        if item.values:
+            report.fail(item.message)
+    agreeing = sum(1 for item in compared if not item.values)
+    if agreeing or not compared:
+        report.ok_(
+            f"store: {agreeing} other gate(s) serving from it share this gate's keys, secrets"
+            " and settings"
+        )
 
 
 def _check_unconfigured_pair(report: Report, core: GateCore, where: str, existed: bool) -> None:

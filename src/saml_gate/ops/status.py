@@ -67,5 +67,6 @@ def status(core: GateCore) -> dict[str, Any]:
         "sp_certificate": _certificate(core.sp_keys.cert_pem, now),
         "store": "memory" if isinstance(core.store, MemoryStore) else "shared (redis)",
         "clock": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
-        "warnings": [message for _, message in core.warnings.collect()],
+        "warnings": [message for _, message in core.warnings.collect()]
+        + list(core.agreement.findings),
     }

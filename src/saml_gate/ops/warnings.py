@@ -1,7 +1,8 @@
 """Warnings that matter to an operator, logged at start-up and then once a day.
 
 An IdP signing or SP certificate that expires within 30 days (or has expired), the memory store
-behind several worker processes, plain http on a public host, and debug details shown to all.
+behind several worker processes, a base_url on plain http for a public host or ending in the
+gate's prefix, and debug details shown to all.
 """
 
 from __future__ import annotations
@@ -77,13 +78,7 @@ class StartupWarnings:
                 " (store=redis://host:6379/0, SAML_GATE_STORE) shared by all workers",
                 workers,
             )
-        if s.base_url.startswith("http://") and not s.base_is_loopback:
-            warn(
-                "insecure_base_url",
-                "base_url %s is plain http on a public host: cookies are not Secure;"
-                " use the https URL of the tunnel",
-                s.base_url,
-            )
+        found += s.base_url_warnings()
         if s.debug:
             warn("debug_on", "debug is on: error details are shown to every client")
         return found

@@ -9,6 +9,7 @@ import re
 from starlette.types import Receive, Scope, Send
 
 from saml_gate.errors import GateError
+from saml_gate.web.forwarded import ClientAddresses
 from saml_gate.web.pages import error_response
 
 #: Every module of the proxy logs here (the name is part of the logging contract).
@@ -35,11 +36,16 @@ def log_failure(scope: Scope, error: GateError) -> None:
 
 
 async def answer_failure(
-    scope: Scope, receive: Receive, send: Send, error: GateError, *, show_detail: bool
+    scope: Scope, receive: Receive, send: Send, error: GateError, *, debug: bool
 ) -> None:
-    """Log ``error`` and answer the request with its error page (HTML or JSON, as accepted)."""
+    """Log ``error`` and answer the request with its error page (HTML or JSON, as accepted),
+    with the detail for a loopback client not behind a proxy (as the gate's own pages) or with
+    ``debug``."""
     log_failure(scope, error)
-    accept = dict(scope["headers"]).get(b"accept", b"")
+    headers = scope["headers"]
+    accept = dict(headers).get(b"accept", b"")
     wants_json = b"json" in accept and b"text/html" not in accept
-    response = error_response(error, wants_json=wants_json, show_detail=show_detail)
+    client = scope.get("client")
+    local = ClientAddresses.is_local(str(client[0]) if client else "", headers)
+    response = error_response(error, wants_json=wants_json, show_detail=debug or local)
     await response(scope, receive, send)

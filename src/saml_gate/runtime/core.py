@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saml_gate.config.settings import GateSettings
+from saml_gate.ops.agreement import GateAgreement
 from saml_gate.ops.events import EventSink
 from saml_gate.ops.logs import install_log_defaults
 from saml_gate.ops.metrics import GateMetrics
@@ -67,6 +68,7 @@ class GateCore:
         self._warm = BackgroundJob(self.engine.warm)
         self.warnings = StartupWarnings(self)
         self.warnings.check()
+        self.agreement = GateAgreement(self)
 
     def use_idp(self, idp: IdpInfo) -> None:
         """Adopt (new) IdP metadata: requests in flight keep the objects they already hold."""
@@ -97,10 +99,12 @@ class GateCore:
         if self.idp_source is not None:
             self.idp_source.start()
         self.warnings.start()
+        self.agreement.start()  # gates sharing the store compare their keys and secrets
 
     async def stop_background(self) -> None:
         await self._warm.stop()
         await self.warnings.stop()
+        await self.agreement.stop()
         await self.revocations.stop()
         if self.idp_source is not None:
             await self.idp_source.stop()

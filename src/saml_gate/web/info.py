@@ -76,15 +76,18 @@ class Info:
         return no_store_json(operations.status(self.core))
 
     async def setup(self, view: RequestView, receive: Receive) -> Response:
-        """The Okta setup sheet: public values only (they are all in the SP metadata)."""
+        """The IdP setup sheet: public values only (they are all in the SP metadata)."""
         require_method(view, "GET", "HEAD")
         sheet = SetupSheet.build(
             self.core.settings, self.core.sp_keys.cert_pem, self.core.sp.sign_requests
         )
         if not view.wants_json:
             return setup_page(sheet)
-        rows = [{"field": r.field, "value": r.value, "note": r.note} for r in sheet.rows]
-        return JSONResponse({"rows": rows, "certificate": sheet.certificate_pem})
+        rows = [
+            {"field": r.field, "value": r.value, "note": r.note, "okta": r.okta} for r in sheet.rows
+        ]
+        body = {"rows": rows, "certificate": sheet.certificate_pem, "warnings": sheet.warnings}
+        return JSONResponse(body)
 
     async def metrics(self, view: RequestView, receive: Receive, send: Send) -> None:
         """Prometheus exposition at ``metrics_path``; loopback-only unless metrics_public."""
