@@ -79,6 +79,9 @@ class Machine:
         env = {k: v for k, v in os.environ.items() if k.startswith(keep)}
         # The pip cache of the account running the tests (a new HOME would start it empty).
         env.setdefault("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))
+        # The one replacement in what pip does: it resolves to the project's lock, so that a new
+        # release of a dependency cannot turn CI red. The install lines themselves run as written.
+        env["PIP_CONSTRAINT"] = str(ROOT / "constraints.txt")
         env.update(HOME=str(self.home), PATH=f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin")
         env.update(self.extra_env)
         return env
