@@ -193,8 +193,8 @@ async def run(budget: Budget, report: Report, world: World) -> None:
             SECTION,
             "gate overhead / SessionMiddleware overhead",
             f"{g / s:.2f}",
-            "≤ 0.50",
-            g / s <= 0.5,
+            "≤ 0.30",
+            g / s <= 0.3,
         )
     )
     report.add(

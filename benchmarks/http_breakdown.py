@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import statistics
 import sys
 from pathlib import Path
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4)
     args = parser.parse_args()
+    logging.getLogger("saml_gate").setLevel(logging.ERROR)  # sign-ins are not what is measured
     world = World.create()
     results: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with contextlib.ExitStack() as stack:
