@@ -638,7 +638,7 @@ def add_rows(
             ),
             (
                 "server CPU per sign-in start (redirect with an AuthnRequest)",
-                f"{start * 1e6:.0f} µs (median {start_m * 1e6:.0f})",
+                f"{start * 1e6:,.0f} µs (median {start_m * 1e6:,.0f})",
                 "in the sign-in above" if t.minter.solicited else "not in the sign-in above",
             ),
             (
@@ -653,7 +653,7 @@ def add_rows(
             report.add(Row(SECTION, f"{t.label}: {name}", figure, note=note))
         lines.append(
             f"| {t.label} | {rate:,.0f} ({rate_m:,.0f}) | {cpu * 1e3:.2f} ({cpu_m * 1e3:.2f})"
-            f" | {start * 1e6:.0f} ({start_m * 1e6:.0f})"
+            f" | {start * 1e6:,.0f} ({start_m * 1e6:,.0f})"
             f" | {gated * 1e6:.0f} / {bare * 1e6:.0f} ({gated_m * 1e6:.0f} / {bare_m * 1e6:.0f})"
             f" | {mb:.0f} (after {t.signed_in:,}) |"
         )

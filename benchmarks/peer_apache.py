@@ -219,14 +219,22 @@ def _log_tail(path: Path) -> str:
     return ""
 
 
+def _env(**extra: str) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", **extra}
+
+
 @contextlib.contextmanager
 def _apache(
-    folder: Path, port: int, body: str, *, helpers: list[subprocess.Popen[bytes]]
+    folder: Path,
+    port: int,
+    body: str,
+    *,
+    helpers: list[subprocess.Popen[bytes]],
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     conf = _write(folder / "apache2.conf", _httpd_conf(folder, port, body))
     args = [APACHE, "-d", str(folder), "-f", str(conf), "-DFOREGROUND"]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
-    apache = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL)
+    apache = subprocess.Popen(args, env=env or _env(), stdin=subprocess.DEVNULL)
     try:
         try:
             _wait_for_port(port, [apache, *helpers], f"Apache ({folder})")
@@ -397,7 +405,14 @@ def _shibboleth(folder: Path, port: int, base: str) -> Iterator[PeerSite]:
     args = [SHIBD, "-F", "-f", "-c", str(config), "-p", str(folder / "run/shibd.pid")]
     if os.geteuid() == 0:  # as Debian's unit runs it: not as root (www-data reads its socket)
         args += ["-u", "www-data", "-g", "www-data"]
-    shibd = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    # SHIBSP_LOGGING: the logging set-up shibd and mod_shib read before their configuration
+    # names one (else /etc/shibboleth's)
+    shibd = subprocess.Popen(
+        args,
+        env=_env(SHIBSP_LOGGING=str(folder / "shibd.logger")),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (folder / "run/shibd.sock").exists():
@@ -407,7 +422,13 @@ def _shibboleth(folder: Path, port: int, base: str) -> Iterator[PeerSite]:
                     + _log_tail(folder / "logs/shibd.log")
                 )
             time.sleep(0.05)
-        with _apache(folder, port, SHIB_APACHE.format(folder=folder), helpers=[shibd]) as apache:
+        with _apache(
+            folder,
+            port,
+            SHIB_APACHE.format(folder=folder),
+            helpers=[shibd],
+            env=_env(SHIBSP_LOGGING=str(folder / "native.logger")),
+        ) as apache:
             yield PeerSite(
                 name="Apache + Shibboleth SP",
                 port=port,
