@@ -122,8 +122,8 @@ class Minter:
             body = urlencode({"SAMLResponse": b64}).encode()
             return [raw_request("POST", self.acs_path, FORM, body, host=self.host)]
         assert request_id is not None
-        relay = relay or RelayTracker(self.world.settings())
-        login = mint_login(self.world.settings(), b64, request_id, relay)
+        settings = self.world.settings()
+        login = mint_login(settings, b64, request_id, relay or RelayTracker(settings))
         start = raw_request("GET", GATE_PAGE, {"Accept": "text/html"}, host=self.host)
         headers = {**FORM, "Cookie": login.cookie.decode()}
         return [start, raw_request("POST", self.acs_path, headers, login.body, host=self.host)]
