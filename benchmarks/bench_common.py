@@ -74,6 +74,9 @@ class Row:
 @dataclass
 class Report:
     rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Tables of their own (the peers section's, as docs/performance.md shows it), printed after
+    the main table."""
 
     def add(self, row: Row) -> None:
         self.rows.append(row)

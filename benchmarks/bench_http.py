@@ -56,16 +56,21 @@ class Server:
 
 @contextlib.contextmanager
 def server(
-    world: World, *, gated: bool, monitor: bool = False, **gate_options: Any
+    world: World,
+    *,
+    gated: bool,
+    monitor: bool = False,
+    stack: str = "default",
+    **gate_options: Any,
 ) -> Iterator[Server]:
-    """A uvicorn server in its own process, stopped on exit."""
+    """A uvicorn server in its own process, stopped on exit; ``stack``: bench_server.STACKS."""
     folder = Path(tempfile.mkdtemp(prefix="saml-gate-bench-srv-"))
     options = folder / "options.json"
     options.write_text(json.dumps({**world.write(folder), **gate_options}))
     port = free_port()
     args = [sys.executable, str(HERE / "bench_server.py"), "--port", str(port)]
     args += ["--options", str(options)]
-    args += ["--gated"] * gated + ["--monitor"] * monitor
+    args += ["--gated"] * gated + ["--monitor"] * monitor + ["--stack", stack]
     process = subprocess.Popen(args)
     try:
         deadline = time.monotonic() + 30
@@ -110,20 +115,44 @@ def check_status(port: int, cookie: str, expected: int) -> None:
         raise RuntimeError(f"GET /hello answered {status}, expected {expected}")
 
 
-def wrk(port: int, cookie: str, seconds: int) -> float:
+@dataclass(frozen=True)
+class WrkRun:
+    requests: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def wrk_run(
+    port: int,
+    seconds: float,
+    *,
+    path: str = "/hello",
+    headers: dict[str, str] | None = None,
+    connections: int = CONNECTIONS,
+) -> WrkRun:
+    """wrk (one thread, keep-alive) on ``path``; any 4xx/5xx answer or socket error is an error
+    (a slow answer is not: 30 s before wrk's timeout)."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
     out = subprocess.run(
-        [
-            *("wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-H", f"Cookie: {cookie}"),
-            f"http://127.0.0.1:{port}/hello",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+        [*args, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if done is None:
+        raise RuntimeError(f"wrk's output is not understood:\n{out}")
+    unit = 1e-3 if done.group(3) == "ms" else 1.0
+    return WrkRun(int(done.group(1)), float(done.group(2)) * unit)
+
+
+def wrk(port: int, cookie: str, seconds: int) -> float:
+    return wrk_run(port, seconds, headers={"Cookie": cookie}).per_second
 
 
 def asyncio_load(port: int, cookie: str, seconds: int) -> float:

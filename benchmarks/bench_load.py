@@ -4,11 +4,14 @@
     python benchmarks/bench_load.py probe --port P --cookie C
     python benchmarks/bench_load.py storm --port P --world W --kind logins|bogus --count N
     python benchmarks/bench_load.py paced --port P --cookie C --rate R --seconds S
+    python benchmarks/bench_load.py signins --port P --requests FILE --session-cookie NAME
 
-``load`` is the fallback when wrk is not installed. ``probe``, ``storm`` and ``paced`` print
-``ready`` once set up, start on a ``go`` line on stdin (``probe`` stops on ``stop``), and print
-one JSON line. ``paced`` sends authenticated GETs at ``rate`` per second in all, spread over
-``connections`` connections: the storm's request rate without its sign-in work.
+``load`` is the fallback when wrk is not installed. ``probe``, ``storm``, ``paced`` and
+``signins`` print ``ready`` once set up, start on a ``go`` line on stdin (``probe`` stops on
+``stop``), and print one JSON line. ``paced`` sends authenticated GETs at ``rate`` per second in
+all, spread over ``connections`` connections: the storm's request rate without its sign-in work.
+``signins`` sends pre-built sign-ins (each a list of raw requests; the last one's answer must set
+the session cookie): the peers section.
 A few dozen lines of client keep the load generator's own cost low and predictable, which an
 httpx client would not on a two-core machine.
 """
@@ -55,21 +58,43 @@ class Connection:
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: bytes = b""
     ) -> Reply:
-        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1:8000"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        if body or method == "POST":
-            lines.append(f"Content-Length: {len(body)}")
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        return await self.exchange(raw_request(method, path, headers, body))
+
+    async def exchange(self, request: bytes) -> Reply:
+        """Send one complete request; read its reply (Content-Length or chunked body)."""
+        self._writer.write(request)
         head = await self._reader.readuntil(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         pairs = [tuple(h.split(":", 1)) for h in header_lines if ":" in h]
         parsed = [(k.strip().lower(), v.strip()) for k, v in pairs]
-        length = int(next((v for k, v in parsed if k == "content-length"), "0"))
-        payload = await self._reader.readexactly(length) if length else b""
+        if any(k == "transfer-encoding" and "chunked" in v.lower() for k, v in parsed):
+            payload = await self._chunked()
+        else:
+            length = int(next((v for k, v in parsed if k == "content-length"), "0"))
+            payload = await self._reader.readexactly(length) if length else b""
         return Reply(int(status_line.split()[1]), parsed, payload)
+
+    async def _chunked(self) -> bytes:
+        chunks = []
+        while size := int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            chunks.append(await self._reader.readexactly(size))
+            await self._reader.readexactly(2)
+        await self._reader.readuntil(b"\r\n")  # no trailers are expected
+        return b"".join(chunks)
 
     def close(self) -> None:
         self._writer.close()
+
+
+def raw_request(
+    method: str, path: str, headers: dict[str, str], body: bytes = b"", host: str = "127.0.0.1:8000"
+) -> bytes:
+    """An HTTP/1.1 request as bytes (``host``: the Host header)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 async def _stdin_line() -> str:
@@ -210,9 +235,62 @@ async def storm(port: int, items: list[Login], concurrency: int, kind: str) -> d
     }
 
 
+# ---------------------------------------------------------------------------------- sign-ins
+def sets_session(reply: Reply, cookie: str) -> bool:
+    """Is ``reply`` a redirect setting a non-empty cookie whose name starts with ``cookie``?"""
+    if not 300 <= reply.status < 400:
+        return False
+    for name, value in reply.headers:
+        if name == "set-cookie" and value.startswith(cookie):
+            pair = value.split(";", 1)[0]
+            if pair.partition("=")[2]:
+                return True
+    return False
+
+
+def _closes(reply: Reply) -> bool:
+    return any(k == "connection" and v.lower() == "close" for k, v in reply.headers)
+
+
+async def signins(
+    port: int, items: list[list[bytes]], concurrency: int, cookie: str
+) -> dict[str, Any]:
+    """Complete sign-ins, ``concurrency`` at a time: each item's requests in order on one
+    keep-alive connection (reopened when the server closes it); the last must set ``cookie``."""
+    queue = list(reversed(items))
+    statuses: dict[int, int] = {}
+    ok = 0
+    print("ready", flush=True)
+    await _stdin_line()
+
+    async def worker() -> None:
+        nonlocal ok
+        conn = await Connection.open(port)
+        while queue:
+            for request in queue.pop():
+                reply = await conn.exchange(request)
+                if _closes(reply):
+                    conn.close()
+                    conn = await Connection.open(port)
+            statuses[reply.status] = statuses.get(reply.status, 0) + 1
+            ok += sets_session(reply, cookie)
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {
+        "signins": len(items),
+        "ok": ok,
+        "seconds": elapsed,
+        "per_second": ok / elapsed,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["load", "probe", "storm", "paced"])
+    parser.add_argument("mode", choices=["load", "probe", "storm", "paced", "signins"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cookie", default="")
     parser.add_argument("--connections", type=int, default=16)
@@ -222,11 +300,16 @@ def main() -> None:
     parser.add_argument("--world", type=Path)
     parser.add_argument("--kind", choices=["logins", "bogus"], default="logins")
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--requests", type=Path, help="signins: a pickled list of request lists")
+    parser.add_argument("--session-cookie", default="", help="signins: the cookie's name (prefix)")
     args = parser.parse_args()
     if args.mode == "load":
         result = asyncio.run(load(args.port, args.cookie, args.connections, args.seconds))
     elif args.mode == "probe":
         result = asyncio.run(probe(args.port, args.cookie, args.interval))
+    elif args.mode == "signins":
+        items = pickle.loads(args.requests.read_bytes())
+        result = asyncio.run(signins(args.port, items, args.connections, args.session_cookie))
     elif args.mode == "paced":
         result = asyncio.run(
             paced(args.port, args.cookie, args.connections, args.rate, args.seconds)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench_acs import endpoint_cost, post, time_endpoint
+from bench_acs import EndpointCost, endpoint_cost, post, time_endpoint
 from bench_common import (
     Budget,
     Report,
@@ -421,9 +421,9 @@ def floor_verifier(world: World) -> Callable[[str], None]:
     return verify
 
 
-async def acs_floor(budget: Budget, report: Report, world: World) -> None:
-    """The whole sign-in (default isolation: a verification child) beside its floor, by time
-    one at a time and by CPU time (this process and the child together)."""
+async def sign_in_and_floor(budget: Budget, world: World) -> tuple[EndpointCost, EndpointCost]:
+    """The whole sign-in (default isolation: a verification child) and its floor, each by time
+    one at a time and by CPU time (the whole sign-in's: this process and the child together)."""
     n, rounds = budget.n(500, 10), budget.rounds
     full = await endpoint_cost(world, "both-signed", n, rounds)
     verify = floor_verifier(world)
@@ -436,7 +436,12 @@ async def acs_floor(budget: Budget, report: Report, world: World) -> None:
             verify(b64)
         floor = min(floor, (time.perf_counter() - start) / n)
         floor_cpu = min(floor_cpu, (time.process_time() - start_cpu) / n)
-    for what, ours, theirs in (("time", full.wall, floor), ("CPU time", full.cpu, floor_cpu)):
+    return full, EndpointCost(floor, floor_cpu)
+
+
+async def acs_floor(budget: Budget, report: Report, world: World) -> None:
+    full, floor = await sign_in_and_floor(budget, world)
+    for what, ours, theirs in (("time", full.wall, floor.wall), ("CPU time", full.cpu, floor.cpu)):
         ratio = ours / theirs
         report.add(
             Row(

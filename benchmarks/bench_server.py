@@ -1,6 +1,10 @@
 """A uvicorn server for the HTTP sections: a small Starlette app, bare or behind the gate.
 
     python benchmarks/bench_server.py --port 8123 --options options.json [--gated] [--monitor]
+        [--stack default|fast]
+
+``--stack``: uvicorn's default stack (h11 and the asyncio loop, what a plain ``pip install
+uvicorn`` runs) or its fast one (httptools and uvloop, what ``uvicorn[standard]`` picks).
 
 With ``--monitor`` the event loop is instrumented: every callback the loop runs is timed (the
 loop is blocked for exactly that long), in wall time and in this thread's CPU time (the
@@ -27,6 +31,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from saml_gate import SamlGate
+
+STACKS = {"default": ("h11", "asyncio"), "fast": ("httptools", "uvloop")}
+"""uvicorn's HTTP implementation and event loop for each ``--stack``."""
 
 BLOCKED = 0.005
 """The target: the loop is never blocked longer than this."""
@@ -120,14 +127,16 @@ def main() -> None:
     parser.add_argument("--options", type=Path, required=True, help="gate options (JSON)")
     parser.add_argument("--gated", action="store_true")
     parser.add_argument("--monitor", action="store_true")
+    parser.add_argument("--stack", choices=sorted(STACKS), default="default")
     args = parser.parse_args()
+    http, loop = STACKS[args.stack]
     logging.getLogger("saml_gate").setLevel(logging.ERROR)
     monitor = LoopMonitor() if args.monitor else None
     app: Any = build_app(monitor)
     if args.gated:
         app = SamlGate(app, **json.loads(args.options.read_text()))
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+        app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, http=http
     )
     server = uvicorn.Server(config)
 
@@ -139,7 +148,13 @@ def main() -> None:
         if monitor is not None:
             probe.cancel()
 
-    asyncio.run(serve())
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve())
+    else:
+        asyncio.run(serve())
     sys.exit(0)
 
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_acs
 import bench_http
+import bench_peers
 import bench_requests
 import bench_rss
 import bench_scaleout
@@ -43,6 +44,7 @@ SECTIONS: dict[str, Callable[[Budget, Report, World], Any]] = {
     "storm": bench_storm.run,
     "memory": bench_rss.run,
     "scaleout": bench_scaleout.run,
+    "peers": bench_peers.run,
 }
 
 
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nRESULTS ({'quick' if args.quick else 'full'} run,", end=" ")
     print(f"{time.perf_counter() - started:.0f} s)")
     print(report.table())
+    for note in report.notes:
+        print(f"\n{note}")
     missed = [r for r in report.rows if r.met is False]
     print(f"\ntargets met: {sum(r.met is True for r in report.rows)}, missed: {len(missed)}")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,24 @@ SECTION_ROWS = (
     "revocation propagation to another process",
     "open-loop sign-ins at 50% of capacity",
     "ACS sign-in / its floor",
+    "Apache + Shibboleth SP: sign-ins per second",
+    "Apache + mod_auth_mellon: server CPU per sign-in",
+    "saml-gate, uvicorn httptools + uvloop: server CPU per authenticated / bare request",
+    "saml-gate defaults (uvicorn h11): PSS after",
+    "sign-ins/s, gate defaults / Shibboleth",
+    "server CPU per request, bare / gated, uvicorn fast stack",
+    "in-process overhead, gate / SessionMiddleware (identity JWT on)",
 )
+#: The SPs of the peers section: each must pass its correctness checks (or it is not measured).
+SPS = (
+    "saml-gate defaults (uvicorn h11)",
+    "saml-gate, uvicorn httptools + uvloop",
+    "Apache + Shibboleth SP",
+    "Apache + mod_auth_mellon",
+)
+#: What the peers section (benchmarks/peer_apache.py) runs: Debian's packages, installed by .ci/run.
+PEERS = ("/usr/sbin/apache2", "/usr/sbin/shibd", "/usr/lib/apache2/modules/mod_shib.so")
+PEERS += ("/usr/lib/apache2/modules/mod_auth_mellon.so",)
 
 
 def test_quick_benchmark_run_prints_the_whole_table() -> None:
@@ -41,6 +59,12 @@ def test_quick_benchmark_run_prints_the_whole_table() -> None:
         pytest.skip("pysaml2's default backend needs the xmlsec1 program: apt-get install xmlsec1")
     if shutil.which("wrk") is None:
         pytest.skip("the HTTP section's load generator is wrk: apt-get install wrk")
+    absent = [path for path in PEERS if not Path(path).exists()]
+    if absent:
+        pytest.skip(
+            "the peers section needs apache2, libapache2-mod-shib, shibboleth-sp-utils and"
+            f" libapache2-mod-auth-mellon: {', '.join(absent)} missing"
+        )
     try:
         import onelogin.saml2.response  # noqa: F401
     except ImportError as exc:
@@ -59,6 +83,15 @@ def test_quick_benchmark_run_prints_the_whole_table() -> None:
         assert row in table, row
     assert "not measured" not in table and "refused" not in table, table
     assert "targets met:" in result.stdout
+    figures = {
+        cells[2].strip(): cells[3].strip()
+        for line in table.splitlines()
+        if len(cells := line.split("|")) > 4
+    }
+    for sp in SPS:
+        assert figures[f"{sp}: correctness (sign-in; replayed, tampered, forged)"] == "passed", sp
+    # the peers' table, ready to paste into docs/performance.md
+    assert "| SP | sign-ins/s | CPU ms per sign-in |" in result.stdout
 
 
 def test_unknown_section_is_refused() -> None:
@@ -71,3 +104,30 @@ def test_unknown_section_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "unknown section(s) nonsense" in result.stderr
+
+
+def test_peers_section_without_the_debian_packages_says_so() -> None:
+    """Where Apache or an SP module is not installed the section is skipped, with the fix."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, "benchmarks")
+        import bench_peers, peer_apache
+        from bench_common import Budget, Report
+        peer_apache.NEEDS = {
+            "shibboleth": (("/nonexistent/mod_shib.so", "libapache2-mod-shib"),),
+            "mellon": (("/usr/sbin/nonexistent-apache2", "apache2"),),
+        }
+        report = Report()
+        bench_peers.run(Budget.of(True), report, None)
+        print("ROWS", [(r.what, r.figure, r.met) for r in report.rows])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped: the peers are Debian packages not installed here" in result.stdout
+    assert "apt-get install apache2 libapache2-mod-shib" in result.stdout
+    rows = result.stdout.split("ROWS", 1)[1]
+    assert "'peers (Shibboleth SP, mod_auth_mellon)'" in rows and "None)" in rows

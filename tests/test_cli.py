@@ -118,7 +118,7 @@ def test_help_lists_every_command() -> None:
         assert saml_gate(command, "--help").returncode == 0
 
 
-def test_setup_prints_the_okta_values(tmp_path: Path, sp_keys: KeyPair) -> None:
+def test_setup_prints_the_idp_values(tmp_path: Path, sp_keys: KeyPair) -> None:
     cert = tmp_path / "sp.cert.pem"
     cert.write_bytes(sp_keys.cert_pem)
     key = tmp_path / "sp.key.pem"
@@ -136,12 +136,39 @@ def test_setup_prints_the_okta_values(tmp_path: Path, sp_keys: KeyPair) -> None:
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Single sign-on URL" in out and "https://acme.ngrok.app/saml/acs" in out
-    assert "Audience URI (SP Entity ID)" in out and "https://acme.ngrok.app/saml/metadata" in out
-    assert "EmailAddress" in out and "Name 'groups'" in out and "admins" in out
+    assert (
+        "Assertion Consumer Service (ACS) URL" in out and "https://acme.ngrok.app/saml/acs" in out
+    )
+    assert "Okta: Single sign-on URL" in out
+    assert "SP entity ID (Audience)" in out and "https://acme.ngrok.app/saml/metadata" in out
+    assert "Okta: Audience URI (SP Entity ID)" in out
+    assert "EmailAddress" in out and "name 'groups'" in out and "admins" in out
     assert "https://acme.ngrok.app/saml/slo" in out and "signed" in out
     assert sp_keys.cert_pem.decode().strip() in out
     assert "PRIVATE KEY" not in out
+    assert "WARNING" not in out
+
+
+def test_setup_warns_on_a_base_url_that_is_probably_wrong(tmp_path: Path) -> None:
+    env = cli_env(SAML_GATE_STATE_DIR=str(tmp_path))
+
+    def setup(*flags: str) -> str:
+        result = saml_gate("setup", *flags, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert setup("--base-url", "http://app.example.com").startswith(
+        "WARNING: base_url http://app.example.com is plain http on a public host"
+    )
+    assert setup("--base-url", "https://acme.ngrok.app/saml/").startswith(
+        "WARNING: base_url https://acme.ngrok.app/saml ends in the gate's prefix /saml, so every"
+        " gate URL has it twice (the ACS is https://acme.ngrok.app/saml/saml/acs): base_url is"
+        " the public URL of the app, https://acme.ngrok.app,"
+    )
+    for fine in ("http://127.0.0.1:8000", "https://acme.ngrok.app", "https://x.example/samlapp"):
+        assert "WARNING" not in setup("--base-url", fine), fine
+    mounted = setup("--base-url", "https://x.example/sso", "--prefix", "/sso")
+    assert "ends in the gate's prefix /sso" in mounted
 
 
 def test_setup_reads_the_environment(tmp_path: Path) -> None:
@@ -172,9 +199,12 @@ def test_keygen_writes_a_private_key_and_a_certificate(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE((out / "sp.key.pem").stat().st_mode) == 0o600
     assert b"BEGIN CERTIFICATE" in (out / "sp.cert.pem").read_bytes()
+    key = (out / "sp.key.pem").read_bytes()
     again = saml_gate("keygen", "--out-dir", str(out))
-    assert again.returncode == 2 and "--force" in again.stderr
+    assert again.returncode == 0 and "kept" in again.stdout and "--force" in again.stdout
+    assert (out / "sp.key.pem").read_bytes() == key
     assert saml_gate("keygen", "--out-dir", str(out), "--force").returncode == 0
+    assert (out / "sp.key.pem").read_bytes() != key
 
 
 def test_check_passes_on_a_good_configuration(config: dict[str, str]) -> None:
@@ -312,7 +342,7 @@ def test_run_with_ngrok_takes_the_tunnel_url(config: dict[str, str], tmp_path: P
 
 
 def test_ngrok_failures_are_one_clear_line(config: dict[str, str]) -> None:
-    pytest.importorskip("ngrok", reason="install the ngrok extra: pip install 'saml-gate[ngrok]'")
+    pytest.importorskip("ngrok", reason="the ngrok extra: pip install -e '.[test]'")
     base = ("run", "examples.fastapi_app.main:build_app", "--factory", "--ngrok")
     no_token = saml_gate(*base, env=cli_env(**config))
     assert no_token.returncode == 2

@@ -321,7 +321,12 @@ async def test_admin_log_out_goes_to_the_gate(harness: Harness) -> None:
     assert token is not None
     data = {"csrfmiddlewaretoken": token.group(1)}
     r = await harness.client.post("/admin/logout/", data=data, headers=HTML)
-    assert r.status_code == 302 and r.headers["location"] == "/saml/logout"
+    # A 307: the browser posts the same form to the gate, from this site, and is signed out.
+    assert r.status_code == 307 and r.headers["location"] == "/saml/logout"
+    origin = {**HTML, "origin": BASE_URL, "sec-fetch-site": "same-origin"}
+    out = await harness.client.post("/saml/logout", data=data, headers=origin)
+    assert out.status_code == 200 and "You are signed out" in out.text
+    assert (await harness.client.get("/admin/", headers=HTML)).status_code == 303  # to the IdP
 
 
 # ---------------------------------------------------------------------- the reported attack

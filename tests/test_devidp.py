@@ -848,6 +848,8 @@ async def test_missing_saml_request_and_acs_url_optional(idp_keys: KeyPair) -> N
         ),
         ({"in_response_to": "id-1", "user": "3"}, "No such user"),
         ({"in_response_to": "id-1", "user": "-1"}, "No such user"),
+        ({"in_response_to": "id-1", "user": "\u0661"}, "No such user"),  # int() reads it as 1
+        ({"in_response_to": "id-1", "user": "\u00b2"}, "No such user"),  # int() fails on it
         ({"in_response_to": "", "user": "0"}, "start the sign-in again"),
         ({"in_response_to": "id-1", "user": "0", "relay_state": "x" * 3000}, "RelayState"),
     ],
@@ -972,12 +974,44 @@ async def raw_get(app: DevIdP, path: str, *, client: Any, headers: list[Any]) ->
     return status
 
 
+LOOPBACK_HOST = (b"host", b"127.0.0.1:8000")
+
+
 @pytest.mark.anyio
 async def test_missing_client_counts_as_loopback(idp_keys: KeyPair) -> None:
     idp = make_idp(idp_keys)
-    assert await raw_get(idp, MOUNT + "/metadata", client=None, headers=[]) == 200
+    assert await raw_get(idp, MOUNT + "/metadata", client=None, headers=[LOOPBACK_HOST]) == 200
     malformed_host = [(b"host", b"[::1")]
     assert await raw_get(idp, MOUNT + "/metadata", client=None, headers=malformed_host) == 403
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([], id="no-host"),
+        pytest.param([(b"host", b"")], id="empty-host"),
+        pytest.param([(b"host", b"myapp.example")], id="public-host"),
+        pytest.param([LOOPBACK_HOST, (b"host", b"myapp.example")], id="second-host"),
+        pytest.param([LOOPBACK_HOST, (b"forwarded", b"host=myapp.example")], id="forwarded"),
+        pytest.param(
+            [LOOPBACK_HOST, (b"forwarded", b'for=127.0.0.1;proto=https;host="myapp.example"')],
+            id="forwarded-quoted",
+        ),
+        pytest.param([LOOPBACK_HOST, (b"x-original-host", b"myapp.example")], id="x-original"),
+        pytest.param([LOOPBACK_HOST, (b"x_forwarded_host", b"myapp.example")], id="underscores"),
+        pytest.param(
+            [LOOPBACK_HOST, (b"x-forwarded-host", b"127.0.0.1, myapp.example")], id="second-item"
+        ),
+    ],
+)
+async def test_a_request_naming_no_loopback_host_is_refused(
+    idp_keys: KeyPair, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """From a loopback peer without any client-reporting header (a same-host proxy that adds
+    none): the host it names must be loopback too, wherever it is named."""
+    idp = make_idp(idp_keys)
+    assert await raw_get(idp, MOUNT + "/metadata", client=("127.0.0.1", 5), headers=headers) == 403
 
 
 @pytest.mark.anyio
@@ -1022,6 +1056,8 @@ def test_loopback_public_urls_and_warning(
     warnings = [r for r in caplog.records if r.name == "saml_gate.devidp"]
     assert len(warnings) == 4 and all(r.levelno == logging.WARNING for r in warnings)
     assert "NEVER use it in production" in warnings[0].getMessage()
+    assert "loopback host (Host" in warnings[0].getMessage()
+    assert "proxy" in warnings[0].getMessage()
     assert "NON-LOOPBACK" in warnings[-1].getMessage()
 
 

@@ -347,6 +347,39 @@ async def test_login_returns_to_an_allowed_host_after_sign_in(
     assert r.headers["location"] == target
 
 
+@pytest.mark.parametrize(
+    "port",
+    ["\u00b2", "\u0663", "\uff18\uff10", "\u00b9\u00b2\u00b3"],
+    ids=["superscript-two", "arabic-indic-three", "fullwidth-80", "superscript-123"],
+)
+async def test_a_port_in_other_digits_than_ascii_is_refused(make_harness: Any, port: str) -> None:
+    """str.isdigit says yes to all of them (int reads "\u0663" as 3 and fails on "\u00b2")."""
+    _, r = await ask_login(make_harness, f"https://app.example.test:{port}/")
+    assert r.status_code == 400 and "bad_relay_state" in r.text
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "\u00b9"], ids=["superscript-two", "superscript-one"])
+async def test_a_forwarded_host_with_a_latin1_digit_port_is_a_400(
+    make_harness: Any, port: str
+) -> None:
+    """X-Forwarded-Host is read as Latin-1: the byte 0xB2 is "\u00b2", a digit to str.isdigit
+    that int() refuses (it was a 500)."""
+    h = await signed_in(make_harness)
+    cookie = "saml_gate_session=" + str(h.client.cookies.get("saml_gate_session"))
+    described = [
+        ("Cookie", cookie),
+        ("Accept", "application/json"),
+        ("X-Forwarded-Method", "GET"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "app.example.test:" + port),  # one byte on the wire
+        ("X-Forwarded-Uri", "/private/page"),
+    ]
+    async with serve(h.gate) as host_port:
+        answer = await anyio.to_thread.run_sync(raw_get, host_port, "/saml/auth", described)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"bad_original_request" in answer
+
+
 async def test_without_allowed_hosts_other_hosts_are_refused(make_harness: Any) -> None:
     h: Harness = make_harness()
     r = await h.client.get("/saml/login", params={"return_to": APP + "/"}, headers=HTML)

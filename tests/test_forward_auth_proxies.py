@@ -207,6 +207,27 @@ def test_signed_in_but_not_allowed_gets_403(gate: Gate, proxy: RunningProxy) -> 
     assert len(gate.upstream.received) == before
 
 
+def test_two_session_cookies_are_refused_and_deleted(gate: Gate, proxy: RunningProxy) -> None:
+    """A sibling subdomain planted its session on ``Path=/private`` (login CSRF): the browser
+    sends it first, the person's own after it. The gate picks neither: the proxy passes on its
+    401 and the deletions, the browser is left without a session and can sign in again."""
+    page = proxy.url + "/private/page"
+    with browser() as attacker:
+        sign_in(gate, attacker, page, email="mallory@example.test")
+        planted = attacker.cookies.get("saml_gate_session")
+    before = len(gate.upstream.received)
+    with browser() as client:
+        sign_in(gate, client, page)
+        client.cookies.set("saml_gate_session", planted, domain=".example.test", path="/private")
+        refused = client.get(page, headers=NAVIGATION)
+        assert refused.status_code == 401, refused.text
+        assert "More than one session cookie" in refused.text
+        assert not [c for c in client.cookies.jar if c.name == "saml_gate_session"]
+        again = client.get(page, headers=NAVIGATION)
+        assert again.status_code == 302  # to sign in
+    assert len(gate.upstream.received) == before
+
+
 @pytest.fixture(scope="module")
 def nginx(gate: Gate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProxy]:
     runtime = tmp_path_factory.mktemp("nginx-ws")

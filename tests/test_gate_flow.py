@@ -177,10 +177,13 @@ async def test_session_json_has_no_secrets(harness: Harness) -> None:
 async def test_setup_sheet_is_served(harness: Harness) -> None:
     page = await harness.client.get("/saml/setup")
     assert page.status_code == 200
-    assert "Single sign-on URL" in page.text and ACS_URL in page.text and ENTITY_ID in page.text
+    assert "Assertion Consumer Service (ACS) URL" in page.text and ACS_URL in page.text
+    assert "Okta: Single sign-on URL" in page.text and ENTITY_ID in page.text
     assert "BEGIN CERTIFICATE" in page.text and "PRIVATE" not in page.text
     data = (await harness.client.get("/saml/setup", headers={"accept": "application/json"})).json()
     fields = {row["field"]: row["value"] for row in data["rows"]}
-    assert fields["Single sign-on URL"] == ACS_URL
-    assert fields["Audience URI (SP Entity ID)"] == ENTITY_ID
-    assert fields["Name ID format"] == "EmailAddress"
+    assert fields["Assertion Consumer Service (ACS) URL"] == ACS_URL
+    assert fields["SP entity ID (Audience)"] == ENTITY_ID
+    assert fields["NameID format"] == "EmailAddress"
+    okta = {row["okta"]: row["value"] for row in data["rows"]}
+    assert okta["Audience URI (SP Entity ID)"] == ENTITY_ID

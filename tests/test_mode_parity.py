@@ -91,7 +91,7 @@ class Scenario:
     page_load: bool = False
     sign_in: bool = True
     """Sign in before the request (the browser then holds a session cookie)."""
-    cookie: Literal["session", "foreign", "garbage", "none"] = "session"
+    cookie: Literal["session", "foreign", "garbage", "two", "none"] = "session"
     advance: float = 0.0
     """Seconds the clock moves on after signing in."""
     revoke: bool = False
@@ -157,6 +157,15 @@ SCENARIOS = [
         cookie="garbage",
         session_cookie="cleared",
         error="not_authenticated",
+    ),
+    Scenario(
+        "two session cookies",
+        "refuse",
+        cookie="two",
+        status=401,
+        events=(("request_refused", "failure", "duplicate_session"),),
+        session_cookie="cleared",
+        error="duplicate_session",
     ),
     Scenario(
         "policy denial",
@@ -285,6 +294,10 @@ async def run(
     elif scenario.cookie == "garbage":
         h.client.cookies.clear()
         h.client.cookies.set("saml_gate_session", "garbage")
+    extra: dict[str, str] = {}
+    if scenario.cookie == "two":  # a sibling subdomain's planted session beside the person's
+        h.client.cookies.clear()
+        extra["cookie"] = f"saml_gate_session=planted; saml_gate_session={value}"
     if scenario.revoke:
         session = gate.core.sessions.decode(str(value))
         assert session is not None
@@ -295,7 +308,7 @@ async def run(
     events.clear()
     before = metric_values(registry)
 
-    headers = dict(PAGE if scenario.page_load else API)
+    headers = dict(PAGE if scenario.page_load else API) | extra
     if mode == "forward-auth":
         headers |= {
             "x-forwarded-method": "GET",
@@ -362,6 +375,7 @@ def make(idp_keys: Any, sp_keys: Any, clock: Any, tmp_path: Any) -> Callable[...
 def expected_events(scenario: Scenario) -> list[tuple[Any, ...]]:
     """The scenario's events with who (when the decision knew) and what was asked."""
     known = scenario.cookie == "session" and scenario.error not in ("store_unavailable", "bad_path")
+    # (two session cookies: refused before either is read)
     name_id = "alice@example.com" if known else None
     return [
         (event, outcome, code, name_id, "GET", scenario.path)

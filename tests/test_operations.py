@@ -132,7 +132,7 @@ async def test_hooks_sync_and_async_and_a_failing_one(
 
 
 async def test_prometheus_metrics(make_harness: Any) -> None:
-    pytest.importorskip("prometheus_client", reason="pip install 'saml-gate[metrics]'")
+    pytest.importorskip("prometheus_client", reason="pip install -e '.[test]'")
     h = make_harness(metrics_path="/metrics")
     await h.login()
     h.client.cookies.clear()
@@ -179,7 +179,7 @@ async def test_health_ready_and_status(make_harness: Any) -> None:
 
 
 async def test_readiness_fails_when_the_shared_store_is_down(make_harness: Any) -> None:
-    pytest.importorskip("redis", reason="pip install 'saml-gate[redis]'")
+    pytest.importorskip("redis", reason="pip install -e '.[test]'")
     h = make_harness(store="redis://127.0.0.1:1/0", store_timeout=0.2)
     ready = await h.client.get("/saml/ready")
     assert ready.status_code == 503

@@ -265,3 +265,26 @@ def test_the_lock_pins_every_installed_test_dependency() -> None:
             continue
         assert name in pins, f"{name} is installed but not pinned in constraints.txt"
         assert pins[name] == dist.version, f"{name} {dist.version}, pinned {pins[name]}"
+
+
+def test_no_tracked_file_is_ignored() -> None:
+    """.gitignore lists nothing the repository tracks (examples/__init__.py is tracked: the
+    examples are imported as a package)."""
+    ignored = subprocess.run(
+        ["git", "ls-files", "--cached", "--ignored", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert ignored == []
+    assert (
+        "examples/__init__.py"
+        in subprocess.run(
+            ["git", "ls-files", "examples/__init__.py"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )

@@ -17,6 +17,7 @@ from saml_gate import GateSettings
 from saml_gate.errors import ConfigError, GateError
 from saml_gate.policy import AccessPolicy, Rule, canonical_path, parse_rules
 from saml_gate.user import SamlUser
+from saml_gate.web.request_line import format_stems
 from tests.support import BASE_URL, SECRET, Harness, decode_redirect_request, idp_metadata
 from tests.test_websocket import ws_call
 
@@ -166,6 +167,60 @@ def test_dot_segments_control_characters_and_non_paths_are_refused(path: str) ->
     with pytest.raises(GateError) as info:
         canonical_path(path)
     assert info.value.code == "bad_path"
+
+
+@pytest.mark.parametrize(
+    ("path", "stems"),
+    [
+        ("/admin", ()),
+        ("/admin.json", ("/admin",)),
+        ("/admin.json/", ("/admin",)),
+        ("/admin.tar.gz", ("/admin", "/admin.tar")),
+        ("/admin.", ("/admin",)),
+        ("/admin/users.json", ("/admin/users",)),
+        ("/.htaccess", ("/",)),
+        ("/v1.2/admin", ()),
+        ("/", ()),
+    ],
+)
+def test_format_stems(path: str, stems: tuple[str, ...]) -> None:
+    """What Rails (the last dot of the last segment) and Spring MVC (the first) route."""
+    assert format_stems(path) == stems
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin.json", "/admin.json/", "/admin.tar.gz", "/admin.", "/reports/7.xml"]
+)
+async def test_a_format_suffix_meets_the_rule_of_the_path_without_it(
+    make_harness: Any, path: str
+) -> None:
+    h: Harness = make_harness(
+        access_rules=["/admin/ groups=finance", r"re:/reports/\d+ groups=finance"]
+    )
+    await h.login()
+    r = await h.client.get(path, headers=JSON)
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert (await h.client.get("/other.json", headers=JSON)).status_code != 403
+
+
+def test_decisions_for_suffixed_paths_are_kept_in_a_bounded_cache(idp_keys: Any) -> None:
+    p = policy(idp_keys, access_rules=["/admin/ groups=admins"])
+    mallory = user(groups=("users",))
+    first = p.rule_for("/admin.json", "GET")
+    assert p.rule_for("/admin.json", "GET") is first and p.refusal(first, mallory, 0)
+    for n in range(5000):
+        assert p.refusal(p.rule_for(f"/page{n}.json", "GET"), mallory, 0) is None
+    assert len(p._suffixed) <= 4096
+    assert p.refusal(p.rule_for("/admin.json", "GET"), mallory, 0)
+    long = "/x" * 200 + ".json"  # too long to keep
+    assert p.refusal(p.rule_for(long, "GET"), mallory, 0) is None
+    assert (long, ("GET",)) not in p._suffixed
+
+
+def test_a_format_suffix_needs_the_literal_paths_rule_too(idp_keys: Any) -> None:
+    p = policy(idp_keys, public_paths=["/health"])
+    decision = p.rule_for("/health.json", "GET")
+    assert not decision.public  # /health is public, /health.json is any signed-in person's
 
 
 # ---------------------------------------------------------------------- decisions

@@ -20,7 +20,7 @@ HEAVY = ("lxml", "xmlsec", "saml2", "httpx", "cryptography")
 PUBLIC = {
     "SamlGate", "SamlUser", "Rule", "GateSettings", "GateOptions", "GateError", "ConfigError",
     "AuthEvent", "StoreUnavailable", "Store", "MemoryStore", "build_proxy_app", "JsonFormatter",
-    "__version__",
+    "__version__", "sign_out_form",
 }  # fmt: skip
 
 

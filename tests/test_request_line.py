@@ -5,7 +5,10 @@ uvicorn on raw sockets."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import anyio
 import httpx
@@ -14,7 +17,10 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from saml_gate import SamlGate
+from saml_gate.config.checks import is_number
 from saml_gate.ip_addresses import ClientAddresses
+from saml_gate.web.request_line import php_name
+from tests.security.test_fuzz import call_asgi
 from tests.support import (
     BASE_URL,
     IDP_ENTITY_ID,
@@ -345,7 +351,23 @@ def test_the_demo_never_takes_the_secret_from_the_environment(
     assert served[0].settings.secret_key != (SECRET,)
 
 
-@pytest.mark.parametrize("query", ["%5Fmethod=POST", "_%6Dethod=DELETE", "%5f%6d%65thod=put"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "%5Fmethod=POST",
+        "_%6Dethod=DELETE",
+        "%5f%6d%65thod=put",
+        # what PHP names _method (Symfony and Laravel read $_GET), and any case
+        ".method=DELETE",
+        "%2Emethod=DELETE",
+        "+.method=DELETE",
+        "+_method=DELETE",
+        "_method%00x=DELETE",
+        "_method[]=DELETE",
+        ".method[a]=DELETE",
+        "_METHOD=DELETE",
+    ],
+)
 async def test_an_encoded_method_override_name_is_read_too(
     editors_only: Harness, query: str
 ) -> None:
@@ -356,23 +378,125 @@ async def test_an_encoded_method_override_name_is_read_too(
     assert status == 403 and body is not None and body["error"] == "forbidden"
 
 
-async def test_a_form_post_must_meet_the_rules_of_the_methods_its_body_may_name(
-    make_harness: Any,
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        pytest.param([], "_method=DELETE", id="no-content-type"),
+        pytest.param(["Content-Type: "], "_method=DELETE", id="empty-content-type"),
+        pytest.param(["Content-Type: application/json"], '{"_method":"DELETE"}', id="json"),
+        pytest.param(["Content-Type: text/plain"], "_method=DELETE", id="text"),
+        pytest.param(
+            ["Content-Type: application/x-www-form-urlencoded, text/plain"],
+            "_method=DELETE",
+            id="form-and-text",
+        ),
+        pytest.param(
+            ["Transfer-Encoding: chunked"], "e\r\n_method=DELETE\r\n0\r\n\r\n", id="chunked"
+        ),
+    ],
+)
+async def test_every_post_with_a_body_must_meet_the_rules_of_every_method(
+    make_harness: Any, headers: list[str], body: str
+) -> None:
+    """Whatever its Content-Type: Rack reads a POST without one as a form, Laravel reads JSON
+    (tests/request_side asks them)."""
+    h: Harness = make_harness(access_rules=["/private/ methods=DELETE groups=editors"])
+    await h.login()
+    if not any(line.startswith("Transfer-Encoding") for line in headers):
+        headers = [*headers, f"Content-Length: {len(body)}"]
+    message = request("POST", "/private/x", session_cookie(h), *headers) + body.encode()
+    async with serve(h.gate) as address:
+        status, answer = await raw(address, message)
+    assert status == 403 and answer is not None and answer["error"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [["Content-Length: 0"], ["Content-Length: 000"], []],
+    ids=["length-0", "length-000", "http-1.1-without-length"],
+)
+async def test_a_post_without_a_body_needs_only_its_own_rule(
+    make_harness: Any, framing: list[str]
 ) -> None:
     h: Harness = make_harness(access_rules=["/private/ methods=DELETE groups=editors"])
     await h.login()
-    form = {"_method": "DELETE"}
-    r = await h.client.post("/private/x", data=form, headers=JSON)
-    assert r.status_code == 403 and r.json()["error"] == "forbidden"
-    r = await h.client.post(
-        "/private/x", content=b"{}", headers={**JSON, "content-type": "application/json"}
-    )
-    assert r.status_code == 200  # not a form: no _method in it for any framework
+    async with serve(h.gate) as address:
+        status, _ = await raw(address, request("POST", "/private/x", session_cookie(h), *framing))
+    assert status == 200
+
+
+async def test_method_override_in_body_off_reads_no_body(make_harness: Any) -> None:
     off: Harness = make_harness(
         access_rules=["/private/ methods=DELETE groups=editors"], method_override_in_body=False
     )
     await off.login()
+    form = {"_method": "DELETE"}
     assert (await off.client.post("/private/x", data=form, headers=JSON)).status_code == 200
+
+
+async def test_a_post_with_a_body_meets_the_rule_of_a_method_no_rule_names(
+    make_harness: Any,
+) -> None:
+    """A public POST-only rule before a stricter rule for everything else: ``_method=PUT`` in
+    the body (Rails, Symfony) would reach what only editors may."""
+    h: Harness = make_harness(
+        access_rules=["/private/ methods=POST public", "/private/ groups=editors"]
+    )
+    await h.login()
+    assert (await h.client.post("/private/x", headers=JSON)).status_code == 200
+    refused = await h.client.post("/private/x", data={"_method": "PUT"}, headers=JSON)
+    assert refused.status_code == 403
+
+
+#: Query keys, percent-encoded, whose PHP variable name php_name must find as PHP does.
+PHP_KEYS = [
+    "_method",
+    ".method",
+    "%2Emethod",
+    "+_method",
+    "%20.method",
+    "++.method",
+    "%09_method",
+    "_method%00x",
+    "%00_method",
+    "_method[",
+    "_method[]",
+    "_method[]x",
+    "_method[a",
+    "_method[a]",
+    "_method[a][b]",
+    "_method[[",
+    "_method[.x",
+    "_method[ x",
+    "_method]",
+    "[_method",
+    "_method.",
+    "_method+",
+    ".method[",
+    "a.b c[d.e",
+    "a[b]c[d",
+    "x.y[]",
+    "%5B",
+    "+",
+]
+
+
+def test_php_names_query_keys_as_php_itself_does() -> None:
+    """The same keys through PHP's own parse_str (php_register_variable_ex, as $_GET)."""
+    if shutil.which("php") is None:
+        pytest.skip("needs PHP: apt-get install php-cli (.ci/run does)")
+    script = (
+        "foreach (json_decode(stream_get_contents(STDIN)) as $key) {"
+        " parse_str($key . '=v', $out);"
+        " echo json_encode((string) (array_key_first($out) ?? '')), \"\\n\"; }"
+    )
+    result = subprocess.run(
+        ["php", "-r", script], input=json.dumps(PHP_KEYS), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    php = [json.loads(line) for line in result.stdout.splitlines()]
+    ours = [php_name(unquote_to_bytes(key.replace("+", " "))).decode("latin-1") for key in PHP_KEYS]
+    assert ours == php
 
 
 @pytest.mark.parametrize("target", ["/private#/x", "/private/x#y", "/private%23/x"])
@@ -393,3 +517,21 @@ async def test_exact_and_pattern_rules_also_decide_the_path_with_a_trailing_slas
     for path in ("/private/x", "/private/x/"):
         r = await h.client.get(path, headers=JSON)
         assert r.status_code == 403, path
+
+
+# ---------------------------------------------------------------------- numbers: ASCII digits
+@pytest.mark.parametrize("text", ["\u00b2", "\u0663", "\uff18", "1\u00b2", "", "-1", "+1", " 1"])
+def test_only_ascii_digits_are_a_number(text: str) -> None:
+    assert not is_number(text)
+    assert is_number("0") and is_number("65535")
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"\xd9\xa3", b"1\xb2"])
+async def test_a_content_length_in_other_digits_is_no_500_at_the_acs(
+    make_harness: Any, length: bytes
+) -> None:
+    """uvicorn (h11) refuses such a length itself; an ASGI server that passes it on must not
+    make the ACS fail (``int("\u00b2")`` raised)."""
+    h: Harness = make_harness()
+    form = [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", length)]
+    assert await call_asgi(h.gate, [b"SAMLResponse=bm90IHhtbA%3D%3D"], form) == 400

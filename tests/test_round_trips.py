@@ -42,6 +42,7 @@ async def live(h: Harness) -> None:
 
 
 async def status(h: Harness, cookie: str) -> int:
+    h.client.cookies.delete("saml_gate_session")  # one session cookie: two would be refused
     h.client.cookies.set("saml_gate_session", cookie)
     return (await h.client.get("/private/p", headers=JSON)).status_code
 

@@ -47,7 +47,7 @@ def test_setup_and_metadata_say_requests_are_signed_with_a_configured_key(
     sheet = saml_gate("setup", env=env)
     assert sheet.returncode == 0, sheet.stderr
     assert "Signed Requests" in sheet.stdout
-    assert "Ticked: AuthnRequests are signed (RSA-SHA256)" in sheet.stdout
+    assert "Yes: AuthnRequests are signed (RSA-SHA256)" in sheet.stdout
     assert "Signature Certificate" in sheet.stdout
     metadata = saml_gate("metadata", env=env)
     assert 'AuthnRequestsSigned="true"' in metadata.stdout
@@ -56,11 +56,11 @@ def test_setup_and_metadata_say_requests_are_signed_with_a_configured_key(
 def test_the_development_key_pair_does_not_sign_unless_asked(env: dict[str, str]) -> None:
     dev = without_sp_key(env)
     sheet = saml_gate("setup", env=dev)
-    assert "Unticked: AuthnRequests are not signed" in sheet.stdout
+    assert "No: AuthnRequests are not signed" in sheet.stdout
     assert 'AuthnRequestsSigned="false"' in saml_gate("metadata", env=dev).stdout
 
     asked = saml_gate("setup", "--sign-authn-requests", env=dev)
-    assert "Ticked: AuthnRequests are signed" in asked.stdout
+    assert "Yes: AuthnRequests are signed" in asked.stdout
     assert "--sign-authn-requests" in saml_gate("run", "--help").stdout
 
 
@@ -92,5 +92,5 @@ async def test_the_authn_request_is_signed_when_an_sp_key_is_configured(
         query = parse_qs(urlsplit(r.headers["location"]).query)
         assert ("Signature" in query) is signed
         sheet = (await client.get("/saml/setup", headers={"accept": "application/json"})).json()
-        row = next(row for row in sheet["rows"] if row["field"] == "Signed Requests")
-        assert row["value"].startswith("Ticked" if signed else "Unticked")
+        row = next(row for row in sheet["rows"] if row["field"] == "Signed AuthnRequests")
+        assert row["value"].startswith("Yes" if signed else "No")

@@ -23,10 +23,10 @@ import html
 import os
 from typing import Any, Unpack
 
-from fastapi import APIRouter, Depends, FastAPI, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from saml_gate import GateOptions, SamlGate
+from saml_gate import GateOptions, SamlGate, sign_out_form
 from saml_gate.contrib.fastapi import (
     GATE_RESPONSES,
     CurrentUser,
@@ -45,8 +45,8 @@ _PAGE = (
     "<style>body{{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto}}"
     "th{{text-align:left;padding-right:1rem}}td,th{{padding:.3rem}}</style></head><body>"
     "{body}<p><a href='/'>Home</a> · <a href='/api/me'>/api/me</a> · <a href='/admin'>Admin</a>"
-    " · <a href='/docs'>API docs</a> · <a href='/saml/session'>/saml/session</a> ·"
-    " <a href='/saml/logout'>Sign out</a></p></body></html>"
+    " · <a href='/docs'>API docs</a> · <a href='/saml/session'>/saml/session</a></p>"
+    "{sign_out}</body></html>"
 )
 
 
@@ -61,7 +61,7 @@ def build_app() -> FastAPI:
     use_gate_error_pages(app)  # a browser refused by require_groups gets the gate's page
 
     @app.get("/", response_class=HTMLResponse)
-    async def home(user: CurrentUser) -> str:
+    async def home(request: Request, user: CurrentUser) -> str:
         rows = [
             ("Email", user.email or ""),
             ("Name", user.name or ""),
@@ -71,16 +71,18 @@ def build_app() -> FastAPI:
         ]
         return _PAGE.format(
             body=f"<h1>Hello, {html.escape(user.display_name)}</h1>"
-            f"<p>You reached this page through SAML single sign-on.</p>{_table(rows)}"
+            f"<p>You reached this page through SAML single sign-on.</p>{_table(rows)}",
+            sign_out=sign_out_form(request),  # one click, no confirmation page
         )
 
     @app.get(
         "/admin", response_class=HTMLResponse, dependencies=[Depends(require_groups("admins"))]
     )
-    async def admin(user: CurrentUser) -> str:
+    async def admin(request: Request, user: CurrentUser) -> str:
         return _PAGE.format(
             body="<h1>Admin</h1><p>Only the admins group sees this page, and only with a"
-            f" sign-in less than ten minutes old.</p>{_table([('Signed in as', user.name_id)])}"
+            f" sign-in less than ten minutes old.</p>{_table([('Signed in as', user.name_id)])}",
+            sign_out=sign_out_form(request),
         )
 
     @app.get("/healthz", response_class=PlainTextResponse)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from saml_gate.store.base import Store, StoreUnavailable
     from saml_gate.store.memory import MemoryStore
     from saml_gate.user import SamlUser
+    from saml_gate.web.sign_out import sign_out_form
 
 #: Each public name and the module that defines it.
 _EXPORTS: Final = {
@@ -41,6 +42,7 @@ _EXPORTS: Final = {
     "Store": "saml_gate.store.base",
     "StoreUnavailable": "saml_gate.store.base",
     "build_proxy_app": "saml_gate.proxy",
+    "sign_out_form": "saml_gate.web.sign_out",
 }
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "StoreUnavailable",
     "__version__",
     "build_proxy_app",
+    "sign_out_form",
 ]
 
 

@@ -5,7 +5,9 @@ rule matches needs any signed-in user. ``public_paths`` come first, as public ru
 ``authorized_groups`` is a floor under every non-public rule: a rule can narrow access, never
 widen it. Paths are matched in canonical form (``//`` collapsed, ``\\`` read as ``/``) and a
 path with dot segments (``/a/../b``, ``/a/..;/b``) is refused, so that a public prefix cannot be
-used to reach a protected path on an upstream that normalises paths differently.
+used to reach a protected path on an upstream that normalises paths differently
+(:func:`~saml_gate.web.request_line.canonical_path`). A path with a format suffix
+(``/admin.json``) must meet the rule of the path without it as well.
 
 Text form (environment, command line), one rule per string::
 
@@ -23,13 +25,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from saml_gate.errors import ConfigError, GateError
+from saml_gate.errors import ConfigError, GateError, members_of
+from saml_gate.web.request_line import (
+    canonical_path as canonical_path,  # re-exported: config/ reads paths of rules with it
+)
 from saml_gate.web.request_line import (
     check_raw_path,
     checked_method,
-    is_form_post,
+    format_stems,
     is_method,
     override_methods,
+    posts_a_body,
     without_parameters,
 )
 
@@ -41,27 +47,9 @@ if TYPE_CHECKING:
     from saml_gate.user import SamlUser
 
 SETTING: Final = "access_rules"
-_SUSPICIOUS: Final = re.compile(r"//|/\.|\\|[\x00-\x1f\x7f]")
-
-
-def canonical_path(path: str) -> str:
-    """``path`` with ``\\`` as ``/`` and repeated slashes collapsed; refuses dot segments.
-
-    Raises :class:`GateError` ``bad_path`` for dot segments (also ``..;`` as servlet
-    containers read it), control characters and anything but an absolute path (e.g. the
-    absolute-form ``GET http://host/x``): browsers never send them.
-    """
-    if not path.startswith("/"):
-        raise GateError("bad_path", "the request target is not an absolute path")
-    if _SUSPICIOUS.search(path) is None:
-        return path
-    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
-        raise GateError("bad_path", "the path contains control characters")
-    segments = path.replace("\\", "/").split("/")
-    if any(s.split(";", 1)[0] in (".", "..") for s in segments):
-        raise GateError("bad_path", "the path contains '.' or '..' segments")
-    body = "/".join(s for s in segments if s)
-    return "/" + body + ("/" if body and path.endswith(("/", "\\")) else "")
+#: Every method no rule names (no rule can name "*"), as a ``_method`` in a POST's body may be.
+ANY_OTHER_METHOD: Final = "*"
+_CACHE_SIZE, _CACHED_PATH = 4096, 256  # decisions kept for paths with a format suffix
 
 
 def _strings(value: Iterable[str] | str, what: str) -> tuple[str, ...]:
@@ -243,7 +231,8 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
 
 @dataclass(frozen=True)
 class AllOf:
-    """Several rules that must all allow a request: its own method's and each override's."""
+    """Several rules that must all allow a request: its own method's and each override's, on
+    its path and on the path without a format suffix."""
 
     rules: tuple[Rule, ...]
 
@@ -278,9 +267,10 @@ class AccessPolicy:
         self._options_passthrough = settings.options_passthrough
         self._skew = settings.clock_skew
         self._path_parameters = settings.allow_path_parameters
-        #: What a form POST may become through ``_method`` in its body, which is not read.
+        self._suffixed: dict[tuple[str, tuple[str, ...]], Decision] = {}
+        #: What a POST with a body may become through a ``_method`` in it, which is not read.
         self._body_methods: tuple[str, ...] = (
-            tuple(sorted({m for rule in self.rules for m in rule.methods} - {"POST", "HEAD"}))
+            (*sorted({m for rule in self.rules for m in rule.methods} - {"POST"}), ANY_OTHER_METHOD)
             if settings.method_override_in_body
             else ()
         )
@@ -288,8 +278,10 @@ class AccessPolicy:
     def decide(self, scope: Scope, path: str) -> Decision:
         """The rule(s) deciding a request for the app; ``path`` is the path the app routes.
 
-        Raises ``GateError`` (``bad_method``, ``bad_path``, ``bad_request``) for requests the
-        app could read otherwise than the gate (see :mod:`saml_gate.web.request_line`)."""
+        Every method the app may run (its own, the overrides, any for a POST with a body) on
+        every resource the path may name (also without a format suffix) must be allowed. Raises
+        ``GateError`` (``bad_method``, ``bad_path``) for requests the app could read otherwise
+        than the gate (see :mod:`saml_gate.web.request_line`)."""
         method: str = scope.get("method", "GET")
         checked_method(method)
         check_raw_path(scope.get("raw_path"), path, self._path_parameters)
@@ -298,19 +290,32 @@ class AccessPolicy:
         path = canonical_path(path)
         headers = scope["headers"]
         overrides = override_methods(headers, scope.get("query_string", b""))
-        if self._body_methods and is_form_post(method, headers):
+        if self._body_methods and posts_a_body(method, headers, scope.get("http_version", "1.1")):
             overrides += self._body_methods
-        rule = self._match(path, method)
-        if not overrides:
-            return rule
-        rules = tuple(dict.fromkeys([rule, *(self._match(path, m) for m in overrides)]))
-        return rule if len(rules) == 1 else AllOf(rules)
+        return self._decision(path, (method, *overrides))
 
-    def rule_for(self, path: str, method: str) -> Rule:
-        """The rule deciding ``method`` on ``path``. Raises ``GateError`` for refused paths."""
+    def rule_for(self, path: str, method: str) -> Decision:
+        """The rule(s) deciding ``method`` on ``path``. Raises ``GateError`` for refused paths."""
         if self._path_parameters:
             path = without_parameters(path)
-        return self._match(canonical_path(path), method)
+        return self._decision(canonical_path(path), (method,))
+
+    def _decision(self, path: str, methods: tuple[str, ...]) -> Decision:
+        if "." not in path:  # no format suffix: the hot path
+            return self._match(path, methods[0]) if len(methods) == 1 else self._all(path, methods)
+        key = (path, methods)
+        decision = self._suffixed.get(key)
+        if decision is None:  # a static file's path comes again and again: cached
+            decision = self._all(path, methods, *format_stems(path))
+            if len(path) <= _CACHED_PATH:
+                if len(self._suffixed) >= _CACHE_SIZE:
+                    self._suffixed.clear()
+                self._suffixed[key] = decision
+        return decision
+
+    def _all(self, path: str, methods: tuple[str, ...], *stems: str) -> Decision:
+        rules = tuple(dict.fromkeys(self._match(p, m) for m in methods for p in (path, *stems)))
+        return rules[0] if len(rules) == 1 else AllOf(rules)
 
     def _match(self, path: str, method: str) -> Rule:
         if method == "OPTIONS" and self._options_passthrough:
@@ -334,17 +339,25 @@ class AccessPolicy:
         if self._authorized and not user.in_group(*self._authorized):
             return GateError(
                 "forbidden",
-                f"{user.name_id} is in none of the groups {', '.join(self._authorized)}",
+                f"authorized_groups: {user.name_id} is in none of the groups"
+                f" {', '.join(self._authorized)}",
+                hint_values={"access_needed": members_of(self._authorized, "authorized_groups")},
             )
         if rule.groups and not user.in_group(*rule.groups):
             return GateError(
                 "forbidden",
                 f"{rule}: {user.name_id} is in none of the groups {', '.join(rule.groups)}",
+                hint_values={"access_needed": members_of(rule.groups)},
             )
         for name, allowed in rule.attributes:
             if not any(value in allowed for value in user.attributes.get(name, ())):
                 return GateError(
-                    "forbidden", f"{rule}: attribute {name} is not one of {', '.join(allowed)}"
+                    "forbidden",
+                    f"{rule}: attribute {name} is not one of {', '.join(allowed)}",
+                    hint_values={
+                        "access_needed": f"This page needs a value of your {name!r} attribute"
+                        " that its access rule allows."
+                    },
                 )
         if rule.max_authn_age is not None and (
             now - user.authenticated_at > rule.max_authn_age + self._skew

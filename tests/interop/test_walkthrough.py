@@ -12,7 +12,6 @@ demands signed AuthnRequests (as Okta does with "Signed Requests").
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,7 +56,13 @@ async def test_the_readme_walkthrough_against_simplesamlphp(
     assert made.returncode == 0, made.stderr
     key, cert = home / ".saml-gate" / "sp.key.pem", home / ".saml-gate" / "sp.cert.pem"
     assert key.is_file() and cert.is_file() and (key.stat().st_mode & 0o777) == 0o600
-    env |= {"SAML_GATE_SP_KEY": str(key), "SAML_GATE_SP_CERT": str(cert)}
+    env |= {
+        "SAML_GATE_SP_KEY": str(key),
+        "SAML_GATE_SP_CERT": str(cert),
+        "SAML_GATE_JWT_KEYS": str(home / ".saml-gate" / "jwt.key.pem"),
+        "SAML_GATE_SECRET_KEY_FILE": str(home / ".saml-gate" / "secret_key"),
+    }
+    assert "export SAML_GATE_SP_KEY=" in made.stdout  # the line the README has you run
 
     # 3. Pick the public URL (here a loopback one: no tunnel).
     port = free_port()
@@ -67,10 +72,10 @@ async def test_the_readme_walkthrough_against_simplesamlphp(
     setup = saml_gate("setup", "--base-url", base_url, env=env)
     assert setup.returncode == 0, setup.stderr
     values = sheet_values(setup.stdout)
-    acs_url = values["Single sign-on URL"]
-    entity_id = values["Audience URI (SP Entity ID)"]
-    slo_url = values["Enable Single Logout"]
-    assert values["Signed Requests"].startswith("Ticked")  # the SP key is configured
+    acs_url = values["Assertion Consumer Service (ACS) URL"]
+    entity_id = values["SP entity ID (Audience)"]
+    slo_url = values["Single Logout URL"]
+    assert values["Signed AuthnRequests"].startswith("Yes")  # the SP key is configured
     printed_cert = re.search(
         r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", setup.stdout, flags=re.DOTALL
     )
@@ -88,8 +93,7 @@ async def test_the_readme_walkthrough_against_simplesamlphp(
 
     # 5. Give the gate the IdP's metadata URL.
     env |= {"SAML_GATE_IDP_METADATA": idp.local_metadata_url}
-    # 7. Run it (with a generated secret key, as the README's export does).
-    env |= {"SAML_GATE_SECRET_KEY": secrets.token_urlsafe(32)}
+    # 7. Run it: keygen's secret_key (SAML_GATE_SECRET_KEY_FILE) is the session secret.
 
     # 8. Check before telling anyone.
     check = saml_gate("check", "--base-url", base_url, env=env)

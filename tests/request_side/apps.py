@@ -85,6 +85,7 @@ def starlette_app(root: str = "") -> Starlette:
             Route("/api/{rest:path}", r("api")),
             Route("/reports/{number:int}", r("reports")),
             Route("/docs/{rest:path}", r("docs")),
+            Route("/forms/{rest:path}", r("forms")),
             Mount("/sub", app=sub),
             WebSocketRoute("/ws", r("ws")),
             Route("/", r("home")),

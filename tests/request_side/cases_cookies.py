@@ -3,16 +3,20 @@
 A request may carry several credentials; the requester holds what any *valid* one grants
 (the oracle's ``who``), so cookie tricks are bypasses only when the gate grants more than
 that. A session cookie minted by another gate configuration that shares the secret (another
-``base_url``, or the same one with another ``entity_id``) is worth nothing here.
+``base_url``, or the same one with another ``entity_id``) is worth nothing here. A request with
+the session cookie twice (a sibling subdomain planted one on a longer path, which the browser
+sends first) is refused with 401 ``duplicate_session``, whichever of them is valid: picking one
+would let the planter choose who the person is. The same value twice is accepted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tests.request_side.corpus import LOGIN, Build, Ctx, Registry, http, raw, served
+from tests.request_side.corpus import LOGIN, Build, Ctx, Registry, http, raw, served, status
 
 R = Registry("cookies")
+DUPLICATE = status(401)
 
 
 def with_cookie(path: str, cookie: Callable[[Ctx], bytes]) -> Callable[[Sequence[str]], Build]:
@@ -45,23 +49,27 @@ R.add(
     "toss-junk-first",
     "junk session cookie first, users' last",
     with_cookie("/page", lambda c: b"saml_gate_session=junk; " + s("users")(c)),
+    expect=DUPLICATE,
 )
 R.add(
     "toss-junk-last",
     "users' session first, junk last",
     with_cookie("/page", lambda c: s("users")(c) + b"; saml_gate_session=junk"),
+    expect=DUPLICATE,
 )
 R.add(
     "toss-users-then-admins",
     "users' and admins' sessions, to /admin/",
     with_cookie("/admin/users", lambda c: s("users")(c) + b"; " + s("admins")(c)),
     who=("users", "admins"),
+    expect=DUPLICATE,
 )
 R.add(
     "toss-admins-then-users",
     "admins' and users' sessions, to /admin/",
     with_cookie("/admin/users", lambda c: s("admins")(c) + b"; " + s("users")(c)),
     who=("users", "admins"),
+    expect=DUPLICATE,
 )
 R.add(
     "two-cookie-headers-junk-first",
@@ -73,6 +81,7 @@ R.add(
             b"\r\n\r\n"
         )
     ),
+    expect=DUPLICATE,
 )
 R.add(
     "two-cookie-headers-valid-second",
@@ -184,4 +193,38 @@ R.add(
     "another gate's admins' session first, users' last",
     with_cookie("/admin/users", lambda c: s("foreign-base")(c) + b"; " + s("users")(c)),
     who=("foreign-base", "users"),
+    expect=DUPLICATE,
+)
+R.add(
+    "same-session-twice",
+    "the users' session twice: the same value, no question who it is",
+    with_cookie("/page", lambda c: s("users")(c) + b"; " + s("users")(c)),
+    expect=served("page"),
+)
+R.add(
+    "planted-admins-to-page",
+    "an admins' session planted before the users' one, to a page both may see",
+    with_cookie("/page", lambda c: s("admins")(c) + b"; " + s("users")(c)),
+    who=("users", "admins"),
+    expect=DUPLICATE,
+)
+R.add(
+    "empty-then-valid",
+    "an empty session cookie, then the users' one",
+    with_cookie("/page", lambda c: b"saml_gate_session=; " + s("users")(c)),
+    expect=DUPLICATE,
+)
+R.add(
+    "duplicate-on-public-path",
+    "two session cookies on a public path: nobody is asked who they are",
+    with_cookie("/static/a.css", lambda c: s("admins")(c) + b"; " + s("users")(c)),
+    who=("users", "admins"),
+    expect=served("static"),
+)
+R.add(
+    "duplicate-to-session-endpoint",
+    "two session cookies to /saml/session",
+    with_cookie("/saml/session", lambda c: s("admins")(c) + b"; " + s("users")(c)),
+    who=("users", "admins"),
+    expect=DUPLICATE,
 )

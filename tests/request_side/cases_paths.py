@@ -9,9 +9,9 @@ fragments (an HTTP client drops them before forwarding). The rules and apps are 
 
 from __future__ import annotations
 
-from tests.request_side.corpus import BAD, FORBIDDEN, LOGIN, Expect, Registry, http, served
+from tests.request_side.corpus import BAD, EVERY, FORBIDDEN, LOGIN, Expect, Registry, http, served
 
-R = Registry("paths")
+R = Registry("paths", EVERY)
 
 
 def add(

@@ -56,3 +56,9 @@ login("ipv6-lookalike", "https://[::1]/", "a bracketed address not listed")
 login("unicode-dot", "https://allowed.example%E3%80%82evil.com/", "an ideographic full stop")
 login("fragment-host", "https://evil.com#@allowed.example/", "allowed.example after a #")
 login("query-host", "https://evil.com?@allowed.example/", "allowed.example after a ?")
+
+# Ports in digits other than ASCII's: str.isdigit says yes to all of these.
+login("superscript-port", "https://allowed.example:%C2%B2/", "a superscript two as the port")
+login("arabic-indic-port", "https://allowed.example:%D9%A3/", "an Arabic-Indic three as the port")
+login("fullwidth-port", "https://allowed.example:%EF%BC%98%EF%BC%90/", "fullwidth 80 as the port")
+login("kelvin-sign-host", "https://wi%E2%84%AAi.apps.example/", "a Kelvin sign, lower-cased to k")

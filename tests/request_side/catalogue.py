@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from tests.request_side import (
     cases_cookies,
+    cases_formats,
     cases_headers,
     cases_methods,
+    cases_overrides,
     cases_paths,
     cases_relay,
     cases_return_to,
@@ -16,7 +18,9 @@ from tests.request_side.corpus import Case
 
 CLASSES = (
     cases_methods.R,
+    cases_overrides.R,
     cases_paths.R,
+    cases_formats.R,
     cases_roots.R,
     cases_headers.R,
     cases_cookies.R,

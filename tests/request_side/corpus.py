@@ -20,6 +20,10 @@ from tests.request_side.wire import WS_KEY, Ending, request
 
 #: Targets of plain HTTP cases: middleware over Starlette, over Django, and proxy mode.
 HTTP: tuple[str, ...] = ("starlette", "django", "proxy")
+#: Proxy mode in front of real frameworks (:mod:`.real_upstreams`): for the cases about what an
+#: upstream reads (methods, overrides, paths, formats).
+REAL: tuple[str, ...] = ("sinatra", "rails", "symfony", "laravel")
+EVERY: tuple[str, ...] = HTTP + REAL
 #: Django's ASGI handler refuses WebSocket scopes, so handshakes go to the other two.
 WS: tuple[str, ...] = ("starlette", "proxy")
 #: uvicorn with root_path="/prefix" in front of the middleware targets.
@@ -111,7 +115,8 @@ def http(
     version: bytes = b"HTTP/1.1",
 ) -> Callable[[Sequence[str]], Build]:
     """A request builder; the Cookie header carries the sessions of ``who`` (given later by the
-    case), Host the target's, and Content-Length the body's size."""
+    case), Host the target's, and Content-Length the body's size (unless ``headers`` frame the
+    body themselves)."""
     m = method.encode("latin-1") if isinstance(method, str) else method
     t = target.encode("latin-1") if isinstance(target, str) else target
 
@@ -122,7 +127,8 @@ def http(
             if who:
                 value = b"; ".join(b"saml_gate_session=" + ctx.session(p) for p in who)
                 lines.append((b"Cookie", value))
-            if body and not any(k.lower() == b"content-length" for k, _ in headers):
+            framed = any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in headers)
+            if body and not framed:
                 lines.append((b"Content-Length", str(len(body)).encode()))
             lines.append((b"Connection", b"close"))
             return request(m, t, lines, body, version=version)

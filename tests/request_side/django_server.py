@@ -42,6 +42,7 @@ def _patterns() -> list[Any]:
         re_path(r"^api/", report, to("api")),
         re_path(r"^reports/[0-9]+$", report, to("reports")),
         re_path(r"^docs/", report, to("docs")),
+        re_path(r"^forms/", report, to("forms")),
         re_path(r"^$", report, to("home")),
         re_path(r"", report, to("page")),
     ]

@@ -24,6 +24,10 @@ RULES: Final = (
     Rule("/docs/", methods=["DELETE"], groups=["admins"]),
     # A path inside the Starlette Mount("/sub", ...): rules see the site's path, not the mount's.
     Rule("/sub/admin/", groups=["admins"]),
+    # A public form (POST only); every other method needs admins, even one no rule names: what
+    # a _method in a POST's body aims at.
+    Rule("/forms/", methods=["POST"], public=True),
+    Rule("/forms/", groups=["admins"]),
 )
 #: Hosts a sign-in may return to besides the target's own (tests.request_side.cases_return_to).
 ALLOWED_HOSTS: Final = ("allowed.example", "*.apps.example")
@@ -100,6 +104,8 @@ def requirement(path: str, method: str) -> Requirement:
         return Requirement(groups=frozenset({"admins"}))
     if _under(path, "/sub/admin/"):
         return Requirement(groups=frozenset({"admins"}))
+    if _under(path, "/forms/"):
+        return Requirement(public=True) if method == "POST" else Requirement(frozenset({"admins"}))
     return Requirement()
 
 

@@ -7,7 +7,9 @@ they differ from a plain ASGI app is exercised through the proxy:
 * the path: ``;params`` removed from each segment *before* percent-decoding (Tomcat), then
   percent-decoded (UTF-8, strict), ``\\`` read as ``/``, ``//`` collapsed, ``.``/``..``
   resolved, a ``#fragment`` dropped, an absolute-form target reduced to its path; routes match
-  with a trailing ``/`` ignored (Spring's trailing-slash match, on by default before Spring 6);
+  with a trailing ``/`` ignored (Spring's trailing-slash match, on by default before Spring 6)
+  and with any suffix after a ``.`` in the last segment (Spring MVC's suffix pattern match, on
+  by default before 5.3: ``/admin.tar.gz`` is ``/admin``);
 * the method: upper-cased (Tomcat takes any token, frameworks upper-case it); for a POST,
   ``X-HTTP-Method-Override`` / ``X-HTTP-Method`` / ``X-Method-Override`` (header names compared
   case-insensitively with ``_`` read as ``-``, as CGI-style servers do; the last such header
@@ -90,12 +92,24 @@ def resource_of(path: str) -> str:
 
     if path == "/health":
         return "health"
-    for name in ("static", "admin", "api", "docs"):
+    for name in ("static", "admin", "api", "docs", "forms"):
         if under("/" + name):
             return name
     if re.fullmatch(r"/reports/[0-9]+", path):
         return "reports"
     return "home" if path == "/" else "page"
+
+
+def suffix_match(path: str) -> tuple[str, str]:
+    """(resource, the path it is mapped at): a mapping without a ``.`` also serves its path
+    followed by ``.`` and anything (Spring's ``pattern + ".*"``), before the catch-all."""
+    resource = resource_of(path)
+    dot = path.find(".", path.rfind("/") + 1)
+    if resource == "page" and dot > 0:
+        stem = path[:dot].rstrip("/") or "/"
+        if resource_of(stem) != "page":
+            return resource_of(stem), stem
+    return resource, path
 
 
 def _names(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -193,7 +207,7 @@ class ServletUpstream:
         canonical = path.rstrip("/") or "/"
         query = target.partition("?")[2].split("#", 1)[0]
         served = effective_method(method, headers, query, form)
-        resource = resource_of(canonical)
+        resource, canonical = suffix_match(canonical)
         report = report_body(resource, canonical, served)
         seen = {
             **report,

@@ -4,7 +4,9 @@
   by the tests' ``UvicornThread`` in this process (at the root, and with ``root_path``);
 * ``django`` / ``django-root``: ``SamlGate`` around Django's ``get_asgi_application()``, in a
   process of its own (:mod:`.django_server`);
-* ``proxy``: ``build_proxy_app`` in front of the servlet-style upstream (:mod:`.servlet`).
+* ``proxy``: ``build_proxy_app`` in front of the servlet-style upstream (:mod:`.servlet`);
+* ``sinatra``, ``rails``, ``symfony``, ``laravel``: ``build_proxy_app`` in front of a real
+  framework's process (:mod:`.real_upstreams`), which reports what *it* ran.
 
 All use uvicorn's defaults except ``proxy_headers=False``, as ``saml-gate run`` and ``saml-gate
 proxy`` do, so the gate itself judges forwarding headers. Sessions come from a real sign-in
@@ -35,6 +37,8 @@ from saml_gate.saml.keys import KeyPair
 from tests.interop.servers import UvicornThread, bound_socket, stop_process
 from tests.request_side.apps import starlette_app
 from tests.request_side.oracle import GATE_POLICY, PRINCIPALS, Principal
+from tests.request_side.real_upstreams import NAMES as REAL_NAMES
+from tests.request_side.real_upstreams import RealUpstreams
 from tests.request_side.servlet import ServletUpstream
 from tests.request_side.wire import Answer, exchange, request
 from tests.support import (
@@ -51,6 +55,8 @@ WAIT = 30.0
 ROOT_PATH = "/prefix"
 OTHER_ENTITY_ID = "urn:example:another-app"
 SESSION_COOKIE = "saml_gate_session"
+#: The targets where the gate is a reverse proxy in front of an upstream of its own process.
+PROXIED = frozenset({"proxy", *REAL_NAMES})
 
 
 class LogWatch(logging.Handler):
@@ -128,6 +134,7 @@ class Lab:
         self._stops: list[Callable[[], None]] = []
         self._servers: list[UvicornThread] = []
         self._upstream: ServletUpstream | None = None
+        self._real: RealUpstreams | None = None
         self._django: tuple[subprocess.Popen[str], Path] | None = None
         self._django_log_offset = 0
 
@@ -154,7 +161,11 @@ class Lab:
                 root = ROOT_PATH if name.endswith("-root") else ""
                 self._targets[name] = self._in_process(name, root)
             elif name == "proxy":
-                self._targets[name] = self._proxy()
+                upstream = self._upstream = ServletUpstream().start()
+                self._stops.append(upstream.stop)
+                self._targets[name] = self._proxy(name, upstream.url)
+            elif name in REAL_NAMES:
+                self._targets[name] = self._proxy(name, self.real.url(name))
             elif name in ("django", "django-root"):
                 self._start_django()  # both at once: one Django process
             else:
@@ -178,15 +189,19 @@ class Lab:
 
         return self._serve(name, app, root)
 
-    def _proxy(self) -> Target:
-        upstream = ServletUpstream().start()
-        self._upstream = upstream
-        self._stops.append(upstream.stop)
-
+    def _proxy(self, name: str, upstream: str) -> Target:
         def app(base_url: str) -> SamlGate:
-            return build_proxy_app(upstream.url, **self.gate_options(base_url, **GATE_POLICY))
+            return build_proxy_app(upstream, **self.gate_options(base_url, **GATE_POLICY))
 
-        return self._serve("proxy", app)
+        return self._serve(name, app)
+
+    @property
+    def real(self) -> RealUpstreams:
+        """The real frameworks' processes (started on first use)."""
+        if self._real is None:
+            real = self._real = RealUpstreams(self.state_dir)
+            self._stops.append(real.stop)
+        return self._real
 
     @property
     def upstream(self) -> ServletUpstream | None:
@@ -274,6 +289,8 @@ class Lab:
         self.watch.found.clear()
         if self._upstream is not None:
             self._upstream.errors.clear()
+        if self._real is not None:
+            self._real.mark()
         if self._django is not None:
             self._django_log_offset = self._django[1].stat().st_size
 
@@ -282,6 +299,8 @@ class Lab:
         found = list(self.watch.found)
         if self._upstream is not None:
             found += self._upstream.errors
+        if self._real is not None:
+            found += self._real.errors()
         if self._django is not None:
             with self._django[1].open("rb") as log:
                 log.seek(self._django_log_offset)

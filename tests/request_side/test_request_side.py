@@ -23,8 +23,8 @@ from tests.request_side.oracle import (
     requirement,
     satisfies,
 )
-from tests.request_side.servlet import effective_method, servlet_path
-from tests.request_side.targets import Lab, Target, is_idp_redirect
+from tests.request_side.servlet import effective_method, servlet_path, suffix_match
+from tests.request_side.targets import PROXIED, Lab, Target, is_idp_redirect
 from tests.request_side.wire import Answer, exchange, handshake
 
 pytestmark = pytest.mark.request_side
@@ -102,7 +102,7 @@ def judge(case: Case, target: Target, answer: Answer, final: Answer | None) -> l
             problems.append(
                 f"BYPASS: the app served {resource!r} ({method} {path}, needs {need}) to {holder}"
             )
-        if target.name == "proxy":
+        if target.name in PROXIED:
             problems += _identity_problems(case, answer)
     elif case.ws and answer.status == 101:
         problems.append("101 without the app's report frame")
@@ -176,7 +176,8 @@ def test_case(lab: Lab, target_name: str, case: Case) -> None:
 def test_corpus_covers_every_class() -> None:
     counts = Counter(case.cls for case in CORPUS)
     assert len(CORPUS) >= 150, counts
-    for cls in ("methods", "paths", "root-paths", "headers", "cookies", "relay", "websocket"):
+    classes = ("methods", "overrides", "paths", "formats", "root-paths", "headers", "cookies")
+    for cls in (*classes, "relay", "return-to", "websocket"):
         assert counts[cls] >= 10, counts
     assert all(case.targets for case in CORPUS)
 
@@ -200,6 +201,22 @@ def test_corpus_covers_every_class() -> None:
 )
 def test_the_upstream_reads_paths_as_servlet_containers_do(target: str, path: str) -> None:
     assert servlet_path(target) == path
+
+
+@pytest.mark.parametrize(
+    ("path", "mapped"),
+    [
+        ("/admin.json", ("admin", "/admin")),
+        ("/admin.tar.gz", ("admin", "/admin")),
+        ("/reports/7.xml", ("reports", "/reports/7")),
+        ("/page.html", ("page", "/page.html")),
+        ("/admin/users.json", ("admin", "/admin/users.json")),
+    ],
+)
+def test_the_upstream_matches_suffixes_as_spring_mvc_did(
+    path: str, mapped: tuple[str, str]
+) -> None:
+    assert suffix_match(path) == mapped
 
 
 @pytest.mark.parametrize(
@@ -237,3 +254,112 @@ def test_the_upstream_serves_what_the_gate_would_refuse(lab: Lab) -> None:
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     )
     assert ws.status == 101 and ws.served == ("admin", "/admin/ws", "GET")
+
+
+FORM = b"Content-Type: application/x-www-form-urlencoded\r\n"
+JSON_TYPE = b"Content-Type: application/json\r\n"
+
+
+def _post(target: bytes, headers: bytes, body: bytes) -> bytes:
+    length = b"Content-Length: %d\r\n" % len(body)
+    return b"POST " + target + b" HTTP/1.1\r\nHost: x\r\n" + headers + length + b"\r\n" + body
+
+
+def _get(target: bytes) -> bytes:
+    return b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("upstream", "message", "served"),
+    [
+        # Rack::MethodOverride: a POST without a Content-Type (or an empty one) is a form
+        ("sinatra", _post(b"/docs/x", b"", b"_method=DELETE"), ("docs", "/docs/x", "DELETE")),
+        ("rails", _post(b"/docs/x", b"", b"_method=DELETE"), ("docs", "/docs/x", "DELETE")),
+        (
+            "rails",
+            _post(b"/docs/x", b"Content-Type: \r\n", b"_method=DELETE"),
+            ("docs", "/docs/x", "DELETE"),
+        ),
+        ("symfony", _post(b"/docs/x", b"", b"_method=DELETE"), ("docs", "/docs/x", "POST")),
+        # the media type cut at "," (Rack, PHP) or at a space (PHP only)
+        (
+            "sinatra",
+            _post(
+                b"/docs/x",
+                b"Content-Type: application/x-www-form-urlencoded, text/plain\r\n",
+                b"_method=DELETE",
+            ),
+            ("docs", "/docs/x", "DELETE"),
+        ),
+        (
+            "symfony",
+            _post(
+                b"/docs/x",
+                b"Content-Type: application/x-www-form-urlencoded text/plain\r\n",
+                b"_method=DELETE",
+            ),
+            ("docs", "/docs/x", "DELETE"),
+        ),
+        (
+            "sinatra",
+            _post(
+                b"/docs/x",
+                b"Content-Type: application/x-www-form-urlencoded text/plain\r\n",
+                b"_method=DELETE",
+            ),
+            ("docs", "/docs/x", "POST"),
+        ),
+        # multipart/mixed is parsed by Rack, not by PHP
+        (
+            "rails",
+            _post(
+                b"/docs/x",
+                b"Content-Type: multipart/mixed; boundary=b\r\n",
+                b'--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n',
+            ),
+            ("docs", "/docs/x", "DELETE"),
+        ),
+        # Laravel reads _method from JSON; Symfony does not
+        (
+            "laravel",
+            _post(b"/docs/x", JSON_TYPE, b'{"_method": "DELETE"}'),
+            ("docs", "/docs/x", "DELETE"),
+        ),
+        (
+            "laravel",
+            _post(
+                b"/docs/x", b"Content-Type: application/vnd.api+json\r\n", b'{"_method": "DELETE"}'
+            ),
+            ("docs", "/docs/x", "DELETE"),
+        ),
+        (
+            "symfony",
+            _post(b"/docs/x", JSON_TYPE, b'{"_method": "DELETE"}'),
+            ("docs", "/docs/x", "POST"),
+        ),
+        # PHP's names for query keys: .method, " .method", _method\0x are _method
+        ("symfony", _post(b"/docs/x?.method=DELETE", b"", b""), ("docs", "/docs/x", "DELETE")),
+        ("laravel", _post(b"/docs/x?+.method=DELETE", b"", b""), ("docs", "/docs/x", "DELETE")),
+        ("symfony", _post(b"/docs/x?_method%00x=DELETE", b"", b""), ("docs", "/docs/x", "DELETE")),
+        ("sinatra", _post(b"/docs/x?_method=DELETE", b"", b""), ("docs", "/docs/x", "POST")),
+        # methods no rule may name
+        ("sinatra", _post(b"/forms/x", FORM, b"_method=LINK"), ("forms", "/forms/x", "LINK")),
+        ("symfony", _post(b"/forms/x", FORM, b"_method=purge"), ("forms", "/forms/x", "PURGE")),
+        ("symfony", _post(b"/forms/x", FORM, b"_method=FOO"), ("forms", "/forms/x", "FOO")),
+        # every Rails route ends in (.:format)
+        ("rails", _get(b"/admin.json"), ("admin", "/admin", "GET")),
+        ("rails", _get(b"/admin.json/"), ("admin", "/admin", "GET")),
+        ("rails", _get(b"/reports/7.xml"), ("reports", "/reports/7", "GET")),
+        ("rails", _get(b"/admin.tar.gz"), ("page", "/admin.tar", "GET")),
+        ("sinatra", _get(b"/admin.json"), ("page", "/admin.json", "GET")),
+    ],
+)
+def test_the_real_upstreams_run_what_the_gate_must_expect(
+    lab: Lab, upstream: str, message: bytes, served: tuple[str, str, str]
+) -> None:
+    """Straight to each framework (no gate): the readings the gate must allow for."""
+    port = int(lab.real.url(upstream).rsplit(":", 1)[1])
+    lab.real.mark()
+    answer = exchange(port, message.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+    assert answer.served == served, answer.summary()
+    assert not lab.real.errors()

@@ -13,11 +13,15 @@ from typing import Any
 
 from saml_gate.cli.options import LaunchError, cli_settings, gate_options
 from saml_gate.cli.server import add_server_flags, serve_command
+from saml_gate.config.declaration import declared
 from saml_gate.config.flags import add_flags
 from saml_gate.config.loading import value_of
 from saml_gate.config.settings import GateSettings
 
 HELP = "the example app behind the gate with the development IdP"
+
+#: Where the demo keeps its keys when no state_dir is given: apart from the real gate's.
+DEMO_STATE = "demo"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +53,8 @@ def build(args: argparse.Namespace, options: dict[str, Any]) -> Any:
 
 def decide(args: argparse.Namespace) -> dict[str, Any]:
     """The options the demo chooses: the development IdP unless an IdP is given, a loopback
-    base_url, error details on, and a secret of its own."""
+    base_url, error details on, a secret of its own, and (unless given) a state_dir of its
+    own, inside the default one."""
     server = cli_settings(args)
     given = gate_options(args)
     uses_dev_idp = not value_of(GateSettings, "idp_metadata", given.get("idp_metadata"))
@@ -59,6 +64,11 @@ def decide(args: argparse.Namespace) -> dict[str, Any]:
         )
     decided: dict[str, Any] = {"debug": given.get("debug", True)}
     decided["base_url"] = given.get("base_url") or f"http://127.0.0.1:{server.port}"
+    default_state = declared(GateSettings, "state_dir").default
+    if value_of(GateSettings, "state_dir", given.get("state_dir")) == default_state:
+        # The demo's keys never become the real gate's: `saml-gate keygen` then finds the
+        # state_dir as the demo found it, and an IdP is never given a demo's certificate.
+        decided["state_dir"] = str(Path(default_state).expanduser() / DEMO_STATE)
     if uses_dev_idp:
         if "secret_key" in given:
             raise LaunchError(

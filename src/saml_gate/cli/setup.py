@@ -1,4 +1,4 @@
-"""``saml-gate setup``: the values to enter in the IdP (Okta's "Configure SAML" page)."""
+"""``saml-gate setup``: the values to enter in the IdP, each with its Okta field."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from saml_gate.cli.options import SHEET_SETTINGS, SP_SETTINGS, sp_settings
 from saml_gate.config.flags import add_flags
 from saml_gate.config.settings import GateSettings
 
-HELP = "print the values to enter in Okta"
+HELP = "print the values to enter in the IdP (and where Okta has each)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

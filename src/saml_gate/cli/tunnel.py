@@ -1,4 +1,4 @@
-"""ngrok tunnels through the ngrok Python SDK (the optional ``saml-gate[ngrok]`` extra)."""
+"""ngrok tunnels through the ngrok Python SDK (saml-gate's optional ``ngrok`` extra)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def open_ngrok_tunnel(host: str, port: int, domain: str | None = None) -> str:
     try:
         import ngrok
     except ImportError:
-        raise TunnelError("--ngrok needs the ngrok SDK: pip install 'saml-gate[ngrok]'") from None
+        from saml_gate.config.extras import install_hint
+
+        raise TunnelError(f"--ngrok needs the ngrok SDK: {install_hint('ngrok')}") from None
     if not os.environ.get("NGROK_AUTHTOKEN"):
         raise TunnelError(
             "--ngrok needs NGROK_AUTHTOKEN (ngrok dashboard → Your Authtoken) in the environment"

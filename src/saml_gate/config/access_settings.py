@@ -80,9 +80,9 @@ class PolicyFields:
     )
     method_override_in_body: bool = setting(
         True,
-        help="the app may honour `_method` in a POST form body (Rails, Laravel, Symfony), which"
-        " the gate does not read: a form POST must then also be allowed under every method an"
-        " access rule names (set `false` if the app does not)",
+        help="the app may honour `_method` in a POST body (Rails, Sinatra, Laravel, Symfony,"
+        " Spring), which the gate does not read: every POST with a body, whatever its type, must"
+        " then also be allowed under every other method (set `false` if the app does not)",
     )
     allow_path_parameters: bool = setting(
         False,

@@ -131,10 +131,18 @@ _HOST_LABEL: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _HEADER_NAME: Final = re.compile(r"[A-Za-z0-9-]+")
 
 
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a number in ASCII digits: ``str.isdigit`` also says yes to ``²``
+    (which ``int`` refuses) and ``٣`` (which ``int`` reads as 3)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_host(text: str) -> tuple[str, int | None] | None:
     """``host[:port]`` as (lower-case host, port), or None unless it is plainly a DNS name, an
-    IPv4 address or a bracketed IPv6 address with an optional port (nothing else: no user, no
-    path, no backslash, no percent-encoding)."""
+    IPv4 address or a bracketed IPv6 address with an optional port in ASCII digits (nothing
+    else: no user, no path, no backslash, no percent-encoding, nothing but ASCII)."""
+    if not text.isascii():  # lower() would make ASCII of some ("\u212a" is "k")
+        return None
     host, port = text.lower(), None
     if host.startswith("["):
         end = host.find("]")
@@ -152,7 +160,7 @@ def parse_host(text: str) -> tuple[str, int | None] | None:
             return None
     if rest:
         digits = rest[1:]
-        if not rest.startswith(":") or not digits.isdigit() or not 0 < int(digits) < 65536:
+        if not rest.startswith(":") or not is_number(digits) or not 0 < int(digits) < 65536:
             return None
         port = int(digits)
     return host, port

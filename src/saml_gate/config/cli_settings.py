@@ -34,7 +34,7 @@ class ServerFields:
     )
     ngrok: bool = setting(
         False,
-        help="open an ngrok tunnel (needs `NGROK_AUTHTOKEN` and `saml-gate[ngrok]`) and use its"
+        help="open an ngrok tunnel (needs `NGROK_AUTHTOKEN` and the `ngrok` extra) and use its"
         " URL as `base_url`",
     )
     ngrok_domain: str | None = setting(

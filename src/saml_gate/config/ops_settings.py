@@ -29,7 +29,7 @@ class StorageFields:
 
     store: str = setting(
         "memory",
-        help="shared state: `memory` (one process) or a Redis URL (needs `saml-gate[redis]`):"
+        help="shared state: `memory` (one process) or a Redis URL (needs the `redis` extra):"
         " `redis://host:6379/0`, `rediss://` (TLS), `unix://`, `redis+cluster://h:p,h:p`,"
         " `redis+sentinel://h:p/service` (see Operating); `SamlGate(store=...)` also takes a"
         " `redis.asyncio.Redis` client or a `saml_gate.Store`",
@@ -95,7 +95,7 @@ class OpsFields:
     )
     metrics_path: str | None = setting(
         None,
-        help="serve Prometheus metrics at this path (needs `saml-gate[metrics]`)",
+        help="serve Prometheus metrics at this path (needs the `metrics` extra)",
         kind=TEXT,
         check=checks.url_path,
         shown_default="off",

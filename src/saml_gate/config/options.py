@@ -88,9 +88,9 @@ class GateOptions(TypedDict, total=False):
     options_passthrough: bool | None
     """pass every OPTIONS request (CORS preflight) to the app without sign-in, as ngrok's option"""
     method_override_in_body: bool | None
-    """the app may honour _method in a POST form body (Rails, Laravel, Symfony), which the gate
-    does not read: a form POST must then also be allowed under every method an access rule names
-    (set false if the app does not)
+    """the app may honour _method in a POST body (Rails, Sinatra, Laravel, Symfony, Spring), which
+    the gate does not read: every POST with a body, whatever its type, must then also be allowed
+    under every other method (set false if the app does not)
     """
     allow_path_parameters: bool | None
     """accept ; path parameters (/a;jsessionid=1/b), matching rules on the path without them as
@@ -191,7 +191,7 @@ class GateOptions(TypedDict, total=False):
     not for the sign-in redirect, the 401 to an API call or a refused WebSocket
     """
     metrics_path: str | None
-    """serve Prometheus metrics at this path (needs saml-gate[metrics])"""
+    """serve Prometheus metrics at this path (needs the metrics extra)"""
     metrics_public: bool | None
     """let any client scrape metrics_path (default: loopback clients not behind a proxy)"""
     metrics_registry: Any
@@ -207,7 +207,7 @@ class GateOptions(TypedDict, total=False):
 
     # The shared store: replay cache, sign-outs, large identities
     store: str | Store | Redis | None
-    """shared state: memory (one process) or a Redis URL (needs saml-gate[redis]):
+    """shared state: memory (one process) or a Redis URL (needs the redis extra):
     redis://host:6379/0, rediss:// (TLS), unix://, redis+cluster://h:p,h:p,
     redis+sentinel://h:p/service (see Operating); SamlGate(store=...) also takes a
     redis.asyncio.Redis client or a saml_gate.Store

@@ -118,6 +118,34 @@ class SpFields:
     def base_is_loopback(self) -> bool:
         return is_loopback_url(self.base_url)
 
+    def base_url_warnings(self) -> tuple[tuple[str, str], ...]:
+        """(event, message) for a base_url that works but is probably not what was meant:
+        plain http on a public host, or a URL that already ends in the gate's prefix (the
+        IdP would be given ``.../saml/saml/acs``). Shown by setup, check and at start-up."""
+        found: list[tuple[str, str]] = []
+        if self.base_url.startswith("http://") and not self.base_is_loopback:
+            found.append(
+                (
+                    "insecure_base_url",
+                    f"base_url {self.base_url} is plain http on a public host: cookies are not"
+                    " Secure and the IdP posts every sign-in in clear text (some IdPs refuse an"
+                    " http ACS URL); use the https URL people open (the tunnel's)",
+                )
+            )
+        path = self.base_path.rstrip("/")
+        if self.prefix and (path == self.prefix or path.endswith(self.prefix)):
+            without = self.base_url.rstrip("/")[: -len(self.prefix)]
+            found.append(
+                (
+                    "base_url_with_prefix",
+                    f"base_url {self.base_url} ends in the gate's prefix {self.prefix}, so every"
+                    f" gate URL has it twice (the ACS is {self.acs_url}): base_url is the"
+                    f" public URL of the app, {without or '(its origin)'}, and the gate adds"
+                    f" {self.prefix} itself",
+                )
+            )
+        return tuple(found)
+
 
 @dataclass(frozen=True, kw_only=True)
 class IdpFields:

@@ -66,6 +66,8 @@ log = logging.getLogger("saml_gate.django")
 SETTING: Final = "SAML_GATE_USERS"
 #: How a linked account's password field starts (``!``: Django's unusable-password prefix).
 LINK_PREFIX: Final = "!saml-gate:"
+#: The gate's sign-out (its default prefix).
+GATE_SIGN_OUT: Final = "/saml/logout"
 
 
 @dataclass(frozen=True)
@@ -259,8 +261,12 @@ class SamlGateUserMiddleware(AuthenticationMiddleware):  # type: ignore[misc]
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
     ) -> HttpResponse | None:
-        """Instead of the admin's password form: the admin for staff, else a page saying why."""
+        """Instead of the admin's password form: the admin for staff, else a page saying why.
+        Instead of the admin's "Log out" (which would sign out of Django alone, undone by the
+        next request): the gate's sign-out, in one click."""
         match = request.resolver_match
+        if match is not None and match.url_name == "logout" and "admin" in match.namespaces:
+            return sign_out_at_the_gate(request)
         if match is None or match.url_name != "login" or "admin" not in match.namespaces:
             return None
         identity = getattr(request, "scope", {}).get("user")
@@ -272,6 +278,16 @@ class SamlGateUserMiddleware(AuthenticationMiddleware):  # type: ignore[misc]
             safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()})
             return HttpResponseRedirect(wanted if wanted and safe else reverse("admin:index"))
         return HttpResponseForbidden(_not_staff_page(identity, user, self.mapping))
+
+
+def sign_out_at_the_gate(request: HttpRequest) -> HttpResponse:
+    """Django's "Log out" as the gate's sign-out: a 307 keeps the admin's POST (checked by
+    Django's CSRF middleware), which the gate accepts in one click as coming from this site
+    (see :mod:`saml_gate.web.sign_out`); a GET shows the gate's confirmation form. Usable as a
+    view: ``path("logout/", sign_out_at_the_gate)``."""
+    response = HttpResponse(status=307)
+    response["Location"] = request.META.get("SCRIPT_NAME", "").rstrip("/") + GATE_SIGN_OUT
+    return response
 
 
 def _not_staff_page(identity: SamlUser, user: Any, mapping: UserMapping) -> str:

@@ -33,7 +33,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.status import WS_1008_POLICY_VIOLATION
 
-from saml_gate.errors import ERRORS, ErrorCode, GateError
+from saml_gate.errors import ERRORS, ErrorCode, GateError, members_of
 from saml_gate.user import SamlUser
 from saml_gate.web.pages import error_body, page_document
 from saml_gate.web.sign_in import is_page_load, login_url_for
@@ -119,12 +119,8 @@ class SamlSession(SecurityBase):
             s.removeprefix("group:") for s in security_scopes.scopes if s.startswith("group:")
         ]
         if groups and not user.in_group(*groups):
-            hint = (
-                "This page is for members of "
-                + " or ".join(repr(g) for g in groups)
-                + " (group names are case-sensitive). Ask an administrator to add you to one"
-                " of them at the IdP, then sign in again."
-            )
+            needed = GateError("forbidden", hint_values={"access_needed": members_of(groups)})
+            hint = needed.hint({})
             raise _refusal(connection, "forbidden", hint=hint, user=user, prefix=self.prefix)
         return user
 

@@ -103,7 +103,12 @@ class DevIdP:
             "DEVELOPMENT IdP ENABLED at %s: it signs in ANYONE as ANY user without a password. "
             "For local development only; NEVER use it in production.%s",
             public_url,
-            " It accepts NON-LOOPBACK clients!" if allow_non_loopback else "",
+            " It accepts NON-LOOPBACK clients and hosts!"
+            if allow_non_loopback
+            else " It answers only loopback clients that name a loopback host (Host,"
+            " X-Forwarded-Host, Forwarded): a proxy on this machine that rewrites Host to a"
+            " loopback name and does not report the client (nginx's bare proxy_pass) hides"
+            " remote browsers from it, so never put it behind one.",
         )
 
     # ------------------------------------------------------------------ public API

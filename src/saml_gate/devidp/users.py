@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from saml_gate.config.checks import is_number
 from saml_gate.devidp.problems import CONTROL_RE, bad_request
 
 
@@ -34,7 +35,7 @@ def user_from_form(form: Mapping[str, str], users: Sequence[DevUser]) -> DevUser
     """The user picked (``user``: an index into ``users``) or typed in (email, name, groups)."""
     choice = form.get("user")
     if choice is not None:
-        if not choice.isdigit() or int(choice) >= len(users):
+        if not is_number(choice) or int(choice) >= len(users):
             raise bad_request("No such user.")
         return users[int(choice)]
     email = form.get("email", "").strip()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeGuard, get_args
 
-from saml_gate.errors.catalogue import ERRORS, ErrorInfo
+from saml_gate.errors.catalogue import ERRORS, ErrorInfo, members_of
 from saml_gate.errors.codes import ErrorCode
 
 
@@ -43,16 +43,23 @@ def is_error_code(value: object) -> TypeGuard[ErrorCode]:
 class GateError(Exception):
     """A refusal with a stable code. ``detail`` is for the log and for trusted viewers only."""
 
-    def __init__(self, code: ErrorCode, detail: str = "") -> None:
+    def __init__(
+        self, code: ErrorCode, detail: str = "", *, hint_values: Mapping[str, str] | None = None
+    ) -> None:
+        """``hint_values``: public values of this refusal for its hint's fields (the groups an
+        access rule asks for), shown to anyone, unlike ``detail``."""
         if code not in ERRORS:
             raise KeyError(f"unknown saml-gate error code {code!r}")
         self.code: ErrorCode = code
         self.detail = detail
+        self.hint_values: Mapping[str, str] = hint_values or {}
         super().__init__(f"{code}: {detail}" if detail else code)
 
     def hint(self, context: Mapping[str, str]) -> str:
-        """The fix hint, with public values of this deployment (URLs, names) filled in."""
-        return ERRORS[self.code].hint.format_map(_Known(context))
+        """The fix hint, with public values of this deployment (URLs, names) and of this
+        refusal filled in."""
+        info = ERRORS[self.code]
+        return info.hint.format_map(_Known({**info.defaults, **context, **self.hint_values}))
 
     @property
     def info(self) -> ErrorInfo:
@@ -63,4 +70,12 @@ class GateError(Exception):
         return ERRORS[self.code].status
 
 
-__all__ = ["ERRORS", "ConfigError", "ErrorCode", "ErrorInfo", "GateError", "is_error_code"]
+__all__ = [
+    "ERRORS",
+    "ConfigError",
+    "ErrorCode",
+    "ErrorInfo",
+    "GateError",
+    "is_error_code",
+    "members_of",
+]

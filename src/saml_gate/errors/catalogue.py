@@ -1,12 +1,15 @@
 """The catalogue: every stable error code with its HTTP status, title and fix hint.
 
 The code and the title are safe to show to anyone; the hint tells the operator which setting
-or IdP field to change (``{name}`` fields are filled with public values of the deployment).
+or IdP field to change (``{name}`` fields are filled with public values of the deployment, or
+of the refusal: the groups an access rule asks for). A hint names the SAML field as any IdP
+knows it first, and Okta's place for it second, in parentheses starting with "Okta:".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from saml_gate.errors.codes import ErrorCode
@@ -17,6 +20,8 @@ class ErrorInfo:
     status: int
     title: str
     hint: str
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    """Values for the hint's own ``{name}`` fields when the refusal gives none."""
 
 
 ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
@@ -77,8 +82,9 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "signature_missing": ErrorInfo(
         400,
         "The SAML Response is not signed as required",
-        "In Okta (SAML Settings → Show Advanced Settings) set 'Response' and 'Assertion "
-        "Signature' to Signed, or adjust want_response_signed / want_assertions_signed.",
+        "Have the IdP sign the Response and the Assertion (Okta: SAML Settings → Show Advanced"
+        " Settings, 'Response' and 'Assertion Signature' Signed), or adjust"
+        " want_response_signed / want_assertions_signed.",
     ),
     "signature_invalid": ErrorInfo(
         400,
@@ -101,7 +107,7 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "algorithm_refused": ErrorInfo(
         400,
         "The message uses an algorithm that is not allowed",
-        "Configure the IdP to sign with RSA-SHA256 (Okta's default) and to encrypt with AES"
+        "Configure the IdP to sign with RSA-SHA256 (Okta: its default) and to encrypt with AES"
         " and RSA-OAEP; SHA-1 is refused unless allow_sha1 is set.",
     ),
     "decryption_failed": ErrorInfo(
@@ -124,20 +130,22 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "duplicate_attribute": ErrorInfo(
         400,
         "The assertion names an attribute more than once",
-        "Each attribute must appear once, with all its values. In Okta, check that no attribute"
-        " statement and group attribute statement share a name.",
+        "Each attribute must appear once, with all its values: check the IdP's attribute"
+        " mappings for two that share a name (Okta: an attribute statement and a group attribute"
+        " statement with the same name).",
     ),
     "idp_status": ErrorInfo(
         403,
         "The IdP did not sign you in",
-        "The IdP answered with an error status. In Okta, check that the user is assigned to"
-        " the application and meets its sign-on policy.",
+        "The IdP answered with an error status: check there that this person may use the"
+        " application (assigned to it, and meeting its sign-on policy) (Okta: the Assignments"
+        " tab and the app's sign-on policy).",
     ),
     "idp_denied": ErrorInfo(
         403,
         "The IdP refused to sign you in to this application",
-        "In Okta (Assignments tab) assign this person, or a group they belong to, to the "
-        "application, and check the app's sign-on policy.",
+        "At the IdP, assign this person, or a group they belong to, to the application, and"
+        " check its sign-on policy (Okta: the Assignments tab).",
     ),
     # Semantics
     "wrong_issuer": ErrorInfo(
@@ -149,35 +157,39 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "wrong_destination": ErrorInfo(
         400,
         "The Response is addressed to another URL",
-        "In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' to {acs_url} "
-        "and tick 'Use this for Recipient URL and Destination URL'; base_url must be the "
-        "public URL the browser uses.",
+        "Set the IdP's Assertion Consumer Service (ACS) URL for this application, also its"
+        " Recipient and Destination, to {acs_url} (Okta: General → SAML Settings → Edit,"
+        " 'Single sign-on URL', tick 'Use this for Recipient URL and Destination URL');"
+        " base_url must be the public URL the browser uses.",
     ),
     "wrong_recipient": ErrorInfo(
         400,
         "The assertion is addressed to another recipient",
-        "In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' (and Recipient"
-        " URL) to {acs_url}.",
+        "Set the IdP's Assertion Consumer Service (ACS) URL, which is also the Recipient, to"
+        " {acs_url} (Okta: General → SAML Settings → Edit, 'Single sign-on URL' and Recipient"
+        " URL).",
     ),
     "wrong_acs_url": ErrorInfo(
         400,
         "The sign-in response was sent to the wrong address",
         "The IdP posted its SAMLResponse here, but this gate's Assertion Consumer Service is"
-        " {acs_url}. In Okta (General → SAML Settings → Edit) set 'Single sign-on URL' to"
-        " {acs_url} and tick 'Use this for Recipient URL and Destination URL'.",
+        " {acs_url}: set the IdP's ACS URL for this application to it (Okta: General → SAML"
+        " Settings → Edit, 'Single sign-on URL', tick 'Use this for Recipient URL and"
+        " Destination URL').",
     ),
     "wrong_audience": ErrorInfo(
         400,
         "The assertion is meant for another service provider",
-        "In Okta (General → SAML Settings → Edit) set 'Audience URI (SP Entity ID)' to "
-        "{entity_id}.",
+        "Set the SP entity ID (the Audience) of this application at the IdP to {entity_id}"
+        " (Okta: General → SAML Settings → Edit, 'Audience URI (SP Entity ID)').",
     ),
     "audience_placeholder": ErrorInfo(
         400,
         "The IdP still sends the placeholder Audience",
-        "The Okta app still has the temporary value from set-up: in Okta (General → SAML "
-        "Settings → Edit) set 'Audience URI (SP Entity ID)' to {entity_id} and 'Single "
-        "sign-on URL' to {acs_url} ('saml-gate setup' prints every value).",
+        "The IdP's application still has the temporary value from its set-up: set its SP"
+        " entity ID (Audience) to {entity_id} and its ACS URL to {acs_url} ('saml-gate setup'"
+        " prints every value) (Okta: General → SAML Settings → Edit, 'Audience URI (SP Entity"
+        " ID)' and 'Single sign-on URL').",
     ),
     "not_yet_valid": ErrorInfo(
         400,
@@ -216,8 +228,9 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "name_id_format": ErrorInfo(
         400,
         "The NameID format is not the one configured",
-        "In Okta (General → SAML Settings → Edit) set 'Name ID format' to "
-        "{name_id_format} and 'Application username' to Email, or change name_id_format.",
+        "Have the IdP send the NameID in the {name_id_format} format, with the email as its"
+        " value, or change name_id_format (Okta: General → SAML Settings → Edit, 'Name ID"
+        " format' {name_id_format} and 'Application username' Email).",
     ),
     "bad_conditions": ErrorInfo(
         400,
@@ -237,8 +250,8 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "unsolicited": ErrorInfo(
         400,
         "Unsolicited (IdP-initiated) sign-in is disabled",
-        "Start from the application's URL, or set allow_idp_initiated if you use IdP dashboard"
-        " tiles (Okta).",
+        "Start from the application's URL, or set allow_idp_initiated if people start at the"
+        " IdP (Okta: a dashboard tile).",
     ),
     "unknown_request": ErrorInfo(
         400,
@@ -250,7 +263,7 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
         "This address is not the one the gate is configured for",
         "The browser used a different address than base_url ({base_url}). Set base_url "
         "(SAML_GATE_BASE_URL) to the public URL people open, e.g. the ngrok URL, and "
-        "update the Okta app with the values 'saml-gate setup' prints.",
+        "update the IdP's application with the values 'saml-gate setup' prints.",
     ),
     "bad_relay_state": ErrorInfo(
         400,
@@ -269,11 +282,20 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "not_authenticated": ErrorInfo(
         401, "Sign-in required", "Open the login URL in a browser to sign in through the IdP."
     ),
+    "duplicate_session": ErrorInfo(
+        401,
+        "More than one session cookie",
+        "Your browser sent two different session cookies for this page (another site under the"
+        " same domain may have set one), so the gate does not pick either. This answer deleted"
+        " them: sign in again. If this page comes back, delete this site's cookies in the"
+        " browser, and tell the operator (SECURITY.md, session cookies).",
+    ),
     "forbidden": ErrorInfo(
         403,
         "You are signed in but not allowed here",
-        "Ask an administrator to add you to one of the groups allowed to use this application"
-        " (authorized_groups), and check that the IdP sends the groups attribute.",
+        "{access_needed} Ask an administrator to give you access at the IdP (group names are"
+        " case-sensitive: yours, as the IdP sent them, are listed), then sign in again.",
+        {"access_needed": "Your groups or attributes do not meet this page's access rule."},
     ),
     "step_up_required": ErrorInfo(
         401,
@@ -284,8 +306,9 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
         403,
         "The sign-in was not recent or strong enough for this page",
         "The IdP did not authenticate again (ForceAuthn) or used another authentication"
-        " context than the access rule asks for (authn_contexts). In Okta, check the app's"
-        " sign-on policy (e.g. require MFA) or relax max_authn_age / authn_contexts.",
+        " context than the access rule asks for (authn_contexts): check the application's"
+        " sign-on policy at the IdP (e.g. require MFA) or relax max_authn_age / authn_contexts"
+        " (Okta: the app's Sign On policy).",
     ),
     "upstream_unavailable": ErrorInfo(
         502,
@@ -308,10 +331,10 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "groups_missing": ErrorInfo(
         403,
         "The IdP sent no groups",
-        "authorized_groups is set but the assertion has no '{groups_attribute}' "
-        "attribute. In Okta (General → SAML Settings → Edit → Group Attribute Statements)"
-        " add Name '{groups_attribute}', Filter 'Matches regex' '.*' (or just the groups "
-        "that matter).",
+        "authorized_groups is set but the assertion has no '{groups_attribute}' attribute:"
+        " have the IdP send the person's groups in an attribute named '{groups_attribute}'"
+        " (Okta: General → SAML Settings → Edit → Group Attribute Statements, Name"
+        " '{groups_attribute}', Filter 'Matches regex' '.*', or just the groups that matter).",
     ),
     # Logout and shared state
     "slo_signature": ErrorInfo(
@@ -323,9 +346,10 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "slo_invalid": ErrorInfo(
         400,
         "The logout message is not valid",
-        "It must come from the configured IdP, be recent and be addressed to {slo_url}. In Okta"
-        " (General → SAML Settings → Edit → Show Advanced Settings) set 'Single Logout URL' to"
-        " {slo_url} and 'SP Issuer' to {entity_id}.",
+        "It must come from the configured IdP, be recent and be addressed to {slo_url}: set"
+        " the IdP's Single Logout URL for this application to {slo_url} and its SP issuer to"
+        " {entity_id} (Okta: General → SAML Settings → Edit → Show Advanced Settings, 'Single"
+        " Logout URL' and 'SP Issuer').",
     ),
     "slo_unexpected": ErrorInfo(
         400,
@@ -366,3 +390,12 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
         " lifespan, which would have stopped it at start-up.)",
     ),
 }
+
+
+def members_of(groups: Sequence[str], setting: str | None = None) -> str:
+    """The ``access_needed`` of a ``forbidden`` refusal over groups: "This page is for members
+    of 'a' or 'b'." (``setting``: the setting that asks, named in parentheses)."""
+    named = " or ".join(repr(g) for g in groups)
+    where = f" ({setting})" if setting else ""
+    what = "This application" if setting == "authorized_groups" else "This page"
+    return f"{what} is for members of {named}{where}."

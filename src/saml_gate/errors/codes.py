@@ -46,6 +46,7 @@ ErrorCode = Literal[
     "bad_relay_state",
     "not_a_navigation",
     "not_authenticated",
+    "duplicate_session",
     "forbidden",
     "step_up_required",
     "step_up_failed",

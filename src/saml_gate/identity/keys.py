@@ -63,12 +63,14 @@ def jwt_key(private: object, where: str) -> JwtKey:
     return JwtKey(private, algorithm, kid, public)
 
 
-def load_jwt_keys(settings: GateSettings) -> tuple[JwtKey, ...]:
-    """The keys, the signing one first; a development key in ``state_dir`` when none is set."""
+def load_jwt_keys(settings: GateSettings, *, announce: bool = True) -> tuple[JwtKey, ...]:
+    """The keys, the signing one first; a development key in ``state_dir`` when none is set
+    (logged unless ``announce`` is false)."""
     from saml_gate.saml.sp import pem_or_file
 
     if not settings.jwt_keys:
-        return (_development_key(Path(settings.state_dir).expanduser(), settings.base_is_loopback),)
+        directory = Path(settings.state_dir).expanduser()
+        return (_development_key(directory, settings.base_is_loopback, announce),)
     keys: list[JwtKey] = []
     for number, value in enumerate(settings.jwt_keys, 1):
         pem, path = pem_or_file(SETTING, value, "PRIVATE KEY")
@@ -88,7 +90,7 @@ def jwks(keys: tuple[JwtKey, ...]) -> dict[str, Any]:
     return {"keys": [k.public_jwk for k in keys]}
 
 
-def _development_key(directory: Path, loopback: bool) -> JwtKey:
+def _development_key(directory: Path, loopback: bool, announce: bool) -> JwtKey:
     from saml_gate.saml.keys import ensure_private_dir, write_new
 
     path = directory / DEV_KEY_FILE
@@ -99,11 +101,12 @@ def _development_key(directory: Path, loopback: bool) -> JwtKey:
         )
         with contextlib.suppress(FileExistsError):  # another process wrote it first: use it
             write_new(path, pem, 0o600)
-    (log.info if loopback else log.warning)(
-        "saml-gate signs identity JWTs with the development key %s; set jwt_keys in"
-        " production (every gate must sign with the keys upstreams find in its JWKS)",
-        path,
-    )
+    if announce:
+        (log.info if loopback else log.warning)(
+            "saml-gate signs identity JWTs with the development key %s; set jwt_keys in"
+            " production (every gate must sign with the keys upstreams find in its JWKS)",
+            path,
+        )
     return jwt_key(load_pem_private_key(path.read_bytes(), password=None), str(path))
 
 

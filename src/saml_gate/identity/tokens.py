@@ -48,6 +48,11 @@ class IdentityTokens:
         self._jwks = jwks(keys)
 
     @property
+    def keys(self) -> tuple[JwtKey, ...]:
+        """The keys in use, the signing one first (none before start-up)."""
+        return self._keys
+
+    @property
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set of the keys (``/saml/jwks.json``)."""
         return self._jwks

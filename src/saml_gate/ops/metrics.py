@@ -1,4 +1,4 @@
-"""Prometheus metrics (the optional ``saml-gate[metrics]`` extra, prometheus-client).
+"""Prometheus metrics (saml-gate's optional ``metrics`` extra: prometheus-client).
 
 Counters for sign-ins by outcome and error code, sign-outs, policy denials and store errors; a
 histogram of ACS verification time; gauges for the IdP metadata's age and the days left on the
@@ -28,8 +28,10 @@ class GateMetrics:
         try:
             from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         except ImportError:
+            from saml_gate.config.extras import install_hint
+
             raise ConfigError(
-                "metrics_path", "metrics need prometheus-client: pip install 'saml-gate[metrics]'"
+                "metrics_path", f"metrics need prometheus-client: {install_hint('metrics')}"
             ) from None
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry

@@ -1,7 +1,8 @@
-"""The Okta setup sheet: every value an Okta admin types or pastes, computed from the settings.
+"""The IdP setup sheet: every value an IdP admin types or pastes, computed from the settings.
 
-Shown by ``saml-gate setup`` and served at ``{prefix}/setup``. Every value here is public (it is
-in the SP metadata anyway); no secret is ever part of the sheet.
+Each row names the SAML field as any IdP knows it first, then where Okta has it. Shown by
+``saml-gate setup`` and served at ``{prefix}/setup``. Every value here is public (it is in the SP
+metadata anyway); no secret is ever part of the sheet.
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ _NAME_ID_FORMATS = {
 
 @dataclass(frozen=True)
 class SheetRow:
+    """One value: the field as SAML (any IdP) calls it, the value, a note, Okta's field."""
+
     field: str
     value: str
     note: str = ""
+    okta: str = ""
+
+
+#: Where Okta's fields are, said once at the top of the sheet.
+OKTA_PLACE = "Okta: Applications → your SAML app → General → SAML Settings → Edit"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,8 @@ class SetupSheet:
     rows: tuple[SheetRow, ...]
     certificate_pem: str
     metadata_url: str
+    warnings: tuple[str, ...] = ()
+    """What looks wrong in the settings the values derive from (fix it before entering them)."""
 
     @classmethod
     def build(
@@ -43,83 +53,122 @@ class SetupSheet:
         s = settings
         if sign_requests is None:
             sign_requests = signs_authn_requests(s, idp_wants_signed=False)
+        allowed = ", ".join(s.authorized_groups)
+        groups_note = "Narrow it to the groups that matter" + (
+            f" (authorized_groups: {allowed})." if allowed else "."
+        )
         rows = (
             SheetRow(
-                "Single sign-on URL",
+                "Assertion Consumer Service (ACS) URL",
                 s.acs_url,
-                "Tick 'Use this for Recipient URL and Destination URL'.",
+                "Where the IdP posts its Response (HTTP-POST); also the Recipient and Destination.",
+                "Single sign-on URL; tick 'Use this for Recipient URL and Destination URL'",
             ),
-            SheetRow("Audience URI (SP Entity ID)", s.entity_id),
             SheetRow(
-                "Default RelayState",
+                "SP entity ID (Audience)",
+                s.entity_id,
+                okta="Audience URI (SP Entity ID)",
+            ),
+            SheetRow(
+                "Default RelayState (IdP-initiated sign-in)",
                 "/" if s.allow_idp_initiated else "(leave empty)",
-                "Where Okta dashboard tiles land (allow_idp_initiated is "
-                + ("on)." if s.allow_idp_initiated else "off: tiles are refused)."),
+                "Where a sign-in started at the IdP (a dashboard tile) lands: allow_idp_initiated"
+                " is " + ("on." if s.allow_idp_initiated else "off, so such sign-ins are refused."),
+                "Default RelayState",
             ),
-            SheetRow("Name ID format", _NAME_ID_FORMATS.get(s.name_id_format, s.name_id_format)),
-            SheetRow("Application username", "Email"),
             SheetRow(
-                "Attribute statements",
-                f"{s.email_attribute} → user.email; {s.name_attribute} → user.displayName",
+                "NameID format",
+                _NAME_ID_FORMATS.get(s.name_id_format, s.name_id_format),
+                "The NameID is the person's email address.",
+                "Name ID format; Application username: Email",
+            ),
+            SheetRow(
+                "Attributes",
+                f"{s.email_attribute} = the email address; {s.name_attribute} = the display name",
                 "Name format: Unspecified.",
+                f"Attribute statements: {s.email_attribute} → user.email,"
+                f" {s.name_attribute} → user.displayName",
             ),
             SheetRow(
-                "Group attribute statement",
-                f"Name '{s.groups_attribute}', filter: Matches regex .*",
-                "Narrow the filter to the groups that matter"
-                + (
-                    f" (authorized_groups: {', '.join(s.authorized_groups)})."
-                    if s.authorized_groups
-                    else "."
-                ),
+                "Group attribute",
+                f"{s.groups_attribute} = the person's groups, one value each",
+                groups_note,
+                f"Group attribute statements: name '{s.groups_attribute}', filter Matches regex .*",
             ),
             SheetRow(
-                "Response / Assertion Signature",
-                "Signed / Signed",
-                "Show Advanced Settings; Signature Algorithm RSA-SHA256, Digest SHA256.",
+                "Signatures",
+                "Response and Assertion signed, RSA-SHA256 / SHA-256",
+                okta="Show Advanced Settings: Response Signed, Assertion Signature Signed",
             ),
             SheetRow(
-                "Signed Requests",
-                "Ticked: AuthnRequests are signed (RSA-SHA256)"
+                "Signed AuthnRequests",
+                "Yes: AuthnRequests are signed (RSA-SHA256)"
                 if sign_requests
-                else "Unticked: AuthnRequests are not signed",
-                "Show Advanced Settings; upload the certificate below as the Signature Certificate."
+                else "No: AuthnRequests are not signed",
+                "Give the IdP the certificate below as the SP's signing certificate."
                 if sign_requests
                 else "An IdP that has the SP certificate may demand signed requests: set sp_key"
                 " (saml-gate keygen) or sign_authn_requests to sign them.",
+                "Show Advanced Settings: Signed Requests "
+                + (
+                    "ticked, the certificate below as Signature Certificate"
+                    if sign_requests
+                    else "unticked"
+                ),
             ),
             SheetRow(
-                "Assertion Encryption",
-                "Optional: Encrypted, AES256-GCM, RSA-OAEP",
-                "Upload the certificate below as the Encryption Certificate.",
+                "Assertion encryption",
+                "Optional: AES-256-GCM, RSA-OAEP",
+                "With the certificate below as the SP's encryption certificate.",
+                "Show Advanced Settings: Assertion Encryption Encrypted, Encryption Certificate",
             ),
             SheetRow(
-                "Enable Single Logout",
+                "Single Logout URL",
                 s.slo_url,
-                "Single Logout URL; SP Issuer = the Audience URI above. Okta only accepts signed"
-                " logout requests: upload the certificate below as the Signature Certificate.",
+                "Logout messages to the SP; its issuer is the SP entity ID above. Signed with"
+                " the certificate below.",
+                "Show Advanced Settings: Enable Single Logout; SP Issuer = the Audience URI;"
+                " the certificate below as Signature Certificate",
             ),
-            SheetRow("SP metadata", s.metadata_url),
+            SheetRow(
+                "SP metadata",
+                s.metadata_url,
+                "An IdP that imports SP metadata (a URL or a file) reads the values above from it.",
+            ),
             SheetRow(
                 "Then",
-                "Sign On tab → Identity Provider metadata",
-                "Give its URL (or the saved file) to saml-gate as idp_metadata"
-                " (--idp-metadata / SAML_GATE_IDP_METADATA), and assign people or groups to"
-                " the app (Assignments tab).",
+                "The IdP's metadata URL (or a saved copy) → idp_metadata",
+                "Give it to saml-gate (--idp-metadata / SAML_GATE_IDP_METADATA), and let the"
+                " people or groups who should get in use the application at the IdP.",
+                "Sign On tab → 'Metadata URL'; Assignments tab",
             ),
         )
-        return cls(rows=rows, certificate_pem=sp_cert_pem.decode(), metadata_url=s.metadata_url)
+        return cls(
+            rows=rows,
+            certificate_pem=sp_cert_pem.decode(),
+            metadata_url=s.metadata_url,
+            warnings=tuple(message for _, message in s.base_url_warnings()),
+        )
 
     def as_text(self) -> str:
         width = max(len(r.field) for r in self.rows)
-        lines = ["Okta setup for this gate (General → SAML Settings → Edit):", ""]
+        pad = " " * width
+        lines = [f"WARNING: {w}" for w in self.warnings]
+        lines += [
+            *([""] if self.warnings else []),
+            "IdP setup for this gate: enter these values in the IdP's SAML application",
+            f"({OKTA_PLACE}; each value's Okta field is below it).",
+            "",
+        ]
         for row in self.rows:
             lines.append(f"  {row.field.ljust(width)}  {row.value}")
             if row.note:
-                lines.append(f"  {' ' * width}  ({row.note})")
+                lines.append(f"  {pad}  {row.note}")
+            if row.okta:
+                lines.append(f"  {pad}  Okta: {row.okta}")
         lines += [
             "",
-            "SP certificate (encryption and Single Logout signature):",
+            "SP certificate (signed requests, encryption and Single Logout):",
             "",
             self.certificate_pem.strip(),
             "",
@@ -127,16 +176,19 @@ class SetupSheet:
         return "\n".join(lines)
 
     def as_html(self) -> str:
+        warnings = "".join(f"<p class=detail>{html.escape(w)}</p>" for w in self.warnings)
         rows = "".join(
             f"<tr><th>{html.escape(r.field)}</th><td><code>{html.escape(r.value)}</code>"
             + (f"<div class=muted>{html.escape(r.note)}</div>" if r.note else "")
+            + (f"<div class=muted>Okta: {html.escape(r.okta)}</div>" if r.okta else "")
             + "</td></tr>"
             for r in self.rows
         )
         return (
-            "<h1>Okta setup</h1><p>In Okta: Applications → your SAML app → General → SAML"
-            " Settings → Edit. Enter these values:</p>"
+            f"<h1>IdP setup</h1>{warnings}<p>Enter these values in the IdP's SAML application"
+            f" ({html.escape(OKTA_PLACE)}; each value's Okta field is below it).</p>"
             f"<table class=sheet>{rows}</table>"
-            "<h2>SP certificate</h2><p>For assertion encryption and signed Single Logout:</p>"
+            "<h2>SP certificate</h2><p>For signed requests, assertion encryption and signed"
+            " Single Logout:</p>"
             f"<pre>{html.escape(self.certificate_pem.strip())}</pre>"
         )

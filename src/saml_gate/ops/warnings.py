@@ -1,7 +1,8 @@
 """Warnings that matter to an operator, logged at start-up and then once a day.
 
 An IdP signing or SP certificate that expires within 30 days (or has expired), the memory store
-behind several worker processes, plain http on a public host, and debug details shown to all.
+behind several worker processes, a base_url on plain http for a public host or ending in the
+gate's prefix, and debug details shown to all.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from saml_gate.background import BackgroundJob
+from saml_gate.config.checks import is_number
 from saml_gate.ops.certificates import EXPIRY_WARNING_DAYS, certificate_days_left
 from saml_gate.store import MemoryStore, Store
 
@@ -86,13 +88,7 @@ class StartupWarnings:
                 " (store=redis://host:6379/0, SAML_GATE_STORE) shared by all workers",
                 workers,
             )
-        if s.base_url.startswith("http://") and not s.base_is_loopback:
-            warn(
-                "insecure_base_url",
-                "base_url %s is plain http on a public host: cookies are not Secure;"
-                " use the https URL of the tunnel",
-                s.base_url,
-            )
+        found += s.base_url_warnings()
         if s.debug:
             warn("debug_on", "debug is on: error details are shown to every client")
         return found
@@ -119,7 +115,7 @@ def worker_count() -> int:
             value = argv[i + 1]
         elif arg.startswith("--workers="):
             value = arg.split("=", 1)[1]
-        if value is not None and value.isdigit():
+        if value is not None and is_number(value):
             return int(value)
     env = os.environ.get("WEB_CONCURRENCY", "")
-    return int(env) if env.isdigit() else 1
+    return int(env) if is_number(env) else 1

@@ -25,7 +25,7 @@ class ReverseProxy:
     def __init__(self, settings: ProxySettings, gate: GateSettings) -> None:
         self.settings = settings
         self._headers = HeaderRules(settings, gate)
-        self._http = HttpForwarder(settings, self._headers, show_detail=gate.debug)
+        self._http = HttpForwarder(settings, self._headers, debug=gate.debug)
         self._websocket = WebSocketForwarder(settings, self._headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,6 +9,7 @@ import re
 from starlette.types import Receive, Scope, Send
 
 from saml_gate.errors import GateError
+from saml_gate.ip_addresses import ClientAddresses, peer_of
 from saml_gate.web.pages import error_response
 from saml_gate.web.sign_in import wants_json
 
@@ -36,10 +37,14 @@ def log_failure(scope: Scope, error: GateError) -> None:
 
 
 async def answer_failure(
-    scope: Scope, receive: Receive, send: Send, error: GateError, *, show_detail: bool
+    scope: Scope, receive: Receive, send: Send, error: GateError, *, debug: bool
 ) -> None:
-    """Log ``error`` and answer the request with its error page (HTML or JSON, as accepted)."""
+    """Log ``error`` and answer the request with its error page (HTML or JSON, as accepted),
+    with the detail for a loopback client not behind a proxy (as the gate's own pages) or with
+    ``debug``."""
     log_failure(scope, error)
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    response = error_response(error, wants_json=wants_json(headers), show_detail=show_detail)
+    raw = scope["headers"]
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+    local = ClientAddresses.is_local(peer_of(scope), raw)
+    response = error_response(error, wants_json=wants_json(headers), show_detail=debug or local)
     await response(scope, receive, send)

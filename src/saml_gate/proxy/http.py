@@ -32,10 +32,10 @@ class _ClientGone(Exception):
 class HttpForwarder:
     """Forwards HTTP requests to the upstream through one connection pool."""
 
-    def __init__(self, settings: ProxySettings, headers: HeaderRules, *, show_detail: bool) -> None:
+    def __init__(self, settings: ProxySettings, headers: HeaderRules, *, debug: bool) -> None:
         self._origin = settings.upstream
         self._headers = headers
-        self._show_detail = show_detail
+        self._debug = debug
         read = settings.upstream_timeout or None
         self._timeout = httpx.Timeout(
             connect=settings.connect_timeout, read=read, write=read, pool=settings.connect_timeout
@@ -58,7 +58,7 @@ class HttpForwarder:
             await transport.aclose()
 
     async def _fail(self, scope: Scope, receive: Receive, send: Send, error: GateError) -> None:
-        await answer_failure(scope, receive, send, error, show_detail=self._show_detail)
+        await answer_failure(scope, receive, send, error, debug=self._debug)
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Forward one request and relay the upstream's answer, or an error page."""

@@ -18,6 +18,7 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.identity.keys import load_jwt_keys
 from saml_gate.identity.tokens import IdentityTokens
+from saml_gate.ops.agreement import GateAgreement
 from saml_gate.ops.events import EventSink
 from saml_gate.ops.logs import install_log_defaults
 from saml_gate.ops.metrics import GateMetrics
@@ -51,6 +52,8 @@ class GateCore:
     events: EventSink
     metrics: GateMetrics | None
     warnings: StartupWarnings
+    agreement: GateAgreement
+    """Gates sharing the store compare their keys and secrets (start-up, then periodically)."""
     tokens: IdentityTokens
     loaded: bool = field(default=False, init=False)
     """The start-up loading is done (the IdP metadata, the keys)."""
@@ -80,6 +83,7 @@ class GateCore:
         self.revocations.start()
         self.saml.start()
         self.warnings.start()
+        self.agreement.start()  # gates sharing the store compare their keys and secrets
 
     async def load(self) -> None:
         """The start-up loading alone (idempotent): what :meth:`start` does before it starts the
@@ -111,6 +115,7 @@ class GateCore:
         self.started = False
         await self._warm.stop()
         await self.warnings.stop()
+        await self.agreement.stop()
         await self.revocations.stop()
         await self.saml.stop()
         if not isinstance(self.store, MemoryStore):  # the memory store is the state itself

@@ -33,7 +33,7 @@ import anyio.to_thread
 import httpx
 
 from saml_gate.background import BackgroundJob
-from saml_gate.config.checks import is_loopback_host, is_url
+from saml_gate.config.checks import is_loopback_host, is_number, is_url
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.saml.idp import IdpInfo, parse_idp_metadata
@@ -116,7 +116,7 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     soon as more than ``limit`` decoded bytes have arrived, before they are held in memory."""
     too_large = f"document larger than metadata_max_bytes ({limit} bytes)"
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if is_number(declared) and int(declared) > limit:
         raise MetadataFetchError(f"{too_large}: the server announces {declared} bytes")
     codings = [
         c.strip().lower()

@@ -24,9 +24,12 @@ from saml_gate.config.loading import load
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
+from saml_gate.identity.keys import load_jwt_keys
+from saml_gate.ops.agreement import Comparison, GateAgreement, GateFacts
 from saml_gate.ops.certificates import EXPIRY_WARNING_DAYS, certificate_days_left
 from saml_gate.runtime.saml_state import LiveSaml, SamlState
 from saml_gate.saml.sp import load_sp_keys
+from saml_gate.store import StoreUnavailable
 
 
 @dataclass
@@ -145,8 +148,8 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
     settings = _load_settings(report, options, describe)
     if settings is None:
         return report
-    if settings.base_url.startswith("http://") and not settings.base_is_loopback:
-        report.warn("base_url is plain http on a public host: use the https URL of the tunnel")
+    for _, message in settings.base_url_warnings():
+        report.warn(message)
     if settings.debug:
         report.warn("debug is on: error details are shown to every client")
     key_path = Path(settings.state_dir).expanduser() / "sp.key.pem"
@@ -188,8 +191,43 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
             " (set sp_key or sign_authn_requests)"
         )
     _check_clock(report, settings)
+    _check_agreement(report, settings, state)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
     return report
+
+
+def _check_agreement(report: Report, settings: GateSettings, state: SamlState) -> None:
+    """With a shared store: does every gate already serving from it share this one's keys,
+    secrets and settings (see :mod:`saml_gate.ops.agreement`)?"""
+    from saml_gate.store import open_store
+
+    store = open_store(settings)
+    kids = tuple(key.kid for key in load_jwt_keys(settings, announce=False))
+    facts = GateFacts(state.keys.cert_pem, state.idp.entity_id, kids)
+    agreement = GateAgreement(settings, store, lambda: facts)
+    if not agreement.shared:
+        return
+
+    async def compare() -> list[Comparison]:
+        try:
+            return await agreement.compare(announce=False)
+        finally:
+            await store.close()
+
+    try:
+        compared = anyio.run(compare)
+    except StoreUnavailable as exc:
+        report.fail(f"store: unreachable, so not compared with the gates sharing it ({exc})")
+        return
+    for item in compared:
+        if item.values:
+            report.fail(item.message)
+    agreeing = sum(1 for item in compared if not item.values)
+    if agreeing or not compared:
+        report.ok_(
+            f"store: {agreeing} other gate(s) serving from it share this gate's keys, secrets"
+            " and settings"
+        )
 
 
 def _check_unconfigured_pair(

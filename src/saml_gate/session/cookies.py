@@ -1,16 +1,20 @@
 """Reading request cookies and writing Set-Cookie headers, without per-request allocations.
 
-One cookie by name: :func:`find_cookie` (the session cookie on every gated request, so it builds
-nothing). Every cookie at once: :func:`all_cookies`, for the readers that look at several (the
-pending sign-in slots, the pending logout and its Lax twin). What an upstream may see of a
-Cookie header: :func:`without_cookies` (proxy mode, and the forward-auth answer).
+One cookie by name: :func:`find_cookie`, or :func:`only_cookie` when two of that name must not
+be told apart (the session cookie on every gated request, so they build nothing). Every cookie
+at once: :func:`all_cookies`, for the readers that look at several (the pending sign-in slots,
+the pending logout and its Lax twin). What an upstream may see of a Cookie header:
+:func:`without_cookies` (proxy mode, and the forward-auth answer). :func:`expiring_everywhere`
+deletes a cookie under every domain and path it may have come from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from http.cookies import _unquote
+from typing import Final
 
+from saml_gate.config.checks import parse_host
 from saml_gate.config.settings import GateSettings
 
 
@@ -56,18 +60,79 @@ def all_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
+class AmbiguousCookie(ValueError):
+    """A Cookie header names the same cookie more than once."""
+
+
 def find_cookie(header: str, name: str) -> str | None:
-    """One cookie's value, scanning the header without building a dict (hot path)."""
-    start = 0
+    """One cookie's value (the first of that name), scanning the header without building a
+    dict (hot path)."""
+    found = _find(header, name + "=", 0)
+    return found[0] if found is not None else None
+
+
+def only_cookie(header: str, name: str) -> str | None:
+    """Like :func:`find_cookie`, but raises :class:`AmbiguousCookie` when the header names the
+    cookie twice with different values. A browser sends every cookie whose domain and path
+    match, longest path first: a sibling subdomain can plant one on ``Path=/admin`` that comes
+    before the gate's own, and which of the two a reader takes differs from reader to reader.
+    The same value twice is no question."""
     needle = name + "="
+    found = _find(header, needle, 0)
+    if found is None:
+        return None
+    value, end = found
+    while end >= 0 and (again := _find(header, needle, end)) is not None:
+        if again[0] != value:
+            raise AmbiguousCookie(name)
+        end = again[1]
+    return value
+
+
+def _find(header: str, needle: str, start: int) -> tuple[str, int] | None:
+    """(value, index of the ``;`` after it or -1) of the first ``name=`` at a cookie's start."""
     while True:
         index = header.find(needle, start)
         if index < 0:
             return None
         if index == 0 or header[index - 1] in "; ":
             end = header.find(";", index)
-            return header[index + len(needle) : end if end >= 0 else len(header)].strip()
+            return header[index + len(needle) : end if end >= 0 else len(header)].strip(), end
         start = index + 1
+
+
+#: Path prefixes a cookie deletion covers at most (the shallowest: where cookies are planted).
+MAX_PATHS: Final = 32
+
+
+def expiring_everywhere(
+    settings: GateSettings, name: str, hosts: Iterable[str], path: str
+) -> list[bytes]:
+    """Set-Cookie values deleting ``name`` under every domain and path a browser may send it
+    with to ``path`` on one of ``hosts`` (RFC 6265 §5.1.3, §5.1.4): host-only, and with each
+    parent domain of the hosts (and ``cookie_domain``) as Domain; with each path that
+    path-matches ``path`` (``/``, ``/a``, ``/a/``, ``/a/b``...) as Path."""
+    domains = dict.fromkeys(["", settings.cookie_domain or ""])
+    for host in hosts:
+        name_and_port = parse_host(host) if host else None
+        if name_and_port is None or name_and_port[0].startswith("["):
+            continue
+        labels = name_and_port[0].rstrip(".").split(".")
+        if not all(label.isdigit() for label in labels):  # an IPv4 address has no parents
+            domains.update(dict.fromkeys(".".join(labels[i:]) for i in range(1, len(labels) - 1)))
+    paths = ["/"]
+    for index, char in enumerate(path):
+        if len(paths) >= MAX_PATHS:
+            break
+        if char == "/" and index:
+            paths += [path[:index], path[: index + 1]]
+    if path not in paths and len(paths) < MAX_PATHS:
+        paths.append(path)
+    return [
+        cookie_header(settings, name, "", max_age=0, path=p, domain=d)
+        for d in domains
+        for p in dict.fromkeys(paths)
+    ]
 
 
 def cookie_header(
@@ -78,8 +143,10 @@ def cookie_header(
     max_age: int | None,
     path: str = "/",
     cross_site: bool = False,
+    domain: str | None = None,
 ) -> bytes:
-    """A Set-Cookie value. ``cross_site`` cookies must survive the IdP's cross-site POST."""
+    """A Set-Cookie value. ``cross_site`` cookies must survive the IdP's cross-site POST.
+    ``domain``: the Domain attribute ("" for none), else ``cookie_domain``'s."""
     parts = [f"{name}={value}", f"Path={path}", "HttpOnly"]
     if max_age is not None:
         parts.append(f"Max-Age={max(max_age, 0)}")
@@ -99,8 +166,9 @@ def cookie_header(
         parts.append("SameSite=" + settings.cookie_samesite.capitalize())
     if secure:
         parts.append("Secure")
-    if settings.cookie_domain:
-        parts.append(f"Domain={settings.cookie_domain}")
+    domain = settings.cookie_domain if domain is None else domain
+    if domain:
+        parts.append(f"Domain={domain}")
     return "; ".join(parts).encode("latin-1")
 
 

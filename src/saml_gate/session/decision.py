@@ -1,19 +1,37 @@
 """Whether a request carries a live session: decided in one place, from its Cookie header.
 
 The middleware (every gated request), ``/session``, ``/status`` and ``/logout`` all ask
-:meth:`Authenticator.authenticate`, so they cannot disagree about who is signed in.
+:meth:`Authenticator.authenticate`, so they cannot disagree about who is signed in. A request
+carrying more than one session cookie is refused (:class:`DuplicateSession`), never decided on
+one of them.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from saml_gate.session.cookies import find_cookie
+from saml_gate.errors import GateError
+from saml_gate.session.cookies import AmbiguousCookie, only_cookie
 from saml_gate.session.revocation import Revocations
 from saml_gate.session.sessions import Session, SessionCodec
 
 #: Why a request is, or is not, signed in. Only "valid" lets anyone in.
 Outcome = Literal["valid", "absent", "invalid", "expired", "idle", "revoked"]
+
+
+class DuplicateSession(GateError):
+    """401 ``duplicate_session``: the request carries the session cookie more than once, with
+    different values.
+
+    A sibling subdomain can plant its own session on a longer path (``Path=/admin``), which the
+    browser sends first: taking either one would let it choose who the person is (login CSRF).
+    The answer deletes the cookie under every domain and path that can have sent it, so that
+    the person can sign in again; ``target`` is the (hosts, raw path) the browser asked for
+    when that is not the request's own (forward-auth)."""
+
+    def __init__(self) -> None:
+        super().__init__("duplicate_session", "the request carries more than one session cookie")
+        self.target: tuple[tuple[str, ...], str] | None = None
 
 
 class Authenticator:
@@ -31,8 +49,9 @@ class Authenticator:
 
         The session is the cookie's for "valid", "expired", "idle" and "revoked" (to tell whose
         it was), None for "absent" (no session cookie) and "invalid" (not one of ours, or its
-        data is gone from the store). Raises :class:`~saml_gate.store.StoreUnavailable` when
-        the store is needed and unreachable. On the hot path: a cached decode, no dict built.
+        data is gone from the store). Raises :class:`DuplicateSession` for more than one
+        session cookie, :class:`~saml_gate.store.StoreUnavailable` when the store is needed
+        and unreachable. On the hot path: a cached decode, no dict built.
         """
         raw = self._value(cookie_header)
         if not raw:
@@ -53,9 +72,18 @@ class Authenticator:
         return session if outcome == "valid" else None
 
     def identity(self, cookie_header: str | None) -> Session | None:
-        """The session a cookie names, valid or not, without asking the store (who it is)."""
-        raw = self._value(cookie_header)
+        """The session a cookie names, valid or not, without asking the store (who it is);
+        None when there is none, or more than one."""
+        try:
+            raw = self._value(cookie_header)
+        except DuplicateSession:
+            return None
         return self._codec.decode(raw) if raw else None
 
     def _value(self, cookie_header: str | None) -> str | None:
-        return find_cookie(cookie_header, self._name) if cookie_header is not None else None
+        if cookie_header is None:
+            return None
+        try:
+            return only_cookie(cookie_header, self._name)
+        except AmbiguousCookie:
+            raise DuplicateSession() from None

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple
@@ -29,7 +29,7 @@ from itsdangerous import BadSignature
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.saml.response import VerifiedLogin
-from saml_gate.session.cookies import cookie_header
+from saml_gate.session.cookies import cookie_header, expiring_everywhere
 from saml_gate.session.signing import serializer
 from saml_gate.store import Store
 from saml_gate.store.base import Put, Write
@@ -153,6 +153,11 @@ class SessionCodec:
     def clear_cookie(self) -> bytes:
         """The Set-Cookie value that removes the session cookie."""
         return cookie_header(self._settings, self.name, "", max_age=0)
+
+    def clear_everywhere(self, hosts: Iterable[str], path: str) -> list[bytes]:
+        """Set-Cookie values removing the session cookie under every domain and path that can
+        send it to ``path`` on ``hosts`` (planted ones too: see ``DuplicateSession``)."""
+        return expiring_everywhere(self._settings, self.name, hosts, path)
 
     # ------------------------------------------------------------------ codec
     def encode(self, session: Session) -> str:

@@ -62,8 +62,10 @@ def _from_url(settings: StoreSettings) -> RedisStore:
             settings.store, prefix=settings.store_prefix, timeout=settings.store_timeout
         )
     except ImportError as exc:
+        from saml_gate.config.extras import install_hint
+
         raise ConfigError(
-            "store", "a Redis store needs redis-py: pip install 'saml-gate[redis]'"
+            "store", f"a Redis store needs redis-py: {install_hint('redis')}"
         ) from exc
     except ValueError as exc:
         raise ConfigError("store", f"cannot use {redacted(settings.store)!r}: {exc}") from exc

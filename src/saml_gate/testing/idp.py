@@ -102,9 +102,10 @@ class SamlTestIdp:
     def gate_options(self, base_url: str = "http://testserver", **overrides: Any) -> GateOptions:
         """Every option a ``SamlGate`` (or ``add_middleware(SamlGate, ...)``) needs to trust this
         IdP in tests: its metadata, ``base_url`` (Starlette's ``TestClient`` uses
-        ``http://testserver``), SP keys, a secret, a temporary ``state_dir`` and the shared
-        ``clock``. ``overrides`` replace or add options; the flows follow the ``base_url``,
-        ``prefix``, ``entity_id``, ``email_attribute``, ``groups_attribute``,
+        ``http://testserver``), SP keys, a secret, a temporary ``state_dir``, the shared
+        ``clock``, and ``verify_isolation="thread"`` (tests start fast: no verification
+        processes to start). ``overrides`` replace or add options; the flows follow the
+        ``base_url``, ``prefix``, ``entity_id``, ``email_attribute``, ``groups_attribute``,
         ``want_response_signed`` and ``clock`` of the latest call.
         """
         sp_keys = shared_keys("SP")
@@ -116,6 +117,9 @@ class SamlTestIdp:
             "sp_cert": sp_keys.cert_pem.decode(),
             "state_dir": self._state_dir or _shared_state_dir().name,
             "clock": self.clock,
+            # Responses verified in a thread of the test process: the first sign-in costs no
+            # child-process start (seconds), and the gate checks every Response the same way.
+            "verify_isolation": "thread",
         }
         options.update(overrides)
         self._gate = options

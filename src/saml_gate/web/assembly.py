@@ -14,6 +14,7 @@ from typing import Any
 from saml_gate.config.settings import GateSettings
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
+from saml_gate.ops.agreement import GateAgreement, GateFacts
 from saml_gate.ops.events import EventSink
 from saml_gate.ops.metrics import GateMetrics
 from saml_gate.ops.warnings import StartupWarnings
@@ -91,6 +92,12 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         ]
 
     warnings = StartupWarnings(s, certificates, shared)
+
+    def facts() -> GateFacts:
+        kids = tuple(key.kid for key in tokens.keys)
+        return GateFacts(saml.keys.cert_pem, saml.idp.entity_id, kids)
+
+    agreement = GateAgreement(s, shared, facts)
     core = GateCore(
         settings=s,
         store=shared,
@@ -102,18 +109,19 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         events=events,
         metrics=metrics,
         warnings=warnings,
+        agreement=agreement,
         tokens=tokens,
     )
 
     policy = AccessPolicy(s)
     addresses = ClientAddresses(s.trusted_proxies)
     authenticator = Authenticator(sessions, revocations)
-    refusals = Refusals(s, events, issuer=lambda: saml.idp.entity_id)
+    refusals = Refusals(s, events, sessions, issuer=lambda: saml.idp.entity_id)
     gatekeeper = Gatekeeper(
         policy, authenticator, sessions, tokens if s.jwt_header else None, events, s.clock
     )
     login = Login(s, policy, refusals, relay, engine)
-    info = Info(s, saml, authenticator, refusals, shared, warnings, tokens, metrics)
+    info = Info(s, saml, authenticator, refusals, shared, warnings, agreement, tokens, metrics)
     acs = AssertionConsumer(
         s, engine, relay, sessions, revocations, shared, events, metrics, policy, refusals
     )

@@ -41,6 +41,7 @@ from saml_gate.identity.headers import IdentityHeaders
 from saml_gate.identity.tokens import jwt_header_name
 from saml_gate.ip_addresses import ClientAddresses, peer_of
 from saml_gate.session.cookies import without_cookies
+from saml_gate.session.decision import DuplicateSession
 from saml_gate.user import SamlUser
 from saml_gate.web.gatekeeper import Admit, AppRequest, Gatekeeper, Public, SignIn
 from saml_gate.web.refusals import Refusals
@@ -150,6 +151,7 @@ def original_request(scope: Scope) -> OriginalRequest:
         "path": path,
         "raw_path": raw_path,
         "root_path": "",
+        "http_version": "",  # unknown, and so is whether a POST had a body: it may have
         "query_string": query,
         "headers": headers,  # the original's own (the describing ones name no override)
         "client": scope.get("client"),
@@ -232,7 +234,10 @@ class ForwardAuth:
         if isinstance(verdict, SignIn):
             return self._sign_in(view, request, original.forwarded_style, verdict)
         # a refusal the decision logged: shown as the proxy's answer (403, 400, 503)
-        return self._refusals.page(view, verdict.error, user=verdict.user)
+        error = verdict.error
+        if isinstance(error, DuplicateSession):  # deleted where the browser sent them
+            error.target = ((original.host,), original.scope["raw_path"].decode("latin-1"))
+        return self._refusals.page(view, error, user=verdict.user)
 
     def _sign_in(
         self, view: RequestView, request: AppRequest, forwarded_style: bool, verdict: SignIn

@@ -13,7 +13,8 @@ session check. The answer is a typed verdict:
   ``clear_cookie`` removes a session cookie that came and is no good (expired, idle, revoked,
   not this gate's, garbage), the same way in every mode;
 * :class:`Refuse` — what the app could read otherwise (``bad_method``, ``bad_path``), the store
-  unreachable (``store_unavailable``), or a person the access policy refuses (``forbidden``).
+  unreachable (``store_unavailable``), two session cookies (``duplicate_session``: the answer
+  deletes them), or a person the access policy refuses (``forbidden``).
 
 The decision emits its own auth events — ``policy_denied``, ``request_refused``,
 ``session_expired`` — so every mode logs, hooks and counts them alike, and it turns an
@@ -40,7 +41,7 @@ from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
 from saml_gate.policy import AccessPolicy
 from saml_gate.session.cookies import cookie_header_of
-from saml_gate.session.decision import Authenticator
+from saml_gate.session.decision import Authenticator, DuplicateSession
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
@@ -175,6 +176,8 @@ class Gatekeeper:
         except StoreUnavailable as exc:  # the session needs the store, which is unreachable
             down = GateError("store_unavailable", f"checking a session: {exc}")
             return self._refused(request, down)
+        except DuplicateSession as error:  # two session cookies: neither is picked
+            return self._refused(request, error)
         if session is None or outcome != "valid":
             if session is not None and (outcome == "expired" or outcome == "idle"):
                 why = (

@@ -13,6 +13,7 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ops import status as operations
+from saml_gate.ops.agreement import GateAgreement
 from saml_gate.ops.metrics import GateMetrics
 from saml_gate.ops.setup_sheet import SetupSheet
 from saml_gate.ops.warnings import StartupWarnings
@@ -38,6 +39,7 @@ class Info:
     refusals: Refusals
     store: Store
     warnings: StartupWarnings
+    agreement: GateAgreement
     tokens: IdentityTokens
     gate_metrics: GateMetrics | None
 
@@ -89,6 +91,7 @@ class Info:
                 raise GateError("forbidden", "status is for loopback clients or the status_group")
         state = self.saml.state
         warnings = [message for _, message in self.warnings.collect()]
+        warnings += self.agreement.findings
         metadata = self.saml.metadata_status(s.clock())
         report = operations.status(
             s, state.idp, state.keys.cert_pem, metadata, self.store, warnings
@@ -96,14 +99,17 @@ class Info:
         return no_store_json(report)
 
     async def setup(self, view: RequestView, receive: Receive) -> Response:
-        """The Okta setup sheet: public values only (they are all in the SP metadata)."""
+        """The IdP setup sheet: public values only (they are all in the SP metadata)."""
         require_method(view, "GET", "HEAD")
         state = self.saml.state
         sheet = SetupSheet.build(self.settings, state.keys.cert_pem, state.sp.sign_requests)
         if not view.wants_json:
             return setup_page(sheet)
-        rows = [{"field": r.field, "value": r.value, "note": r.note} for r in sheet.rows]
-        return JSONResponse({"rows": rows, "certificate": sheet.certificate_pem})
+        rows = [
+            {"field": r.field, "value": r.value, "note": r.note, "okta": r.okta} for r in sheet.rows
+        ]
+        body = {"rows": rows, "certificate": sheet.certificate_pem, "warnings": sheet.warnings}
+        return JSONResponse(body)
 
     async def jwks(self, view: RequestView, receive: Receive) -> Response:
         """``/jwks.json``: the public keys of the identity JWT (cacheable, for upstreams)."""

@@ -28,6 +28,7 @@ from saml_gate.web.pages import IDP_LOGOUT_NOTES, sign_out_form, signed_out_page
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import RequestView, read_form, require_method, saml_form_limit
 from saml_gate.web.responses import see_other, with_cookies
+from saml_gate.web.sign_out import SignOutOrigins
 
 log = logging.getLogger("saml_gate")
 
@@ -58,11 +59,14 @@ class Logout:
         self._events = events
         self._refusals = refusals
         self._signer = signer(s.secret_key, "logout")
+        self._origins = SignOutOrigins(s)
         self._pending = PendingLogout(s)
 
     async def logout(self, view: RequestView, receive: Receive) -> Response:
         """Local sign-out, then SAML Single Logout at the IdP when it has an SLO endpoint.
-        Not a CSRF target: GET only shows a form; the POST needs its session-bound token."""
+        Not a CSRF target: GET only shows a form; the POST needs its session-bound token, or
+        to come from a page of this site (an app's one-click "Sign out",
+        :mod:`saml_gate.web.sign_out`), else it is sent to the GET's form."""
         require_method(view, "GET", "POST")
         try:
             return await self._logout(view, receive)
@@ -84,19 +88,30 @@ class Logout:
             token = self._signer.sign(user.session_id).decode()
             return sign_out_form(s.public_path("/logout"), user.display_name, token)
         form = await read_form(view, receive, limit=4096)
+        token = form.get("token", "")
+        if not (self._signed_for(token, user) or self._origins.posted_from_site(view.headers)):
+            if token and user is not None:
+                raise GateError("bad_request", "the sign-out form has expired; try again")
+            # Another site's form, or a browser that does not say where it posts from: nothing
+            # is ended nor cleared (its session cookie may just not have been sent: SameSite);
+            # the GET asks the person, with the session-bound form.
+            return see_other(s.public_path("/logout"))
         response = signed_out_page(s.login_url)
         if user is not None:
-            try:
-                signed_for = self._signer.unsign(form.get("token", "")).decode()
-            except BadSignature:
-                signed_for = ""
-            if signed_for != user.session_id:
-                raise GateError("bad_request", "the sign-out form has expired; try again")
             await self._revocations.revoke(user, s.clock())
             self._events.emit(AuthEvent.about(user, "logout", "success", **view.event_fields()))
             if s.idp_logout:
                 response = await self._logout_at_idp(user) or response
         return with_cookies(response, [self._clear_session()])
+
+    def _signed_for(self, token: str, user: SamlUser | None) -> bool:
+        """Whether ``token`` is the confirmation form's token for ``user``'s session."""
+        if not token or user is None:
+            return False
+        try:
+            return self._signer.unsign(token).decode() == user.session_id
+        except BadSignature:
+            return False
 
     async def _logout_at_idp(self, user: SamlUser) -> Response | None:
         """A redirect carrying a signed LogoutRequest to the IdP, or None if it has no SLO."""

@@ -160,4 +160,4 @@ IDP_LOGOUT_NOTES: Final[Mapping[str, str]] = {
 
 
 def setup_page(sheet: SetupSheet) -> Response:
-    return html_page("Okta setup", sheet.as_html())
+    return html_page("IdP setup", sheet.as_html())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from typing import Final
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -19,10 +20,13 @@ from starlette.types import Receive, Scope, Send
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ERRORS, ErrorCode, GateError
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink
+from saml_gate.session.decision import DuplicateSession
+from saml_gate.session.sessions import SessionCodec
 from saml_gate.user import SamlUser
 from saml_gate.web.pages import Link, error_response
 from saml_gate.web.request import RequestView, gate_subpath
 from saml_gate.web.request_line import route_path
+from saml_gate.web.responses import with_cookies
 from saml_gate.web.sign_in import login_url_for
 from saml_gate.web.ws_refusal import refuse_handshake
 
@@ -40,11 +44,17 @@ class Refusals:
     """Answers refused requests, each as one auth event and one error page or JSON body."""
 
     def __init__(
-        self, settings: GateSettings, events: EventSink, issuer: Callable[[], str]
+        self,
+        settings: GateSettings,
+        events: EventSink,
+        sessions: SessionCodec,
+        issuer: Callable[[], str],
     ) -> None:
-        """``issuer``: the current IdP's entity ID (for refused sign-ins' events)."""
+        """``sessions``: to delete every session cookie of a ``duplicate_session`` refusal;
+        ``issuer``: the current IdP's entity ID (for refused sign-ins' events)."""
         self._settings = settings
         self._events = events
+        self._sessions = sessions
         self._issuer = issuer
 
     def error(
@@ -88,19 +98,24 @@ class Refusals:
     ) -> Response:
         """The error page or JSON body of a refusal whose event was emitted already."""
         s = self._settings
-        branded = self._branded(view, error)
-        if branded is not None:
-            return branded
-        extra.setdefault("request_id", view.request_id)
-        return error_response(
-            error,
-            wants_json=view.wants_json,
-            show_detail=s.debug or view.is_local,
-            extra=dict(extra),
-            hint_context=s.public_values,
-            links=[*links, *self._links(view, signed_in=user is not None)],
-            groups=user.groups if user is not None else None,
-        )
+        response = self._branded(view, error)
+        if response is None:
+            extra.setdefault("request_id", view.request_id)
+            response = error_response(
+                error,
+                wants_json=view.wants_json,
+                show_detail=s.debug or view.is_local,
+                extra=dict(extra),
+                hint_context=s.public_values,
+                links=[*links, *self._links(view, signed_in=user is not None)],
+                groups=user.groups if user is not None else None,
+            )
+        if isinstance(error, DuplicateSession):  # delete them all: the person signs in again
+            asked = (view.public_host, view.headers.get("host", "")), view.raw_path
+            hosts, path = error.target or asked
+            base_host = urlsplit(s.base_url).netloc
+            with_cookies(response, self._sessions.clear_everywhere((*hosts, base_host), path))
+        return response
 
     def _links(self, view: RequestView, *, signed_in: bool) -> list[Link]:
         """Sign in again (back to this page when it is an app page), the app, and sign out."""

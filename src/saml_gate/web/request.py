@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from starlette.types import Receive, Scope
 
+from saml_gate.config.checks import is_number
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ip_addresses import ClientAddresses, peer_of
@@ -101,11 +102,15 @@ class RequestView:
         return is_page_load(self.method, self.headers)
 
     @property
-    def path_and_query(self) -> str:
+    def raw_path(self) -> str:
+        """The path as the browser sent it (percent-encoded, with any root path)."""
         raw = self.scope.get("raw_path")
-        path = raw.decode("latin-1") if raw else quote(self.scope["path"])
+        return raw.decode("latin-1") if raw else quote(self.scope["path"])
+
+    @property
+    def path_and_query(self) -> str:
         query = self.scope.get("query_string", b"")
-        return path + ("?" + query.decode("latin-1") if query else "")
+        return self.raw_path + ("?" + query.decode("latin-1") if query else "")
 
     @property
     def query_string(self) -> str:
@@ -165,7 +170,7 @@ async def read_form(
     if content_type != FORM_TYPE:
         raise GateError("bad_request", f"expected {FORM_TYPE}")
     declared = view.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and is_number(declared) and int(declared) > limit:
         raise GateError("response_too_large", f"{declared} bytes posted")
     body = bytearray()
     while True:
