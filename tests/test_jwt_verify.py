@@ -224,7 +224,13 @@ def test_only_the_gates_own_signature_with_its_keys_algorithm_and_valid_claims_p
         assert isinstance(result, InvalidIdentity), (header, signer, breakage.name)
 
 
-GOOD_TOKEN = forge({"alg": "ES256", "kid": GATE_EC.kid}, valid_claims(), "gate_ec")
+#: Minted when the module is imported, and used by tests that may run many minutes later in a
+#: full run: valid for a day (a short-lived token expired before its test ran).
+GOOD_TOKEN = forge(
+    {"alg": "ES256", "kid": GATE_EC.kid},
+    {**valid_claims(), "exp": int(time.time()) + 86_400},
+    "gate_ec",
+)
 
 
 def _decoded(token: str) -> list[bytes] | None:

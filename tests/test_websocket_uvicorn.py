@@ -44,7 +44,11 @@ async def serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws=ws, lifespan=lifespan, proxy_headers=False)
+    # h11: the parser of a default install (httptools, in the test environment for the
+    # benchmark's fast stack, would otherwise be picked and refuse some requests itself).
+    config = uvicorn.Config(
+        app, log_level="warning", ws=ws, lifespan=lifespan, proxy_headers=False, http="h11"
+    )
     server = uvicorn.Server(config)
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve, [sock])

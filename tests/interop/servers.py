@@ -116,7 +116,11 @@ class UvicornThread:
         self._thread: threading.Thread | None = None
 
     def start(self, app: ASGIApp) -> UvicornThread:
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", **self._config)
+        # The stack of a default install (h11, asyncio) unless a test asks for another: the test
+        # environment also has httptools and uvloop (the benchmark's fast stack), which uvicorn
+        # would otherwise pick on its own, so every server would silently change parser.
+        stack = {"http": "h11", "loop": "asyncio", **self._config}
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", **stack)
         server = uvicorn.Server(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [self.sock]}, daemon=True, name="uvicorn"

@@ -18,8 +18,12 @@ from typing import Any, Literal, Protocol
 
 from tests.request_side.wire import WS_KEY, Ending, request
 
-#: Targets of plain HTTP cases: middleware over Starlette, over Django, and proxy mode.
-HTTP: tuple[str, ...] = ("starlette", "django", "proxy")
+#: The same two as ``starlette`` and ``proxy`` on uvicorn's other stack (httptools, uvloop: what
+#: ``uvicorn[standard]`` installs), whose parser reads some request lines otherwise than h11.
+FAST: tuple[str, ...] = ("starlette-fast", "proxy-fast")
+#: Targets of plain HTTP cases: middleware over Starlette, over Django, and proxy mode, on both
+#: of uvicorn's HTTP parsers.
+HTTP: tuple[str, ...] = ("starlette", "django", "proxy", *FAST)
 #: Proxy mode in front of real frameworks (:mod:`.real_upstreams`): for the cases about what an
 #: upstream reads (methods, overrides, paths, formats).
 REAL: tuple[str, ...] = ("sinatra", "rails", "symfony", "laravel")

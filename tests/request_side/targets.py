@@ -56,7 +56,7 @@ ROOT_PATH = "/prefix"
 OTHER_ENTITY_ID = "urn:example:another-app"
 SESSION_COOKIE = "saml_gate_session"
 #: The targets where the gate is a reverse proxy in front of an upstream of its own process.
-PROXIED = frozenset({"proxy", *REAL_NAMES})
+PROXIED = frozenset({"proxy", "proxy-fast", *REAL_NAMES})
 
 
 class LogWatch(logging.Handler):
@@ -157,13 +157,11 @@ class Lab:
     # ------------------------------------------------------------------ targets
     def target(self, name: str) -> Target:
         if name not in self._targets:
-            if name in ("starlette", "starlette-root"):
+            if name in ("starlette", "starlette-root", "starlette-fast"):
                 root = ROOT_PATH if name.endswith("-root") else ""
                 self._targets[name] = self._in_process(name, root)
-            elif name == "proxy":
-                upstream = self._upstream = ServletUpstream().start()
-                self._stops.append(upstream.stop)
-                self._targets[name] = self._proxy(name, upstream.url)
+            elif name in ("proxy", "proxy-fast"):
+                self._targets[name] = self._proxy(name, self.servlet.url)
             elif name in REAL_NAMES:
                 self._targets[name] = self._proxy(name, self.real.url(name))
             elif name in ("django", "django-root"):
@@ -172,12 +170,23 @@ class Lab:
                 raise KeyError(name)
         return self._targets[name]
 
+    @property
+    def servlet(self) -> ServletUpstream:
+        """The servlet-style upstream of the proxy targets (started on first use)."""
+        if self._upstream is None:
+            self._upstream = ServletUpstream().start()
+            self._stops.append(self._upstream.stop)
+        return self._upstream
+
     def _serve(self, name: str, app_for: Callable[[str], Any], root: str = "") -> Target:
-        """``app_for(base_url)`` on a new uvicorn server of this process."""
+        """``app_for(base_url)`` on a new uvicorn server of this process (``*-fast``: on
+        httptools and uvloop, else on h11 and asyncio)."""
         sock = bound_socket()
         port = int(sock.getsockname()[1])
         base_url = f"http://127.0.0.1:{port}"
-        server = UvicornThread(sock, proxy_headers=False, root_path=root).start(app_for(base_url))
+        stack = {"http": "httptools", "loop": "uvloop"} if name.endswith("-fast") else {}
+        server = UvicornThread(sock, proxy_headers=False, root_path=root, **stack)
+        server.start(app_for(base_url))
         self._servers.append(server)
         self._stops.append(server.stop)
         self.watch.attach()

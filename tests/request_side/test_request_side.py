@@ -119,6 +119,14 @@ def judge(case: Case, target: Target, answer: Answer, final: Answer | None) -> l
     ):
         problems.append(f"OPEN REDIRECT: {redirect.status} to {location!r}")
     expect = case.expect
+    if target.name.endswith("-fast") and (
+        expect.statuses == {400} or (expect.kind == "status" and _parser_refused(answer))
+    ):
+        # httptools reads some request lines that h11 refuses (an absolute-form target as its
+        # path, a fragment dropped) and refuses others itself before the gate sees them (a
+        # lower-case method, a folded header, a 70 KB target): whatever it made of the bytes,
+        # the oracle above judged what the app served.
+        return problems
     if expect.kind == "status" and answer.status not in expect.statuses:
         problems.append(f"expected {expect}, got {answer.status}")
     elif expect.kind == "served" and (
@@ -135,6 +143,11 @@ def judge(case: Case, target: Target, answer: Answer, final: Answer | None) -> l
         elif final is None and not 400 <= answer.status < 500:
             problems.append(f"expected a sign-in or a refusal, got {answer.status}")
     return problems
+
+
+def _parser_refused(answer: Answer) -> bool:
+    """uvicorn's own 400 for bytes its HTTP parser refused (the gate never saw the request)."""
+    return answer.status == 400 and answer.body == b"Invalid HTTP request received."
 
 
 def _log_excerpt(entry: str) -> str:
