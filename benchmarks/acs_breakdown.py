@@ -61,13 +61,13 @@ def after_idle(work: Callable[[], object]) -> Batch:
 def endpoint(world: World, *, answered: bool = False, **options: Any) -> Batch:
     """N fresh sign-ins posted to a gate's ACS per call. ``answered``: the verification engine
     answers at once with the login it would have verified (the endpoint's own work alone)."""
-    gate = world.gate(hello_app, **options)
+    gate = world.started_gate(hello_app, **options)
     fresh = fresh_responses(world, "both-signed", N * (ROUNDS + 1), datetime.now(UTC))
     logins = iter([mint_login(gate.settings, b64, rid, gate.core.relay) for rid, b64 in fresh])
     if answered:
         now = time.time()
         verified = {
-            rid: gate.core.verifier.verify(b64, expected_request_ids={rid}, now=now)
+            rid: gate.core.saml.verifier.verify(b64, expected_request_ids={rid}, now=now)
             for rid, b64 in fresh
         }
 
@@ -91,7 +91,7 @@ async def main() -> None:
     world = World.create()
     check = floor_verifier(world)
     sample = response_b64(world, "both-signed", request_id=new_request_id())
-    verifier = world.gate(hello_app, verify_isolation="thread").core.verifier
+    verifier = world.started_gate(hello_app, verify_isolation="thread").core.saml.verifier
     pairs = iter(fresh_responses(world, "both-signed", N * (ROUNDS + 1), datetime.now(UTC)))
     now = time.time()
 

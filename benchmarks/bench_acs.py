@@ -56,8 +56,8 @@ Verify = Callable[[str, str], str]
 # ---------------------------------------------------------------------------------- verifiers
 def gate_verifier(world: World) -> Verify:
     settings = world.settings()
-    gate = world.gate(hello_app)
-    verifier: ResponseVerifier = gate.core.verifier
+    gate = world.started_gate(hello_app)
+    verifier: ResponseVerifier = gate.core.saml.verifier
 
     def verify(b64: str, request_id: str) -> str:
         return verifier.verify(b64, expected_request_ids={request_id}, now=settings.clock()).name_id

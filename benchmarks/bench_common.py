@@ -11,12 +11,14 @@ import os
 import secrets
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+import anyio
 
 from saml_gate import SamlGate
 from saml_gate.config.settings import GateSettings
@@ -156,6 +158,19 @@ class World:
 
     def gate(self, app: ASGI, **overrides: Any) -> SamlGate:
         return SamlGate(app, **self.gate_options(**overrides))
+
+    def started_gate(self, app: ASGI, **overrides: Any) -> SamlGate:
+        """A gate with its start-up loading done (IdP metadata, keys), as its lifespan does;
+        its background work starts with its first request. Callable from a running loop."""
+        gate = self.gate(app, **overrides)
+
+        async def start_and_stop() -> None:
+            await gate.start()
+            await gate.stop()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(anyio.run, start_and_stop).result()
+        return gate
 
     def settings(self, **overrides: Any) -> GateSettings:
         return GateSettings.load(environ={}, **self.gate_options(**overrides))

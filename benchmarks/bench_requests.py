@@ -124,7 +124,7 @@ class Subjects:
 
     @classmethod
     async def create(cls, world: World) -> Subjects:
-        gate = world.gate(hello_app)
+        gate = world.gate(hello_app, forward_auth=True)  # the middleware, /saml/auth too
         cookie = await sign_in(gate, world)
         session = gate.core.sessions.decode(cookie.split(b"=", 1)[1].decode())
         assert session is not None and session.user.name_id == NAME_ID

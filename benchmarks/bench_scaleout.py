@@ -186,7 +186,7 @@ class DelayRelay:
 async def live_gate(world: World, store: Any = None) -> tuple[SamlGate, list[dict[str, Any]]]:
     """A gate (memory store unless given), signed in, its revocation feed loaded: request scopes."""
     gate = world.gate(hello_app) if store is None else world.gate(hello_app, store=store)
-    gate.core.start_background()
+    await gate.start()
     cookie = await sign_in(gate, world)
     deadline = time.monotonic() + 10
     while store is not None and not gate.core.revocations.view.live:
@@ -218,7 +218,7 @@ async def overhead(budget: Budget, report: Report, world: World) -> None:
             for name, (app, scopes) in apps.items():
                 times[name] = min(times[name], await per_request(app, scopes, n, 1))
         for name in ("memory", "redis", "delayed"):
-            await apps[name][0].core.stop_background()
+            await apps[name][0].stop()
         for store in stores:
             await store.close()
     bare = times.pop("bare")
@@ -248,7 +248,7 @@ async def round_trips(budget: Budget, report: Report, world: World) -> None:
     counting = CountingStore(redis_store())
     gate = world.gate(hello_app, store=counting)
     counting.inner.clock = gate.settings.clock
-    gate.core.start_background()
+    await gate.start()
     request_id = new_request_id()
     b64 = response_b64(world, "both-signed", request_id=request_id)
     login = mint_login(gate.settings, b64, request_id, gate.core.relay)
@@ -269,7 +269,7 @@ async def round_trips(budget: Budget, report: Report, world: World) -> None:
             f"{counting.total / n:g}",
         )
     )
-    await gate.core.stop_background()
+    await gate.stop()
     await counting.close()
 
 
@@ -342,7 +342,7 @@ async def storm(budget: Budget, report: Report, world: World) -> None:
     report.add(Row(SECTION, "sequential ACS sign-in rate (the storm's 100 %)", f"{capacity:.0f}/s"))
     seconds = 1.0 if budget.quick else 5.0
     gate = world.gate(hello_app)
-    gate.core.start_background()
+    await gate.start()
     cookie = await sign_in(gate, world)
     probe_scope = http_scope("GET", "/hello", [(b"accept", b"text/html"), (b"cookie", cookie)])
     idle = await probe(gate, probe_scope, seconds, None)
@@ -364,7 +364,7 @@ async def storm(budget: Budget, report: Report, world: World) -> None:
                 met,
             )
         )
-    await gate.core.stop_background()
+    await gate.stop()
 
 
 async def probe(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import re
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx
 from lxml import etree
 from starlette.applications import Starlette
@@ -160,6 +162,21 @@ def gate_options(
     )
     options.update(overrides)
     return options
+
+
+def started(gate: SamlGate) -> SamlGate:
+    """``gate`` after its start-up work (what the lifespan startup runs), its background work
+    stopped again: for tests that look at what start-up loads. Done in an event loop of its own
+    on a thread, so that a test may call it from its own running loop. Raises ConfigError as the
+    start-up does."""
+
+    async def start_and_stop() -> None:
+        await gate.start()
+        await gate.stop()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(anyio.run, start_and_stop).result()
+    return gate
 
 
 def with_spec(spec: ResponseSpec, **changes: Any) -> ResponseSpec:

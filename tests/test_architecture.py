@@ -16,18 +16,40 @@ PACKAGE = ROOT / "src" / "saml_gate"
 ALARM_LINES = 600
 MAX_TOP_LEVEL_MODULES = 12
 
-#: package → packages (or top-level modules) it must never import, even lazily.
+#: package (or top-level module) → what it must never reach, directly or through others, even
+#: lazily: the layers, from the bottom (errors, user, ip_addresses, background) up through
+#: config, policy, store, saml, identity, session, ops, runtime, web, middleware, proxy.
 FORBIDDEN = {
-    "saml": {"web", "session", "middleware", "proxy", "devidp", "testing"},
-    "session": {"web", "middleware", "proxy", "devidp", "testing"},
-    "store": {"web", "session", "saml", "runtime", "middleware", "devidp", "testing"},
-    "config": {"web", "session", "runtime", "middleware", "proxy", "devidp", "testing"},
-    "ops": {"web", "middleware", "devidp", "testing"},
-    "web": {"devidp", "testing", "middleware", "proxy"},
-    "contrib": {"devidp", "testing"},
+    "saml": {"web", "session", "middleware", "proxy", "runtime", "store", "ops", "identity",
+             "devidp", "testing"},
+    "store": {"web", "session", "saml", "runtime", "ops", "identity", "middleware", "proxy",
+              "devidp", "testing"},
+    "config": {"web", "session", "runtime", "middleware", "proxy", "store", "saml", "ops",
+               "identity", "devidp", "testing"},
+    "policy": {"web", "session", "runtime", "middleware", "proxy", "store", "saml", "ops",
+               "identity", "devidp", "testing"},
+    "identity": {"web", "session", "runtime", "ops", "middleware", "proxy", "devidp", "testing"},
+    "session": {"web", "runtime", "ops", "identity", "middleware", "proxy", "devidp", "testing"},
+    "ops": {"web", "runtime", "session", "middleware", "proxy", "devidp", "testing"},
+    "runtime": {"web", "middleware", "proxy", "contrib", "cli", "testing"},
+    "web": {"middleware", "proxy", "devidp", "testing", "contrib", "cli"},
+    "middleware": {"proxy", "devidp", "testing", "contrib", "cli"},
+    "proxy": {"devidp", "testing", "contrib", "cli"},
+    "devidp": {"web", "runtime", "session", "store", "ops", "middleware", "proxy", "testing"},
+    "contrib": {"devidp", "testing", "cli"},
+}  # fmt: skip
+#: Modules inside a package that any layer may import: they import nothing of saml_gate but
+#: errors (checked below), so importing them ties no two packages together.
+LEAF_MODULES = {
+    "saml_gate.saml.xmlconst",  # constants: the settings' checks read the algorithm URIs
+    "saml_gate.store.redis_url",  # parsing a Redis URL: the store setting's check
 }
+#: The one known cycle, config → policy → web → config, through this edge. TEMPORARY: it goes
+#: with the move of policy.py and web/request_line.py into a policy/ package (the request line
+#: is the policy's input, not the web layer's); delete it then.
+TEMPORARY_EDGES = {("saml_gate.policy", "saml_gate.web.request_line")}
 #: Modules that may import the development IdP (only when dev_idp is on).
-DEVIDP_IMPORTERS = {"saml_gate.runtime.core"}
+DEVIDP_IMPORTERS = {"saml_gate.runtime.saml_state"}
 
 
 def modules() -> list[tuple[str, Path]]:
@@ -36,6 +58,9 @@ def modules() -> list[tuple[str, Path]]:
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         found.append((".".join(p for p in parts if p != "__init__"), path))
     return found
+
+
+KNOWN = {name for name, _ in modules()}
 
 
 def imports(path: Path) -> list[tuple[str, bool]]:
@@ -49,7 +74,9 @@ def imports(path: Path) -> list[tuple[str, bool]]:
                 continue  # types only: never imported at run time
             if isinstance(child, ast.ImportFrom) and child.module:
                 if child.module.startswith("saml_gate"):
-                    found.append((child.module, top))
+                    for alias in child.names:  # ``from saml_gate.saml import xmlconst``
+                        submodule = f"{child.module}.{alias.name}"
+                        found.append((submodule if submodule in KNOWN else child.module, top))
             elif isinstance(child, ast.Import):
                 found.extend((a.name, top) for a in child.names if a.name.startswith("saml_gate"))
             inner = top and not isinstance(
@@ -59,6 +86,41 @@ def imports(path: Path) -> list[tuple[str, bool]]:
 
     visit(tree, True)
     return found
+
+
+def package(module: str) -> str:
+    """The package (or top-level module) a module belongs to: ``web`` for saml_gate.web.acs."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def module_edges() -> dict[tuple[str, str], list[str]]:
+    """(package, package) → the module imports that make the first depend on the second, at
+    run time (lazy imports too): not to leaf modules, not the temporary edges, not the
+    development IdP switch (checked on its own below)."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for name, path in modules():
+        for target, top in imports(path):
+            source, dest = package(name), package(target)
+            if source == dest or target in LEAF_MODULES or (name, target) in TEMPORARY_EDGES:
+                continue
+            if dest == "devidp" and not top and name in DEVIDP_IMPORTERS:
+                continue
+            edges.setdefault((source, dest), []).append(f"{name} imports {target}")
+    return edges
+
+
+def reachable(start: str, edges: dict[tuple[str, str], list[str]]) -> dict[str, list[str]]:
+    """Every package ``start`` reaches, each with one path of imports that reaches it."""
+    paths: dict[str, list[str]] = {}
+    todo = [(start, list[str]())]
+    while todo:
+        node, path = todo.pop(0)
+        for (source, dest), why in edges.items():
+            if source == node and dest not in paths:
+                paths[dest] = [*path, why[0]]
+                todo.append((dest, paths[dest]))
+    return paths
 
 
 def test_no_module_sounds_the_size_alarm() -> None:
@@ -72,17 +134,38 @@ def test_the_top_level_holds_only_the_face() -> None:
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_packages_import_only_what_they_may(package: str) -> None:
-    bad = []
-    for name, path in modules():
-        if name.split(".")[1:2] != [package]:
-            continue
-        for target, _ in imports(path):
-            parts = target.split(".")
-            if len(parts) > 1 and parts[1] in FORBIDDEN[package]:
-                bad.append(f"{name} imports {target}")
-    assert bad == []
+def test_the_package_graph_has_no_cycle() -> None:
+    """Transitively: no package reaches itself through the others' imports."""
+    edges = module_edges()
+    packages = {p for edge in edges for p in edge}
+    cycles = {p: reachable(p, edges)[p] for p in sorted(packages) if p in reachable(p, edges)}
+    assert cycles == {}
+
+
+@pytest.mark.parametrize("package_name", sorted(FORBIDDEN))
+def test_packages_never_reach_what_they_may_not(package_name: str) -> None:
+    reached = reachable(package_name, module_edges())
+    bad = {p: reached[p] for p in sorted(FORBIDDEN[package_name] & set(reached))}
+    assert bad == {}
+
+
+def test_leaf_modules_import_nothing_but_errors() -> None:
+    paths = dict(modules())
+    for leaf in sorted(LEAF_MODULES):
+        imported = {target for target, _ in imports(paths[leaf])}
+        assert {t for t in imported if package(t) != "errors"} == set(), leaf
+
+
+def test_the_temporary_edge_still_closes_the_known_cycle() -> None:
+    """config → policy → web → config. When the policy package move removes the edge, this
+    fails: delete TEMPORARY_EDGES and this test then."""
+    seen = {(name, target) for name, path in modules() for target, _ in imports(path)}
+    assert seen >= TEMPORARY_EDGES
+    edges = module_edges()
+    for source, target in TEMPORARY_EDGES:
+        edges.setdefault((package(source), package(target)), []).append(f"{source} → {target}")
+    through_policy = reachable("policy", edges)
+    assert "web" in through_policy and "config" in through_policy and "policy" in through_policy
 
 
 def test_only_the_dev_idp_switch_reaches_the_dev_idp() -> None:
@@ -118,7 +201,7 @@ async def main():
              "query_string": b"", "headers": [(b"accept", b"text/html")], "root_path": ""}
     await gate(scope, receive, send)
     assert sent[0]["status"] == 303, sent[0]
-    await gate.core.stop_background()
+    await gate.stop()
 
 asyncio.run(main())
 loaded = sorted(m for m in sys.modules if m.startswith("saml_gate.devidp"))

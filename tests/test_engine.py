@@ -12,7 +12,7 @@ import dataclasses
 import os
 import pickle
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -41,23 +41,25 @@ def never_in_this_process(s: Slo, monkeypatch: pytest.MonkeyPatch) -> None:
     def in_process(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("SAML work done in the app's process")
 
-    core = s.h.gate.core
+    saml = s.h.gate.core.saml
     for name in ("read_redirect", "read_post"):
-        monkeypatch.setattr(core.logout_verifier, name, in_process)
+        monkeypatch.setattr(saml.logout_verifier, name, in_process)
     for name in ("logout_request_url", "logout_response_url"):
-        monkeypatch.setattr(core.sp, name, in_process)
+        monkeypatch.setattr(saml.sp, name, in_process)
 
 
-async def test_the_engine_is_chosen_once_from_verify_isolation(slo: Callable[..., Slo]) -> None:
-    assert isinstance(slo().h.gate.core.engine, ProcessEngine)
-    threads = slo(verify_isolation="thread").h.gate.core
+async def test_the_engine_is_chosen_once_from_verify_isolation(
+    slo: Callable[..., Awaitable[Slo]],
+) -> None:
+    assert isinstance((await slo()).h.gate.core.engine, ProcessEngine)
+    threads = (await slo(verify_isolation="thread")).h.gate.core
     assert isinstance(threads.engine, ThreadEngine) and threads.workers is None
 
 
 async def test_idp_initiated_logout_is_read_in_a_child_process(
-    slo: Callable[..., Slo], monkeypatch: pytest.MonkeyPatch
+    slo: Callable[..., Awaitable[Slo]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    s = slo()
+    s = await slo()
     cookie = await s.login("okta-1")
     never_in_this_process(s, monkeypatch)
     url = s.idp.redirect(s.idp.logout_request(["okta-1"]), SLO_URL, response=False)
@@ -72,9 +74,9 @@ async def test_idp_initiated_logout_is_read_in_a_child_process(
 
 
 async def test_posted_logout_and_our_own_logout_request_are_done_in_a_child(
-    slo: Callable[..., Slo], monkeypatch: pytest.MonkeyPatch
+    slo: Callable[..., Awaitable[Slo]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    s = slo()
+    s = await slo()
     await s.login("okta-1")
     never_in_this_process(s, monkeypatch)
     r = await s.sign_out()  # SP-initiated: the LogoutRequest is built in a child
@@ -87,15 +89,15 @@ async def test_posted_logout_and_our_own_logout_request_are_done_in_a_child(
 
 
 async def test_with_thread_isolation_logout_is_read_in_this_process(
-    slo: Callable[..., Slo], monkeypatch: pytest.MonkeyPatch
+    slo: Callable[..., Awaitable[Slo]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def no_child(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a child process was used")
 
     monkeypatch.setattr(WorkerPool, "ask", no_child)
-    s = slo(verify_isolation="thread")
+    s = await slo(verify_isolation="thread")
     cookie = await s.login("okta-1")
-    verifier = s.h.gate.core.logout_verifier
+    verifier = s.h.gate.core.saml.logout_verifier
     read = verifier.read_redirect
     seen: list[tuple[int, str]] = []
 
@@ -113,37 +115,40 @@ async def test_with_thread_isolation_logout_is_read_in_this_process(
 
 
 async def test_a_child_that_dies_reading_a_logout_message_is_a_refusal_and_is_replaced(
-    slo: Callable[..., Slo], caplog: pytest.LogCaptureFixture
+    slo: Callable[..., Awaitable[Slo]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    s = slo()
+    s = await slo()
     cookie = await s.login("okta-1")
-    core = s.h.gate.core
-    good_spec = core.work_spec
+    saml = s.h.gate.core.saml
+    good = saml.state
     url = s.idp.redirect(s.idp.logout_request(["okta-1"]), SLO_URL, response=False)
-    core.work_spec = WorkSpec("crash-" + good_spec.digest, pickle.dumps(_ExitOnLoad()))
+    crash = WorkSpec("crash-" + good.work_spec.digest, pickle.dumps(_ExitOnLoad()))
+    saml._state = dataclasses.replace(good, work_spec=crash)
     r = await s.h.client.get(local(url), headers=HTML)
     assert r.status_code == 400 and error_code(r) == "slo_invalid", r.text
     failures = [x for x in caplog.records if getattr(x, "event", "") == "worker_failed"]
     assert failures and "exited" in failures[0].getMessage()
     assert await s.status(cookie) == 200  # nothing was ended
-    core.work_spec = good_spec
+    saml._state = good
     r = await s.h.client.get(local(url), headers=HTML)
     assert r.status_code == 303, r.text
     assert await s.status(cookie) == 401
 
 
-async def test_a_new_idp_is_used_by_the_children(slo: Callable[..., Slo]) -> None:
+async def test_a_new_idp_is_used_by_the_children(slo: Callable[..., Awaitable[Slo]]) -> None:
     """A metadata refresh (use_idp) gives the children the new configuration."""
-    core = slo().h.gate.core
+    core = (await slo()).h.gate.core
     user = SamlUser(name_id="alice@example.com", email=None, name=None, groups=())
     found = await core.engine.logout_request_url(user)
     assert found is not None and found[1].startswith(IDP_SLO_URL + "?")
-    core.use_idp(dataclasses.replace(core.idp, slo_url=None))
+    core.saml.use_idp(dataclasses.replace(core.saml.idp, slo_url=None))
     assert await core.engine.logout_request_url(user) is None
 
 
-async def test_a_child_whose_answer_is_refused_is_not_reused(slo: Callable[..., Slo]) -> None:
-    spec = slo().h.gate.core.work_spec
+async def test_a_child_whose_answer_is_refused_is_not_reused(
+    slo: Callable[..., Awaitable[Slo]],
+) -> None:
+    spec = (await slo()).h.gate.core.saml.work_spec
     pool = WorkerPool()
     try:
         with pytest.raises(WorkerFailed):  # an AuthnRequest URL is no logout message

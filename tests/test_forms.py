@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from saml_gate.errors import GateError
-from saml_gate.web.forms import decode_form_value, parse_form
+from saml_gate.saml.bindings import decode_form_value
+from saml_gate.web.forms import parse_form
 
 FORM_CHARS = st.text(alphabet="ab=&+%2BFfD3dC9é /;~-_.\n", max_size=60)
 

@@ -41,7 +41,10 @@ def anonymous(h: Harness) -> httpx.AsyncClient:
 
 
 async def signed_in(make_harness: Any, **options: Any) -> Harness:
-    h: Harness = make_harness(allowed_hosts=["app.example.test", "*.corp.example.test"], **options)
+    """A gate serving forward-auth, and a browser signed in to it."""
+    h: Harness = make_harness(
+        allowed_hosts=["app.example.test", "*.corp.example.test"], forward_auth=True, **options
+    )
     r = await h.login()
     assert r.status_code == 303, r.text
     return h
@@ -81,8 +84,9 @@ async def test_without_a_session_an_api_request_gets_401_with_the_login_url(
     make_harness: Any,
 ) -> None:
     h = await signed_in(make_harness)
+    api = {"Accept": "*/*", "Sec-Fetch-Mode": "cors"}  # a script's fetch()
     async with anonymous(h) as client:
-        for described in (NGINX, TRAEFIK, {**TRAEFIK, "Accept": "application/json"}):
+        for described in (NGINX, {**TRAEFIK, **api}, {**TRAEFIK, "Accept": "application/json"}):
             r = await client.get("/saml/auth", headers=described)
             assert r.status_code == 401
             body = r.json()
@@ -224,6 +228,22 @@ async def test_a_repeated_original_url_is_400(make_harness: Any) -> None:
     r = await h.client.get("/saml/auth", headers=headers)
     assert r.status_code == 400
     assert "<code>bad_original_request</code>" in r.text
+
+
+async def test_auth_is_served_only_where_forward_auth_is_configured(make_harness: Any) -> None:
+    """A tunnel's agent (ngrok) connects from loopback, a trusted proxy by default: were
+    /saml/auth served by every gate, any internet client could ask it about any URL with
+    someone's cookie and read back who they are."""
+    through_tunnel = {**NGINX, "X-Forwarded-For": "203.0.113.9"}
+    h: Harness = make_harness()  # forward_auth is off by default
+    assert (await h.login()).status_code == 303
+    r = await h.client.get("/saml/auth", headers=through_tunnel)
+    assert r.status_code == 404 and "<code>not_found</code>" in r.text
+    assert "x-forwarded-user" not in r.headers and "x-saml-gate-jwt" not in r.headers
+    assert (await h.client.get("/saml/jwks.json")).status_code == 200  # every mode's upstreams
+    on = await signed_in(make_harness)  # forward_auth=True, as `saml-gate forward-auth` sets
+    r = await on.client.get("/saml/auth", headers=through_tunnel)
+    assert r.status_code == 200 and r.headers["x-forwarded-user"] == "alice@example.com"
 
 
 async def test_a_peer_outside_trusted_proxies_is_refused(make_harness: Any) -> None:
@@ -449,7 +469,7 @@ async def test_a_session_due_for_refresh_comes_back_as_set_cookie(make_harness: 
 async def test_an_expired_session_is_401_and_cleared(make_harness: Any) -> None:
     h = await signed_in(make_harness, inactivity_timeout=600)
     h.clock.advance(601)
-    r = await h.client.get("/saml/auth", headers=TRAEFIK)
+    r = await h.client.get("/saml/auth", headers=NGINX)
     assert r.status_code == 401
     assert r.headers["set-cookie"].startswith("saml_gate_session=;")
 

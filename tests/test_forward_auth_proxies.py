@@ -82,6 +82,7 @@ def gate() -> Iterator[Gate]:
         allowed_hosts=["*.example.test"],
         authorized_groups=["staff"],
         public_paths=["/public/"],
+        forward_auth=True,
     )
     signed_in = Starlette(routes=[Route("/", lambda _: PlainTextResponse("Signed in."))])
     app = SamlGate(signed_in, **options)

@@ -144,10 +144,11 @@ _BUILT: list[SamlGate] = []
 async def _close_gates() -> AsyncIterator[None]:
     yield
     while _BUILT:
-        await _BUILT.pop().core.stop_background()
+        await _BUILT.pop().stop()
 
 
-def gate(config: dict[str, str], redis_prefix: str, **options: Any) -> SamlGate:
+async def gate(config: dict[str, str], redis_prefix: str, **options: Any) -> SamlGate:
+    """A gate on the test Redis, loaded (its keys and IdP known: what it compares)."""
     settings: dict[str, Any] = {
         "idp_metadata": config["SAML_GATE_IDP_METADATA"],
         "base_url": "https://app.example",
@@ -161,6 +162,7 @@ def gate(config: dict[str, str], redis_prefix: str, **options: Any) -> SamlGate:
     }
     built = SamlGate(lambda *a: None, **(settings | options))  # type: ignore[arg-type]
     _BUILT.append(built)
+    await built.load()
     return built
 
 
@@ -176,16 +178,19 @@ async def test_a_secret_rotation_in_progress_is_no_disagreement(
     """The README's rotation: the new secret is added (second) everywhere, then moved first.
     Each stage on a store prefix of its own (as if the earlier gates had stopped)."""
 
-    def stage(name: str, secret_key: list[str]) -> SamlGate:
-        return gate(config, f"{redis_prefix}{name}:", secret_key=secret_key)
+    async def stage(name: str, secret_key: list[str]) -> SamlGate:
+        return await gate(config, f"{redis_prefix}{name}:", secret_key=secret_key)
 
-    old, both = stage("a", [SECRET_OLD]), stage("a", [SECRET_OLD, SECRET_NEW])
+    old, both = await stage("a", [SECRET_OLD]), await stage("a", [SECRET_OLD, SECRET_NEW])
     assert [item.values for item in await compared(old, both)] == [()]
-    both, signs_new = stage("b", [SECRET_OLD, SECRET_NEW]), stage("b", [SECRET_NEW, SECRET_OLD])
+    both, signs_new = (
+        await stage("b", [SECRET_OLD, SECRET_NEW]),
+        await stage("b", [SECRET_NEW, SECRET_OLD]),
+    )
     assert [item.values for item in await compared(both, signs_new)] == [()]
 
     # Skipping the first step: a gate signs with a secret the other does not accept yet.
-    old, signs_new = stage("c", [SECRET_OLD]), stage("c", [SECRET_NEW, SECRET_OLD])
+    old, signs_new = await stage("c", [SECRET_OLD]), await stage("c", [SECRET_NEW, SECRET_OLD])
     (seen_by_new,) = await compared(old, signs_new)
     (seen_by_old,) = await old.core.agreement.compare(announce=False)
     assert seen_by_new.values[0].startswith(
@@ -194,7 +199,7 @@ async def test_a_secret_rotation_in_progress_is_no_disagreement(
     assert seen_by_old.values[0].startswith(
         "secret_key (it signs with a secret this gate does not accept:"
     )
-    old, only_new = stage("d", [SECRET_OLD]), stage("d", [SECRET_NEW])
+    old, only_new = await stage("d", [SECRET_OLD]), await stage("d", [SECRET_NEW])
     (item,) = await compared(old, only_new)
     assert item.values == (
         "secret_key (neither accepts what the other signs: a person signed in, or a sign-in"
@@ -207,11 +212,11 @@ async def test_jwt_key_rotation_and_other_settings(
 ) -> None:
     one, two = keygen(tmp_path / "one"), keygen(tmp_path / "two")
     key_a, key_b = one["SAML_GATE_JWT_KEYS"], two["SAML_GATE_JWT_KEYS"]
-    first = gate(config, redis_prefix, jwt_keys=[key_a, key_b])
-    rotated = gate(config, redis_prefix, jwt_keys=[key_b, key_a])  # both published: fine
+    first = await gate(config, redis_prefix, jwt_keys=[key_a, key_b])
+    rotated = await gate(config, redis_prefix, jwt_keys=[key_b, key_a])  # both published: fine
     (item,) = await compared(first, rotated)
     assert item.values == ()
-    other = gate(
+    other = await gate(
         config,
         redis_prefix,
         jwt_keys=[key_b],
@@ -234,7 +239,7 @@ async def test_jwt_key_rotation_and_other_settings(
 async def test_records_hold_no_secret_and_expire(config: dict[str, str], redis_prefix: str) -> None:
     import redis.asyncio
 
-    first = gate(config, redis_prefix)
+    first = await gate(config, redis_prefix)
     await first.core.agreement.compare(announce=True)
     client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
     try:

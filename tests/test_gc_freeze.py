@@ -25,9 +25,9 @@ GATE_STARTS = textwrap.dedent(
                     state_dir=tempfile.mkdtemp(), verify_isolation="thread", **options)
 
     async def main():
-        gate.core.start_background()
+        await gate.start()
         print(gc.get_freeze_count())
-        await gate.core.stop_background()
+        await gate.stop()
 
     asyncio.run(main())
     """
@@ -35,15 +35,17 @@ GATE_STARTS = textwrap.dedent(
 
 WORKER_ANSWERS = textwrap.dedent(
     """
-    import collections, gc, sys, tempfile
+    import anyio, collections, gc, sys, tempfile
     from saml_gate.config.settings import GateSettings
-    from saml_gate.runtime.core import GateCore
+    from saml_gate.runtime.saml_state import LiveSaml
     from saml_gate.runtime.worker_child import _answer
 
     settings = GateSettings.load(base_url="http://127.0.0.1:8000", dev_idp=True,
                                  secret_key="s" * 40, state_dir=tempfile.mkdtemp(),
                                  verify_isolation="thread", gc_freeze=sys.argv[1] == "on")
-    spec = GateCore(settings).work_spec
+    saml = LiveSaml(settings)
+    anyio.run(saml.load)
+    spec = saml.work_spec
     before = gc.get_freeze_count()
     answer = _answer(collections.OrderedDict(), spec.digest, spec.payload, "prepare", [])
     assert "ok" in answer, answer

@@ -154,15 +154,16 @@ async def test_key_files_are_read_and_bad_keys_refused_at_start(
 ) -> None:
     key_file = tmp_path / "jwt.pem"
     key_file.write_text(pem(ec.generate_private_key(ec.SECP256R1())))
-    make_gate(jwt_keys=[str(key_file)])
+    await make_gate(jwt_keys=[str(key_file)]).gate.start()
     for bad in (
         pem(ec.generate_private_key(ec.SECP384R1())),
         pem(rsa.generate_private_key(65537, 1024)),
         str(tmp_path / "missing.pem"),
         "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",
     ):
+        gate = make_gate(jwt_keys=[bad]).gate  # built: the keys are read at start-up
         with pytest.raises(ConfigError) as caught:
-            make_gate(jwt_keys=[bad])
+            await gate.start()
         assert caught.value.setting == "jwt_keys"
         assert "BEGIN" not in str(caught.value)  # never the key itself
 
@@ -172,6 +173,9 @@ async def test_a_development_key_is_generated_once_in_state_dir(
 ) -> None:
     first: Harness = make_gate()
     again: Harness = make_gate()
+    assert not (tmp_path / "jwt.key.pem").exists()  # generated at start-up, not when built
+    await first.gate.start()
+    await again.gate.start()
     assert (tmp_path / "jwt.key.pem").stat().st_mode & 0o077 == 0
     a = (await first.client.get("/saml/jwks.json")).json()
     b = (await again.client.get("/saml/jwks.json")).json()

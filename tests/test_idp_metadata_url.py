@@ -22,11 +22,19 @@ import pytest
 from lxml import etree
 
 from saml_gate import ConfigError, SamlGate
+from saml_gate.runtime.idp_source import IdpMetadataSource, parse_duration, refresh_delay
 from saml_gate.saml import xmlconst as X
-from saml_gate.saml.idp_source import IdpMetadataSource, parse_duration, refresh_delay
 from saml_gate.saml.keys import KeyPair
 from tests.interop.tls import make_tls_files
-from tests.support import BASE_URL, FrozenClock, Harness, gate_options, idp_metadata, make_app
+from tests.support import (
+    BASE_URL,
+    FrozenClock,
+    Harness,
+    gate_options,
+    idp_metadata,
+    make_app,
+    started,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -164,7 +172,7 @@ async def test_key_rollover_without_restart(
     old, new = idp_keys, attacker_keys  # "attacker" plays the IdP's next key here
     server.body = metadata_with(old)
     h = harness_for(server.url, old, sp_keys, clock, tmp_path)
-    source = h.gate.core.idp_source
+    source = h.gate.core.saml.source
     assert source is not None and source.is_url
     assert await login_status(h, old) == 303
     assert await login_status(h, new) == 400
@@ -198,9 +206,10 @@ async def test_unchanged_metadata_is_not_reloaded(
 ) -> None:
     server.body = metadata_with(idp_keys)
     h = harness_for(server.url, idp_keys, sp_keys, clock, tmp_path)
-    verifier = h.gate.core.verifier
-    assert await h.gate.core.idp_source.refresh_now() is False  # type: ignore[union-attr]
-    assert h.gate.core.verifier is verifier
+    await h.gate.start()
+    verifier = h.gate.core.saml.verifier
+    assert await h.gate.core.saml.source.refresh_now() is False  # type: ignore[union-attr]
+    assert h.gate.core.saml.verifier is verifier
     await h.client.aclose()
 
 
@@ -215,17 +224,17 @@ async def test_background_refresh_runs_in_the_event_loop(
 ) -> None:
     server.body = metadata_with(idp_keys)
     h = harness_for(server.url, idp_keys, sp_keys, clock, tmp_path)
-    source = h.gate.core.idp_source
+    source = h.gate.core.saml.source
     assert source is not None
     monkeypatch.setattr(source, "next_delay", lambda: 0.01)
     server.body = metadata_with(attacker_keys)
     await h.client.get("/saml/metadata")  # the first request starts the background work
     for _ in range(300):
-        if h.gate.core.idp.signing_certs == (attacker_keys.cert_pem,):
+        if h.gate.core.saml.idp.signing_certs == (attacker_keys.cert_pem,):
             break
         await asyncio.sleep(0.01)
     assert await login_status(h, attacker_keys) == 303
-    await h.gate.core.stop_background()
+    await h.gate.stop()
     await h.client.aclose()
 
 
@@ -237,17 +246,20 @@ def test_startup_uses_the_cached_copy_when_the_idp_is_down(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("saml_gate.saml.idp_source.time.sleep", lambda s: None)
+    monkeypatch.setattr("saml_gate.runtime.idp_source.RETRY_PAUSES", (0.0, 0.0))
     server.body = metadata_with(idp_keys)
-    options = gate_options(idp_keys, sp_keys, clock, str(tmp_path), idp_metadata=server.url)
-    SamlGate(make_app(), **options)  # fetched and cached
+    options = gate_options(
+        idp_keys, sp_keys, clock, str(tmp_path), idp_metadata=server.url, verify_isolation="thread"
+    )
+    started(SamlGate(make_app(), **options))  # fetched and cached
     url = server.url
     server.stop()
-    gate = SamlGate(make_app(), **options)
-    assert gate.core.idp.signing_certs == (idp_keys.cert_pem,)
-    assert gate.core.idp_source is not None and gate.core.idp_source.last_error
+    gate = started(SamlGate(make_app(), **options))
+    assert gate.core.saml.idp.signing_certs == (idp_keys.cert_pem,)
+    assert gate.core.saml.source is not None and gate.core.saml.source.last_error
+    empty = SamlGate(make_app(), **{**options, "state_dir": str(tmp_path / "empty")})
     with pytest.raises(ConfigError) as error:
-        SamlGate(make_app(), **{**options, "state_dir": str(tmp_path / "empty")})
+        started(empty)
     assert error.value.setting == "idp_metadata" and url in str(error.value)
 
 
@@ -274,30 +286,30 @@ def build(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., SamlGate]:
     """Build a gate on a metadata URL, each with an empty state_dir (no cached copy to fall
-    back on), without the pauses between start-up retries."""
-    monkeypatch.setattr("saml_gate.saml.idp_source.time.sleep", lambda s: None)
+    back on), without the pauses between start-up retries (the gate fetches at start-up:
+    :func:`started`, or ``await gate.start()``)."""
+    monkeypatch.setattr("saml_gate.runtime.idp_source.RETRY_PAUSES", (0.0, 0.0))
     built = 0
 
     def build(url: str, **extra: Any) -> SamlGate:
         nonlocal built
         built += 1
         state = str(tmp_path / f"state{built}")
-        return SamlGate(
-            make_app(),
-            **gate_options(idp_keys, sp_keys, clock, state, idp_metadata=url, **extra),
-        )
+        options = gate_options(idp_keys, sp_keys, clock, state, idp_metadata=url, **extra)
+        return SamlGate(make_app(), **{"verify_isolation": "thread", **options})
 
     return build
 
 
 def source_of(gate: SamlGate) -> IdpMetadataSource:
-    assert gate.core.idp_source is not None
-    return gate.core.idp_source
+    assert gate.core.saml.source is not None
+    return gate.core.saml.source
 
 
 def startup_error(build: Callable[..., SamlGate], url: str, **extra: Any) -> str:
+    gate = build(url, **extra)  # building fetches nothing: start-up does
     with pytest.raises(ConfigError) as error:
-        build(url, **extra)
+        started(gate)
     assert error.value.setting == "idp_metadata" and "\n" not in str(error.value)
     return error.value.problem
 
@@ -335,7 +347,7 @@ async def test_content_length_over_the_cap_is_refused_before_the_body(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server.body = metadata_with(idp_keys)
-    source = source_of(build(server.url, metadata_max_bytes=64 * 1024))
+    source = source_of(started(build(server.url, metadata_max_bytes=64 * 1024)))
     total = 50 * MIB
 
     def announce(handler: http.server.BaseHTTPRequestHandler) -> None:
@@ -360,7 +372,7 @@ async def test_an_endless_body_is_cut_at_the_cap(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server.body = metadata_with(idp_keys)
-    source = source_of(build(server.url, metadata_max_bytes=64 * 1024))
+    source = source_of(started(build(server.url, metadata_max_bytes=64 * 1024)))
     total = 50 * MIB
     server.respond = lambda handler: server.send_chunked(
         handler, (b" " * 65536 for _ in range(total // 65536))
@@ -386,7 +398,7 @@ async def test_a_gzip_bomb_is_capped_on_its_decoded_size(
 
     document = metadata_with(idp_keys)
     server.respond = gzipped(gzip_of(len(document), document))  # a real gzip answer is read
-    source = source_of(build(server.url, metadata_max_bytes=256 * 1024))
+    source = source_of(started(build(server.url, metadata_max_bytes=256 * 1024)))
     assert source.current is not None and source.current.signing_certs == (idp_keys.cert_pem,)
 
     bomb = gzip_of(100 * MIB)
@@ -409,7 +421,7 @@ async def test_a_trickling_server_is_cut_at_the_deadline(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server.body = metadata_with(idp_keys)
-    source = source_of(build(server.url, metadata_timeout=0.5))
+    source = source_of(started(build(server.url, metadata_timeout=0.5)))
 
     def trickle(handler: http.server.BaseHTTPRequestHandler) -> None:
         # A byte every 50 ms, no single read ever waits metadata_timeout; after 10 s (if the
@@ -438,8 +450,8 @@ def test_redirects_are_followed_a_bounded_number_of_times(
         **{f"/hop/{n}": f"/hop/{n - 1}" for n in range(2, 7)},
     }
     for path in ("/moved", "/app/exk123/sso/saml/old", "/hop/5"):
-        gate = build(server.origin + path)
-        assert gate.core.idp.signing_certs == (idp_keys.cert_pem,)
+        gate = started(build(server.origin + path))
+        assert gate.core.saml.idp.signing_certs == (idp_keys.cert_pem,)
     assert server.hits == 2 + 2 + 6
 
     server.hits = 0
@@ -469,7 +481,7 @@ def test_redirects_never_leave_https_or_loopback_http(
         }
         # Followed: https → https, and loopback http up to https.
         for url in (secure.origin + "/moved", server.origin + "/to-https"):
-            assert build(url).core.idp.signing_certs == (idp_keys.cert_pem,)
+            assert started(build(url)).core.saml.idp.signing_certs == (idp_keys.cert_pem,)
         hits = server.hits
 
         problem = startup_error(build, secure.origin + "/to-http")

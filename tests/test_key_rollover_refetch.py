@@ -77,7 +77,7 @@ async def test_a_rolled_over_key_is_fetched_and_the_same_response_signs_in(
     assert r.status_code == 303, r.text  # the first Response with the new key signs in
     assert r.headers["location"] == "/private/page"
     assert server.hits == hits + 1  # one refetch, at once
-    assert h.gate.core.idp.signing_certs == (new.cert_pem,)
+    assert h.gate.core.saml.idp.signing_certs == (new.cert_pem,)
     assert "refetching" in caplog.text and "verifying the Response again" in caplog.text
     assert (await sign_in(h, new)).status_code == 303
     assert server.hits == hits + 1  # the key is known now: no more fetches
@@ -92,6 +92,7 @@ async def test_refetches_are_rate_limited_and_the_hint_says_the_key_is_still_unk
     clock: FrozenClock,
 ) -> None:
     h = start("thread")
+    await h.gate.start()
     hits = server.hits
     for _ in range(3):  # forged Responses cannot make the gate hammer the IdP
         r = await sign_in(h, attacker_keys)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,12 +179,13 @@ class Slo:
 @pytest.fixture
 def slo(
     make_harness: Callable[..., Harness], idp_keys: KeyPair, attacker_keys: KeyPair, tmp_path: Path
-) -> Callable[..., Slo]:
-    def make(**settings: Any) -> Slo:
+) -> Callable[..., Awaitable[Slo]]:
+    async def make(**settings: Any) -> Slo:
         bootstrap = Pysaml2Idp(idp_keys, tmp_path / "idp0")
         h = make_harness(idp_metadata=bootstrap.metadata, **settings)
         h.clock.now = time.time()  # pysaml2 stamps its messages with the real time
-        sp_metadata = h.gate.core.sp.metadata_xml.decode()
+        await h.gate.start()  # loads the SP's keys and metadata
+        sp_metadata = h.gate.core.saml.sp.metadata_xml.decode()
         idp = Pysaml2Idp(idp_keys, tmp_path / "idp", sp_metadata)
         attacker = Pysaml2Idp(attacker_keys, tmp_path / "attacker", sp_metadata)
         return Slo(h=h, idp=idp, attacker=attacker)
@@ -194,9 +195,9 @@ def slo(
 
 # ------------------------------------------------------------------------------------ local
 async def test_get_never_signs_out_and_the_token_is_bound_to_the_session(
-    slo: Callable[..., Slo],
+    slo: Callable[..., Awaitable[Slo]],
 ) -> None:
-    s = slo()
+    s = await slo()
     other = await s.login("s-bob", name_id="bob@example.com")
     page = await s.h.client.get("/saml/logout")
     bobs_token = page.text.split("name=token value='")[1].split("'")[0]
@@ -221,9 +222,9 @@ async def refused_soon(worker: Harness) -> None:
 
 
 async def test_sign_out_revokes_for_every_worker_sharing_redis(
-    slo: Callable[..., Slo], make_harness: Callable[..., Harness], redis_prefix: str
+    slo: Callable[..., Awaitable[Slo]], make_harness: Callable[..., Harness], redis_prefix: str
 ) -> None:
-    s = slo(store=TEST_REDIS_URL, store_prefix=redis_prefix, idp_logout=False)
+    s = await slo(store=TEST_REDIS_URL, store_prefix=redis_prefix, idp_logout=False)
     other_worker = make_harness(
         idp_metadata=s.idp.metadata, store=TEST_REDIS_URL, store_prefix=redis_prefix
     )
@@ -237,8 +238,8 @@ async def test_sign_out_revokes_for_every_worker_sharing_redis(
 
 
 # ------------------------------------------------------------------------------------ SP-initiated
-async def test_sp_initiated_single_logout(slo: Callable[..., Slo]) -> None:
-    s = slo()
+async def test_sp_initiated_single_logout(slo: Callable[..., Awaitable[Slo]]) -> None:
+    s = await slo()
     cookie = await s.login("okta-session-1")
     out = await s.sign_out()
     assert out.status_code == 303
@@ -266,10 +267,10 @@ async def test_sp_initiated_single_logout(slo: Callable[..., Slo]) -> None:
 
 
 async def test_the_idp_refuses_a_logout_request_whose_signature_is_broken(
-    slo: Callable[..., Slo],
+    slo: Callable[..., Awaitable[Slo]],
 ) -> None:
     """The negative control: pysaml2's IdP really checks what the gate signs."""
-    s = slo()
+    s = await slo()
     await s.login("s-1")
     location = (await s.sign_out()).headers["location"]
     q = query_of(location)
@@ -285,9 +286,9 @@ async def sp_initiated(s: Slo) -> Any:
 
 
 async def test_logout_response_must_be_signed_by_the_idp_and_answer_our_request(
-    slo: Callable[..., Slo],
+    slo: Callable[..., Awaitable[Slo]],
 ) -> None:
-    s = slo()
+    s = await slo()
     request = await sp_initiated(s)
     good = s.idp.redirect(s.idp.logout_response(request), SLO_URL, response=True)
     q = query_of(good)
@@ -311,8 +312,10 @@ async def test_logout_response_must_be_signed_by_the_idp_and_answer_our_request(
     assert again.status_code == 400 and error_code(again) == "slo_unexpected"
 
 
-async def test_logout_response_for_another_request_is_refused(slo: Callable[..., Slo]) -> None:
-    s = slo()
+async def test_logout_response_for_another_request_is_refused(
+    slo: Callable[..., Awaitable[Slo]],
+) -> None:
+    s = await slo()
     request = await sp_initiated(s)
     request.id = "id-someone-elses-request"
     r = await s.h.client.get(
@@ -321,9 +324,9 @@ async def test_logout_response_for_another_request_is_refused(slo: Callable[...,
     assert r.status_code == 400 and error_code(r) == "slo_unexpected"
 
 
-async def test_okta_style_posted_logout_response(slo: Callable[..., Slo]) -> None:
+async def test_okta_style_posted_logout_response(slo: Callable[..., Awaitable[Slo]]) -> None:
     """Okta sends its LogoutResponse with the HTTP-POST binding and an XML signature."""
-    s = slo()
+    s = await slo()
     request = await sp_initiated(s)
     xml = str(s.idp.logout_response(request))
     for value, code in (
@@ -338,11 +341,11 @@ async def test_okta_style_posted_logout_response(slo: Callable[..., Slo]) -> Non
     assert r.status_code == 200 and "also signed out" in r.text
 
 
-async def test_an_idp_failure_status_is_reported(slo: Callable[..., Slo]) -> None:
+async def test_an_idp_failure_status_is_reported(slo: Callable[..., Awaitable[Slo]]) -> None:
     from saml2.s_utils import status_message_factory
     from saml2.samlp import STATUS_RESPONDER
 
-    s = slo()
+    s = await slo()
     request = await sp_initiated(s)
     failed = s.idp.logout_response(
         request, status=status_message_factory("no session", STATUS_RESPONDER)
@@ -354,8 +357,10 @@ async def test_an_idp_failure_status_is_reported(slo: Callable[..., Slo]) -> Non
 
 
 # ------------------------------------------------------------------------------------ IdP-initiated
-async def test_idp_initiated_logout_ends_the_matching_sessions(slo: Callable[..., Slo]) -> None:
-    s = slo()
+async def test_idp_initiated_logout_ends_the_matching_sessions(
+    slo: Callable[..., Awaitable[Slo]],
+) -> None:
+    s = await slo()
     first = await s.login("okta-1")
     second = await s.login("okta-2")
     bob = await s.login("okta-3", name_id="bob@example.com")
@@ -385,8 +390,10 @@ async def test_idp_initiated_logout_ends_the_matching_sessions(slo: Callable[...
     assert [await s.status(c) for c in (first, second, bob)] == [401, 401, 200]
 
 
-async def test_idp_initiated_logout_requests_that_are_refused(slo: Callable[..., Slo]) -> None:
-    s = slo()
+async def test_idp_initiated_logout_requests_that_are_refused(
+    slo: Callable[..., Awaitable[Slo]],
+) -> None:
+    s = await slo()
     cookie = await s.login("okta-1")
     request = s.idp.logout_request(["okta-1"])
     good = s.idp.redirect(request, SLO_URL, response=False)
@@ -417,8 +424,10 @@ async def test_idp_initiated_logout_requests_that_are_refused(slo: Callable[...,
     assert await s.status(cookie) == 401
 
 
-async def test_idp_initiated_logout_with_the_post_binding(slo: Callable[..., Slo]) -> None:
-    s = slo()
+async def test_idp_initiated_logout_with_the_post_binding(
+    slo: Callable[..., Awaitable[Slo]],
+) -> None:
+    s = await slo()
     cookie = await s.login("okta-1")
     xml = str(s.idp.logout_request(["okta-1"]))
     for value in (post_signed(xml, s.idp.keys, sign=False), post_signed(xml, s.attacker.keys)):
@@ -433,9 +442,9 @@ async def test_idp_initiated_logout_with_the_post_binding(slo: Callable[..., Slo
 
 
 async def test_idp_initiated_logout_across_workers_sharing_redis(
-    slo: Callable[..., Slo], make_harness: Callable[..., Harness], redis_prefix: str
+    slo: Callable[..., Awaitable[Slo]], make_harness: Callable[..., Harness], redis_prefix: str
 ) -> None:
-    s = slo(store=TEST_REDIS_URL, store_prefix=redis_prefix)
+    s = await slo(store=TEST_REDIS_URL, store_prefix=redis_prefix)
     other_worker = make_harness(
         idp_metadata=s.idp.metadata, store=TEST_REDIS_URL, store_prefix=redis_prefix
     )
@@ -447,8 +456,10 @@ async def test_idp_initiated_logout_across_workers_sharing_redis(
     await refused_soon(other_worker)  # pushed through Redis pub/sub
 
 
-async def test_slo_endpoint_refuses_what_is_not_a_logout_message(slo: Callable[..., Slo]) -> None:
-    s = slo()
+async def test_slo_endpoint_refuses_what_is_not_a_logout_message(
+    slo: Callable[..., Awaitable[Slo]],
+) -> None:
+    s = await slo()
     for r in (
         await s.h.client.get("/saml/slo"),
         await s.h.client.get("/saml/slo?SAMLRequest=x&SAMLResponse=y"),
@@ -461,8 +472,10 @@ async def test_slo_endpoint_refuses_what_is_not_a_logout_message(slo: Callable[.
     assert (await s.h.client.put("/saml/slo")).status_code == 405
 
 
-async def test_idp_initiated_logout_reads_the_subject_verbatim(slo: Callable[..., Slo]) -> None:
-    s = slo()
+async def test_idp_initiated_logout_reads_the_subject_verbatim(
+    slo: Callable[..., Awaitable[Slo]],
+) -> None:
+    s = await slo()
     alice = await s.login("okta-1")
     for name_id in ("alice@example.com ", " alice@example.com"):
         url = s.idp.redirect(s.idp.logout_request(name_id=name_id), SLO_URL, response=False)
@@ -474,7 +487,7 @@ async def test_idp_initiated_logout_reads_the_subject_verbatim(slo: Callable[...
 
 
 async def test_idp_initiated_logout_in_a_redis_outage_still_ends_this_browsers_session(
-    slo: Callable[..., Slo], make_harness: Callable[..., Harness], tmp_path: Path
+    slo: Callable[..., Awaitable[Slo]], make_harness: Callable[..., Harness], tmp_path: Path
 ) -> None:
     """Redis unreachable: the sessions of the subject cannot be looked up, so the IdP is told
     the logout failed, but the session of the browser that carried the request ends here at
@@ -483,7 +496,7 @@ async def test_idp_initiated_logout_in_a_redis_outage_still_ends_this_browsers_s
     server.start()
     try:
         options = {"store": server.url, "store_timeout": 0.2, "store_outage": "serve"}
-        s = slo(**options)
+        s = await slo(**options)
         mine = await s.login("okta-1")
         server.stop()
         request = s.idp.logout_request(["okta-1"])

@@ -191,7 +191,9 @@ async def test_startup_warnings(
 ) -> None:
     clock.now = time.time()  # the certificate below is made with the real clock
     soon = generate_keypair("expiring SP", days=10)
-    make_harness(sp_key=soon.key_pem.decode(), sp_cert=soon.cert_pem.decode(), debug=True)
+    h = make_harness(sp_key=soon.key_pem.decode(), sp_cert=soon.cert_pem.decode(), debug=True)
+    assert "the SP certificate" not in caplog.text  # building a gate only checks its settings
+    await h.gate.start()
     text = caplog.text
     assert "the SP certificate" in text and "expires in" in text
     assert "debug is on" in text
@@ -203,6 +205,7 @@ async def test_warnings_are_repeated_daily(
     make_harness: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     h = make_harness(debug=True)
+    await h.gate.start()
     h.gate.core.warnings._interval = 0.01
     caplog.clear()
     h.gate.core.warnings.start()

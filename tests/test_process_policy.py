@@ -14,7 +14,7 @@ import pytest
 import saml_gate.runtime.core
 from saml_gate import SamlGate
 from saml_gate.saml.keys import KeyPair
-from tests.support import FrozenClock, gate_options, make_app
+from tests.support import FrozenClock, gate_options, make_app, started
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,7 @@ def test_import_changes_nothing_and_the_policy_forbids_fetches() -> None:
     assert after_policy == ["no-fetch", "50"]  # logging.CRITICAL
 
 
-def test_building_a_gate_installs_the_policy(
+def test_starting_a_gate_installs_the_policy(
     idp_keys: KeyPair,
     sp_keys: KeyPair,
     clock: FrozenClock,
@@ -92,5 +92,7 @@ def test_building_a_gate_installs_the_policy(
 ) -> None:
     calls: list[Any] = []
     monkeypatch.setattr(saml_gate.runtime.core, "install_process_policy", lambda: calls.append(1))
-    SamlGate(make_app(), **gate_options(idp_keys, sp_keys, clock, str(tmp_path)))
+    gate = SamlGate(make_app(), **gate_options(idp_keys, sp_keys, clock, str(tmp_path)))
+    assert calls == []  # building a gate changes nothing process-wide
+    started(gate)
     assert calls == [1]

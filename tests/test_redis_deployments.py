@@ -71,7 +71,7 @@ async def make_harness(make_harness: Any) -> AsyncIterator[Any]:
 
     yield factory
     for h in made:
-        await h.gate.core.stop_background()
+        await h.gate.stop()
 
 
 @pytest.fixture

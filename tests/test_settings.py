@@ -8,7 +8,7 @@ import pytest
 
 from saml_gate import ConfigError, GateSettings, SamlGate
 from saml_gate.saml import xmlconst as X
-from tests.support import BASE_URL, SECRET, idp_metadata, make_app
+from tests.support import BASE_URL, SECRET, idp_metadata, make_app, started
 
 BASE = {"base_url": BASE_URL, "secret_key": SECRET, "dev_idp": True}
 
@@ -91,8 +91,9 @@ def test_bad_env_value_names_the_variable() -> None:
 def test_gate_construction_fails_on_bad_metadata(tmp_path: Any, sp_keys: Any) -> None:
     common = {"base_url": BASE_URL, "secret_key": SECRET, "state_dir": str(tmp_path)}
     for metadata in ("/no/such/file.xml", "<not-metadata/>", "garbage <"):
+        gate = SamlGate(make_app(), idp_metadata=metadata, **common)  # built: read at start
         with pytest.raises(ConfigError) as error:
-            SamlGate(make_app(), idp_metadata=metadata, **common)
+            started(gate)
         assert error.value.setting == "idp_metadata"
 
 
@@ -102,19 +103,21 @@ def test_metadata_from_a_file_and_mismatched_keys(
     path = tmp_path / "okta.xml"
     path.write_text(idp_metadata(idp_keys))
     common = {"base_url": BASE_URL, "secret_key": SECRET, "state_dir": str(tmp_path)}
-    gate = SamlGate(make_app(), idp_metadata=str(path), **common)
-    assert gate.core.idp.entity_id == "http://www.okta.com/exkTESTIDP0000000001"
+    gate = started(SamlGate(make_app(), idp_metadata=str(path), **common))
+    assert gate.core.saml.idp.entity_id == "http://www.okta.com/exkTESTIDP0000000001"
+    mismatched = SamlGate(
+        make_app(),
+        idp_metadata=str(path),
+        sp_key=sp_keys.key_pem.decode(),
+        sp_cert=attacker_keys.cert_pem.decode(),
+        **common,
+    )
     with pytest.raises(ConfigError) as error:
-        SamlGate(
-            make_app(),
-            idp_metadata=str(path),
-            sp_key=sp_keys.key_pem.decode(),
-            sp_cert=attacker_keys.cert_pem.decode(),
-            **common,
-        )
+        started(mismatched)
     assert error.value.setting == "sp_cert"
+    half = SamlGate(make_app(), idp_metadata=str(path), sp_key=sp_keys.key_pem.decode(), **common)
     with pytest.raises(ConfigError) as error:
-        SamlGate(make_app(), idp_metadata=str(path), sp_key=sp_keys.key_pem.decode(), **common)
+        started(half)
     assert error.value.setting == "sp_cert"
 
 
@@ -128,9 +131,11 @@ def test_development_sp_keys_are_generated_once(
         "idp_metadata": idp_metadata(idp_keys),
     }
     first = SamlGate(make_app(), **common)
+    assert "generated a development SP key pair" not in caplog.text  # not when built
+    started(first)
     assert "generated a development SP key pair" in caplog.text
-    second = SamlGate(make_app(), **common)
-    assert first.core.sp_keys.cert_pem == second.core.sp_keys.cert_pem
+    second = started(SamlGate(make_app(), **common))
+    assert first.core.saml.keys.cert_pem == second.core.saml.keys.cert_pem
     assert oct((tmp_path / "state" / "sp.key.pem").stat().st_mode & 0o777) == "0o600"
 
 

@@ -57,7 +57,7 @@ def test_one_problem_reads_as_before() -> None:
 
 
 def test_check_command_reports_each_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    from saml_gate.ops.selfcheck import run_checks
+    from saml_gate.runtime.selfcheck import run_checks
 
     for name in [n for n in os.environ if n.startswith("SAML_GATE_")]:
         monkeypatch.delenv(name)
@@ -111,7 +111,7 @@ def test_none_means_not_given() -> None:
 def test_check_goes_on_past_a_malformed_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from saml_gate.ops.selfcheck import run_checks
+    from saml_gate.runtime.selfcheck import run_checks
 
     for name in [n for n in os.environ if n.startswith("SAML_GATE_")]:
         monkeypatch.delenv(name)

@@ -68,7 +68,7 @@ async def _closing(harnesses: list[Harness]) -> AsyncIterator[None]:
     finally:
         for h in harnesses:
             await h.client.aclose()
-            await h.gate.core.stop_background()
+            await h.gate.stop()
             if isinstance(h.gate.app, ReverseProxy):
                 await h.gate.app.aclose()
 

@@ -7,6 +7,7 @@ answer the browser gets, and what the gate logs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 from typing import Any
@@ -22,18 +23,19 @@ from tests.support import Harness
 pytestmark = pytest.mark.anyio
 
 
-def only_child_may_verify(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def only_child_may_verify(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     def in_process(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("verified in the app's process")
 
-    monkeypatch.setattr(h.gate.core.verifier, "verify", in_process)
-    monkeypatch.setattr(h.gate.core.sp, "authn_request_url", in_process)
+    await h.gate.start()
+    monkeypatch.setattr(h.gate.core.saml.verifier, "verify", in_process)
+    monkeypatch.setattr(h.gate.core.saml.sp, "authn_request_url", in_process)
 
 
 async def test_sign_in_is_verified_in_a_child_process(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    only_child_may_verify(harness, monkeypatch)
+    await only_child_may_verify(harness, monkeypatch)
     assert harness.gate.settings.verify_isolation == "process"
     r = await harness.login()
     assert r.status_code == 303, r.text
@@ -81,17 +83,18 @@ class _ExitOnLoad:
 async def test_a_child_that_dies_refuses_that_sign_in_and_is_replaced(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    core = harness.gate.core
-    good_spec = core.work_spec
     request_id, relay = await harness.start_login()
-    core.work_spec = WorkSpec("crash-" + good_spec.digest, pickle.dumps(_ExitOnLoad()))
+    saml = harness.gate.core.saml
+    good = saml.state
+    crash = WorkSpec("crash-" + good.work_spec.digest, pickle.dumps(_ExitOnLoad()))
+    saml._state = dataclasses.replace(good, work_spec=crash)
     r = await harness.post_acs(harness.response_b64(harness.spec(in_response_to=request_id)), relay)
     assert r.status_code == 400, r.text
     assert "malformed_response" in r.text
     assert "saml_gate_session" not in r.headers.get("set-cookie", "")
     failures = [x for x in caplog.records if getattr(x, "event", "") == "worker_failed"]
     assert failures and "exited" in failures[0].getMessage()
-    core.work_spec = good_spec
+    saml._state = good
     r = await harness.login()
     assert r.status_code == 303, r.text
 
@@ -125,10 +128,11 @@ async def test_a_child_that_cannot_start_the_gate_is_unavailable_not_a_failure(
 
 async def test_a_cancelled_call_leaves_its_child_usable(harness: Harness) -> None:
     """The cancelled caller's answer arrives later; the next caller skips it."""
-    core = harness.gate.core
+    await harness.gate.start()
+    good = harness.gate.core.saml.work_spec
     pool = WorkerPool()
     try:
-        spec = WorkSpec("fresh-" + core.work_spec.digest, core.work_spec.payload)
+        spec = WorkSpec("fresh-" + good.digest, good.payload)
         with anyio.move_on_after(0.005):  # "prepare" builds a pysaml2 client: ~50 ms
             await pool.run(spec, "prepare")
         assert len(pool._idle) == 1
@@ -144,11 +148,12 @@ async def test_a_cancelled_call_leaves_its_child_usable(harness: Harness) -> Non
 async def test_the_child_is_not_given_the_cookie_secret_or_python_callables(
     harness: Harness,
 ) -> None:
-    settings, idp, keys = pickle.loads(harness.gate.core.work_spec.payload)
+    await harness.gate.start()
+    settings, idp, keys = pickle.loads(harness.gate.core.saml.work_spec.payload)
     assert settings.secret_key == ()
     assert settings.on_event == () and settings.metrics_registry is None
-    assert idp.entity_id == harness.gate.core.idp.entity_id
-    assert keys.key_pem == harness.gate.core.sp_keys.key_pem  # decryption needs the SP key
+    assert idp.entity_id == harness.gate.core.saml.idp.entity_id
+    assert keys.key_pem == harness.gate.core.saml.keys.key_pem  # decryption needs the SP key
 
 
 async def test_start_up_warms_a_child_so_the_first_sign_in_starts_none(
@@ -177,7 +182,7 @@ async def test_start_up_warms_a_child_so_the_first_sign_in_starts_none(
             while not pool._idle:
                 await anyio.sleep(0.05)
         child = pool._idle[0]
-        assert h.gate.core.work_spec.digest in child._specs
+        assert h.gate.core.saml.work_spec.digest in child._specs
         started: list[Any] = []
         monkeypatch.setattr(workers, "_Child", lambda: started.append(1))  # none may start
         r = await h.login()

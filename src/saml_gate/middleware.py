@@ -1,28 +1,42 @@
-"""SamlGate: the ASGI entry point. Routes gate endpoints, checks sessions, passes the rest on."""
+"""SamlGate: the ASGI entry point.
+
+Building a gate checks its settings and wires its parts (:func:`~saml_gate.web.assembly.assemble`)
+and does no I/O. The start-up work runs in the lifespan startup (:meth:`SamlGate.start`), or on
+the first request where no lifespan runs; a configuration error found there fails the startup
+(``lifespan.startup.failed`` with the message naming the setting: the server stops), or, without
+lifespan, answers every request with the ``misconfigured`` page.
+
+Then each request: the gate's endpoints under its prefix; the rest goes to the request decision
+(:class:`~saml_gate.web.gatekeeper.Gatekeeper`) and its verdict is carried out for the app —
+``Public`` and ``Admit`` reach the app (with ``scope["user"]``, ``scope["auth"]`` and the
+identity JWT), ``SignIn`` goes to the IdP or gets 401, ``Refuse`` gets the error page.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 from contextvars import ContextVar
+from types import FrameType
 from typing import Any, Unpack
 
+import anyio
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saml_gate.config.options import GateOptions
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError, GateError
-from saml_gate.identity.tokens import JWT_SCOPE_KEY
-from saml_gate.ops.events import AuthEvent
+from saml_gate.identity.tokens import JWT_SCOPE_KEY, jwt_header_name
+from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.runtime.core import GateCore
-from saml_gate.session.cookies import cookie_header_of
-from saml_gate.session.decision import DuplicateSession, Outcome
-from saml_gate.session.sessions import Session
-from saml_gate.session.watch import SessionWatch
-from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
+from saml_gate.web.assembly import GateParts, assemble
+from saml_gate.web.gatekeeper import Admit, AppRequest, Public, SignIn
+from saml_gate.web.pages import error_response
+from saml_gate.web.refusals import Refusals
+from saml_gate.web.request import RequestView, gate_subpath
 from saml_gate.web.request_line import route_path
-from saml_gate.web.router import Endpoints
 
 log = logging.getLogger("saml_gate")
 
@@ -85,6 +99,10 @@ class SamlGate:
     "redis://…") or an object: a ``redis.asyncio.Redis`` client or a
     :class:`~saml_gate.store.Store`. ``on_error`` builds branded error pages. Or pass ready
     ``settings`` (then no options but a ``store`` object).
+
+    A bad setting raises :class:`ConfigError` here, except where a framework builds the gate
+    inside its first ASGI call (Starlette's ``add_middleware``): there the error fails the
+    lifespan startup instead, which stops the server with the message.
     """
 
     def __init__(
@@ -93,6 +111,18 @@ class SamlGate:
         settings: GateSettings | None = None,
         **options: Unpack[GateOptions],
     ) -> None:
+        self.app = app
+        self._started = False
+        self._failure: Exception | None = None
+        self._start_lock = anyio.Lock()
+        try:
+            self._build(app, settings, options)
+        except ConfigError as exc:
+            if not _built_inside_a_call():
+                raise
+            self._failed(exc)  # said at the lifespan startup, or on every request
+
+    def _build(self, app: ASGIApp, settings: GateSettings | None, options: GateOptions) -> None:
         if _STARTING.get() is not None:
             raise NestedGateError("a SamlGate is being built while another one starts the app")
         inner = _inner_gate(app)
@@ -103,22 +133,69 @@ class SamlGate:
             options["store"], store = store, None
         if settings is not None and options:
             raise TypeError("pass either settings= or keyword options, not both")
-        self.app = app
-        self.settings = settings if settings is not None else GateSettings.load(**options)
-        self.core = GateCore(self.settings, store=store)
-        self.endpoints = Endpoints(self.core)
-        s = self.settings
+        self.settings = s = settings if settings is not None else GateSettings.load(**options)
+        self.parts: GateParts = assemble(s, store)
+        self.core: GateCore = self.parts.core
         self._prefix = s.prefix
-        self._prefix_len = len(s.prefix)
-        self._policy = self.endpoints.policy
-        self._clock = s.clock
-        self._sessions = self.core.sessions
-        self._watch = SessionWatch(self.core.revocations, self._clock)
-        self._background_started = False
-        self._metrics_path = self.settings.metrics_path
-        self._tokens = self.endpoints.tokens
-        self._jwt_header = s.jwt_header.lower().encode()
+        self._metrics_path = s.metrics_path
+        self._jwt_header = jwt_header_name(s)
+        self._decide = self.parts.gatekeeper.decide
+        self._addresses = self.parts.addresses
 
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """The start-up work (IdP metadata, keys, store feed, workers, process-wide policies);
+        idempotent. The lifespan startup runs it, or the first request where no lifespan runs.
+        Raises :class:`ConfigError` naming the setting at fault."""
+        if self._failure is not None:
+            raise self._failure
+        if self._started:
+            return
+        async with self._start_lock:
+            if not self._started:
+                await self.core.start()
+                self._started = True
+
+    async def load(self) -> None:
+        """The start-up loading alone (IdP metadata, keys), in any event loop: for a command that
+        wants a bad setting said before it serves (``saml-gate run``); :meth:`start` then only
+        starts the background work. Raises :class:`ConfigError` naming the setting."""
+        if self._failure is not None:
+            raise self._failure
+        await self.core.load()
+
+    async def stop(self) -> None:
+        """Stop the background work and close the store (the lifespan shutdown runs it)."""
+        if self._started:
+            self._started = False
+            await self.core.stop()
+
+    def _failed(self, exc: Exception) -> None:
+        """Remember why the gate cannot serve, and say it once."""
+        self._failure = exc
+        if isinstance(exc, ConfigError):
+            log.error("saml-gate cannot start: %s", exc, extra={"event": "misconfigured"})
+        else:
+            log.error(
+                "saml-gate cannot start: %s: %s",
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+                extra={"event": "misconfigured"},
+            )
+
+    async def _start_safely(self) -> Exception | None:
+        """Start; the error that prevents it, if any (remembered: the gate then serves only its
+        ``misconfigured`` page)."""
+        try:
+            await self.start()
+        except Exception as exc:
+            if exc is not self._failure:
+                self._failed(exc)
+            return exc
+        return None
+
+    # ------------------------------------------------------------------ requests
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
@@ -127,123 +204,133 @@ class SamlGate:
             else:
                 await self.app(scope, receive, send)
             return
-        if not self._background_started:
-            self._background_started = True
-            self.core.start_background()
+        if not self._started and await self._start_safely() is not None:
+            await self._misconfigured(scope, receive, send)  # no lifespan ran to stop the server
+            return
         path = route_path(scope["path"], scope.get("root_path", ""))
-        if path.startswith(self._prefix) and (
-            len(path) == self._prefix_len or path[self._prefix_len] == "/"
-        ):
-            await self.endpoints(scope, receive, send)
+        parts = self.parts
+        prefix = self._prefix  # startswith first: the hot path pays no call for app paths
+        if path.startswith(prefix) and gate_subpath(path, prefix) is not None:
+            await parts.endpoints(scope, receive, send)
             return
         if path == self._metrics_path:
-            await self.endpoints.info.metrics(self.endpoints.view(scope), receive, send)
+            await parts.info.metrics(parts.endpoints.view(scope), receive, send)
             return
-        try:
-            rule = self._policy.decide(scope, path)
-        except GateError as error:  # a method or path the app could read otherwise
-            await self._refuse(scope, error, receive, send)
-            return
-        if self._jwt_header:  # only the gate names the person to the app
-            scope["headers"] = _without(scope["headers"], self._jwt_header)
-        if rule.public:
+        request = AppRequest(scope, path, self._addresses)
+        verdict = await self._decide(request)
+        if isinstance(verdict, Admit):
+            user = verdict.user
+            jwt_header = self._jwt_header
+            if jwt_header:  # only the gate names the person to the app
+                scope["headers"] = _without(scope["headers"], jwt_header)
+                if verdict.jwt is not None:
+                    scope[JWT_SCOPE_KEY] = verdict.jwt
+                    scope["headers"].append((jwt_header, verdict.jwt))
+            scope["user"] = user
+            scope["auth"] = AuthCredentials(_scopes(user))
+            if kind == "websocket":  # closed (1008) when its session is revoked or expires
+                await parts.watch.run(self.app, scope, receive, send, user)
+            elif verdict.refresh_cookie is not None:  # re-issued on this response only
+                await self.app(scope, receive, _with_cookie(send, verdict.refresh_cookie))
+            else:
+                await self.app(scope, receive, send)
+        elif isinstance(verdict, Public):
+            if self._jwt_header:
+                scope["headers"] = _without(scope["headers"], self._jwt_header)
             scope["user"] = UnauthenticatedUser()
             scope["auth"] = AuthCredentials()
             await self.app(scope, receive, send)
-            return
+        elif isinstance(verdict, SignIn):
+            await parts.login.sign_in(request, verdict, receive, send)
+        elif kind == "websocket":
+            await Refusals.deny_websocket(scope, receive, send, verdict.error.code)
+        else:  # Refuse: its event is logged already
+            page = parts.refusals.page(request.view, verdict.error, user=verdict.user)
+            await page(scope, receive, send)
 
-        now = self._clock()
-        try:
-            session, outcome = await self.endpoints.authenticator.authenticate(
-                cookie_header_of(scope["headers"]), now
-            )
-        except StoreUnavailable as exc:  # the session needs the store, which is unreachable
-            down = GateError("store_unavailable", f"checking a session: {exc}")
-            await self._refuse(scope, down, receive, send)
+    async def _misconfigured(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ``misconfigured`` page: what to fix for a loopback client (or with ``debug``)."""
+        failure = self._failure
+        detail = str(failure) if isinstance(failure, ConfigError) else repr(failure)
+        if scope["type"] == "websocket":
+            await Refusals.deny_websocket(scope, receive, send, "misconfigured")
             return
-        except DuplicateSession as error:  # two session cookies: neither is picked
-            await self._refuse(scope, error, receive, send)
-            return
-        if session is None or outcome != "valid":
-            if session is not None and (outcome == "expired" or outcome == "idle"):
-                self._expired(scope, session, outcome)
-            await self.endpoints.login.unauthenticated(
-                self.endpoints.view(scope),
-                receive,
-                send,
-                expired=outcome != "absent",
-                force_authn=rule.needs_fresh_sign_in,
-            )
-            return
-        user = session.user
-        refusal = self._policy.refusal(rule, user, now)
-        if refusal is not None:
-            if refusal.code == "step_up_required":  # back to the IdP, never a 403
-                await self.endpoints.login.unauthenticated(
-                    self.endpoints.view(scope),
-                    receive,
-                    send,
-                    expired=False,
-                    force_authn=True,
-                    error=refusal,
-                )
-            else:
-                view = self.endpoints.view(scope)
-                await self.endpoints.refusals.refuse(view, refusal, receive, send, user=user)
-            return
-        scope["user"] = user
-        scope["auth"] = AuthCredentials(_scopes(user))
-        if self._jwt_header:
-            token = scope[JWT_SCOPE_KEY] = self._tokens.token(user, now)
-            scope["headers"].append((self._jwt_header, token))
-        if kind == "websocket":  # closed (1008) when its session is revoked or expires
-            await self._watch.run(self.app, scope, receive, send, user)
-            return
-        if self._sessions.needs_refresh(session, now):
-            await self.app(scope, receive, self._refreshing(send, session, now))
-            return
-        await self.app(scope, receive, send)
+        view = RequestView(scope, ClientAddresses(()))
+        debug = getattr(getattr(self, "settings", None), "debug", False)
+        response = error_response(
+            GateError("misconfigured", detail),
+            wants_json=view.wants_json,
+            show_detail=bool(debug) or view.is_local,
+        )
+        await response(scope, receive, send)
 
+    # ------------------------------------------------------------------ lifespan
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass lifespan through, running the gate's background work alongside the app."""
-        self._background_started = True
-        self.core.start_background()
+        """Start the gate before the app, stop it after; a gate that cannot start fails the
+        startup with its message (uvicorn then exits, in lifespan "auto" as in "on")."""
+        first = await receive()
+        if first["type"] == "lifespan.startup":
+            failure = await self._start_safely()
+            if failure is not None:
+                await send({"type": "lifespan.startup.failed", "message": _message(failure)})
+                return
+        pending = [first]
 
-        async def receive_and_stop() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                await self.core.stop_background()
-            return message
+        async def app_receive() -> Message:
+            return pending.pop() if pending else await receive()
+
+        async def app_send(message: Message) -> None:
+            if message["type"] in _LIFESPAN_ENDS:
+                await self.stop()
+            await send(message)
 
         starting = _STARTING.set(self)
         try:
-            await self.app(scope, receive_and_stop, send)
+            await self.app(scope, app_receive, app_send)
         except NestedGateError as exc:  # built lazily by the app: fail the start, say why
+            await self.stop()
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
         finally:
             _STARTING.reset(starting)
 
-    async def _refuse(self, scope: Scope, error: GateError, receive: Receive, send: Send) -> None:
-        await self.endpoints.refusals.refuse(self.endpoints.view(scope), error, receive, send)
 
-    def _expired(self, scope: Scope, session: Session, outcome: Outcome) -> None:
-        user = session.user
-        reason = "idle (inactivity_timeout)" if outcome == "idle" else "maximum_duration reached"
-        fields = self.endpoints.view(scope).event_fields()
-        self.core.events.emit(
-            AuthEvent.about(user, "session_expired", "success", reason=reason, **fields)
-        )
+#: What the app sends when its lifespan ends (the gate stops then, after the app).
+_LIFESPAN_ENDS = frozenset(
+    {"lifespan.startup.failed", "lifespan.shutdown.complete", "lifespan.shutdown.failed"}
+)
 
-    def _refreshing(self, send: Send, session: Session, now: float) -> Send:
-        """Re-issue the cookie with a new last-seen time on this response only."""
-        header = self._sessions.cookie(self._sessions.touched(session, now), now)
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (b"set-cookie", header)]
-            await send(message)
+def _message(failure: Exception) -> str:
+    """A start-up failure as the server prints it: a ConfigError names the setting."""
+    if isinstance(failure, ConfigError):
+        return str(failure)
+    return f"saml-gate could not start: {type(failure).__name__}: {failure}"
 
-        return send_with_cookie
+
+def _built_inside_a_call() -> bool:
+    """Whether a framework is building this gate inside an ASGI call. Starlette and FastAPI
+    build an ``add_middleware`` stack in ``build_middleware_stack`` during the app's first call
+    (under uvicorn, the lifespan's), where a raised error reads as "lifespan unsupported" and
+    then as a 500 with a traceback on every request: the gate defers it to its lifespan."""
+    frame: FrameType | None = sys._getframe(2)  # the caller of SamlGate(...)
+    for _ in range(3):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "build_middleware_stack":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _with_cookie(send: Send, header: bytes) -> Send:
+    """``send`` adding a Set-Cookie header to the response."""
+
+    async def send_with_cookie(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), (b"set-cookie", header)]
+        await send(message)
+
+    return send_with_cookie
 
 
 def _without(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:

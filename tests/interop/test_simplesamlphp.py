@@ -183,7 +183,7 @@ async def test_signed_authn_requests_checked_by_the_idp(
     configured or the metadata says WantAuthnRequestsSigned."""
     idp, gate = ssp_gate(idp_knows_sp_cert=True, sign_authn_requests=setting, edit_metadata=edit)
     assert 'WantAuthnRequestsSigned="true"' in httpx.get(idp.local_metadata_url).text
-    assert gate.gate.core.sp.sign_requests
+    assert gate.gate.core.saml.sp.sign_requests
     location = await start_at_gate(client, gate.base_url + "/private/signed")
     query = parse_qs(urlsplit(location).query)
     assert query["SigAlg"] == [X.RSA_SHA256]

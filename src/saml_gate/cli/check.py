@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from saml_gate.ops.selfcheck import run_checks
+    from saml_gate.runtime.selfcheck import run_checks
 
     given = given_flags(args)
     report = run_checks(gate_options(args), lambda problem: flag_message(problem, given))

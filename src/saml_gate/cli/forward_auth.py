@@ -31,7 +31,7 @@ def build(args: argparse.Namespace, options: dict[str, Any]) -> Any:
     page = PlainTextResponse("Signed in. saml-gate answers the reverse proxy's forward-auth.")
     # an app that speaks lifespan, so the gate's start-up runs at start, not at the first request
     signed_in = Starlette(routes=[Route("/{path:path}", lambda request: page)])
-    return SamlGate(signed_in, **options)
+    return SamlGate(signed_in, **{**options, "forward_auth": True})  # serves /saml/auth
 
 
 def command(args: argparse.Namespace) -> int:

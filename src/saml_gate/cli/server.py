@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
+import anyio
+
 from saml_gate.cli.options import LaunchError, cli_settings, gate_options
 from saml_gate.cli.summary import setup_sheet, start_summary
 from saml_gate.config.cli_settings import CliSettings
@@ -68,6 +70,8 @@ def serve_command(
         options["base_url"] = decided["base_url"] = url
     app = build(args, options)
     gate = app if isinstance(app, SamlGate) else None
+    if gate is not None:  # the start-up loading now: a bad setting is said before serving
+        anyio.run(gate.load)  # (with its flag's name); the lifespan then starts the rest
     settings = gate.settings if gate is not None else GateSettings.load(**options)
     if server.ngrok:
         print(setup_sheet(settings, gate), flush=True)

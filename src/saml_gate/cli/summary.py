@@ -16,10 +16,11 @@ def idp_line(settings: GateSettings, gate: SamlGate | None) -> str:
     """The IdP the gate trusts: the development IdP, or the metadata's entity ID and source."""
     if settings.dev_idp:
         return "the embedded DEVELOPMENT IdP (test users; never in production)"
-    source = gate.core.idp_source if gate is not None else None
+    saml = gate.core.saml if gate is not None and gate.core.loaded else None
+    source = saml.source if saml is not None else None
     from_url = source.is_url if source is not None else is_url(settings.idp_metadata or "")
     where = "its metadata URL" if from_url else "a file/XML"
-    entity_id = gate.core.idp.entity_id if gate is not None else "the IdP of its metadata"
+    entity_id = saml.idp.entity_id if saml is not None else "the IdP of its metadata"
     return f"{entity_id} (metadata from {where})"
 
 
@@ -49,5 +50,8 @@ def setup_sheet(settings: GateSettings, gate: SamlGate | None) -> str:
     from saml_gate.ops.setup_sheet import SetupSheet
     from saml_gate.saml.sp import load_sp_keys
 
-    cert = gate.core.sp_keys.cert_pem if gate is not None else load_sp_keys(settings).cert_pem
+    if gate is not None and gate.core.loaded:
+        cert = gate.core.saml.keys.cert_pem
+    else:
+        cert = load_sp_keys(settings).cert_pem
     return SetupSheet.build(settings, cert).as_text()

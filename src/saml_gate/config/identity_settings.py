@@ -53,6 +53,12 @@ class IdentityFields:
         flag_help="a host a sign-in may return to: app.example.com, *.example.com",
         check=checks.host_patterns,
     )
+    forward_auth: bool = setting(
+        False,
+        help="serve `/saml/auth`, the forward-auth endpoint nginx, Caddy and Traefik ask about"
+        " each request (on with `saml-gate forward-auth`); off, it answers 404, so that a"
+        " tunnel's loopback agent cannot make every internet client a trusted proxy",
+    )
     jwt_header: str = setting(
         "X-Saml-Gate-Jwt",
         help="the request header carrying the signed identity JWT to the app or upstream"

@@ -154,6 +154,11 @@ class GateOptions(TypedDict, total=False):
     forward-auth): app.example.com, app.example.com:8443, or *.example.com (its subdomains);
     with cookie_domain one sign-in covers them
     """
+    forward_auth: bool | None
+    """serve /saml/auth, the forward-auth endpoint nginx, Caddy and Traefik ask about each request
+    (on with saml-gate forward-auth); off, it answers 404, so that a tunnel's loopback agent
+    cannot make every internet client a trusted proxy
+    """
     jwt_header: str | None
     """the request header carrying the signed identity JWT to the app or upstream (middleware,
     proxy, forward-auth); empty turns it off

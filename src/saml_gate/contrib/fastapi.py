@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security, WebSocketException
 from fastapi.openapi.models import APIKey, APIKeyIn
@@ -37,6 +36,7 @@ from starlette.status import WS_1008_POLICY_VIOLATION
 from saml_gate.errors import ERRORS, ErrorCode, GateError, members_of
 from saml_gate.user import SamlUser
 from saml_gate.web.pages import error_body, page_document
+from saml_gate.web.sign_in import is_page_load, login_url_for
 
 __all__ = [
     "GATE_RESPONSES",
@@ -113,9 +113,7 @@ class SamlSession(SecurityBase):
                 "?" + connection.url.query if connection.url.query else ""
             )
             raise _refusal(
-                connection,
-                "not_authenticated",
-                login_url=self.login_path + "?" + urlencode({"return_to": path}),
+                connection, "not_authenticated", login_url=login_url_for(self.login_path, path)
             )
         groups = [
             s.removeprefix("group:") for s in security_scopes.scopes if s.startswith("group:")
@@ -163,15 +161,7 @@ def use_gate_error_pages(app: FastAPI) -> None:
 
 async def _answer_refusal(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GateRefusal)
-    h = request.headers
-    accept = h.get("accept", "")
-    navigation = (
-        request.method in ("GET", "HEAD")
-        and "text/html" in accept
-        and h.get("sec-fetch-mode", "navigate") in ("navigate", "nested-navigate")
-        and not h.get("x-requested-with")
-    )
-    if not navigation:
+    if not is_page_load(request.method, request.headers):
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
     detail = exc.body
     user: SamlUser | None = exc.page.get("user")
@@ -179,7 +169,7 @@ async def _answer_refusal(request: Request, exc: Exception) -> Response:
     root = request.scope.get("root_path", "")
     here = request.url.path + ("?" + request.url.query if request.url.query else "")
     links = [
-        ("Sign in again", root + prefix + "/login?" + urlencode({"return_to": here})),
+        ("Sign in again", login_url_for(root + prefix + "/login", here)),
         ("Back to the application", root + "/"),
     ]
     if user is not None:

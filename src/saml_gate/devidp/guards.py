@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from saml_gate.config.settings import is_loopback_host
 from saml_gate.devidp.problems import Problem, short
-from saml_gate.web.forwarded import ClientAddresses
+from saml_gate.ip_addresses import ClientAddresses, peer_of
 
 
 def hostname(url: str) -> str:
@@ -41,9 +41,7 @@ def check_loopback(request: Request, public_url: str) -> None:
     The peer alone is not enough: a tunnel such as ngrok connects from 127.0.0.1, but it
     reports the real client in X-Forwarded-For and the public name in Host.
     """
-    client = request.scope.get("client")
-    peer = str(client[0]) if client and client[0] else ""
-    if not ClientAddresses.is_local(peer, request.scope["headers"]):
+    if not ClientAddresses.is_local(peer_of(request.scope), request.scope["headers"]):
         raise Problem(403, "Forbidden", "The development IdP only answers loopback clients.")
     named: list[tuple[bytes, str]] = []
     for key, value in request.scope["headers"]:

@@ -382,6 +382,13 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
         "Send X-Original-URL and X-Original-Method (nginx), or X-Forwarded-Method, -Proto, -Host"
         " and -Uri (Traefik, Caddy), once each (see examples/forward_auth/).",
     ),
+    "misconfigured": ErrorInfo(
+        503,
+        "saml-gate is not configured correctly",
+        "The gate could not start: a setting is wrong. The server's log names it, and so does"
+        " this page for a loopback client; fix it and restart. (Served where the server runs no"
+        " lifespan, which would have stopped it at start-up.)",
+    ),
 }
 
 

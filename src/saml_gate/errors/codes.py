@@ -64,6 +64,7 @@ ErrorCode = Literal[
     "busy",
     "untrusted_proxy",
     "bad_original_request",
+    "misconfigured",
 ]
 """Every stable error code (a typo in a ``GateError`` is a type error); :data:`ERRORS` has one
 entry per code, checked at import."""

@@ -10,12 +10,12 @@ receives a token with at least a quarter of its lifetime ahead.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import jwt
 
 from saml_gate.config.settings import GateSettings
-from saml_gate.identity.keys import JwtKey
+from saml_gate.identity.keys import JwtKey, jwks
 from saml_gate.user import SamlUser
 
 #: Where the middleware leaves the JWT of a request it lets through (the proxy forwards it).
@@ -24,16 +24,38 @@ JWT_SCOPE_KEY: Final = "saml_gate.jwt"
 CACHE_SIZE: Final = 10_000
 
 
-class IdentityTokens:
-    """Signs (and caches) the identity JWT of each session with the first key."""
+def jwt_header_name(settings: GateSettings) -> bytes:
+    """The identity JWT's request header as ASGI spells it (lower-case bytes); empty when off."""
+    return settings.jwt_header.lower().encode()
 
-    def __init__(self, settings: GateSettings, keys: tuple[JwtKey, ...]) -> None:
-        self._key = keys[0]
+
+class IdentityTokens:
+    """Signs (and caches) the identity JWT of each session with the first key. The keys are
+    loaded at start-up (:meth:`use_keys`), not when the gate is built."""
+
+    def __init__(self, settings: GateSettings) -> None:
+        self._keys: tuple[JwtKey, ...] = ()
+        self._jwks: dict[str, Any] = {"keys": []}
         self._issuer = settings.base_url
         self._audience = settings.jwt_audience or settings.base_url
         self._lifetime = int(settings.jwt_lifetime)
         self._renew_before = self._lifetime / 4
         self._cache: dict[str, tuple[bytes, float]] = {}
+
+    def use_keys(self, keys: tuple[JwtKey, ...]) -> None:
+        """The keys: the first signs, all are published (:attr:`jwks`)."""
+        self._keys = keys
+        self._jwks = jwks(keys)
+
+    @property
+    def keys(self) -> tuple[JwtKey, ...]:
+        """The keys in use, the signing one first (none before start-up)."""
+        return self._keys
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        """The JSON Web Key Set of the keys (``/saml/jwks.json``)."""
+        return self._jwks
 
     def token(self, user: SamlUser, now: float) -> bytes:
         """The JWT for ``user`` (ASCII bytes, ready as a header value)."""
@@ -56,8 +78,9 @@ class IdentityTokens:
             "exp": expires,
             "sid": user.session_id,
         }
+        signing = self._keys[0]  # loaded at start-up, before any request is decided
         token = jwt.encode(
-            claims, self._key.private, algorithm=self._key.algorithm, headers={"kid": self._key.kid}
+            claims, signing.private, algorithm=signing.algorithm, headers={"kid": signing.kid}
         ).encode("ascii")
         if len(self._cache) >= CACHE_SIZE:
             self._evict(now)

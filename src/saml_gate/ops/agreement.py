@@ -29,18 +29,18 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from saml_gate.runtime.background import BackgroundJob
-from saml_gate.store import MemoryStore, StoreUnavailable
+from saml_gate.background import BackgroundJob
+from saml_gate.store import MemoryStore, Store, StoreUnavailable
 from saml_gate.store.base import Announce
 
 if TYPE_CHECKING:
-    from saml_gate.runtime.core import GateCore
+    from saml_gate.config.settings import GateSettings
 
 log = logging.getLogger("saml_gate")
 
@@ -128,18 +128,25 @@ class LocalValues:
         return found
 
 
-def local_values(core: GateCore) -> LocalValues:
+@dataclass(frozen=True)
+class GateFacts:
+    """What this gate signs with, known once it has started: its SP certificate (PEM), the
+    entity ID of the IdP it trusts, and the ``kid`` of each identity JWT key (the first signs)."""
+
+    sp_certificate: bytes
+    idp: str
+    jwt_kids: tuple[str, ...]
+
+
+def local_values(s: GateSettings, facts: GateFacts) -> LocalValues:
     """This gate's record (scrypt runs here: call it off the event loop)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
-    from saml_gate.identity.keys import load_jwt_keys
-
-    s = core.settings
     salt = secrets.token_bytes(16)
     fingerprints = tuple(secret_fingerprint(secret, salt) for secret in s.secret_key)
-    certificate = x509.load_pem_x509_certificate(core.sp_keys.cert_pem)
-    kids = tuple(key.kid for key in load_jwt_keys(s, announce=False))
+    certificate = x509.load_pem_x509_certificate(facts.sp_certificate)
+    kids = facts.jwt_kids
     policy = json.dumps([repr(getattr(s, name)) for name in POLICY_SETTINGS])
     record = GateRecord(
         gate=secrets.token_hex(6),
@@ -151,7 +158,7 @@ def local_values(core: GateCore) -> LocalValues:
         sp_certificate=certificate.fingerprint(hashes.SHA256()).hex(),
         jwt_signs=kids[0],
         jwt_publishes=kids,
-        idp=core.idp.entity_id,
+        idp=facts.idp,
         policy=hashlib.sha256(policy.encode()).hexdigest(),
         public={name: str(getattr(s, name)) for name in PUBLIC_SETTINGS},
     )
@@ -222,8 +229,17 @@ class Comparison:
 class GateAgreement:
     """Announces this gate's record and compares it with the other gates' (see the module)."""
 
-    def __init__(self, core: GateCore, interval: float = INTERVAL) -> None:
-        self._core = core
+    def __init__(
+        self,
+        settings: GateSettings,
+        store: Store,
+        facts: Callable[[], GateFacts],
+        interval: float = INTERVAL,
+    ) -> None:
+        """``facts``: this gate's, read when it first compares (after its start-up)."""
+        self._settings = settings
+        self._store = store
+        self._facts = facts
         self._interval = interval
         self._mine: LocalValues | None = None
         self._job = BackgroundJob(self._run)
@@ -234,7 +250,7 @@ class GateAgreement:
     @property
     def shared(self) -> bool:
         """Whether other gates can share this gate's store (the memory store is its own)."""
-        return not isinstance(self._core.store, MemoryStore)
+        return not isinstance(self._store, MemoryStore)
 
     def start(self) -> None:
         """Announce and compare now, then every ``interval`` seconds; a running loop needed."""
@@ -258,9 +274,10 @@ class GateAgreement:
         """This gate compared with every other gate in the store (announcing its own record
         first when ``announce``). Raises :class:`StoreUnavailable`."""
         if self._mine is None:
-            self._mine = await anyio.to_thread.run_sync(local_values, self._core)
+            facts = self._facts()
+            self._mine = await anyio.to_thread.run_sync(local_values, self._settings, facts)
         mine = self._mine
-        store, now = self._core.store, self._core.settings.clock()
+        store, now = self._store, self._settings.clock()
         if announce:
             member = mine.record.to_json()
             await store.write([Announce(RECORDS, member, now + LIFETIME, publish=False)])

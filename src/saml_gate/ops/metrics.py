@@ -17,7 +17,6 @@ from saml_gate.errors import ConfigError
 
 if TYPE_CHECKING:
     from saml_gate.ops.events import AuthEvent
-    from saml_gate.runtime.core import GateCore
 
 PREFIX = "saml_gate_"
 
@@ -83,22 +82,21 @@ class GateMetrics:
         elif event.event == "session_expired":
             self.session_expiries.inc()
 
-    def bind(self, core: GateCore, clock: Callable[[], float] = time.time) -> None:
-        """Gauges computed when scraped, from the gate's current state."""
-        from saml_gate.ops.selfcheck import certificate_days_left
-
-        def metadata_age() -> float:
-            source = core.idp_source
-            return clock() - source.loaded_at if source is not None and source.loaded_at else 0.0
-
+    def bind(
+        self,
+        metadata_age: Callable[[], float],
+        idp_certificates: Callable[[], tuple[bytes, ...]],
+        sp_certificate: Callable[[], bytes | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Gauges computed when scraped, from the gate's current state (read through these
+        callables: the IdP metadata and the keys change, and load at start-up)."""
         self.metadata_age.set_function(metadata_age)
         for index in range(4):  # rollover: up to four published signing certificates
             self.cert_days.labels(f"idp_signing_{index}").set_function(
-                partial(_idp_days, core, index, clock)
+                partial(_nth_days_left, idp_certificates, index, clock)
             )
-        self.cert_days.labels("sp").set_function(
-            lambda: certificate_days_left(core.sp_keys.cert_pem, clock())[1]
-        )
+        self.cert_days.labels("sp").set_function(partial(_days_left, sp_certificate, clock))
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -106,10 +104,15 @@ class GateMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def _idp_days(core: GateCore, index: int, clock: Callable[[], float]) -> float:
-    from saml_gate.ops.selfcheck import certificate_days_left
+def _days_left(certificate: Callable[[], bytes | None], clock: Callable[[], float]) -> float:
+    from saml_gate.ops.certificates import certificate_days_left
 
-    certs = core.idp.signing_certs
-    if index >= len(certs):
-        return float("nan")
-    return certificate_days_left(certs[index], clock())[1]
+    pem = certificate()
+    return float("nan") if pem is None else certificate_days_left(pem, clock())[1]
+
+
+def _nth_days_left(
+    certificates: Callable[[], tuple[bytes, ...]], index: int, clock: Callable[[], float]
+) -> float:
+    certs = certificates()
+    return _days_left(lambda: certs[index] if index < len(certs) else None, clock)

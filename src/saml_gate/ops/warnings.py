@@ -11,15 +11,19 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from saml_gate.background import BackgroundJob
 from saml_gate.config.checks import is_number
-from saml_gate.ops.selfcheck import EXPIRY_WARNING_DAYS, certificate_days_left
-from saml_gate.runtime.background import BackgroundJob
-from saml_gate.store import MemoryStore
+from saml_gate.ops.certificates import EXPIRY_WARNING_DAYS, certificate_days_left
+from saml_gate.store import MemoryStore, Store
 
 if TYPE_CHECKING:
-    from saml_gate.runtime.core import GateCore
+    from saml_gate.config.settings import GateSettings
+
+#: (what, PEM) of every certificate to watch: ("IdP signing", ...), ("SP", ...).
+Certificates = Callable[[], list[tuple[str, bytes]]]
 
 log = logging.getLogger("saml_gate")
 
@@ -27,8 +31,16 @@ DAY: Final = 86400.0
 
 
 class StartupWarnings:
-    def __init__(self, core: GateCore, interval: float = DAY) -> None:
-        self._core = core
+    def __init__(
+        self,
+        settings: GateSettings,
+        certificates: Certificates,
+        store: Store,
+        interval: float = DAY,
+    ) -> None:
+        self._settings = settings
+        self._certificates = certificates
+        self._store = store
         self._interval = interval
         self._job = BackgroundJob(self._daily)
 
@@ -41,16 +53,14 @@ class StartupWarnings:
 
     def collect(self) -> list[tuple[str, str]]:
         """(event name, message) for every warning that applies now."""
-        core, s = self._core, self._core.settings
+        s = self._settings
         found: list[tuple[str, str]] = []
 
         def warn(event: str, message: str, *args: object) -> None:
             found.append((event, message % args))
 
         now = s.clock()
-        certificates = [("IdP signing", pem) for pem in core.idp.signing_certs]
-        certificates.append(("SP", core.sp_keys.cert_pem))
-        for what, pem in certificates:
+        for what, pem in self._certificates():
             subject, days = certificate_days_left(pem, now)
             if days < EXPIRY_WARNING_DAYS:
                 state = (
@@ -70,7 +80,7 @@ class StartupWarnings:
                     fix,
                 )
         workers = worker_count()
-        if workers > 1 and isinstance(core.store, MemoryStore):
+        if workers > 1 and isinstance(self._store, MemoryStore):
             warn(
                 "memory_store_with_workers",
                 "this is one of %d worker processes with the memory store: replay"

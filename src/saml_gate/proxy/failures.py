@@ -9,8 +9,9 @@ import re
 from starlette.types import Receive, Scope, Send
 
 from saml_gate.errors import GateError
-from saml_gate.web.forwarded import ClientAddresses
+from saml_gate.ip_addresses import ClientAddresses, peer_of
 from saml_gate.web.pages import error_response
+from saml_gate.web.sign_in import wants_json
 
 #: Every module of the proxy logs here (the name is part of the logging contract).
 log = logging.getLogger("saml_gate.proxy")
@@ -42,10 +43,8 @@ async def answer_failure(
     with the detail for a loopback client not behind a proxy (as the gate's own pages) or with
     ``debug``."""
     log_failure(scope, error)
-    headers = scope["headers"]
-    accept = dict(headers).get(b"accept", b"")
-    wants_json = b"json" in accept and b"text/html" not in accept
-    client = scope.get("client")
-    local = ClientAddresses.is_local(str(client[0]) if client else "", headers)
-    response = error_response(error, wants_json=wants_json, show_detail=debug or local)
+    raw = scope["headers"]
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+    local = ClientAddresses.is_local(peer_of(scope), raw)
+    response = error_response(error, wants_json=wants_json(headers), show_detail=debug or local)
     await response(scope, receive, send)

@@ -38,10 +38,10 @@ from urllib.parse import urlsplit
 from starlette.types import Scope
 
 from saml_gate.identity.headers import DEFAULT_IDENTITY_HEADERS, IdentityHeaders, header_value
-from saml_gate.identity.tokens import JWT_SCOPE_KEY
+from saml_gate.identity.tokens import JWT_SCOPE_KEY, jwt_header_name
+from saml_gate.ip_addresses import CLIENT_HEADERS, ClientAddresses, peer_of
 from saml_gate.session.cookies import without_cookies
 from saml_gate.user import SamlUser
-from saml_gate.web.forwarded import CLIENT_HEADERS, ClientAddresses
 
 if TYPE_CHECKING:
     from saml_gate.config.proxy_settings import ProxySettings
@@ -63,7 +63,7 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 #: Headers through which a proxy tells the app what it saw of the request (lower-case, ``-``
-#: only): the client's address (:data:`saml_gate.web.forwarded.CLIENT_HEADERS` and the rest below),
+#: only): the client's address (:data:`saml_gate.ip_addresses.CLIENT_HEADERS` and the rest below),
 #: the scheme, host, port, path or method it used, the TLS client certificate it checked. The
 #: gate is the proxy the upstream hears from, so whatever the client sent under these names, in
 #: any case and with ``_`` for ``-``, is never forwarded; the gate sets ``X-Forwarded-For``,
@@ -140,7 +140,7 @@ class HeaderRules:
         self._origin = settings.upstream.encode()
         self._preserve_host = settings.preserve_host
         self._identity = IdentityHeaders.of_settings(gate)
-        self._jwt_header = gate.jwt_header.lower().encode()
+        self._jwt_header = jwt_header_name(gate)
         jwt = {self._jwt_header} if self._jwt_header else set()
         self._drop = self._identity.names | jwt | FORWARDING_HEADERS | HOP_BY_HOP
         public = urlsplit(gate.base_url)
@@ -164,8 +164,7 @@ class HeaderRules:
             if name.lower() == b"connection"
             for token in value.split(b",")
         }
-        client = scope.get("client")
-        peer = str(client[0]) if client else ""
+        peer = peer_of(scope)
         trusted = self._addresses.trusts(peer)
         out: list[tuple[bytes, bytes]] = []
         forwarded_for: list[bytes] = []

@@ -28,7 +28,7 @@ from saml_gate.runtime.worker_wire import (
     request_url_from_wire,
 )
 from saml_gate.runtime.workers import WorkerFailed, WorkerPool, WorkersUnavailable, shared_pool
-from saml_gate.web.forms import decode_form_value
+from saml_gate.saml.bindings import decode_form_value
 
 if TYPE_CHECKING:
     from saml_gate.config.settings import GateSettings
@@ -47,14 +47,25 @@ _T = TypeVar("_T")
 
 class SamlParts(Protocol):
     """The current IdP's SAML objects, read at each call: a metadata refresh replaces them
-    (requests in flight keep those they already hold)."""
+    (requests in flight keep those they already hold). :class:`~saml_gate.runtime.saml_state.
+    LiveSaml` is the gate's."""
 
     settings: GateSettings
-    idp: IdpInfo
-    verifier: ResponseVerifier
-    sp: ServiceProvider
-    logout_verifier: LogoutVerifier
-    work_spec: WorkSpec
+
+    @property
+    def idp(self) -> IdpInfo: ...
+
+    @property
+    def verifier(self) -> ResponseVerifier: ...
+
+    @property
+    def sp(self) -> ServiceProvider: ...
+
+    @property
+    def logout_verifier(self) -> LogoutVerifier: ...
+
+    @property
+    def work_spec(self) -> WorkSpec: ...
 
     async def refetch_signing_keys(self, seen: IdpInfo) -> bool: ...
 

@@ -27,8 +27,8 @@ from saml_gate.runtime.worker_wire import (
     read_frame,
     write_frame,
 )
+from saml_gate.saml.bindings import decode_form_value
 from saml_gate.saml.process_policy import install_process_policy
-from saml_gate.web.forms import decode_form_value
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

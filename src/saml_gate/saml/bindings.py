@@ -1,13 +1,23 @@
 """How a SAML message arrives: the bytes of an HTTP-POST or HTTP-Redirect binding's value,
-decoded with a bound on their size before any XML is parsed."""
+decoded with a bound on their size before any XML is parsed.
+
+An HTTP-POST value arrives form-encoded: :func:`decode_form_value` undoes that in the
+verification child (see :mod:`saml_gate.web.forms` for why the web layer leaves it encoded).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import zlib
+from urllib.parse import unquote_plus
 
 from saml_gate.errors import GateError
+
+
+def decode_form_value(encoded: str) -> str:
+    """One name or value of a form: '+' is a space, %XX escapes are decoded (as parse_qs)."""
+    return unquote_plus(encoded) if "%" in encoded or "+" in encoded else encoded
 
 
 def decode_post_value(value: str, max_bytes: int) -> bytes:

@@ -1,4 +1,5 @@
-"""IdP metadata: where it comes from, and the few facts the gate takes from it.
+"""IdP metadata: the few facts the gate takes from it (reading and fetching it is
+:mod:`saml_gate.runtime.idp_source`'s).
 
 pysaml2 parses the metadata (with defusedxml); the gate keeps only the entity ID, the SSO and SLO
 endpoints, whether requests must be signed, and the signing certificates. Those certificates are
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from saml_gate.errors import ConfigError
@@ -27,24 +27,6 @@ class IdpInfo:
     """PEM certificates, from KeyDescriptors with use="signing" or no use."""
     want_authn_requests_signed: bool
     metadata_xml: str
-
-
-def read_metadata_source(value: str) -> str:
-    """The metadata XML from an inline XML string or a file path."""
-    text = value.strip()
-    if text.startswith("<"):
-        return text
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            "idp_metadata",
-            f"is neither XML nor an existing file: {value[:200]!r} (Okta: Sign On tab →"
-            " 'Identity Provider metadata', save it and give its path)",
-        )
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("idp_metadata", f"cannot read {path}: {exc}") from exc
 
 
 def der_b64_to_pem(b64: str) -> bytes:

@@ -33,8 +33,8 @@ from typing import Final
 
 import anyio
 
+from saml_gate.background import BackgroundJob
 from saml_gate.config.settings import StoreSettings
-from saml_gate.runtime.background import BackgroundJob
 from saml_gate.store import Store, StoreUnavailable
 from saml_gate.store.base import AddMember, Announce, RemoveMembers, Write
 from saml_gate.user import SamlUser

@@ -9,12 +9,17 @@ from dataclasses import dataclass
 from starlette.responses import Response
 from starlette.types import Receive
 
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.ops.events import AuthEvent
+from saml_gate.ops.events import AuthEvent, EventSink
+from saml_gate.ops.metrics import GateMetrics
 from saml_gate.policy import AccessPolicy
-from saml_gate.runtime.core import GateCore
+from saml_gate.runtime.engine import Engine
 from saml_gate.saml.response import VerifiedLogin
-from saml_gate.session.relay import PendingLogin, safe_return_path
+from saml_gate.session.relay import PendingLogin, RelayTracker, safe_return_path
+from saml_gate.session.revocation import Revocations
+from saml_gate.session.sessions import SessionCodec
+from saml_gate.store import Store
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import (
     RequestView,
@@ -33,30 +38,37 @@ class AssertionConsumer:
     """``/acs``: verify the posted SAMLResponse, check it against the pending sign-in and the
     replay cache, issue the session and send the browser back where it started."""
 
-    core: GateCore  # read at each use: its verifier changes when the IdP metadata is refreshed
+    settings: GateSettings
+    engine: Engine
+    relay: RelayTracker
+    sessions: SessionCodec
+    revocations: Revocations
+    store: Store
+    events: EventSink
+    metrics: GateMetrics | None
     policy: AccessPolicy
     refusals: Refusals
 
     async def acs(self, view: RequestView, receive: Receive) -> Response:
         require_method(view, "POST")
-        core = self.core
+        settings, sessions = self.settings, self.sessions
         form = await read_form(
-            view, receive, limit=saml_form_limit(core.settings), encoded=("SAMLResponse",)
+            view, receive, limit=saml_form_limit(settings), encoded=("SAMLResponse",)
         )
         saml_response = form.get("SAMLResponse")  # decoded by the verification worker
         if not saml_response:
             raise GateError("missing_saml_response")
-        pending = core.relay.pending(view.cookies)
-        now = core.settings.clock()
+        pending = self.relay.pending(view.cookies)
+        now = settings.clock()
         login, verify_seconds = await self._verify(view, saml_response, pending, now)
         return_path, clear = self._return_path(login, form.get("RelayState"), pending)
         refusal = self.policy.groups_missing(login)
         if refusal is not None:
             raise refusal
         await self._check_replay(login, now)
-        session, cookie, writes = core.sessions.issue(core.sessions.new_session(login, now), now)
-        await core.store.write([*writes, *core.revocations.registration(session.user, now)])
-        core.events.emit(
+        session, cookie, writes = sessions.issue(sessions.new_session(login, now), now)
+        await self.store.write([*writes, *self.revocations.registration(session.user, now)])
+        self.events.emit(
             AuthEvent.about(
                 session.user,
                 "login",
@@ -64,7 +76,7 @@ class AssertionConsumer:
                 idp_initiated=login.in_response_to is None,
                 step_up=login.in_response_to is not None  # we asked for ForceAuthn
                 and (
-                    core.settings.force_authn
+                    settings.force_authn
                     or self.policy.fresh_sign_in_for(view.app_path(return_path))
                 ),
                 duration_ms=round(verify_seconds * 1000, 3),
@@ -82,11 +94,10 @@ class AssertionConsumer:
         self, view: RequestView, saml_response: str, pending: list[PendingLogin], now: float
     ) -> tuple[VerifiedLogin, float]:
         """The verified login and how long verifying it took (observed in the metrics)."""
-        core = self.core
         started = time.perf_counter()
         try:
             expected = {p.request_id for p in pending}
-            login = await core.engine.verify_response(
+            login = await self.engine.verify_response(
                 saml_response, expected, now, view.client_host
             )
         except GateError as error:
@@ -94,12 +105,12 @@ class AssertionConsumer:
             if (
                 error.code == "unknown_request"
                 and not pending
-                and not names_base_url(self.core.settings, seen)
+                and not names_base_url(self.settings, seen)
             ):
                 raise GateError(
                     "base_url_mismatch",
                     f"the browser posted to {seen!r} but base_url is"
-                    f" {self.core.settings.base_url!r}, so no sign-in cookie from this browser"
+                    f" {self.settings.base_url!r}, so no sign-in cookie from this browser"
                     " matches",
                 ) from error
             raise
@@ -108,8 +119,8 @@ class AssertionConsumer:
             raise GateError("malformed_response", type(exc).__name__) from exc
         finally:
             verify_seconds = time.perf_counter() - started
-            if core.metrics is not None:
-                core.metrics.verify_seconds.observe(verify_seconds)
+            if self.metrics is not None:
+                self.metrics.verify_seconds.observe(verify_seconds)
         return login, verify_seconds
 
     def _return_path(
@@ -121,7 +132,7 @@ class AssertionConsumer:
             if unsolicited_path is None:
                 raise GateError("bad_relay_state", "RelayState is not a relative path on this site")
             return unsolicited_path, []
-        relay = self.core.relay
+        relay = self.relay
         match = next(p for p in pending if p.request_id == login.in_response_to)
         if relay_state and relay.relay_key(relay_state) != match.key:
             raise GateError("bad_relay_state", "the RelayState belongs to another sign-in")
@@ -130,9 +141,9 @@ class AssertionConsumer:
     async def _check_replay(self, login: VerifiedLogin, now: float) -> None:
         once = [(login.replay_key, login.replay_until - now)]
         if login.in_response_to is not None:
-            s = self.core.settings
+            s = self.settings
             once.append(("request:" + login.in_response_to, s.login_timeout + s.clock_skew))
-        fresh = await self.core.store.add_once_each(once)  # one round trip
+        fresh = await self.store.add_once_each(once)  # one round trip
         if not fresh[0]:
             raise GateError("replayed", "this assertion ID was already accepted")
         if not all(fresh):

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.web.forwarded import is_loopback_address
+from saml_gate.ip_addresses import is_loopback_address
 from saml_gate.web.request import RequestView, names_base_url
 
 _GUARD_SECONDS = 120

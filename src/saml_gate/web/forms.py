@@ -4,20 +4,16 @@ A SAMLResponse is base64, whose '+', '/' and '=' a browser posts percent-encoded
 holds tens of thousands of escapes, and decoding them (``parse_qs``) is 3-4 ms of Python on the
 event loop (measured with the benchmark's bogus-ACS flood). So the form is split here with C-speed
 byte operations, and a large value the caller names stays encoded until the verification worker
-decodes it (:func:`decode_form_value`). The fields are the ones ``parse_qs`` would give.
+decodes it (:func:`~saml_gate.saml.bindings.decode_form_value`). The fields are the ones
+``parse_qs`` would give.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from urllib.parse import unquote_plus
 
 from saml_gate.errors import GateError
-
-
-def decode_form_value(encoded: str) -> str:
-    """One name or value of a form: '+' is a space, %XX escapes are decoded (as parse_qs)."""
-    return unquote_plus(encoded) if "%" in encoded or "+" in encoded else encoded
+from saml_gate.saml.bindings import decode_form_value
 
 
 def parse_form(body: bytes, *, max_fields: int, encoded: Collection[str] = ()) -> dict[str, str]:

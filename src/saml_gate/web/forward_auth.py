@@ -1,16 +1,15 @@
 """Forward-auth: ``/saml/auth`` answers a reverse proxy's sub-request (nginx ``auth_request``,
-Caddy ``forward_auth``, Traefik ``forwardAuth``), and ``/saml/jwks.json`` publishes the keys of
-the identity JWT.
+Caddy ``forward_auth``, Traefik ``forwardAuth``). Served only where forward-auth is configured
+(the ``forward_auth`` setting, or ``saml-gate forward-auth``).
 
 The original request is read from ``X-Original-URL`` + ``X-Original-Method`` (nginx) or else
 ``X-Forwarded-Method``, ``-Proto``, ``-Host`` and ``-Uri`` (Traefik, Caddy), each exactly once,
 and only when the peer is one of ``trusted_proxies`` (anyone else gets 403
 ``untrusted_proxy``: a client reaching the gate directly could otherwise name any URL). The URL
 must be ``http(s)://host[:port]/path[?query]`` with nothing else (no userinfo, whitespace or
-control characters); its path and method then go through exactly what the middleware applies
-to an app request: :meth:`AccessPolicy.decide` (the rules, and the request-side hardening of
-:mod:`saml_gate.web.request_line`: method spelling and overrides, ``;``, encoded separators, dot
-segments), the session decision, :meth:`AccessPolicy.refusal`.
+control characters); that request then goes to the same decision as an app request in the other
+modes (:class:`~saml_gate.web.gatekeeper.Gatekeeper`: the rules and the request-side hardening,
+the session, the policy), and this module only carries its verdict out.
 
 Answers: 200 with the identity headers and the JWT (public paths: 200 without them), and a
 ``Cookie`` header: the request's Cookie lines joined, without the gate's own cookies (as proxy
@@ -20,8 +19,9 @@ sees, and can replay, a session of the gate (Traefik: ``authResponseHeaders``, w
 removes the client's copy first); 401 JSON
 with a ``login_url`` without a session, except a 302 to that ``login_url`` for a browser's page
 load described Traefik/Caddy-style (nginx turns the 401 into a redirect itself with
-``error_page 401``); 403 when signed in but not allowed. A session cookie due for refresh comes
-back as ``Set-Cookie`` on the 200 (nginx: ``auth_request_set`` + ``add_header``).
+``error_page 401``); 403 when signed in but not allowed (400, 503 for the other refusals). A
+session cookie due for refresh comes back as ``Set-Cookie`` on the 200 (nginx:
+``auth_request_set`` + ``add_header``), and one that is no good is cleared on the 401 or 302.
 """
 
 from __future__ import annotations
@@ -31,24 +31,23 @@ import re
 from typing import Final, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from saml_gate.config.checks import parse_host
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.identity.headers import IdentityHeaders
-from saml_gate.identity.keys import JwtKey, jwks
-from saml_gate.identity.tokens import IdentityTokens
-from saml_gate.policy import AccessPolicy
-from saml_gate.runtime.core import GateCore
-from saml_gate.session.cookies import cookie_header_of, without_cookies
-from saml_gate.session.decision import Authenticator, DuplicateSession
+from saml_gate.identity.tokens import jwt_header_name
+from saml_gate.ip_addresses import ClientAddresses, peer_of
+from saml_gate.session.cookies import without_cookies
+from saml_gate.session.decision import DuplicateSession
 from saml_gate.user import SamlUser
-from saml_gate.web.forwarded import ClientAddresses
-from saml_gate.web.login import login_url_for, sign_in_needed
+from saml_gate.web.gatekeeper import Admit, AppRequest, Gatekeeper, Public, SignIn
 from saml_gate.web.refusals import Refusals
-from saml_gate.web.request import RequestView, require_method
+from saml_gate.web.request import RequestView
 from saml_gate.web.responses import NO_STORE, with_cookies
+from saml_gate.web.sign_in import is_page_load, login_url_for, sign_in_needed
 
 _URL: Final = re.compile(r"(https?)://([^/?#]+)(/[^#]*)", re.IGNORECASE)
 _UNSAFE: Final = re.compile(r"[\x00-\x20\x7f-\xff\\]")
@@ -64,19 +63,19 @@ _ALLOWED_HEADERS: Final = ((b"content-length", b"0"), (b"cache-control", b"no-st
 #: The Cookie header the app may see, on a 200 (see the module docstring).
 APP_COOKIE_HEADER: Final = b"cookie"
 Header = tuple[bytes, bytes]
-_JWKS_CACHE: Final = {"Cache-Control": "public, max-age=300"}
-#: Entries kept in each hot-path cache (peers' trust, sessions' identity headers).
+#: Sessions whose identity headers are kept (the hot path).
 _CACHE_SIZE: Final = 10_000
 
 
 class OriginalRequest(NamedTuple):
-    """The request the proxy asks about: its method, absolute URL, and a scope for the policy.
-    ``forwarded_style``: described with X-Forwarded-* (Traefik, Caddy), which pass a redirect
-    on to the browser."""
+    """The request the proxy asks about: its method, absolute URL, host, and a scope for the
+    decision. ``forwarded_style``: described with X-Forwarded-* (Traefik, Caddy), which pass a
+    redirect on to the browser."""
 
     method: str
     url: str
     path: str
+    host: str
     scope: Scope
     forwarded_style: bool
 
@@ -86,13 +85,14 @@ _valid_host = functools.lru_cache(maxsize=1024)(parse_host)
 
 
 @functools.lru_cache(maxsize=1024)  # pages asked about again and again (the hot path)
-def _target(url: str) -> tuple[str, bytes, bytes] | None:
-    """(path, raw path, query string) of a strictly well-formed URL, else None."""
+def _target(url: str) -> tuple[str, bytes, bytes, str] | None:
+    """(path, raw path, query string, host) of a strictly well-formed URL, else None."""
     match = _URL.fullmatch(url)
     if match is None or _UNSAFE.search(url) or parse_host(match.group(2)) is None:
         return None
     raw_path, _, query = match.group(3).partition("?")
-    return unquote(raw_path), raw_path.encode("latin-1"), query.encode("latin-1")
+    host = match.group(2).lower()
+    return unquote(raw_path), raw_path.encode("latin-1"), query.encode("latin-1"), host
 
 
 def _described(headers: list[Header]) -> dict[bytes, str]:
@@ -144,7 +144,7 @@ def original_request(scope: Scope) -> OriginalRequest:
     target = _target(url)
     if target is None:
         raise GateError("bad_original_request", f"the URL {url[:120]!r} is not http(s)://host/path")
-    path, raw_path, query = target
+    path, raw_path, query, host = target
     original: Scope = {
         "type": "http",
         "method": method.strip(),
@@ -156,7 +156,7 @@ def original_request(scope: Scope) -> OriginalRequest:
         "headers": headers,  # the original's own (the describing ones name no override)
         "client": scope.get("client"),
     }
-    return OriginalRequest(original["method"], url, path, original, forwarded_style)
+    return OriginalRequest(original["method"], url, path, host, original, forwarded_style)
 
 
 class _Allowed(Response):
@@ -174,38 +174,23 @@ class _Allowed(Response):
 
 
 class ForwardAuth:
-    """The ``/auth`` and ``/jwks.json`` endpoints."""
+    """The ``/auth`` endpoint: carries the decision's verdict out as 200, 401, 302 or 403."""
 
     def __init__(
         self,
-        core: GateCore,
-        policy: AccessPolicy,
-        authenticator: Authenticator,
+        settings: GateSettings,
+        gatekeeper: Gatekeeper,
+        addresses: ClientAddresses,
         refusals: Refusals,
-        tokens: IdentityTokens,
-        keys: tuple[JwtKey, ...],
     ) -> None:
-        self.core = core
-        self._settings = core.settings
-        self._policy = policy
-        self._authenticator = authenticator
+        self._settings = settings
+        self._gatekeeper = gatekeeper
+        self._addresses = addresses
         self._refusals = refusals
-        self._tokens = tokens
-        self._addresses = ClientAddresses(core.settings.trusted_proxies)
-        self._jwt_header = core.settings.jwt_header.lower().encode()
-        self._jwks = jwks(keys)
-        self._identity_headers = IdentityHeaders.of_settings(core.settings)
+        self._jwt_header = jwt_header_name(settings)
+        self._identity_headers = IdentityHeaders.of_settings(settings)
         self._identity: dict[str, list[tuple[bytes, bytes]]] = {}
-        self._peers: dict[str, bool] = {}
-        self._gate_cookie_prefix = core.settings.cookie_prefix + "_"
-
-    def _trusts(self, peer: str) -> bool:
-        trusted = self._peers.get(peer)
-        if trusted is None:
-            if len(self._peers) >= _CACHE_SIZE:
-                self._peers.clear()
-            trusted = self._peers[peer] = self._addresses.trusts(peer)
-        return trusted
+        self._gate_cookie_prefix = settings.cookie_prefix + "_"
 
     def _identity_of(self, user: SamlUser) -> list[tuple[bytes, bytes]]:
         """The identity headers of a session's person (the same for the session's life)."""
@@ -224,67 +209,44 @@ class ForwardAuth:
         value = b"; ".join(cookie for cookie in kept if cookie)
         return [(APP_COOKIE_HEADER, value)] if value else []
 
-    async def jwks(self, view: RequestView, receive: Receive) -> Response:
-        """``/jwks.json``: the public keys of the identity JWT (cacheable, for upstreams)."""
-        require_method(view, "GET", "HEAD")
-        return JSONResponse(self._jwks, headers=_JWKS_CACHE)
-
     async def auth(self, view: RequestView, receive: Receive) -> Response:
         """``/auth``: the proxy's sub-request (see the module docstring)."""
         scope = view.scope  # read directly: this is a hot path (no cached properties)
-        client = scope.get("client")
-        peer = str(client[0]) if client else ""
-        if not self._trusts(peer):
+        peer = peer_of(scope)
+        if not self._addresses.trusts(peer):
             raise GateError("untrusted_proxy", f"peer {peer!r} is not in trusted_proxies")
         original = original_request(scope)
-        rule = self._policy.decide(original.scope, original.path)
-        app_cookie = self._app_cookie(scope["headers"])
-        if rule.public:
-            return _Allowed(app_cookie)
-        now = self._settings.clock()
-        sessions = self.core.sessions
-        cookies = cookie_header_of(scope["headers"])
-        try:
-            session, outcome = await self._authenticator.authenticate(cookies, now)
-        except DuplicateSession as error:  # their deletion is for the page, not for /auth
-            error.target = (
-                (urlsplit(original.url).netloc,),
-                original.scope["raw_path"].decode("latin-1"),
-            )
-            raise
-        if session is None or outcome != "valid":
-            expired = outcome != "absent" and session is not None
-            return self._unauthenticated(view, original, expired=expired)
-        user = session.user
-        refusal = self._policy.refusal(rule, user, now)
-        if refusal is not None:
-            if refusal.code == "step_up_required":
-                return self._unauthenticated(view, original, expired=False, error=refusal)
-            raise refusal
-        response = _Allowed([*self._identity_of(user), *app_cookie])
-        if self._jwt_header:
-            response.raw_headers.append((self._jwt_header, self._tokens.token(user, now)))
-        if sessions.needs_refresh(session, now):
-            with_cookies(response, [sessions.cookie(sessions.touched(session, now), now)])
-        return response
-
-    def _unauthenticated(
-        self,
-        view: RequestView,
-        original: OriginalRequest,
-        *,
-        expired: bool,
-        error: GateError | None = None,
-    ) -> Response:
-        """401 with the login URL; a 302 to it for a Traefik/Caddy-described page load."""
-        clear = [self.core.sessions.clear_cookie()] if expired else []
-        page_load = (
-            original.forwarded_style
-            and original.method in ("GET", "HEAD")
-            and "text/html" in view.headers.get("accept", "")
-            and not view.wants_json
+        request = AppRequest(
+            original.scope, original.path, self._addresses, original.host, original.url
         )
-        if not page_load:
-            return sign_in_needed(self._settings.login_url, original.url, error, clear)
-        location = login_url_for(self._settings.login_url, original.url)
+        verdict = await self._gatekeeper.decide(request)
+        if isinstance(verdict, Admit):
+            response = _Allowed(
+                [*self._identity_of(verdict.user), *self._app_cookie(scope["headers"])]
+            )
+            if verdict.jwt is not None:
+                response.raw_headers.append((self._jwt_header, verdict.jwt))
+            if verdict.refresh_cookie is not None:
+                with_cookies(response, [verdict.refresh_cookie])
+            return response
+        if isinstance(verdict, Public):
+            return _Allowed(self._app_cookie(scope["headers"]))
+        if isinstance(verdict, SignIn):
+            return self._sign_in(view, request, original.forwarded_style, verdict)
+        # a refusal the decision logged: shown as the proxy's answer (403, 400, 503)
+        error = verdict.error
+        if isinstance(error, DuplicateSession):  # deleted where the browser sent them
+            error.target = ((original.host,), original.scope["raw_path"].decode("latin-1"))
+        return self._refusals.page(view, error, user=verdict.user)
+
+    def _sign_in(
+        self, view: RequestView, request: AppRequest, forwarded_style: bool, verdict: SignIn
+    ) -> Response:
+        """401 with the login URL; a 302 to it for a Traefik/Caddy-described page load (whose
+        proxy passes a redirect on to the browser)."""
+        clear = [verdict.clear_cookie] if verdict.clear_cookie is not None else []
+        login_url = self._settings.login_url
+        if not (forwarded_style and is_page_load(request.scope["method"], view.headers)):
+            return sign_in_needed(login_url, request.return_to, verdict.error, clear)
+        location = login_url_for(login_url, request.return_to)
         return with_cookies(RedirectResponse(location, status_code=302, headers=NO_STORE), clear)

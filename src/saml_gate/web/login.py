@@ -1,5 +1,6 @@
-"""Starting a sign-in: ``/login``, and the answer to a request that needs one (a redirect to
-the IdP for a page load, 401 JSON for a script, a refused WebSocket)."""
+"""Starting a sign-in: ``/login``, and carrying out a :class:`~saml_gate.web.gatekeeper.SignIn`
+for the app (middleware and proxy modes): a redirect to the IdP for a page load, 401 JSON for a
+script, a refused WebSocket."""
 
 from __future__ import annotations
 
@@ -7,16 +8,17 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import urlencode
 
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.policy import AccessPolicy
-from saml_gate.runtime.core import GateCore
+from saml_gate.runtime.engine import Engine
+from saml_gate.session.relay import RelayTracker
 from saml_gate.web.address import guard_cookie, on_base_url, wrong_address
-from saml_gate.web.pages import error_response
+from saml_gate.web.gatekeeper import AppRequest, SignIn
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import (
     RequestView,
@@ -27,6 +29,7 @@ from saml_gate.web.request import (
     wrong_acs,
 )
 from saml_gate.web.responses import see_other, with_cookies
+from saml_gate.web.sign_in import sign_in_needed
 
 log = logging.getLogger("saml_gate")
 _MAX_WARNED_HOSTS: Final = 32
@@ -36,16 +39,18 @@ _MAX_WARNED_HOSTS: Final = 32
 class Login:
     """Sends browsers to the IdP (with a pending-login cookie to match the answer by)."""
 
-    core: GateCore  # read at each use: its SP changes when the IdP metadata is refreshed
+    settings: GateSettings
     policy: AccessPolicy
     refusals: Refusals
+    relay: RelayTracker
+    engine: Engine
     _warned_hosts: set[str] = field(default_factory=set, init=False)
 
     async def login(self, view: RequestView, receive: Receive) -> Response:
         """``/login?return_to=/path``: sign in, then back to that path on this site; or to an
         absolute URL on a host of ``allowed_hosts`` (see :mod:`saml_gate.session.return_to`)."""
         require_method(view, "GET", "HEAD")
-        return_path = self.core.relay.targets.check(view.query("return_to"))
+        return_path = self.relay.targets.check(view.query("return_to"))
         if return_path is None:
             raise GateError(
                 "bad_relay_state",
@@ -55,25 +60,19 @@ class Login:
         force = self.policy.fresh_sign_in_for(view.app_path(return_path))
         return await self.start(view, return_path, force_authn=force)
 
-    async def unauthenticated(
-        self,
-        view: RequestView,
-        receive: Receive,
-        send: Send,
-        *,
-        expired: bool,
-        force_authn: bool = False,
-        error: GateError | None = None,
+    async def sign_in(
+        self, request: AppRequest, verdict: SignIn, receive: Receive, send: Send
     ) -> None:
-        """Send a browser to the IdP, or answer 401. ``expired``: a session cookie came and
-        goes; ``error``: why (default not_authenticated); ``force_authn``: the IdP must
-        authenticate again (step-up)."""
+        """Carry ``verdict`` out for the app: a page load goes to the IdP (with ForceAuthn when
+        the verdict says so), anything else gets 401 JSON with the login URL, a WebSocket is
+        refused; a session cookie that is no good is cleared either way."""
+        view = request.view
         scope = view.scope
         if scope["type"] == "websocket":
-            await self.refusals.deny_websocket(scope, receive, send, status=401)
+            await self.refusals.deny_websocket(scope, receive, send, "not_authenticated")
             return
-        clear = [self.core.sessions.clear_cookie()] if expired else []
-        settings = self.core.settings
+        clear = [verdict.clear_cookie] if verdict.clear_cookie is not None else []
+        settings = self.settings
         if not view.wants_json and await posts_saml_response(
             view, receive, limit=saml_form_limit(settings)
         ):  # refused anyway (no session), so its body is nobody else's
@@ -82,12 +81,10 @@ class Login:
             return
         if view.is_navigation:
             response = await self.start(
-                view, view.path_and_query, extra_cookies=clear, force_authn=force_authn
+                view, request.return_to, extra_cookies=clear, force_authn=verdict.force_authn
             )
         else:
-            response = sign_in_needed(
-                self.core.settings.login_url, view.path_and_query, error, clear
-            )
+            response = sign_in_needed(settings.login_url, request.return_to, verdict.error, clear)
         await response(scope, receive, send)
 
     async def start(
@@ -103,23 +100,23 @@ class Login:
         if refusal is not None:
             return with_cookies(self.refusals.error(view, refusal), extra_cookies)
         self._warn_if_foreign(view.public_host)
-        readdress = wrong_address(view, self.core.settings)
+        settings = self.settings
+        readdress = wrong_address(view, settings)
         if isinstance(readdress, GateError):
-            there = ("Open " + self.core.settings.base_url, on_base_url(view, self.core.settings))
+            there = ("Open " + settings.base_url, on_base_url(view, settings))
             page = self.refusals.error(view, readdress, links=[there])
             return with_cookies(page, extra_cookies)
         if readdress is not None:
-            guard = guard_cookie(self.core.settings)
-            return see_other(readdress, [*extra_cookies, guard])
-        relay = self.core.relay
+            return see_other(readdress, [*extra_cookies, guard_cookie(settings)])
+        relay = self.relay
         key, relay_state = relay.start(return_path, view.cookie_header)
-        request_id, location = await self.core.engine.authn_request_url(relay_state, force_authn)
+        request_id, location = await self.engine.authn_request_url(relay_state, force_authn)
         pending = relay.pending_cookies(key, request_id, return_path)
         return see_other(location, [*pending, *extra_cookies])
 
     def _warn_if_foreign(self, seen: str) -> None:
         """Log (once per host, for a few hosts) a sign-in started away from base_url."""
-        if names_base_url(self.core.settings, seen) or seen in self._warned_hosts:
+        if names_base_url(self.settings, seen) or seen in self._warned_hosts:
             return
         if len(self._warned_hosts) < _MAX_WARNED_HOSTS:
             self._warned_hosts.add(seen)
@@ -128,28 +125,9 @@ class Login:
             " browser is sent to base_url first, since the IdP answers there; set base_url to"
             " the public URL people open",
             seen,
-            self.core.settings.base_url,
+            self.settings.base_url,
             extra={"event": "base_url_mismatch"},
         )
-
-
-def login_url_for(login_url: str, return_to: str) -> str:
-    """The gate's login URL that comes back to ``return_to`` after signing in."""
-    return login_url + "?" + urlencode({"return_to": return_to})
-
-
-def sign_in_needed(
-    login_url: str, return_to: str, error: GateError | None, cookies: Iterable[bytes]
-) -> Response:
-    """The 401 (JSON, with the ``login_url`` to open) for a request that needs a sign-in."""
-    response = error_response(
-        error or GateError("not_authenticated"),
-        wants_json=True,
-        show_detail=False,
-        extra={"login_url": login_url_for(login_url, return_to)},
-        headers={"WWW-Authenticate": 'SAML realm="saml-gate"'},
-    )
-    return with_cookies(response, cookies)
 
 
 def _not_a_navigation(view: RequestView) -> GateError | None:

@@ -11,14 +11,18 @@ from itsdangerous import BadSignature
 from starlette.responses import Response
 from starlette.types import Receive
 
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.ops.events import AuthEvent
-from saml_gate.runtime.core import GateCore
+from saml_gate.ops.events import AuthEvent, EventSink
+from saml_gate.runtime.engine import Engine
+from saml_gate.runtime.saml_state import LiveSaml
 from saml_gate.saml.logout import IdpLogoutMessage, IdpLogoutRequest, IdpLogoutResponse
 from saml_gate.session.decision import Authenticator
 from saml_gate.session.pending_logout import PendingLogout
+from saml_gate.session.revocation import Revocations
+from saml_gate.session.sessions import SessionCodec
 from saml_gate.session.signing import signer
-from saml_gate.store import StoreUnavailable
+from saml_gate.store import Store, StoreUnavailable
 from saml_gate.user import SamlUser
 from saml_gate.web.pages import IDP_LOGOUT_NOTES, sign_out_form, signed_out_page
 from saml_gate.web.refusals import Refusals
@@ -32,10 +36,27 @@ log = logging.getLogger("saml_gate")
 class Logout:
     """Ends sessions: ours on ``/logout`` (then at the IdP), or those the IdP names on ``/slo``."""
 
-    def __init__(self, core: GateCore, authenticator: Authenticator, refusals: Refusals) -> None:
-        self._core = core  # its SP changes when the IdP metadata is refreshed
-        self._settings = s = core.settings
+    def __init__(
+        self,
+        settings: GateSettings,
+        *,
+        saml: LiveSaml,
+        engine: Engine,
+        authenticator: Authenticator,
+        sessions: SessionCodec,
+        revocations: Revocations,
+        store: Store,
+        events: EventSink,
+        refusals: Refusals,
+    ) -> None:
+        self._settings = s = settings
+        self._saml = saml  # its IdP changes when the metadata is refreshed
+        self._engine = engine
         self._authenticator = authenticator
+        self._sessions = sessions
+        self._revocations = revocations
+        self._store = store
+        self._events = events
         self._refusals = refusals
         self._signer = signer(s.secret_key, "logout")
         self._origins = SignOutOrigins(s)
@@ -77,10 +98,8 @@ class Logout:
             return see_other(s.public_path("/logout"))
         response = signed_out_page(s.login_url)
         if user is not None:
-            await self._core.revocations.revoke(user, s.clock())
-            self._core.events.emit(
-                AuthEvent.about(user, "logout", "success", **view.event_fields())
-            )
+            await self._revocations.revoke(user, s.clock())
+            self._events.emit(AuthEvent.about(user, "logout", "success", **view.event_fields()))
             if s.idp_logout:
                 response = await self._logout_at_idp(user) or response
         return with_cookies(response, [self._clear_session()])
@@ -96,7 +115,7 @@ class Logout:
 
     async def _logout_at_idp(self, user: SamlUser) -> Response | None:
         """A redirect carrying a signed LogoutRequest to the IdP, or None if it has no SLO."""
-        found = await self._core.engine.logout_request_url(user)
+        found = await self._engine.logout_request_url(user)
         if found is None:
             return None
         request_id, location = found
@@ -106,7 +125,7 @@ class Logout:
         """The IdP's LogoutRequest (IdP-initiated) or LogoutResponse (answering ours), with the
         HTTP-Redirect (GET) or HTTP-POST binding."""
         require_method(view, "GET", "POST")
-        engine = self._core.engine
+        engine = self._engine
         now = self._settings.clock()
         read: Awaitable[IdpLogoutMessage]
         if view.method == "GET":
@@ -132,13 +151,13 @@ class Logout:
                 "slo_unexpected",
                 f"InResponseTo {answer.in_response_to!r}, pending logout {expected!r}",
             )
-        self._core.events.emit(
+        self._events.emit(
             AuthEvent(
                 "slo",
                 "success" if answer.success else "failure",
                 reason=f"the IdP answered our LogoutRequest: {answer.status}"
                 + (" (partial)" if answer.partial else ""),
-                issuer=self._core.idp.entity_id,
+                issuer=self._saml.idp.entity_id,
                 **view.event_fields(),
             )
         )
@@ -154,7 +173,7 @@ class Logout:
         self, view: RequestView, request: IdpLogoutRequest, now: float
     ) -> Response:
         ended = await self._end_sessions(request, now)
-        self._core.events.emit(
+        self._events.emit(
             AuthEvent(
                 "slo",
                 "success" if ended >= 0 else "failure",
@@ -165,7 +184,7 @@ class Logout:
                 **view.event_fields(),
             )
         )
-        location = await self._core.engine.logout_response_url(
+        location = await self._engine.logout_response_url(
             request.id, request.relay_state, success=ended >= 0
         )
         if location is not None:
@@ -183,18 +202,17 @@ class Logout:
                 # The store is unreachable: the session of this very browser at least ends
                 # here now, and everywhere once the store takes the revocation.
                 with contextlib.suppress(StoreUnavailable):
-                    await self._core.revocations.revoke(current.user, now)
+                    await self._revocations.revoke(current.user, now)
         return response
 
     async def _end_sessions(self, request: IdpLogoutRequest, now: float) -> int:
         """How many sessions the IdP's LogoutRequest ended; -1 when the store is unreachable."""
-        core = self._core
         try:
-            if not await core.store.add_once(
+            if not await self._store.add_once(
                 f"logout:{request.issuer}:{request.id}", request.valid_until - now
             ):
                 raise GateError("slo_invalid", "this LogoutRequest was already handled (replayed)")
-            return await core.revocations.revoke_subject(
+            return await self._revocations.revoke_subject(
                 request.issuer, request.name_id, request.session_indexes, now
             )
         except StoreUnavailable as exc:
@@ -207,7 +225,7 @@ class Logout:
             return -1
 
     def _clear_session(self) -> bytes:
-        return self._core.sessions.clear_cookie()
+        return self._sessions.clear_cookie()
 
 
 def _names(request: IdpLogoutRequest, user: SamlUser) -> bool:

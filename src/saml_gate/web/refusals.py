@@ -1,29 +1,33 @@
 """Saying no: the error page or JSON for a refused request, its auth event, a refused WebSocket.
 
 Every handler refuses through :class:`Refusals`, so each refusal is logged as one event and
-shown the same way (details only to loopback clients or with ``debug``).
+shown the same way (details only to loopback clients or with ``debug``). The request decision
+(:mod:`saml_gate.web.gatekeeper`) emits its refusals' events itself; the modes then only show
+them (:meth:`Refusals.page`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from saml_gate.errors import GateError
-from saml_gate.ops.events import AuthEvent, EventKind
-from saml_gate.runtime.core import GateCore
+from saml_gate.config.settings import GateSettings
+from saml_gate.errors import ERRORS, ErrorCode, GateError
+from saml_gate.ops.events import AuthEvent, EventKind, EventSink
 from saml_gate.session.decision import DuplicateSession
+from saml_gate.session.sessions import SessionCodec
 from saml_gate.user import SamlUser
 from saml_gate.web.pages import Link, error_response
-from saml_gate.web.request import RequestView
+from saml_gate.web.request import RequestView, gate_subpath
 from saml_gate.web.request_line import route_path
 from saml_gate.web.responses import with_cookies
+from saml_gate.web.sign_in import login_url_for
 from saml_gate.web.ws_refusal import refuse_handshake
 
 #: Which auth event a refusal at each gate endpoint is.
@@ -33,16 +37,25 @@ _EVENT_BY_ENDPOINT: Final[dict[str, EventKind]] = {
     "/logout": "logout",
     "/slo": "slo",
 }
-POLICY_DENIALS: Final = frozenset({"forbidden", "step_up_failed", "groups_missing"})
 log = logging.getLogger("saml_gate")
 
 
 class Refusals:
     """Answers refused requests, each as one auth event and one error page or JSON body."""
 
-    def __init__(self, core: GateCore) -> None:
-        self._core = core  # its IdP changes when the metadata is refreshed
-        self._settings = core.settings
+    def __init__(
+        self,
+        settings: GateSettings,
+        events: EventSink,
+        sessions: SessionCodec,
+        issuer: Callable[[], str],
+    ) -> None:
+        """``sessions``: to delete every session cookie of a ``duplicate_session`` refusal;
+        ``issuer``: the current IdP's entity ID (for refused sign-ins' events)."""
+        self._settings = settings
+        self._events = events
+        self._sessions = sessions
+        self._issuer = issuer
 
     def error(
         self,
@@ -57,20 +70,34 @@ class Refusals:
         """The answer to a refused request, after emitting its auth event (by default the
         one of the endpoint it was refused at). A page shows ``links`` and the usual ones,
         and the groups of the signed-in ``user``."""
-        s = self._settings
-        kind = event or _EVENT_BY_ENDPOINT.get(view.gate_path(s.prefix), "request_refused")
+        kind = event or _EVENT_BY_ENDPOINT.get(
+            view.gate_path(self._settings.prefix), "request_refused"
+        )
         if kind == "login_refused" and error.code == "method_not_allowed":
             kind = "request_refused"  # GET /acs (a bookmark, a crawler) is no failed sign-in
-        self._core.events.emit(
+        self._events.emit(
             AuthEvent(
                 kind,
                 "failure",
                 error_code=error.code,
                 reason=error.detail or error.info.title,
-                issuer=self._core.idp.entity_id if kind == "login_refused" else None,
+                issuer=self._issuer() if kind == "login_refused" else None,
                 **view.event_fields(),
             )
         )
+        return self.page(view, error, user=user, links=links, **extra)
+
+    def page(
+        self,
+        view: RequestView,
+        error: GateError,
+        *,
+        user: SamlUser | None = None,
+        links: Sequence[Link] = (),
+        **extra: str,
+    ) -> Response:
+        """The error page or JSON body of a refusal whose event was emitted already."""
+        s = self._settings
         response = self._branded(view, error)
         if response is None:
             extra.setdefault("request_id", view.request_id)
@@ -87,18 +114,17 @@ class Refusals:
             asked = (view.public_host, view.headers.get("host", "")), view.raw_path
             hosts, path = error.target or asked
             base_host = urlsplit(s.base_url).netloc
-            with_cookies(response, self._core.sessions.clear_everywhere((*hosts, base_host), path))
+            with_cookies(response, self._sessions.clear_everywhere((*hosts, base_host), path))
         return response
 
     def _links(self, view: RequestView, *, signed_in: bool) -> list[Link]:
         """Sign in again (back to this page when it is an app page), the app, and sign out."""
         s = self._settings
         routed = route_path(view.scope["path"], view.scope.get("root_path", ""))
-        under_gate = routed == s.prefix or routed.startswith(s.prefix + "/")
-        is_page = view.method in ("GET", "HEAD") and not under_gate
+        is_page = view.method in ("GET", "HEAD") and gate_subpath(routed, s.prefix) is None
         return_to = view.path_and_query if is_page else s.base_path + "/"
         links: list[Link] = [
-            ("Sign in again", s.login_url + "?" + urlencode({"return_to": return_to})),
+            ("Sign in again", login_url_for(s.login_url, return_to)),
             ("Back to the application", s.base_url + "/"),
         ]
         if signed_in:
@@ -123,29 +149,18 @@ class Refusals:
             page.headers.setdefault("cache-control", "no-store")
         return page
 
-    async def refuse(
-        self,
-        view: RequestView,
-        error: GateError,
-        receive: Receive,
-        send: Send,
-        *,
-        user: SamlUser | None = None,
-    ) -> None:
-        """Refuse a request for the app (the access policy, a bad path, the store down);
-        ``user``: who was refused (their groups are shown)."""
-        event: EventKind = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
-        response = self.error(view, error, event=event, user=user)
-        if view.scope["type"] == "websocket":
-            await self.deny_websocket(view.scope, receive, send, status=error.status)
-            return
-        await response(view.scope, receive, send)
-
     @staticmethod
-    async def deny_websocket(scope: Scope, receive: Receive, send: Send, status: int = 403) -> None:
-        """Refuse before accept: an HTTP response where the server supports it, else 1008."""
+    async def deny_websocket(
+        scope: Scope, receive: Receive, send: Send, code: ErrorCode = "forbidden"
+    ) -> None:
+        """Refuse before accept: an HTTP response (the code's status, ``{"error": code}``) where
+        the server supports it, else 1008 (1011 for a failure of the gate's own)."""
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        body = b'{"error":"not_authenticated"}' if status == 401 else b'{"error":"forbidden"}'
-        await refuse_handshake(scope, receive, send, status=status, body=body, close_code=1008)
+        status = ERRORS[code].status
+        body = b'{"error":"' + code.encode() + b'"}'
+        close_code = 1011 if status >= 500 else 1008
+        await refuse_handshake(
+            scope, receive, send, status=status, body=body, close_code=close_code
+        )

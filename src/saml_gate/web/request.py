@@ -1,4 +1,5 @@
-"""What the gate reads from a request: the lazy request view, the method check, posted forms."""
+"""What the gate reads from a request: the lazy request view, where the gate's prefix begins,
+the method check, posted forms."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from starlette.types import Receive, Scope
 from saml_gate.config.checks import is_number
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
+from saml_gate.ip_addresses import ClientAddresses, peer_of
 from saml_gate.session.cookies import all_cookies, cookie_header_of
 from saml_gate.web.forms import parse_form
-from saml_gate.web.forwarded import ClientAddresses
 from saml_gate.web.request_line import route_path
+from saml_gate.web.sign_in import is_page_load, wants_json
 
 FORM_TYPE: Final = "application/x-www-form-urlencoded"
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -49,8 +51,7 @@ class RequestView:
     @cached_property
     def peer(self) -> str:
         """The address of whoever opened the connection (a proxy, or the client itself)."""
-        client = self.scope.get("client")
-        return str(client[0]) if client else ""
+        return peer_of(self.scope)
 
     @cached_property
     def client_host(self) -> str:
@@ -64,11 +65,8 @@ class RequestView:
 
     @cached_property
     def wants_json(self) -> bool:
-        h = self.headers
-        accept = h.get("accept", "")
-        if h.get("x-requested-with") or ("json" in accept and "text/html" not in accept):
-            return True
-        return h.get("sec-fetch-mode", "navigate") not in ("navigate", "nested-navigate")
+        """JSON rather than a page (:func:`~saml_gate.web.sign_in.wants_json`)."""
+        return wants_json(self.headers)
 
     @cached_property
     def request_id(self) -> str:
@@ -100,7 +98,8 @@ class RequestView:
 
     @property
     def is_navigation(self) -> bool:
-        return self.method in ("GET", "HEAD") and not self.wants_json
+        """A page load (:func:`~saml_gate.web.sign_in.is_page_load`)."""
+        return is_page_load(self.method, self.headers)
 
     @property
     def raw_path(self) -> str:
@@ -128,7 +127,19 @@ class RequestView:
     def gate_path(self, prefix: str) -> str:
         """The path under the gate's prefix (``/acs``), or the routed path outside it."""
         path = route_path(self.scope["path"], self.scope.get("root_path", ""))
-        return (path[len(prefix) :] or "/") if path.startswith(prefix) else path
+        sub = gate_subpath(path, prefix)
+        return path if sub is None else sub
+
+
+def gate_subpath(path: str, prefix: str) -> str | None:
+    """``/acs`` for ``/saml/acs`` (``/`` for the prefix itself); None outside the prefix (also
+    for ``/samlx``). ``path``: the path the app routes (without ``root_path``)."""
+    if not path.startswith(prefix):
+        return None
+    size = len(prefix)
+    if len(path) == size:
+        return "/"
+    return path[size:] if path[size] == "/" else None
 
 
 def names_base_url(settings: GateSettings, host: str) -> bool:

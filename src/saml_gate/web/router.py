@@ -1,34 +1,32 @@
 """The gate's endpoints under its prefix (``/saml/...``): which handler answers which path.
 
-Each flow is its own handler, given only what it needs: :mod:`~saml_gate.web.login`,
-:mod:`~saml_gate.web.acs`, :mod:`~saml_gate.web.logout`, :mod:`~saml_gate.web.info`,
-:mod:`~saml_gate.web.forward_auth` (``/auth``, ``/jwks.json``). A store
-that fails mid-request becomes a ``store_unavailable`` refusal here, for all of them.
+Each flow is its own handler, given only what it needs (:func:`saml_gate.web.assembly.assemble`
+builds them): :mod:`~saml_gate.web.login`, :mod:`~saml_gate.web.acs`,
+:mod:`~saml_gate.web.logout`, :mod:`~saml_gate.web.info` (``/jwks.json`` too), and
+:mod:`~saml_gate.web.forward_auth` (``/auth``, where forward-auth is configured). A store that
+fails mid-request becomes a ``store_unavailable`` refusal here, for all of them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.identity.keys import load_jwt_keys
-from saml_gate.identity.tokens import IdentityTokens
-from saml_gate.policy import AccessPolicy
-from saml_gate.runtime.core import GateCore
-from saml_gate.session.decision import Authenticator
+from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.store import StoreUnavailable
-from saml_gate.web.acs import AssertionConsumer
-from saml_gate.web.forward_auth import ForwardAuth
-from saml_gate.web.forwarded import ClientAddresses
-from saml_gate.web.info import Info
-from saml_gate.web.login import Login
-from saml_gate.web.logout import Logout
 from saml_gate.web.refusals import Refusals
-from saml_gate.web.request import RequestView, posts_saml_response, saml_form_limit, wrong_acs
+from saml_gate.web.request import (
+    RequestView,
+    gate_subpath,
+    posts_saml_response,
+    saml_form_limit,
+    wrong_acs,
+)
 from saml_gate.web.request_line import route_path
 
 log = logging.getLogger("saml_gate")
@@ -40,38 +38,22 @@ Handler = Callable[[RequestView, Receive], Awaitable[Response]]
 
 
 class Endpoints:
-    """The router, and the handlers the middleware also uses (``login``, ``refusals``, ...)."""
+    """Routes a request under the prefix to its handler (``routes``: sub-path → handler)."""
 
-    def __init__(self, core: GateCore) -> None:
-        self.core = core
-        self._settings = s = core.settings
-        self.policy = AccessPolicy(s)
-        self.addresses = ClientAddresses(s.trusted_proxies)
-        self.authenticator = Authenticator(core.sessions, core.revocations)
-        self.refusals = Refusals(core)
-        self.login = Login(core, self.policy, self.refusals)
-        self.info = Info(core, self.authenticator, self.refusals)
-        acs = AssertionConsumer(core, self.policy, self.refusals)
-        logout = Logout(core, self.authenticator, self.refusals)
-        keys = load_jwt_keys(s)
-        self.tokens = IdentityTokens(s, keys)
-        self.forward_auth = ForwardAuth(
-            core, self.policy, self.authenticator, self.refusals, self.tokens, keys
-        )
-        self._routes: dict[str, Handler] = {
-            "/metadata": self.info.metadata,
-            "/login": self.login.login,
-            "/acs": acs.acs,
-            "/logout": logout.logout,
-            "/session": self.info.session,
-            "/setup": self.info.setup,
-            "/health": self.info.health,
-            "/ready": self.info.ready,
-            "/status": self.info.status,
-            "/slo": logout.slo,
-            "/auth": self.forward_auth.auth,
-            "/jwks.json": self.forward_auth.jwks,
-        }
+    def __init__(
+        self,
+        settings: GateSettings,
+        routes: Mapping[str, Handler],
+        refusals: Refusals,
+        addresses: ClientAddresses,
+        devidp: Callable[[], ASGIApp | None],
+    ) -> None:
+        """``devidp``: the development IdP once started (None without ``dev_idp``)."""
+        self._settings = settings
+        self._routes = dict(routes)
+        self.refusals = refusals
+        self.addresses = addresses
+        self._devidp = devidp
         self._warned_root = False
 
     def view(self, scope: Scope) -> RequestView:
@@ -80,12 +62,12 @@ class Endpoints:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a request under the prefix."""
         root = scope.get("root_path", "")
-        sub = route_path(scope["path"], root)[len(self._settings.prefix) :] or "/"
+        sub = gate_subpath(route_path(scope["path"], root), self._settings.prefix) or "/"
         self._check_root_path(root)
         if scope["type"] == "websocket":
             await self.refusals.deny_websocket(scope, receive, send)
             return
-        devidp = self.core.devidp
+        devidp = self._devidp()
         if devidp is not None and (sub == "/devidp" or sub.startswith("/devidp/")):
             await devidp(scope, receive, send)
             return

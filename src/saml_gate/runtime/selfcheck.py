@@ -1,4 +1,9 @@
-"""``saml-gate check``: load everything the gate needs and report problems before users hit them."""
+"""``saml-gate check``: load everything the gate needs and report problems before users hit them.
+
+It does the gate's start-up loading (:class:`~saml_gate.runtime.saml_state.LiveSaml`: the SP
+keys, the IdP metadata) once, in an event loop of its own, and compares this machine's clock
+with the IdP's.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import anyio
 import httpx
-from cryptography import x509
 
 from saml_gate.config.checks import is_url
 from saml_gate.config.declaration import declarations
@@ -20,14 +24,12 @@ from saml_gate.config.loading import load
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
-from saml_gate.ops.agreement import Comparison
+from saml_gate.identity.keys import load_jwt_keys
+from saml_gate.ops.agreement import Comparison, GateAgreement, GateFacts
+from saml_gate.ops.certificates import EXPIRY_WARNING_DAYS, certificate_days_left
+from saml_gate.runtime.saml_state import LiveSaml, SamlState
 from saml_gate.saml.sp import load_sp_keys
 from saml_gate.store import StoreUnavailable
-
-if TYPE_CHECKING:
-    from saml_gate.runtime.core import GateCore
-
-EXPIRY_WARNING_DAYS = 30
 
 
 @dataclass
@@ -56,12 +58,6 @@ class Report:
         if self.problems:
             return f"{self.problems} problem(s), {self.warnings} warning(s): fix the FAIL lines."
         return f"ready ({self.warnings} warning(s))."
-
-
-def certificate_days_left(pem: bytes, now: float) -> tuple[str, float]:
-    cert = x509.load_pem_x509_certificate(pem)
-    subject = cert.subject.rfc4514_string() or "(no subject)"
-    return subject, (cert.not_valid_after_utc.timestamp() - now) / 86400
 
 
 def _check_certificate(report: Report, what: str, pem: bytes, now: float) -> None:
@@ -148,8 +144,6 @@ def _load_settings(
 def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] = str) -> Report:
     """Every check, every problem reported: settings, then the SP keys, the IdP, the clock.
     ``describe`` words a settings problem (the CLI names the flag)."""
-    from saml_gate.runtime.core import GateCore
-
     report = Report()
     settings = _load_settings(report, options, describe)
     if settings is None:
@@ -166,26 +160,28 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
         report.fail(describe(exc))
         _check_clock(report, settings)
         return report
+    saml = LiveSaml(settings)
     try:
-        core = GateCore(settings)
+        anyio.run(saml.load)
     except ConfigError as exc:
         report.fail(describe(exc))
         _check_certificate(report, "SP certificate", keys.cert_pem, time.time())
         _check_clock(report, settings)
         return report
-    idp = core.idp
-    source = "URL" if core.idp_source is not None and core.idp_source.is_url else "file/inline"
-    report.ok_(f"IdP {idp.entity_id} (metadata from {source}); SSO {idp.sso_url}")
-    if core.idp_source is not None and core.idp_source.last_error:
-        report.fail(f"IdP metadata is the cached copy: {core.idp_source.last_error}")
+    state, source = saml.state, saml.source
+    idp = state.idp
+    where = "URL" if source is not None and source.is_url else "file/inline"
+    report.ok_(f"IdP {idp.entity_id} (metadata from {where}); SSO {idp.sso_url}")
+    if source is not None and source.last_error:
+        report.fail(f"IdP metadata is the cached copy: {source.last_error}")
     now = time.time()
     for pem in idp.signing_certs:
         _check_certificate(report, "IdP signing certificate", pem, now)
-    _check_certificate(report, "SP certificate", core.sp_keys.cert_pem, now)
+    _check_certificate(report, "SP certificate", state.keys.cert_pem, now)
     report.ok_("SP key matches the SP certificate")
     if not settings.sp_key:
-        _check_unconfigured_pair(report, core, str(key_path.parent), pair_existed)
-    if core.sp.sign_requests:
+        _check_unconfigured_pair(report, settings, state, str(key_path.parent), pair_existed)
+    if state.sp.sign_requests:
         report.ok_("AuthnRequests are signed (RSA-SHA256): the IdP must have the SP certificate")
     elif idp.want_authn_requests_signed:
         report.fail("the IdP metadata asks for signed AuthnRequests: unset sign_authn_requests")
@@ -195,22 +191,28 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
             " (set sp_key or sign_authn_requests)"
         )
     _check_clock(report, settings)
-    _check_agreement(report, core)
+    _check_agreement(report, settings, state)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
     return report
 
 
-def _check_agreement(report: Report, core: GateCore) -> None:
+def _check_agreement(report: Report, settings: GateSettings, state: SamlState) -> None:
     """With a shared store: does every gate already serving from it share this one's keys,
     secrets and settings (see :mod:`saml_gate.ops.agreement`)?"""
-    if not core.agreement.shared:
+    from saml_gate.store import open_store
+
+    store = open_store(settings)
+    kids = tuple(key.kid for key in load_jwt_keys(settings, announce=False))
+    facts = GateFacts(state.keys.cert_pem, state.idp.entity_id, kids)
+    agreement = GateAgreement(settings, store, lambda: facts)
+    if not agreement.shared:
         return
 
     async def compare() -> list[Comparison]:
         try:
-            return await core.agreement.compare(announce=False)
+            return await agreement.compare(announce=False)
         finally:
-            await core.store.close()
+            await store.close()
 
     try:
         compared = anyio.run(compare)
@@ -228,7 +230,9 @@ def _check_agreement(report: Report, core: GateCore) -> None:
         )
 
 
-def _check_unconfigured_pair(report: Report, core: GateCore, where: str, existed: bool) -> None:
+def _check_unconfigured_pair(
+    report: Report, settings: GateSettings, state: SamlState, where: str, existed: bool
+) -> None:
     """The SP key pair comes from ``state_dir`` (sp_key and sp_cert are not set). The IdP knows
     one SP certificate, the one it was given: a pair made in another shell, machine or
     state_dir is another one, and the IdP refuses what it signs."""
@@ -241,10 +245,10 @@ def _check_unconfigured_pair(report: Report, core: GateCore, where: str, existed
         "run saml-gate keygen, set --sp-key and --sp-cert (SAML_GATE_SP_KEY, SAML_GATE_SP_CERT)"
         " to its files and give the IdP that certificate (saml-gate setup)"
     )
-    if core.sp.sign_requests:
+    if state.sp.sign_requests:
         why = (
             "sign_authn_requests is on"
-            if core.settings.sign_authn_requests
+            if settings.sign_authn_requests
             else "the IdP metadata asks for it (WantAuthnRequestsSigned)"
         )
         known = (
@@ -254,7 +258,7 @@ def _check_unconfigured_pair(report: Report, core: GateCore, where: str, existed
             else "no IdP can know its certificate yet"
         )
         report.fail(f"{origin}, and AuthnRequests are signed ({why}): {known}. Fix: {fix}")
-    elif core.idp.slo_url and core.settings.idp_logout:
+    elif state.idp.slo_url and settings.idp_logout:
         report.warn(f"{origin}: Single Logout messages to the IdP are signed with it. {fix}")
     else:
         report.warn(f"{origin}: fine for a trial; for production {fix}")

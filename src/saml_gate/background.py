@@ -1,4 +1,7 @@
-"""A background job of the gate: started in the running event loop, cancelled at shutdown."""
+"""A background job of the gate: started in the running event loop, cancelled at shutdown.
+
+A leaf: it imports nothing of the package, so the session, ops and runtime layers all use it.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Where the IdP metadata comes from: inline XML, a file, or a URL refreshed in the background.
 
-For a URL (Okta publishes one per app), the first copy is fetched at start-up with retries; the
+Loading it is start-up work (:meth:`IdpMetadataSource.load_initial`, awaited in the gate's
+lifespan startup), never done when a gate is built. For a URL (Okta publishes one per app), the
+first copy is fetched at start-up with retries (asynchronously: no thread, no blocking sleep); the
 last good copy is kept in memory and on disk, so an IdP outage or a broken document never stops
 running logins. Refreshes honour ``cacheDuration`` and ``validUntil``; a document that fails to
 download or parse is logged and ignored, and several signing certificates are accepted at once, so
@@ -20,27 +22,27 @@ import hashlib
 import logging
 import os
 import re
-import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import anyio
+import anyio.to_thread
 import httpx
 
+from saml_gate.background import BackgroundJob
 from saml_gate.config.checks import is_loopback_host, is_number, is_url
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
-from saml_gate.runtime.background import BackgroundJob
-from saml_gate.saml.idp import IdpInfo, parse_idp_metadata, read_metadata_source
+from saml_gate.saml.idp import IdpInfo, parse_idp_metadata
 
 log = logging.getLogger("saml_gate")
 
 MIN_REFRESH: Final = 60.0
-RETRIES: Final = 3
+#: Seconds to wait before each further start-up attempt (so three attempts in all).
+RETRY_PAUSES: Final = (1.0, 2.0)
 MAX_REDIRECTS: Final = 5
 _ENCODINGS: Final = frozenset({"gzip", "x-gzip", "deflate"})
 _DURATION = re.compile(
@@ -52,6 +54,24 @@ _ATTR = r'\b{name}\s*=\s*"([^"]+)"'
 
 class MetadataFetchError(ValueError):
     """Fetching the metadata document failed; the message says why, on one line."""
+
+
+def read_metadata_source(value: str) -> str:
+    """The metadata XML from an inline XML string or a file path."""
+    text = value.strip()
+    if text.startswith("<"):
+        return text
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            "idp_metadata",
+            f"is neither XML nor an existing file: {value[:200]!r} (Okta: Sign On tab →"
+            " 'Identity Provider metadata', save it and give its path)",
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("idp_metadata", f"cannot read {path}: {exc}") from exc
 
 
 def describe_failure(exc: Exception) -> str:
@@ -182,38 +202,41 @@ class IdpMetadataSource:
         self.cache_path = Path(settings.state_dir).expanduser() / f"idp-metadata-{digest}.xml"
 
     # ------------------------------------------------------------------ start-up
-    def load_initial(self) -> IdpInfo:
+    async def load_initial(self) -> IdpInfo:
+        """The metadata at start-up: read (a file), or fetched (a URL) with retries and the
+        cached copy as the fallback. Raises :class:`ConfigError` naming ``idp_metadata``."""
         if not self.is_url:
-            info = parse_idp_metadata(
-                read_metadata_source(self._source), self._settings.idp_entity_id
-            )
+            xml = await anyio.to_thread.run_sync(read_metadata_source, self._source)
+            info = parse_idp_metadata(xml, self._settings.idp_entity_id)
         else:
-            info = self._initial_from_url()
+            info = await self._initial_from_url()
         self.current = info
         self.loaded_at = self._settings.clock()
         return info
 
-    def _initial_from_url(self) -> IdpInfo:
+    async def _initial_from_url(self) -> IdpInfo:
         error = ""
-        for attempt in range(RETRIES):
+        attempts = len(RETRY_PAUSES) + 1
+        for attempt in range(attempts):
+            if attempt:
+                await anyio.sleep(RETRY_PAUSES[attempt - 1])
             try:
-                xml = self._fetch_blocking()
+                xml = await self.fetch()
                 info = parse_idp_metadata(xml, self._settings.idp_entity_id)
             except (httpx.HTTPError, ValueError, ConfigError) as exc:
                 error = describe_failure(exc)
                 log.debug(  # the outcome is one line: the cached copy used, or a ConfigError
                     "saml-gate: idp_metadata fetch %d/%d from %s failed: %s",
                     attempt + 1,
-                    RETRIES,
+                    attempts,
                     self._source,
                     error,
                 )
-                time.sleep(min(2.0**attempt, 5.0) if attempt + 1 < RETRIES else 0)
                 continue
-            self._save(xml)
+            await anyio.to_thread.run_sync(self._save, xml)
             return info
         try:
-            cached = self.cache_path.read_text(encoding="utf-8")
+            cached = await anyio.to_thread.run_sync(self._read_cache)
         except OSError:
             raise ConfigError(
                 "idp_metadata", f"cannot fetch {self._source} ({error}) and no cached copy exists"
@@ -226,11 +249,8 @@ class IdpMetadataSource:
         self.last_error = error
         return parse_idp_metadata(cached, self._settings.idp_entity_id)
 
-    def _fetch_blocking(self) -> str:
-        """The start-up fetch: :meth:`fetch` in an event loop of its own, on a thread (the gate
-        may be built inside a running event loop, where ``anyio.run`` is not allowed)."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="saml-gate-metadata") as pool:
-            return pool.submit(anyio.run, self.fetch).result()
+    def _read_cache(self) -> str:
+        return self.cache_path.read_text(encoding="utf-8")
 
     async def fetch(self) -> str:
         """The metadata document, within one ``metadata_timeout`` deadline for everything."""

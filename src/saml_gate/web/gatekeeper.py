@@ -1,0 +1,229 @@
+"""THE request decision, one object for the three modes.
+
+The middleware, the reverse proxy (the middleware around :class:`~saml_gate.proxy.ReverseProxy`)
+and forward-auth (``/saml/auth``) all ask :meth:`Gatekeeper.decide` about the request as the app
+(or the upstream) will act on it — its method with overrides, the path it routes, its host — and
+only carry the answer out, as oauth2-proxy's ``Proxy`` and ``AuthOnly`` handlers both do with one
+session check. The answer is a typed verdict:
+
+* :class:`Public` — a public rule: the app serves the request to anyone;
+* :class:`Admit` — a live session whose person the rule allows: who, the identity JWT for the
+  app, and the refreshed session cookie when one is due;
+* :class:`SignIn` — no live session, or a step-up (``force_authn``): sign in first;
+  ``clear_cookie`` removes a session cookie that came and is no good (expired, idle, revoked,
+  not this gate's, garbage), the same way in every mode;
+* :class:`Refuse` — what the app could read otherwise (``bad_method``, ``bad_path``), the store
+  unreachable (``store_unavailable``), two session cookies (``duplicate_session``: the answer
+  deletes them), or a person the access policy refuses (``forbidden``).
+
+The decision emits its own auth events — ``policy_denied``, ``request_refused``,
+``session_expired`` — so every mode logs, hooks and counts them alike, and it turns an
+unreachable store into ``Refuse(store_unavailable)`` here, in one place.
+
+Later features fit without reshaping these types: per-host rules read :attr:`AppRequest.host`,
+already an input; a bearer or service token (where a rule accepts tokens) is a second kind of
+principal that an :class:`Admit` carries in ``user``, with no cookie to refresh; passive
+re-assertion is a :class:`SignIn` with one more flag (``is_passive``); identity on public paths
+is a :class:`Public` carrying the signed-in user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from starlette.types import Scope
+
+from saml_gate.errors import ErrorCode, GateError
+from saml_gate.identity.tokens import IdentityTokens
+from saml_gate.ip_addresses import ClientAddresses
+from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
+from saml_gate.policy import AccessPolicy
+from saml_gate.session.cookies import cookie_header_of
+from saml_gate.session.decision import Authenticator, DuplicateSession
+from saml_gate.session.sessions import SessionCodec
+from saml_gate.store import StoreUnavailable
+from saml_gate.user import SamlUser
+from saml_gate.web.request import RequestView
+
+#: Refusals that are the access policy's (counted as ``policy_denied``).
+POLICY_DENIALS: Final = frozenset({"forbidden", "step_up_failed", "groups_missing"})
+
+
+class AppRequest:
+    """The request as the app (or the upstream) will act on it: what the decision reads.
+
+    ``scope``: its type, method, raw path, query string, headers and client (in forward-auth, a
+    scope built from the proxy's description of the original request); ``path``: the path the
+    app routes (without ``root_path``). ``host`` and ``return_to`` default to what the scope
+    says (the ``Host`` header; the path and query): forward-auth gives the original URL's."""
+
+    __slots__ = ("_addresses", "_host", "_return_to", "_view", "path", "scope")
+
+    def __init__(
+        self,
+        scope: Scope,
+        path: str,
+        addresses: ClientAddresses,
+        host: str | None = None,
+        return_to: str | None = None,
+    ) -> None:
+        self.scope = scope
+        self.path = path
+        self._addresses = addresses
+        self._host = host
+        self._return_to = return_to
+        self._view: RequestView | None = None
+
+    @property
+    def view(self) -> RequestView:
+        """The request read lazily (headers, client address, request id...)."""
+        view = self._view
+        if view is None:
+            view = self._view = RequestView(self.scope, self._addresses)
+        return view
+
+    @property
+    def host(self) -> str:
+        """The host the app will serve (lower-case, with the port if one was given)."""
+        if self._host is None:
+            self._host = self.view.headers.get("host", "").strip().lower()
+        return self._host
+
+    @property
+    def return_to(self) -> str:
+        """Where a sign-in comes back to: this request's page."""
+        if self._return_to is None:
+            self._return_to = self.view.path_and_query
+        return self._return_to
+
+
+# The verdicts are values nobody changes; not frozen=True, which would double what building
+# one costs on the hot path (every admitted request builds an Admit).
+@dataclass(slots=True)
+class Public:
+    """A public rule: the app serves the request to anyone, without an identity."""
+
+
+@dataclass(slots=True)
+class Admit:
+    """A signed-in person the rule allows: ``jwt`` is the identity JWT (None when ``jwt_header``
+    is off), ``refresh_cookie`` the Set-Cookie value of the refreshed session when one is due."""
+
+    user: SamlUser
+    jwt: bytes | None
+    refresh_cookie: bytes | None
+
+
+@dataclass(slots=True)
+class SignIn:
+    """Sign in first: ``error`` says why (``not_authenticated``, ``step_up_required``);
+    ``force_authn`` asks the IdP to authenticate again; ``clear_cookie`` removes a session
+    cookie that is no good."""
+
+    error: GateError
+    force_authn: bool
+    clear_cookie: bytes | None
+
+
+@dataclass(slots=True)
+class Refuse:
+    """Refused: ``error`` says why (its status is the answer's); ``user``: who, when signed in."""
+
+    error: GateError
+    user: SamlUser | None = None
+
+
+Verdict = Public | Admit | SignIn | Refuse
+PUBLIC: Final = Public()
+
+
+class Gatekeeper:
+    """Decides each request for the app (see the module docstring)."""
+
+    def __init__(
+        self,
+        policy: AccessPolicy,
+        authenticator: Authenticator,
+        sessions: SessionCodec,
+        tokens: IdentityTokens | None,
+        events: EventSink,
+        clock: Callable[[], float],
+    ) -> None:
+        """``tokens``: None when no identity JWT is sent (``jwt_header`` empty)."""
+        self._policy = policy
+        self._authenticate = authenticator.authenticate
+        self._sessions = sessions
+        self._tokens = tokens
+        self._events = events
+        self._clock = clock
+
+    async def decide(self, request: AppRequest) -> Verdict:
+        """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
+        person, the cookie known to this process): no I/O, nothing logged."""
+        try:
+            rule = self._policy.decide(request.scope, request.path)
+        except GateError as error:  # a method or path the app could read otherwise
+            return self._refused(request, error)
+        if rule.public:
+            return PUBLIC
+        now = self._clock()
+        try:
+            session, outcome = await self._authenticate(
+                cookie_header_of(request.scope["headers"]), now
+            )
+        except StoreUnavailable as exc:  # the session needs the store, which is unreachable
+            down = GateError("store_unavailable", f"checking a session: {exc}")
+            return self._refused(request, down)
+        except DuplicateSession as error:  # two session cookies: neither is picked
+            return self._refused(request, error)
+        if session is None or outcome != "valid":
+            if session is not None and (outcome == "expired" or outcome == "idle"):
+                why = (
+                    "idle (inactivity_timeout)" if outcome == "idle" else "maximum_duration reached"
+                )
+                self._emit(request, "session_expired", session.user, reason=why, outcome="success")
+            clear = None if outcome == "absent" else self._sessions.clear_cookie()
+            return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear)
+        user = session.user
+        refusal = self._policy.refusal(rule, user, now)
+        if refusal is not None:
+            if refusal.code == "step_up_required":  # back to the IdP, never a 403
+                return SignIn(refusal, True, None)
+            return self._refused(request, refusal, user)
+        tokens, sessions = self._tokens, self._sessions
+        return Admit(
+            user,
+            tokens.token(user, now) if tokens is not None else None,
+            sessions.cookie(sessions.touched(session, now), now)
+            if sessions.needs_refresh(session, now)
+            else None,
+        )
+
+    def _refused(
+        self, request: AppRequest, error: GateError, user: SamlUser | None = None
+    ) -> Refuse:
+        kind: EventKind = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
+        reason = error.detail or error.info.title
+        self._emit(request, kind, user, reason=reason, error_code=error.code)
+        return Refuse(error, user)
+
+    def _emit(
+        self,
+        request: AppRequest,
+        kind: EventKind,
+        user: SamlUser | None,
+        *,
+        reason: str,
+        outcome: Outcome = "failure",
+        error_code: ErrorCode | None = None,
+    ) -> None:
+        fields = request.view.event_fields()
+        if user is None:
+            event = AuthEvent(kind, outcome, error_code=error_code, reason=reason, **fields)
+        else:
+            event = AuthEvent.about(
+                user, kind, outcome, error_code=error_code, reason=reason, **fields
+            )
+        self._events.emit(event)
