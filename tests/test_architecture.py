@@ -26,7 +26,7 @@ FORBIDDEN = {
               "devidp", "testing"},
     "config": {"web", "session", "runtime", "middleware", "proxy", "store", "saml", "ops",
                "identity", "devidp", "testing"},
-    "policy": {"web", "session", "runtime", "middleware", "proxy", "store", "saml", "ops",
+    "policy": {"config", "web", "session", "runtime", "middleware", "proxy", "store", "saml", "ops",
                "identity", "devidp", "testing"},
     "identity": {"web", "session", "runtime", "ops", "middleware", "proxy", "devidp", "testing"},
     "session": {"web", "runtime", "ops", "identity", "middleware", "proxy", "devidp", "testing"},
@@ -44,10 +44,6 @@ LEAF_MODULES = {
     "saml_gate.saml.xmlconst",  # constants: the settings' checks read the algorithm URIs
     "saml_gate.store.redis_url",  # parsing a Redis URL: the store setting's check
 }
-#: The one known cycle, config → policy → web → config, through this edge. TEMPORARY: it goes
-#: with the move of policy.py and web/request_line.py into a policy/ package (the request line
-#: is the policy's input, not the web layer's); delete it then.
-TEMPORARY_EDGES = {("saml_gate.policy", "saml_gate.web.request_line")}
 #: Modules that may import the development IdP (only when dev_idp is on).
 DEVIDP_IMPORTERS = {"saml_gate.runtime.saml_state"}
 
@@ -102,7 +98,7 @@ def module_edges() -> dict[tuple[str, str], list[str]]:
     for name, path in modules():
         for target, top in imports(path):
             source, dest = package(name), package(target)
-            if source == dest or target in LEAF_MODULES or (name, target) in TEMPORARY_EDGES:
+            if source == dest or target in LEAF_MODULES:
                 continue
             if dest == "devidp" and not top and name in DEVIDP_IMPORTERS:
                 continue
@@ -154,18 +150,6 @@ def test_leaf_modules_import_nothing_but_errors() -> None:
     for leaf in sorted(LEAF_MODULES):
         imported = {target for target, _ in imports(paths[leaf])}
         assert {t for t in imported if package(t) != "errors"} == set(), leaf
-
-
-def test_the_temporary_edge_still_closes_the_known_cycle() -> None:
-    """config → policy → web → config. When the policy package move removes the edge, this
-    fails: delete TEMPORARY_EDGES and this test then."""
-    seen = {(name, target) for name, path in modules() for target, _ in imports(path)}
-    assert seen >= TEMPORARY_EDGES
-    edges = module_edges()
-    for source, target in TEMPORARY_EDGES:
-        edges.setdefault((package(source), package(target)), []).append(f"{source} → {target}")
-    through_policy = reachable("policy", edges)
-    assert "web" in through_policy and "config" in through_policy and "policy" in through_policy
 
 
 def test_only_the_dev_idp_switch_reaches_the_dev_idp() -> None:

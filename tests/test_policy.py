@@ -16,8 +16,8 @@ import pytest
 from saml_gate import GateSettings
 from saml_gate.errors import ConfigError, GateError
 from saml_gate.policy import AccessPolicy, Rule, canonical_path, parse_rules
+from saml_gate.policy.request_line import format_stems
 from saml_gate.user import SamlUser
-from saml_gate.web.request_line import format_stems
 from tests.support import BASE_URL, SECRET, Harness, decode_redirect_request, idp_metadata
 from tests.test_websocket import ws_call
 

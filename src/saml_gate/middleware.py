@@ -29,6 +29,7 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError, GateError
 from saml_gate.identity.tokens import JWT_SCOPE_KEY, jwt_header_name
 from saml_gate.ip_addresses import ClientAddresses
+from saml_gate.policy.request_line import route_path
 from saml_gate.runtime.core import GateCore
 from saml_gate.user import SamlUser
 from saml_gate.web.assembly import GateParts, assemble
@@ -36,7 +37,6 @@ from saml_gate.web.gatekeeper import Admit, AppRequest, Public, SignIn
 from saml_gate.web.pages import error_response
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import RequestView, gate_subpath
-from saml_gate.web.request_line import route_path
 
 log = logging.getLogger("saml_gate")
 

@@ -20,12 +20,12 @@ from starlette.types import Receive, Scope, Send
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ERRORS, ErrorCode, GateError
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink
+from saml_gate.policy.request_line import route_path
 from saml_gate.session.decision import DuplicateSession
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.user import SamlUser
 from saml_gate.web.pages import Link, error_response
 from saml_gate.web.request import RequestView, gate_subpath
-from saml_gate.web.request_line import route_path
 from saml_gate.web.responses import with_cookies
 from saml_gate.web.sign_in import login_url_for
 from saml_gate.web.ws_refusal import refuse_handshake

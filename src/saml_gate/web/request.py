@@ -15,9 +15,9 @@ from saml_gate.config.checks import is_number
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ip_addresses import ClientAddresses, peer_of
+from saml_gate.policy.request_line import route_path
 from saml_gate.session.cookies import all_cookies, cookie_header_of
 from saml_gate.web.forms import parse_form
-from saml_gate.web.request_line import route_path
 from saml_gate.web.sign_in import is_page_load, wants_json
 
 FORM_TYPE: Final = "application/x-www-form-urlencoded"

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ip_addresses import ClientAddresses
+from saml_gate.policy.request_line import route_path
 from saml_gate.store import StoreUnavailable
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import (
@@ -27,7 +28,6 @@ from saml_gate.web.request import (
     saml_form_limit,
     wrong_acs,
 )
-from saml_gate.web.request_line import route_path
 
 log = logging.getLogger("saml_gate")
 
