@@ -191,17 +191,26 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
             " (set sp_key or sign_authn_requests)"
         )
     _check_clock(report, settings)
-    _check_agreement(report, settings, state)
+    _check_agreement(report, settings, state, describe)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
     return report
 
 
-def _check_agreement(report: Report, settings: GateSettings, state: SamlState) -> None:
+def _check_agreement(
+    report: Report,
+    settings: GateSettings,
+    state: SamlState,
+    describe: Callable[[ConfigError], str],
+) -> None:
     """With a shared store: does every gate already serving from it share this one's keys,
     secrets and settings (see :mod:`saml_gate.ops.agreement`)?"""
     from saml_gate.store import open_store
 
-    store = open_store(settings)
+    try:
+        store = open_store(settings)
+    except ConfigError as exc:  # e.g. a Redis URL without redis-py: reported, not raised
+        report.fail(describe(exc))
+        return
     kids = tuple(key.kid for key in load_jwt_keys(settings, announce=False))
     facts = GateFacts(state.keys.cert_pem, state.idp.entity_id, kids)
     agreement = GateAgreement(settings, store, lambda: facts)
