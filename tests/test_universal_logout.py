@@ -539,3 +539,34 @@ def test_the_default_key_set_is_the_orgs() -> None:
     assert settings.universal_logout_issuer == "https://acme.okta.com"
     assert settings.universal_logout_keys_source == "https://acme.okta.com/oauth2/v1/keys"
     assert settings.universal_logout_url == "http://127.0.0.1:8000/saml/global-token-revocation"
+
+
+# ---------------------------------------------------------------------- what to enter in Okta
+def test_saml_gate_setup_lists_the_universal_logout_values(tmp_path: Any) -> None:
+    from tests.test_cli import saml_gate
+
+    result = saml_gate(
+        "setup",
+        "--base-url",
+        "https://acme.ngrok.app",
+        "--state-dir",
+        str(tmp_path),
+        "--universal-logout-issuer",
+        "https://acme.okta.com",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Universal Logout endpoint" in out
+    assert "https://acme.ngrok.app/saml/global-token-revocation" in out
+    assert "'Okta system or admin initiates logout'; Logout endpoint URL" in out
+    assert "Signed JWT" in out and "https://acme.okta.com/oauth2/v1/keys" in out
+    assert "Email Identifier, or Issuer and Subject Identifier" in out
+
+
+async def test_the_setup_page_lists_them_too(site: Site) -> None:
+    page = await site.browser().get("/saml/setup")
+    assert page.status_code == 200
+    assert "http://testserver/saml/global-token-revocation" in page.text
+    assert "Endpoint authentication type Signed JWT" in page.text
+    assert "the key set configured" in page.text  # never the inline JSON itself
+    assert site.idp.logout_tokens.key.public_jwk["n"] not in page.text
