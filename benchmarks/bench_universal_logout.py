@@ -7,7 +7,8 @@ every worker lets the session in, then sends one signed Universal Logout request
 kit's, shaped as Okta's) to one worker while a poller per worker sends the session's API call
 back to back over a kept-alive connection. The figure is the time from sending the request to
 the last worker's first 401, worst of N rounds (the target: within 1 s, issue 26); the request's
-own answer (204) is reported beside it. The poll's granularity is one loopback round trip.
+own answer (204) is reported beside it. The poll's granularity is one loopback round trip and
+a 2 ms pause.
 Needs Redis at 127.0.0.1:6379 (SAML_GATE_BENCH_REDIS); without it the row says so.
 """
 
@@ -39,6 +40,9 @@ REDIS_URL = os.environ.get("SAML_GATE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 PUBLIC_URL = "http://app.bench"
 HERE = Path(__file__).resolve().parent
 JSON = {"accept": "application/json"}
+#: Between one worker's polls: back-to-back polls from every worker's poller would load the two
+#: cores the workers share and slow down what is measured.
+POLL_PAUSE = 0.002
 
 
 async def ok(request: Request) -> JSONResponse:
@@ -141,6 +145,7 @@ async def one_round(
         while (await client.get("/private/x", headers=JSON)).status_code != 401:
             if time.perf_counter() - started > 30:
                 raise RuntimeError(f"worker {index} never refused the session")
+            await asyncio.sleep(POLL_PAUSE)
         refused[index] = time.perf_counter() - started
 
     async def logout() -> float:
@@ -193,6 +198,7 @@ async def run(budget: Budget, report: Report, world: World) -> None:
         await _forget(prefix)
     last = [r[0] for r in results]
     answers = [r[1] for r in results]
+    after = [max(0.0, done - answered) for done, answered in results]
     worst = max(last) * 1000
     report.add(
         Row(
@@ -201,8 +207,9 @@ async def run(budget: Budget, report: Report, world: World) -> None:
             f"{worst:.1f} ms",
             "target ≤ 1000 ms",
             worst <= 1000,
-            note=f"median {statistics.median(last) * 1000:.1f} ms; the request's 204 after"
-            f" {statistics.median(answers) * 1000:.1f} ms (median)",
+            note=f"median {statistics.median(last) * 1000:.1f} ms; the request's own 204:"
+            f" median {statistics.median(answers) * 1000:.1f} ms; last refusal after the 204:"
+            f" median {statistics.median(after) * 1000:.1f} ms, worst {max(after) * 1000:.1f} ms",
         )
     )
 
