@@ -1,4 +1,4 @@
-"""Section 7: continuous authorization. How long an Okta Universal Logout takes to reach every
+"""Section 8: continuous authorization. How long an Okta Universal Logout takes to reach every
 worker.
 
 K gate processes (uvicorn, one worker each, as many hosts or workers behind a load balancer:
@@ -35,7 +35,7 @@ from starlette.types import ASGIApp
 from saml_gate import SamlGate
 from saml_gate.testing import SamlTestIdp
 
-SECTION = "7 continuous authorization"
+SECTION = "8 continuous authorization"
 REDIS_URL = os.environ.get("SAML_GATE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 PUBLIC_URL = "http://app.bench"
 HERE = Path(__file__).resolve().parent

@@ -8,7 +8,7 @@ Sections: 1 request overhead (vs SessionMiddleware), 2 ACS verification (vs pyth
 pysaml2), 3 end to end over HTTP (uvicorn, with and without the gate), 4 event-loop health
 under a login storm and a bogus-ACS flood, 5 memory after many requests and logins, 6 scale-out
 (memory vs Redis, round trips, revocation propagation, open-loop storm, the ACS beside its
-floor), 7 continuous authorization (an Okta Universal Logout to the last worker refusing).
+floor), 7 peers, 8 continuous authorization (an Okta Universal Logout to the last worker refusing).
 Targets are printed beside the figures; nothing here asserts them (see docs/performance.md).
 """
 
