@@ -18,9 +18,8 @@ import httpx
 import pytest
 
 from saml_gate import Rule, SamlGate
-from saml_gate.ops.events import AuthEvent
 from saml_gate.testing import NAVIGATION, SamlTestIdp, SignInFailed, gate_error_code
-from tests.support import decode_redirect_request, make_app
+from tests.support import KitSite, decode_redirect_request, make_app
 
 pytestmark = pytest.mark.anyio
 
@@ -30,36 +29,16 @@ ANN, BOB = "ann@example.com", "bob@example.com"
 RULES = [Rule("/private/admin/", groups=["admins"])]
 
 
-class Site:
-    def __init__(self, saml_idp: SamlTestIdp, **options: Any) -> None:
-        self.idp = saml_idp
-        self.events: list[AuthEvent] = []
-        options = {"reassert_interval": INTERVAL, "access_rules": RULES, **options}
-        self.gate = SamlGate(
-            make_app(), **saml_idp.gate_options(on_event=self.events.append, **options)
-        )
-        self.clients: list[httpx.AsyncClient] = []
+class Site(KitSite):
+    """A gate that re-asserts every ``INTERVAL`` seconds, with /private/admin/ for admins."""
 
-    def browser(self) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.gate), base_url="http://testserver"
+    def __init__(self, saml_idp: SamlTestIdp, **options: Any) -> None:
+        super().__init__(
+            saml_idp, **{"reassert_interval": INTERVAL, "access_rules": RULES, **options}
         )
-        self.clients.append(client)
-        return client
 
     async def signed_in(self, email: str = ANN, **person: Any) -> httpx.AsyncClient:
-        client = self.browser()
-        await self.idp.sign_in_async(client, email=email, **person)
-        return client
-
-    async def drained(self, kind: str) -> list[AuthEvent]:
-        await self.gate.core.events.drain()
-        return [e for e in self.events if e.event == kind]
-
-    async def close(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-        await self.gate.stop()
+        return await super().signed_in(email, **person)
 
 
 @pytest.fixture
@@ -117,7 +96,7 @@ async def test_success_brings_the_new_groups_and_the_policy_follows(site: Site) 
     after = (await ann.get("/saml/session", headers=JSON)).json()
     assert after["expires_at"] > before["expires_at"]  # the expiry is refreshed too
     assert after["asserted_at"] > before["asserted_at"]
-    [event] = await site.drained("reassertion")
+    [event] = await site.events_of("reassertion")
     assert (event.outcome, event.name_id, event.groups) == ("success", ANN, ("users",))
 
 
@@ -156,7 +135,7 @@ async def test_no_passive_ends_every_session_of_that_person_and_signs_in_again(
     assert (other.status_code, gate_error_code(other)) == (401, "not_authenticated")
     await site.idp.reassert_async(bob, path="/private/x", email=BOB)  # others untouched
     assert (await api(bob)).status_code == 200
-    [event, bobs] = await site.drained("reassertion")
+    [event, bobs] = await site.events_of("reassertion")
     assert (bobs.outcome, bobs.name_id) == ("success", BOB)
     assert (event.outcome, event.error_code, event.name_id) == ("failure", "idp_status", ANN)
     assert event.extra["sessions"] == 2

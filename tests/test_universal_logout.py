@@ -26,7 +26,7 @@ from saml_gate.errors import ConfigError
 from saml_gate.ops.events import AuthEvent
 from saml_gate.testing import SamlTestIdp, gate_error_code
 from saml_gate.testing.universal_logout import ORG_URL, LogoutTokens
-from tests.support import make_app
+from tests.support import KitSite, make_app
 from tests.test_store_outage import free_port
 
 pytestmark = pytest.mark.anyio
@@ -35,37 +35,16 @@ JSON = {"accept": "application/json"}
 ANN, BOB = "ann@example.com", "bob@example.com"
 
 
-class Site:
-    """A gate trusting the test IdP, and browsers signed in to it (each its own cookie jar)."""
-
-    def __init__(self, saml_idp: SamlTestIdp, **options: Any) -> None:
-        self.idp = saml_idp
-        self.events: list[AuthEvent] = []
-        self.gate = SamlGate(
-            make_app(), **saml_idp.gate_options(on_event=self.events.append, **options)
-        )
-        self.clients: list[httpx.AsyncClient] = []
-
-    def browser(self) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.gate), base_url="http://testserver"
-        )
-        self.clients.append(client)
-        return client
+class Site(KitSite):
+    """A gate trusting the test IdP, and browsers signed in to it."""
 
     async def signed_in(self, email: str, **person: Any) -> httpx.AsyncClient:
-        client = self.browser()
-        await self.idp.sign_in_async(client, email=email, **person)
+        client = await super().signed_in(email, **person)
         assert await in_(client)
         return client
 
     async def logout(self, **request: Any) -> httpx.Response:
         return await self.idp.universal_logout_async(self.browser(), **request)
-
-    async def close(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-        await self.gate.stop()
 
 
 async def in_(client: httpx.AsyncClient) -> bool:
@@ -88,8 +67,7 @@ async def site(saml_idp: SamlTestIdp) -> Any:
 
 
 async def ulo_events(site: Site) -> list[AuthEvent]:
-    await site.gate.core.events.drain()  # the hooks run in the background
-    return [e for e in site.events if e.event == "universal_logout"]
+    return await site.events_of("universal_logout")
 
 
 # ---------------------------------------------------------------------- who is signed out

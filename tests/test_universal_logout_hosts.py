@@ -34,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from saml_gate import SamlGate
 from saml_gate.testing import NAVIGATION, SamlTestIdp
 from tests.conftest import TEST_REDIS_URL
+from tests.interop.client import HostMap
 from tests.test_store_outage import free_port
 
 pytestmark = pytest.mark.anyio
@@ -70,29 +71,6 @@ def create_app() -> ASGIApp:
 
 
 # ------------------------------------------------------------------------------------ hosts
-class RoutedTransport(httpx.AsyncBaseTransport):
-    """Sends every request to one host's port, whatever its URL names: a load balancer that
-    routes this browser to that host (the URL, the Host header and the cookies stay the public
-    URL's)."""
-
-    def __init__(self, port: int) -> None:
-        self._port = port
-        self._inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        routed = httpx.Request(
-            request.method,
-            request.url.copy_with(host="127.0.0.1", port=self._port),
-            headers=request.headers,
-            stream=request.stream,
-            extensions=request.extensions,
-        )
-        return await self._inner.handle_async_request(routed)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 @dataclass
 class Host:
     name: str
@@ -106,13 +84,12 @@ class Host:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, cookie: str | None = None) -> httpx.AsyncClient:
-        """A browser the load balancer sends to this host."""
+        """A browser the load balancer sends to this host (the public URL, the Host header and
+        the cookies stay the public URL's)."""
         cookies = {"saml_gate_session": cookie} if cookie else None
+        routes = {httpx.URL(self.public_url).host: self.port}
         return httpx.AsyncClient(
-            base_url=self.public_url,
-            cookies=cookies,
-            timeout=30.0,
-            transport=RoutedTransport(self.port),
+            base_url=self.public_url, cookies=cookies, timeout=30.0, transport=HostMap(routes)
         )
 
     def stop(self) -> None:
@@ -168,7 +145,7 @@ def start_host(name: str, port: int, env: dict[str, str], folder: Path) -> Host:
 @pytest.fixture
 def hosts(saml_idp: SamlTestIdp, tmp_path: Path, redis_prefix: str) -> Iterator[list[Host]]:
     ports = [free_port(), free_port()]
-    # the public URL both hosts serve, as behind a load balancer (RoutedTransport plays it)
+    # the public URL both hosts serve, as behind a load balancer (HostMap plays it)
     base_url = "http://app.test"
     env = host_environment(saml_idp, base_url, tmp_path) | {"SAML_GATE_STORE_PREFIX": redis_prefix}
     started: list[Host] = []

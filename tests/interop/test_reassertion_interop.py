@@ -10,7 +10,6 @@ re-assertion), or ``NoPassive`` when the browser has no session there any more.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from saml_gate.saml import xmlconst as X
+from saml_gate.testing import IdpClock
 from tests.interop.client import (
     HTML_ACCEPT,
     authn_request,
@@ -33,19 +33,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
 INTERVAL = 60.0
 ADMIN_PAGE = "/private/admin/report"
-
-
-class MovableClock:
-    """The real time plus what :meth:`advance` added (the gate's; SimpleSAMLphp keeps its own)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 def groups_of(path: Path, **people: list[str]) -> Path:
@@ -70,12 +57,12 @@ async def passive_answer(
 
 
 @pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock()
+def clock() -> IdpClock:
+    return IdpClock()
 
 
 async def test_success_keeps_the_person_in(
-    ssp_gate: SspGate, client: httpx.AsyncClient, clock: MovableClock, tmp_path: Path
+    ssp_gate: SspGate, client: httpx.AsyncClient, clock: IdpClock, tmp_path: Path
 ) -> None:
     _, gate = ssp_gate(reassert_interval=INTERVAL, clock=clock)
     assert_shows(await sp_initiated_login(client, gate, "alice", ADMIN_PAGE), "alice")
@@ -86,7 +73,7 @@ async def test_success_keeps_the_person_in(
 
 
 async def test_changed_groups_reach_the_policy(
-    ssp_gate: SspGate, client: httpx.AsyncClient, clock: MovableClock, tmp_path: Path
+    ssp_gate: SspGate, client: httpx.AsyncClient, clock: IdpClock, tmp_path: Path
 ) -> None:
     """alice is removed from admins at the IdP: /private/admin/ is closed at re-assertion."""
     groups = groups_of(tmp_path / "groups.json", alice=["admins", "users"])
@@ -109,7 +96,7 @@ async def test_changed_groups_reach_the_policy(
 
 
 async def test_no_passive_ends_the_session_and_signs_in_again(
-    ssp_gate: SspGate, client: httpx.AsyncClient, clock: MovableClock
+    ssp_gate: SspGate, client: httpx.AsyncClient, clock: IdpClock
 ) -> None:
     """Every session of the person ends: this browser's, and the one on their other device."""
     _, gate = ssp_gate(reassert_interval=INTERVAL, clock=clock)
