@@ -201,6 +201,11 @@ REFUSED: dict[str, tuple[Any, int, str]] = {
         401,
         "universal_logout_wrong_audience",
     ),
+    "for this endpoint and another": (
+        lambda s: make(s, claims={"aud": [s.idp.universal_logout_url, "https://other.example"]}),
+        401,
+        "universal_logout_wrong_audience",
+    ),
     "from another org": (
         lambda s: make(s, claims={"iss": "https://evil.okta.com"}),
         401,

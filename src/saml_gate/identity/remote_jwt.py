@@ -9,7 +9,7 @@ PyJWT does the JOSE; this module decides what is accepted, in this order:
 2. the key: the one the key source publishes under that ``kid``, for signing (``use``), of the
    type the algorithm needs (an RSA key for RS/PS, the EC curve of ES256/384/512), and the
    algorithm its JWK names, if it names one;
-3. the signature, ``iss`` and ``aud`` (PyJWT);
+3. the signature, ``iss`` and ``aud`` (PyJWT; ``one_audience``: ``aud`` is that single value);
 4. the times, against the gate's clock with ``leeway``: ``exp`` required and not passed,
    ``nbf`` and ``iat`` not ahead, ``exp - iat`` at most ``max_lifetime``;
 5. the claims every caller needs (``require``).
@@ -76,6 +76,8 @@ class JwtRules:
     audiences: Collection[str]
     leeway: float
     algorithms: Collection[str] = tuple(KEY_TYPES)
+    one_audience: bool = False
+    """``aud`` must be a single value, not a list that also names others."""
     token_type: str | None = None
     max_lifetime: float | None = None
     require: Collection[str] = ("iss", "aud", "exp", "iat")
@@ -88,6 +90,8 @@ class RemoteJwtVerifier:
         unknown = set(rules.algorithms) - set(KEY_TYPES)
         if unknown:
             raise ValueError(f"not an asymmetric JWS algorithm: {', '.join(sorted(unknown))}")
+        if rules.one_audience and len(rules.audiences) != 1:
+            raise ValueError("one_audience needs exactly one audience")
         self._keys = keys
         self._rules = rules
         self._clock = clock
@@ -114,15 +118,19 @@ class RemoteJwtVerifier:
         if found is None:
             raise JwtRefused("invalid", f"no published key has kid {kid!r}")
         key = _verifying_key(found, algorithm, kid)
+        audience: str | list[str] = list(rules.audiences)
+        if rules.one_audience:  # PyJWT's strict_aud: aud is that one string, no list
+            audience = audience[0]
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
                 issuer=list(rules.issuers),
-                audience=list(rules.audiences),
+                audience=audience,
                 options={
                     "require": list(rules.require),
+                    "strict_aud": rules.one_audience,
                     "verify_exp": False,  # against the gate's clock, below
                     "verify_nbf": False,
                     "verify_iat": False,

@@ -89,6 +89,7 @@ class UniversalLogout:
         rules = JwtRules(
             issuers=(issuer, issuer + "/"),
             audiences=(s.universal_logout_url,),
+            one_audience=True,  # "the exact endpoint URL" (the draft, Okta's guide)
             leeway=s.clock_skew,
             token_type=TOKEN_TYPE,
             max_lifetime=MAX_TOKEN_LIFETIME,
