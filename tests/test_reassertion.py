@@ -201,3 +201,22 @@ def test_reassert_interval_must_be_shorter_than_a_session(saml_idp: SamlTestIdp)
     with pytest.raises(ConfigError) as caught:
         SamlGate(make_app(), **saml_idp.gate_options(reassert_interval=8 * 3600))
     assert caught.value.setting == "reassert_interval"
+
+
+async def test_a_step_up_page_re_asserts_first_then_asks_for_the_step_up(
+    saml_idp: SamlTestIdp,
+) -> None:
+    """A passive answer cannot authenticate anyone again: the page asks for ForceAuthn next."""
+    site = Site(saml_idp, access_rules=[Rule("/private/fresh/", max_authn_age=600)])
+    try:
+        ann = await site.signed_in()
+        saml_idp.clock.advance(INTERVAL + 1)
+        back = await saml_idp.reassert_async(
+            ann, path="/private/fresh/x", email=ANN, authn_age=INTERVAL
+        )
+        assert (back.status_code, back.headers["location"]) == (303, "/private/fresh/x")
+        page = await ann.get("/private/fresh/x", headers=NAVIGATION)
+        request, _ = decode_redirect_request(page.headers["location"])
+        assert (request.get("ForceAuthn"), request.get("IsPassive")) == ("true", None)
+    finally:
+        await site.close()

@@ -104,7 +104,9 @@ class AssertionConsumer:
             )
         )
         response = see_other(return_path)
-        if login.in_response_to is not None:  # answered our request: never loop on a step-up
+        # answered our (ForceAuthn) request: never loop on a step-up. A passive answer could not
+        # authenticate anyone again: the page then asks for the step-up itself.
+        if login.in_response_to is not None and replaces is None:
             unmet = self.policy.unmet_step_up(view.app_path(return_path), session.user, now)
             if unmet is not None:
                 response = self.refusals.error(view, unmet, event="policy_denied")
