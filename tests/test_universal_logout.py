@@ -553,3 +553,26 @@ async def test_the_setup_page_lists_them_too(site: Site) -> None:
     assert "Endpoint authentication type Signed JWT" in page.text
     assert "the key set configured" in page.text  # never the inline JSON itself
     assert site.idp.logout_tokens.key.public_jwk["n"] not in page.text
+
+
+def test_saml_gate_check_fetches_the_orgs_keys(
+    saml_idp: SamlTestIdp, key_server: KeyServer, tmp_path: Any
+) -> None:
+    from tests.support import idp_metadata
+    from tests.test_cli import cli_env, saml_gate
+
+    metadata = tmp_path / "idp.xml"
+    metadata.write_text(idp_metadata(saml_idp.keys))
+    env = cli_env(
+        SAML_GATE_IDP_METADATA=str(metadata),
+        SAML_GATE_SECRET_KEY="s" * 40,
+        SAML_GATE_STATE_DIR=str(tmp_path / "state"),
+        SAML_GATE_UNIVERSAL_LOGOUT_ISSUER=ORG_URL,
+    )
+    base = ("check", "--base-url", "https://acme.ngrok.app", "--universal-logout-keys")
+    reached = saml_gate(*base, key_server.url, env=env)
+    assert "ok    Universal Logout at https://acme.ngrok.app/saml/global-token-revocation" in (
+        reached.stdout
+    ), reached.stdout
+    dead = saml_gate(*base, f"http://127.0.0.1:{free_port()}/oauth2/v1/keys", env=env)
+    assert "FAIL  universal_logout_keys: cannot fetch" in dead.stdout, dead.stdout
