@@ -22,6 +22,7 @@ from typing import Final
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from saml_gate.session.decision import reassertion_deadline
 from saml_gate.session.revocation import Revocations
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
@@ -78,8 +79,8 @@ class SessionWatch:
         """Wait until the session is revoked, expires or is due for re-assertion; which."""
         end, why = user.expires_at, "expired"
         interval = self._reassert_interval
-        if interval is not None and user.asserted_at + interval < end:
-            end, why = user.asserted_at + interval, "due for re-assertion"
+        if interval is not None and reassertion_deadline(user, interval) < end:
+            end, why = reassertion_deadline(user, interval), "due for re-assertion"
         while True:
             remaining = end - self._clock()
             if remaining <= 0:

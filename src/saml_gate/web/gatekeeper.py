@@ -43,7 +43,7 @@ from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
 from saml_gate.policy import AccessPolicy
 from saml_gate.session.cookies import cookie_header_of
-from saml_gate.session.decision import Authenticator, DuplicateSession
+from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
@@ -196,7 +196,7 @@ class Gatekeeper:
             return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear)
         user = session.user
         reassert_after = self._reassert_after
-        if reassert_after is not None and now >= user.asserted_at + reassert_after:
+        if reassert_after is not None and now >= reassertion_deadline(user, reassert_after):
             # before the policy: the IdP's new word on the groups decides, not the old one
             return SignIn(GateError("reassertion_required"), False, None, True, user)
         refusal = self._policy.refusal(rule, user, now)

@@ -18,7 +18,7 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.engine import Engine
-from saml_gate.session.decision import Authenticator
+from saml_gate.session.decision import Authenticator, reassertion_deadline
 from saml_gate.session.relay import Reasserting, RelayTracker
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
@@ -78,7 +78,7 @@ class Login:
             session = await authenticator.live_session(view.cookie_header, now)
         except StoreUnavailable:  # a plain sign-in then, which needs the store anyway
             return None
-        if session is None or now < session.user.asserted_at + interval:
+        if session is None or now < reassertion_deadline(session.user, interval):
             return None
         return session.user
 
