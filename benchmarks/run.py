@@ -8,7 +8,8 @@ Sections: 1 request overhead (vs SessionMiddleware), 2 ACS verification (vs pyth
 pysaml2), 3 end to end over HTTP (uvicorn, with and without the gate), 4 event-loop health
 under a login storm and a bogus-ACS flood, 5 memory after many requests and logins, 6 scale-out
 (memory vs Redis, round trips, revocation propagation, open-loop storm, the ACS beside its
-floor). Targets are printed beside the figures; nothing here asserts them (see docs/performance.md).
+floor), 7 peers, 8 continuous authorization (an Okta Universal Logout to the last worker refusing).
+Targets are printed beside the figures; nothing here asserts them (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import bench_requests
 import bench_rss
 import bench_scaleout
 import bench_storm
+import bench_universal_logout
 from bench_common import Budget, Report, World
 
 SECTIONS: dict[str, Callable[[Budget, Report, World], Any]] = {
@@ -45,6 +47,7 @@ SECTIONS: dict[str, Callable[[Budget, Report, World], Any]] = {
     "memory": bench_rss.run,
     "scaleout": bench_scaleout.run,
     "peers": bench_peers.run,
+    "logout": bench_universal_logout.run,
 }
 
 

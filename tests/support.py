@@ -181,3 +181,41 @@ def started(gate: SamlGate) -> SamlGate:
 
 def with_spec(spec: ResponseSpec, **changes: Any) -> ResponseSpec:
     return replace(spec, **changes)
+
+
+class KitSite:
+    """A gate trusting the test kit's IdP (``saml_idp``), the auth events it emits, and
+    browsers for it (each an ``httpx.AsyncClient`` with its own cookie jar)."""
+
+    def __init__(self, saml_idp: Any, **options: Any) -> None:
+        from saml_gate.ops.events import AuthEvent
+
+        self.idp = saml_idp
+        self.events: list[AuthEvent] = []
+        self.gate = SamlGate(
+            make_app(), **saml_idp.gate_options(on_event=self.events.append, **options)
+        )
+        self.clients: list[httpx.AsyncClient] = []
+
+    def browser(self) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.gate), base_url="http://testserver"
+        )
+        self.clients.append(client)
+        return client
+
+    async def signed_in(self, email: str, **person: Any) -> httpx.AsyncClient:
+        """A new browser with ``email`` signed in through the gate's login and ACS."""
+        client = self.browser()
+        await self.idp.sign_in_async(client, email=email, **person)
+        return client
+
+    async def events_of(self, kind: str) -> list[Any]:
+        """The ``kind`` events so far (the hooks run in the background: waited for)."""
+        await self.gate.core.events.drain()
+        return [e for e in self.events if e.event == kind]
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+        await self.gate.stop()

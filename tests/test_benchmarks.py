@@ -41,6 +41,7 @@ SECTION_ROWS = (
     "sign-ins/s, gate defaults / Shibboleth",
     "server CPU per request, bare / gated, uvicorn fast stack",
     "in-process overhead, gate / SessionMiddleware (identity JWT on)",
+    "Universal Logout: request to the last of 2 workers refusing",
 )
 #: The SPs of the peers section: each must pass its correctness checks (or it is not measured).
 SPS = (

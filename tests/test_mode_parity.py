@@ -189,6 +189,20 @@ SCENARIOS = [
         error="step_up_required",
     ),
     Scenario(
+        "re-assertion due, page load",
+        "sign-in",
+        page_load=True,
+        advance=901,
+        options={"reassert_interval": 900},
+    ),
+    Scenario(
+        "re-assertion due, API call",
+        "sign-in",
+        advance=901,
+        options={"reassert_interval": 900},
+        error="reassertion_required",
+    ),
+    Scenario(
         "public path",
         "public",
         path="/public/a",
@@ -243,6 +257,7 @@ class Outcome:
     session_cookie: str
     error: str | None
     force_authn: bool | None
+    is_passive: bool | None = None
 
 
 def build(mode: Mode, options: dict[str, Any]) -> SamlGate:
@@ -324,7 +339,7 @@ async def run(
     await gate.core.events.drain()
     after = metric_values(registry)
     location = r.headers.get("location", "")
-    force = await _forces_authn(h, location) if r.status_code in (302, 303) else None
+    force, passive = await _asks_idp(h, location) if r.status_code in (302, 303) else (None, None)
     body_error = None
     if r.headers.get("content-type", "").startswith("application/json") and r.status_code >= 400:
         body_error = r.json().get("error")
@@ -338,19 +353,20 @@ async def run(
         session_cookie=session_cookie_effect(r),
         error=body_error,
         force_authn=force,
+        is_passive=passive,
     )
 
 
-async def _forces_authn(h: Harness, location: str) -> bool:
-    """Whether a sign-in redirect asks the IdP for ForceAuthn (forward-auth's goes through the
-    login URL first)."""
+async def _asks_idp(h: Harness, location: str) -> tuple[bool, bool]:
+    """Whether a sign-in redirect asks the IdP for ForceAuthn, and for IsPassive (forward-auth's
+    goes through the login URL first)."""
     from tests.support import decode_redirect_request
 
     if location.startswith(BASE_URL + "/saml/login"):
         r = await h.client.get(location.removeprefix(BASE_URL), headers=PAGE)
         location = r.headers["location"]
     request, _ = decode_redirect_request(location)
-    return request.get("ForceAuthn") == "true"
+    return request.get("ForceAuthn") == "true", request.get("IsPassive") == "true"
 
 
 @pytest.fixture
@@ -403,6 +419,7 @@ async def test_every_mode_decides_alike(
             assert outcome.error == scenario.error, where
         if scenario.verdict == "sign-in" and scenario.page_load:
             assert outcome.force_authn == scenario.name.startswith("step-up"), where
+            assert outcome.is_passive == scenario.name.startswith("re-assertion"), where
 
 
 def test_the_table_covers_what_the_issue_asks(

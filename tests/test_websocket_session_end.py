@@ -218,3 +218,22 @@ async def test_proxy_mode_closes_both_sides_when_the_session_ends(
                 while not ends:
                     await anyio.sleep(0.01)
     assert ends == [1008]  # the upstream was told too
+
+
+async def test_a_websocket_closes_when_its_session_is_due_for_reassertion(
+    gates: Callable[..., Harness],
+) -> None:
+    """Only a page load can ask the IdP again (reassert_interval): nothing is served on an
+    older word, so an open WebSocket ends at the deadline and a new handshake is refused."""
+    h = gates(reassert_interval=900)
+    await h.login()
+    async with serve(h.gate) as address:
+        ws = await opened(address, h)
+        h.clock.advance(899)
+        await ws.send("within the interval")
+        assert await ws.recv() == "within the interval"
+        h.clock.advance(2)
+        assert await closed_with(ws) == (1008, "session ended")
+        with pytest.raises(InvalidStatus) as refused:
+            await opened(address, h)
+        assert refused.value.response.status_code == 401

@@ -29,6 +29,9 @@ class SamlUser(BaseUser):
     session_id: str = ""
     authn_context: str | None = None
     """The AuthnContextClassRef of the sign-in (e.g. Okta's PasswordProtectedTransport)."""
+    asserted_at: float = 0.0
+    """When the IdP last vouched for this session, by the gate's clock: its sign-in, or its
+    last re-assertion (``reassert_interval``)."""
 
     @property
     def is_authenticated(self) -> bool:
@@ -62,6 +65,7 @@ class SamlUser(BaseUser):
             "authenticated_at": _iso(self.authenticated_at),
             "authn_context": self.authn_context,
             "expires_at": _iso(self.expires_at),
+            "asserted_at": _iso(self.asserted_at),
         }
 
 

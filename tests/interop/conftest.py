@@ -60,8 +60,9 @@ def ssp_gate(
     need_simplesamlphp: None, servers: ExitStack, tmp_path: Path, sp_keys: KeyPair
 ) -> SspGate:
     """``make(idp_knows_sp_cert=False, encrypt=False, gate_keys=sp_keys, edit_metadata=str,
-    **gate_settings)``: a SimpleSAMLphp IdP that trusts a gate on http://127.0.0.1:PORT, and that
-    gate (given the IdP's metadata through ``edit_metadata``)."""
+    groups_file=None, **gate_settings)``: a SimpleSAMLphp IdP that trusts a gate on
+    http://127.0.0.1:PORT, and that gate (given the IdP's metadata through ``edit_metadata``;
+    ``groups_file``: JSON groups by user, read at every response)."""
 
     def make(
         *,
@@ -69,6 +70,7 @@ def ssp_gate(
         encrypt: bool = False,
         gate_keys: KeyPair | None = None,
         edit_metadata: Callable[[str], str] = str,
+        groups_file: Path | None = None,
         **settings: Any,
     ) -> tuple[SimpleSamlPhp, GateServer]:
         n = next(_counter)
@@ -86,6 +88,7 @@ def ssp_gate(
             sp_slo_url=base_url + "/saml/slo",
             sp_cert_file=cert_file,
             encrypt_assertions=encrypt,
+            groups_file=groups_file,
         )
         servers.callback(idp.stop)
         gate = start_gate(

@@ -83,6 +83,7 @@ class SimpleSamlPhp:
         sp_cert_file: Path | None = None,
         encrypt_assertions: bool = False,
         public_url: str | None = None,
+        groups_file: Path | None = None,
     ) -> SimpleSamlPhp:
         port = free_port()
         public = (public_url or "http://127.0.0.1:{port}/").format(port=port)
@@ -100,6 +101,8 @@ class SimpleSamlPhp:
             "SP_ACS_URL": sp_acs_url,
             "SP_SLO_URL": sp_slo_url,
         }
+        if groups_file is not None:  # the groups of each response (see saml20-sp-remote.php)
+            env["SP_GROUPS_FILE"] = str(groups_file)
         if sp_cert_file is not None:
             env["SP_CERT_FILE"] = str(sp_cert_file)
             if encrypt_assertions:

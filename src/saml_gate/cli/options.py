@@ -31,7 +31,16 @@ SP_SETTINGS: Final = frozenset(
         "sign_authn_requests",
     )
 )
-SHEET_SETTINGS: Final = frozenset(("authorized_groups", "groups_attribute", "allow_idp_initiated"))
+SHEET_SETTINGS: Final = frozenset(
+    (
+        "authorized_groups",
+        "groups_attribute",
+        "allow_idp_initiated",
+        "universal_logout_issuer",
+        "universal_logout_keys",
+        "universal_logout_app_id",
+    )
+)
 
 
 class LaunchError(Exception):

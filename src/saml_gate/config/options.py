@@ -172,6 +172,25 @@ class GateOptions(TypedDict, total=False):
     jwt_lifetime: float | None
     """seconds an identity JWT is valid (each session's is re-signed near its expiry)"""
 
+    # Continuous authorization: Universal Logout, re-assertion
+    reassert_interval: float | None
+    """ask the IdP again, without a prompt (IsPassive), on the first page load this long after it
+    last vouched for the person: new groups, attributes and expiry, or the session ends (see
+    Continuous authorization)
+    """
+    universal_logout_issuer: str | None
+    """the Okta org URL (https://acme.okta.com) whose signed Universal Logout requests
+    {prefix}/global-token-revocation accepts; unset, that endpoint answers 404
+    """
+    universal_logout_keys: str | None
+    """the org's key set that signs those requests: a URL (fetched and refreshed like IdP
+    metadata), a file or the JSON itself
+    """
+    universal_logout_app_id: str | None
+    """when set, a Universal Logout request must name this app (its JWT's sub: the Okta app's ID,
+    0oa..., as in its metadata URL)
+    """
+
     # Operating: proxies, error details, hooks, metrics, status
     trusted_proxies: Strings | None
     """proxies (addresses or networks, * for any) whose X-Forwarded-For / Forwarded the gate

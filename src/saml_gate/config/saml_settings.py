@@ -107,6 +107,11 @@ class SpFields:
         return self.base_url + self.prefix + "/login"
 
     @property
+    def universal_logout_url(self) -> str:
+        """The Global Token Revocation endpoint (Okta Universal Logout), also its JWTs' aud."""
+        return self.base_url + self.prefix + "/global-token-revocation"
+
+    @property
     def devidp_url(self) -> str:
         return self.base_url + self.prefix + "/devidp"
 

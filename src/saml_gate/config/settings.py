@@ -29,6 +29,7 @@ from saml_gate.config.checks import (
     is_loopback_url,
     is_url,
 )
+from saml_gate.config.continuous_settings import ContinuousFields, continuous_problems
 from saml_gate.config.declaration import ENV_PREFIX
 from saml_gate.config.identity_settings import IdentityFields
 from saml_gate.config.kinds import MIN_SECRET_LENGTH
@@ -74,6 +75,7 @@ class GateSettings(
     MetadataFetchFields,
     StoreSettings,
     OpsFields,
+    ContinuousFields,
     IdentityFields,
     VerifierFields,
     CookieFields,
@@ -98,6 +100,8 @@ class GateSettings(
             "metadata_url": self.metadata_url,
             "login_url": self.login_url,
             "slo_url": self.slo_url,
+            "universal_logout_url": self.universal_logout_url,
+            "universal_logout_keys": self.universal_logout_keys_shown,
             "groups_attribute": self.groups_attribute,
             "name_id_format": self.name_id_format.rsplit(":", 1)[-1],
             "signing_key_fix": (
@@ -144,6 +148,7 @@ class GateSettings(
         timeouts = {"inactivity_timeout", "maximum_duration"}
         if timeouts <= v.keys() and v["inactivity_timeout"] > v["maximum_duration"]:
             yield ConfigError("inactivity_timeout", "must be positive and at most maximum_duration")
+        yield from continuous_problems(v)
 
     @classmethod
     def derived(cls, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from saml_gate.config.settings import is_loopback_host
@@ -33,7 +33,13 @@ from saml_gate.devidp.inputs import (
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.devidp.problems import Problem, bad_request
 from saml_gate.devidp.response import ResponseSpec, issue_response
-from saml_gate.devidp.users import DEFAULT_USERS, DevUser, user_from_form
+from saml_gate.devidp.users import (
+    DEFAULT_USERS,
+    DevUser,
+    session_user,
+    session_value,
+    user_from_form,
+)
 from saml_gate.saml import xmlconst as X
 from saml_gate.saml.keys import KeyPair
 
@@ -41,6 +47,8 @@ log = logging.getLogger("saml_gate.devidp")
 
 #: Okta-like entity ID (Okta's are ``http://www.okta.com/exk`` + 17 characters).
 DEFAULT_ENTITY_ID: Final = "http://www.okta.com/exkDEVIDP0saml0gate7"
+#: The IdP session: who signed in here last; a passive request is answered for them.
+SESSION_COOKIE: Final = "saml_gate_devidp"
 
 
 class DevIdP:
@@ -48,8 +56,12 @@ class DevIdP:
 
     Routes, relative to the mount: ``GET /metadata``; ``GET /sso`` (HTTP-Redirect binding) and
     ``POST /sso`` with ``SAMLRequest`` (HTTP-POST binding) show the login page; ``POST /sso``
-    from that page issues the Response; ``GET|POST /initiate`` is IdP-initiated sign-in.
-    Requests are refused (403) unless they come from, and are addressed to, loopback.
+    from that page issues the Response; ``GET|POST /initiate`` is IdP-initiated sign-in;
+    ``GET|POST /session`` shows the IdP session (who signed in here last), changes its groups
+    or ends it. A passive request (``IsPassive``: the gate re-asserting a session) is answered
+    at once: for the IdP session's person, with its groups as they are now, or NoPassive when
+    there is none. Requests are refused (403) unless they come from, and are addressed to,
+    loopback.
     """
 
     def __init__(
@@ -95,6 +107,7 @@ class DevIdP:
             "/metadata": {"GET": self._metadata_response},
             "/sso": {"GET": self._sso_get, "POST": self._sso_post},
             "/initiate": {"GET": self._initiate_get, "POST": self._initiate_post},
+            "/session": {"GET": self._session_get, "POST": self._session_post},
         }
         self._metadata = idp_metadata_xml(
             entity_id=entity_id, sso_url=self.sso_url, slo_url=None, keypair=keypair
@@ -194,6 +207,7 @@ class DevIdP:
             sp_acs_url=self._sp_acs_url,
             initiate_url=self.initiate_url,
             metadata_url=self.metadata_url,
+            session_url=self._public_url + "/session",
         )
 
     async def _metadata_response(self, request: Request) -> Response:
@@ -214,7 +228,7 @@ class DevIdP:
         relay = checked_relay_state(params.get("RelayState"))
         # SigAlg / Signature are ignored: the metadata says WantAuthnRequestsSigned="false".
         authn = self._parse_authn_request(decode_saml_request(saml_request, deflated=True))
-        return self._login_page(authn, relay)
+        return self._login_page(request, authn, relay)
 
     async def _sso_post(self, request: Request) -> Response:
         form = await read_form(request)
@@ -223,7 +237,7 @@ class DevIdP:
             authn = self._parse_authn_request(
                 decode_saml_request(form["SAMLRequest"], deflated=False)
             )
-            return self._login_page(authn, relay)
+            return self._login_page(request, authn, relay)
         in_response_to = form.get("in_response_to", "")
         if not ID_RE.fullmatch(in_response_to):
             raise bad_request(
@@ -246,13 +260,72 @@ class DevIdP:
             xml, sp_entity_id=self._sp_entity_id, sp_acs_url=self._sp_acs_url
         )
 
-    def _login_page(self, authn: AuthnRequest, relay: str | None) -> HTMLResponse:
+    def _login_page(self, request: Request, authn: AuthnRequest, relay: str | None) -> Response:
+        if authn.is_passive:  # never a page: the IdP session's person, or NoPassive
+            user = session_user(request.cookies.get(SESSION_COOKIE))
+            if user is None:
+                return self._no_passive(authn.id, relay)
+            return self._issue(user, authn.id, relay, remember=False)
         return pages.login_page(
             self._users, authn, relay, sp_entity_id=self._sp_entity_id, action=self.sso_url
         )
 
+    async def _session_get(self, request: Request) -> Response:
+        user = session_user(request.cookies.get(SESSION_COOKIE))
+        return pages.session_page(user, action=self._public_url + "/session")
+
+    async def _session_post(self, request: Request) -> Response:
+        """Change the IdP session's groups (``groups``), or end it (``end``): what the next
+        passive request finds."""
+        form = await read_form(request)
+        user = session_user(request.cookies.get(SESSION_COOKIE))
+        response: Response
+        if "end" in form or user is None:
+            response = pages.session_page(None, action=self._public_url + "/session")
+            response.delete_cookie(SESSION_COOKIE, path=self._mount_path or "/")
+            return response
+        changed = user_from_form({"email": user.email, "name": user.name, **form}, ())
+        response = pages.session_page(changed, action=self._public_url + "/session")
+        self._remember(response, changed)
+        return response
+
+    def _remember(self, response: Response, user: DevUser) -> None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_value(user),
+            path=self._mount_path or "/",
+            httponly=True,
+            samesite="lax",
+        )
+
+    def _no_passive(self, in_response_to: str, relay_state: str | None) -> Response:
+        """The answer to a passive request without an IdP session (Okta's, when its session
+        ended): status Responder / NoPassive, no assertion."""
+        spec = ResponseSpec(
+            issuer=self._entity_id,
+            destination=self._sp_acs_url,
+            audience=self._sp_entity_id,
+            name_id="",
+            in_response_to=in_response_to,
+            now=datetime.fromtimestamp(self._clock(), UTC),
+            status_code=X.STATUS_RESPONDER,
+            status_detail=X.STATUS_NO_PASSIVE,
+            include_assertion=False,
+        )
+        xml = issue_response(spec, self._keypair, sign_response=True, sign_assertion=False)
+        log.info("development IdP answered NoPassive to %s (no IdP session)", in_response_to)
+        fields = {"SAMLResponse": base64.b64encode(xml).decode("ascii")}
+        if relay_state:
+            fields["RelayState"] = relay_state
+        return pages.auto_post_page(None, acs_url=self._sp_acs_url, fields=fields)
+
     def _issue(
-        self, user: DevUser, in_response_to: str | None, relay_state: str | None
+        self,
+        user: DevUser,
+        in_response_to: str | None,
+        relay_state: str | None,
+        *,
+        remember: bool = True,
     ) -> Response:
         attributes: dict[str, list[str]] = {"email": [user.email], "displayName": [user.name]}
         if user.groups:
@@ -287,4 +360,7 @@ class DevIdP:
         fields = {"SAMLResponse": base64.b64encode(xml).decode("ascii")}
         if relay_state:
             fields["RelayState"] = relay_state
-        return pages.auto_post_page(user, acs_url=self._sp_acs_url, fields=fields)
+        page = pages.auto_post_page(user, acs_url=self._sp_acs_url, fields=fields)
+        if remember:  # an interactive sign-in opens the IdP session
+            self._remember(page, user)
+        return page

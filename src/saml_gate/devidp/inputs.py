@@ -30,6 +30,8 @@ ID_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,255}")
 class AuthnRequest:
     id: str
     force_authn: bool
+    is_passive: bool = False
+    """Answer without showing anything: for the person of the IdP session, or NoPassive."""
 
 
 def checked_relay_state(value: str | None) -> str | None:
@@ -104,7 +106,8 @@ def parse_authn_request(xml: bytes, *, sp_entity_id: str, sp_acs_url: str) -> Au
             "IdP only answers with HTTP-POST."
         )
     force = (root.get("ForceAuthn") or "").strip() in ("true", "1")
-    return AuthnRequest(id=request_id, force_authn=force)
+    passive = (root.get("IsPassive") or "").strip() in ("true", "1")
+    return AuthnRequest(id=request_id, force_authn=force, is_passive=passive)
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -76,7 +76,13 @@ def _hidden_inputs(fields: Mapping[str, str]) -> str:
 
 
 def index_page(
-    *, entity_id: str, sp_entity_id: str, sp_acs_url: str, initiate_url: str, metadata_url: str
+    *,
+    entity_id: str,
+    sp_entity_id: str,
+    sp_acs_url: str,
+    initiate_url: str,
+    metadata_url: str,
+    session_url: str = "",
 ) -> HTMLResponse:
     body = (
         "<h1>Development IdP</h1>"
@@ -86,7 +92,13 @@ def index_page(
         "<ul>"
         f'<li><a href="{_e(initiate_url)}">Sign in to the app (IdP-initiated)</a></li>'
         f'<li><a href="{_e(metadata_url)}">IdP metadata</a></li>'
-        "</ul>"
+        + (
+            f'<li><a href="{_e(session_url)}">IdP session (re-assertion: change the groups,'
+            " or end it)</a></li>"
+            if session_url
+            else ""
+        )
+        + "</ul>"
     )
     return _html_page("Development IdP", body)
 
@@ -174,18 +186,53 @@ def _users_page(
     return _html_page(title, body)
 
 
-def auto_post_page(user: DevUser, *, acs_url: str, fields: Mapping[str, str]) -> HTMLResponse:
-    """The page whose script posts ``fields`` (SAMLResponse, RelayState) to the SP's ACS."""
-    groups = ", ".join(user.groups) or "no groups"
+def auto_post_page(
+    user: DevUser | None, *, acs_url: str, fields: Mapping[str, str]
+) -> HTMLResponse:
+    """The page whose script posts ``fields`` (SAMLResponse, RelayState) to the SP's ACS;
+    ``user`` None: a NoPassive answer (nobody is signed in here)."""
+    if user is None:
+        heading = (
+            "<h1>Nobody is signed in at the development IdP</h1>"
+            "<p>Telling the app (NoPassive): it ends the session and signs in again.</p>"
+        )
+    else:
+        groups = ", ".join(user.groups) or "no groups"
+        heading = (
+            f"<h1>Signing in as {_e(user.name)}</h1><p>{_e(user.email)} &middot; {_e(groups)}</p>"
+        )
     body = (
-        f"<h1>Signing in as {_e(user.name)}</h1>"
-        f"<p>{_e(user.email)} &middot; {_e(groups)}</p>"
-        f'<form id="saml-post" method="post" action="{_e(acs_url)}">{_hidden_inputs(fields)}'
+        heading
+        + f'<form id="saml-post" method="post" action="{_e(acs_url)}">{_hidden_inputs(fields)}'
         "<p>Sending the SAML Response to the app&hellip; If nothing happens, press "
         '<button type="submit">Continue</button></p></form>'
         f"<script>{_AUTO_SUBMIT_JS}</script>"
     )
     return _html_page("Signing in", body)
+
+
+def session_page(user: DevUser | None, *, action: str) -> HTMLResponse:
+    """The IdP session: who a passive request (the app re-asserting) is answered for, a form
+    to change their groups, and a button that ends it (the next passive answer: NoPassive)."""
+    if user is None:
+        body = (
+            "<h1>No IdP session</h1><p>Nobody is signed in at the development IdP: the app's"
+            " next re-assertion is answered NoPassive, and its session ends.</p>"
+        )
+        return _html_page("IdP session", body)
+    groups = ", ".join(user.groups)
+    body = (
+        f"<h1>IdP session: {_e(user.name)}</h1><p>{_e(user.email)}</p>"
+        "<p>The app's next re-assertion (reassert_interval) is answered for this person, with"
+        " these groups:</p>"
+        f'<form method="post" action="{_e(action)}" class="custom">'
+        f'<label>Groups (comma-separated) <input name="groups" value="{_e(groups)}"></label>'
+        '<button type="submit">Change the groups</button></form>'
+        f'<form method="post" action="{_e(action)}"><input type="hidden" name="end" value="1">'
+        '<p><button type="submit">End the IdP session</button> (as a sign-out at the IdP or'
+        " a deactivation would)</p></form>"
+    )
+    return _html_page("IdP session", body)
 
 
 def problem_page(problem: Problem) -> HTMLResponse:

@@ -44,6 +44,8 @@ class ResponseSpec:
     response_id: str | None = None
     assertion_id: str | None = None
     status_code: str = X.STATUS_SUCCESS
+    status_detail: str | None = None
+    """A second-level StatusCode (``NoPassive`` under ``Responder``)."""
     status_message: str | None = None
     include_assertion: bool = True
     """False for error responses (Okta sends none when e.g. the user is not assigned)."""
@@ -92,7 +94,9 @@ def build_response(spec: ResponseSpec) -> etree._Element:
     issuer.text = spec.issuer
 
     status = etree.SubElement(response, _q(X.NS_SAMLP, "Status"))
-    etree.SubElement(status, _q(X.NS_SAMLP, "StatusCode"), Value=spec.status_code)
+    code = etree.SubElement(status, _q(X.NS_SAMLP, "StatusCode"), Value=spec.status_code)
+    if spec.status_detail is not None:
+        etree.SubElement(code, _q(X.NS_SAMLP, "StatusCode"), Value=spec.status_detail)
     if spec.status_message is not None:
         etree.SubElement(status, _q(X.NS_SAMLP, "StatusMessage")).text = spec.status_message
 

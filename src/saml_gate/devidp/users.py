@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -61,3 +64,22 @@ def user_from_form(form: Mapping[str, str], users: Sequence[DevUser]) -> DevUser
     if len(groups) > MAX_GROUPS:
         raise bad_request(f"At most {MAX_GROUPS} groups.")
     return DevUser(email=email, name=name, groups=tuple(groups))
+
+
+def session_value(user: DevUser) -> str:
+    """The IdP session cookie's value: who signed in at the development IdP (it signs anyone
+    in as anyone, so the cookie needs no signature)."""
+    data = json.dumps({"e": user.email, "n": user.name, "g": list(user.groups)})
+    return base64.urlsafe_b64encode(data.encode()).decode()
+
+
+def session_user(value: str | None) -> DevUser | None:
+    """The user of an IdP session cookie, or None (absent or unreadable: no session)."""
+    if not value:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(value.encode()))
+        groups = tuple(str(g) for g in data["g"])
+        return DevUser(email=str(data["e"]), name=str(data["n"]), groups=groups)
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        return None

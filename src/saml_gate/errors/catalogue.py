@@ -282,6 +282,13 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "not_authenticated": ErrorInfo(
         401, "Sign-in required", "Open the login URL in a browser to sign in through the IdP."
     ),
+    "reassertion_required": ErrorInfo(
+        401,
+        "The IdP must confirm your session",
+        "reassert_interval has passed since the IdP last vouched for you: open {login_url} (or"
+        " reload the page) in the browser, which passes through the IdP without a prompt and"
+        " comes back. Until then scripts get this answer and WebSockets are refused.",
+    ),
     "duplicate_session": ErrorInfo(
         401,
         "More than one session cookie",
@@ -388,6 +395,72 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
         "The gate could not start: a setting is wrong. The server's log names it, and so does"
         " this page for a loopback client; fix it and restart. (Served where the server runs no"
         " lifespan, which would have stopped it at start-up.)",
+    ),
+    # Okta Universal Logout (Global Token Revocation): the IdP's server calls, never a browser
+    "universal_logout_unauthenticated": ErrorInfo(
+        401,
+        "Universal Logout needs a signed request",
+        "Send 'Authorization: Bearer <JWT>' signed by the Okta org (Okta: the app's"
+        " Authentication tab → Logout → Endpoint authentication: Signed JWT).",
+    ),
+    "universal_logout_token_invalid": ErrorInfo(
+        401,
+        "The Universal Logout token is not valid",
+        "It must be a JWT of type global-token-revocation+jwt, signed with a key of"
+        " universal_logout_keys (the org's, {universal_logout_keys}) with an asymmetric"
+        " algorithm, carrying jti, iat and exp at most 10 minutes apart. Check that"
+        " universal_logout_issuer is the org that sends it.",
+    ),
+    "universal_logout_wrong_issuer": ErrorInfo(
+        401,
+        "The Universal Logout token comes from another issuer",
+        "Its iss must be universal_logout_issuer, the Okta org URL (a custom domain's URL when"
+        " the org signs with it).",
+    ),
+    "universal_logout_wrong_audience": ErrorInfo(
+        401,
+        "The Universal Logout token is meant for another endpoint",
+        "Its aud must be this endpoint's URL, {universal_logout_url}: enter exactly that URL as"
+        " the Global token revocation endpoint (Okta: the app's Authentication tab → Logout →"
+        " Logout endpoint URL).",
+    ),
+    "universal_logout_expired": ErrorInfo(
+        401,
+        "The Universal Logout token is expired or not yet valid",
+        "Okta's tokens live 5 minutes: check this server's clock (clock_skew is the tolerance).",
+    ),
+    "universal_logout_replayed": ErrorInfo(
+        401,
+        "This Universal Logout token was used already",
+        "Each request carries a new token (a new jti); a token is accepted once by every gate"
+        " sharing the store.",
+    ),
+    "universal_logout_wrong_app": ErrorInfo(
+        403,
+        "The Universal Logout token names another application",
+        "Its sub must be universal_logout_app_id, the Okta app's ID (0oa..., as in its metadata"
+        " URL); unset universal_logout_app_id to accept every app of the org.",
+    ),
+    "universal_logout_keys_unavailable": ErrorInfo(
+        503,
+        "The org's signing keys are unavailable",
+        "The gate could not fetch universal_logout_keys ({universal_logout_keys}) to check the"
+        " token; it tries again at the next request (at most once a minute). Check that the"
+        " URL is the org's key set and that this server reaches it.",
+    ),
+    "universal_logout_bad_request": ErrorInfo(
+        400,
+        "The Universal Logout request is malformed",
+        'POST application/json {{"sub_id": {{"format": "email", "email": ...}}}} or'
+        ' {{"sub_id": {{"format": "iss_sub", "iss": <the IdP entity ID>, "sub":'
+        " <the NameID>}}}} (Okta: Subject format Email or Issuer and Subject Identifier).",
+    ),
+    "universal_logout_failed": ErrorInfo(
+        422,
+        "The sessions could not be ended",
+        "The gate could not reach its shared store to find and end the person's sessions;"
+        " this gate enforces what it could, and writes it to the store once it answers. Send"
+        " the request again when the store (Redis) is back.",
     ),
 }
 

@@ -46,6 +46,7 @@ ErrorCode = Literal[
     "bad_relay_state",
     "not_a_navigation",
     "not_authenticated",
+    "reassertion_required",
     "duplicate_session",
     "forbidden",
     "step_up_required",
@@ -65,6 +66,16 @@ ErrorCode = Literal[
     "untrusted_proxy",
     "bad_original_request",
     "misconfigured",
+    "universal_logout_unauthenticated",
+    "universal_logout_token_invalid",
+    "universal_logout_wrong_issuer",
+    "universal_logout_wrong_audience",
+    "universal_logout_expired",
+    "universal_logout_replayed",
+    "universal_logout_wrong_app",
+    "universal_logout_keys_unavailable",
+    "universal_logout_bad_request",
+    "universal_logout_failed",
 ]
 """Every stable error code (a typo in a ``GateError`` is a type error); :data:`ERRORS` has one
 entry per code, checked at import."""

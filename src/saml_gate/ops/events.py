@@ -51,6 +51,8 @@ EventKind = Literal[
     "session_expired",
     "policy_denied",
     "request_refused",
+    "reassertion",
+    "universal_logout",
 ]
 Outcome = Literal["success", "failure"]
 KINDS: Final = frozenset(get_args(EventKind))

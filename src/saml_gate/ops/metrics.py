@@ -75,7 +75,9 @@ class GateMetrics:
     def record(self, event: AuthEvent) -> None:
         if event.event in ("login", "login_refused"):
             self.logins.labels(event.outcome, event.error_code or "").inc()
-        elif event.event in ("logout", "slo"):
+        elif event.event in ("logout", "slo") or (
+            event.event == "universal_logout" and event.outcome == "success"
+        ):
             self.logouts.labels(event.event).inc()
         elif event.event == "policy_denied":
             self.policy_denials.labels(event.error_code or "forbidden").inc()

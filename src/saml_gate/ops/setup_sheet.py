@@ -36,6 +36,47 @@ class SheetRow:
 OKTA_PLACE = "Okta: Applications → your SAML app → General → SAML Settings → Edit"
 
 
+#: Where Okta keeps an app's Universal Logout settings (Identity Threat Protection).
+ULO_PLACE = "the app's Authentication tab → Logout → Edit → Global Token Revocation"
+
+
+def universal_logout_rows(s: GateSettings) -> tuple[SheetRow, ...]:
+    """What to enter in Okta's Universal Logout settings (on or off: the rows say which)."""
+    on = s.universal_logout_issuer is not None
+    state = (
+        f"On: signed by {s.universal_logout_issuer}'s keys ({s.universal_logout_keys_shown})."
+        if on
+        else "Off: set universal_logout_issuer to the Okta org URL (https://acme.okta.com) to"
+        " turn it on; until then this URL answers 404."
+    )
+    return (
+        SheetRow(
+            "Universal Logout endpoint",
+            s.universal_logout_url,
+            "Okta's server POSTs here to end every session of a person at once (deactivated,"
+            " sessions cleared, a risk detected). " + state,
+            f"{ULO_PLACE}: 'Okta system or admin initiates logout'; Logout endpoint URL"
+            " (Integration Wizard: Global token revocation endpoint)",
+        ),
+        SheetRow(
+            "Universal Logout authentication",
+            "Signed JWT",
+            "Checked against the org's published keys: issuer, this endpoint as audience, a"
+            " 5-minute lifetime, each token once"
+            + (f", the app {s.universal_logout_app_id}." if s.universal_logout_app_id else "."),
+            f"{ULO_PLACE}: Endpoint authentication type Signed JWT (SIGNED_JWT)",
+        ),
+        SheetRow(
+            "Universal Logout subject format",
+            "Email Identifier, or Issuer and Subject Identifier",
+            f"Email: the person's email ({s.email_attribute}, or an email-shaped NameID),"
+            " matched case-insensitively. Issuer and Subject: the IdP's entity ID and the"
+            " NameID, exactly.",
+            f"{ULO_PLACE}: Subject format type",
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class SetupSheet:
     rows: tuple[SheetRow, ...]
@@ -130,6 +171,7 @@ class SetupSheet:
                 "Show Advanced Settings: Enable Single Logout; SP Issuer = the Audience URI;"
                 " the certificate below as Signature Certificate",
             ),
+            *universal_logout_rows(s),
             SheetRow(
                 "SP metadata",
                 s.metadata_url,

@@ -25,6 +25,7 @@ from saml_gate.ops.metrics import GateMetrics
 from saml_gate.ops.warnings import StartupWarnings
 from saml_gate.runtime.engine import Engine
 from saml_gate.runtime.heap import freeze_startup_heap
+from saml_gate.runtime.remote_keys import RemoteKeySet
 from saml_gate.runtime.saml_state import LiveSaml
 from saml_gate.runtime.workers import WorkerPool
 from saml_gate.saml.process_policy import install_process_policy
@@ -55,6 +56,8 @@ class GateCore:
     agreement: GateAgreement
     """Gates sharing the store compare their keys and secrets (start-up, then periodically)."""
     tokens: IdentityTokens
+    universal_logout_keys: RemoteKeySet | None = None
+    """The Okta org's keys, where Universal Logout is on (``universal_logout_issuer``)."""
     loaded: bool = field(default=False, init=False)
     """The start-up loading is done (the IdP metadata, the keys)."""
     started: bool = field(default=False, init=False)
@@ -84,6 +87,8 @@ class GateCore:
         self.saml.start()
         self.warnings.start()
         self.agreement.start()  # gates sharing the store compare their keys and secrets
+        if self.universal_logout_keys is not None:
+            self.universal_logout_keys.start()
 
     async def load(self) -> None:
         """The start-up loading alone (idempotent): what :meth:`start` does before it starts the
@@ -98,6 +103,8 @@ class GateCore:
         except OSError as exc:  # a development key that cannot be written to state_dir
             raise ConfigError("state_dir", f"{self.settings.state_dir}: {exc}") from exc
         self.tokens.use_keys(keys)
+        if self.universal_logout_keys is not None:
+            await self.universal_logout_keys.load()
         self.warnings.check()
         idp = self.saml.idp
         log.info(
@@ -118,5 +125,7 @@ class GateCore:
         await self.agreement.stop()
         await self.revocations.stop()
         await self.saml.stop()
+        if self.universal_logout_keys is not None:
+            await self.universal_logout_keys.stop()
         if not isinstance(self.store, MemoryStore):  # the memory store is the state itself
             await self.store.close()

@@ -102,8 +102,10 @@ class Engine(ABC):
         """:meth:`verify_response` with the current metadata only."""
 
     @abstractmethod
-    async def authn_request_url(self, relay_state: str, force_authn: bool) -> tuple[str, str]:
-        """(request ID, the IdP URL carrying our AuthnRequest)."""
+    async def authn_request_url(
+        self, relay_state: str, force_authn: bool, is_passive: bool = False
+    ) -> tuple[str, str]:
+        """(request ID, the IdP URL carrying our AuthnRequest; IsPassive when asked)."""
 
     @abstractmethod
     async def read_logout_redirect(self, raw_query: str, now: float) -> IdpLogoutMessage:
@@ -163,9 +165,14 @@ class ThreadEngine(Engine):
             )
         )
 
-    async def authn_request_url(self, relay_state: str, force_authn: bool) -> tuple[str, str]:
+    async def authn_request_url(
+        self, relay_state: str, force_authn: bool, is_passive: bool = False
+    ) -> tuple[str, str]:
+        sp = self._parts.sp
         return await self._in_thread(
-            partial(self._parts.sp.authn_request_url, relay_state, force_authn=force_authn)
+            partial(
+                sp.authn_request_url, relay_state, force_authn=force_authn, is_passive=is_passive
+            )
         )
 
     async def read_logout_redirect(self, raw_query: str, now: float) -> IdpLogoutMessage:
@@ -236,8 +243,10 @@ class ProcessEngine(Engine):
             "verify", args, login_from_wire, partial(self._threads._verify, *args)
         )
 
-    async def authn_request_url(self, relay_state: str, force_authn: bool) -> tuple[str, str]:
-        args = (relay_state, force_authn)
+    async def authn_request_url(
+        self, relay_state: str, force_authn: bool, is_passive: bool = False
+    ) -> tuple[str, str]:
+        args = (relay_state, force_authn, is_passive)
         return await self._run(
             "authn_request",
             args,

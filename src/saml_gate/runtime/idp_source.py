@@ -148,6 +148,43 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     return bytes(body)
 
 
+async def fetch_text(
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> str:
+    """A document published at ``url`` (IdP metadata, a key set), fetched as the module
+    docstring says: one ``timeout`` deadline (``metadata_timeout``) for everything, at most
+    ``max_bytes`` decoded, redirects https to https only. Raises :class:`MetadataFetchError`
+    or :class:`httpx.HTTPError`."""
+    try:
+        with anyio.fail_after(timeout):
+            async with httpx.AsyncClient(timeout=timeout, transport=transport) as client:
+                return await _fetch_with(client, httpx.URL(url), max_bytes)
+    except TimeoutError:
+        raise MetadataFetchError(
+            f"no complete answer within metadata_timeout ({timeout:g} s); download stopped"
+        ) from None
+
+
+async def _fetch_with(client: httpx.AsyncClient, url: httpx.URL, max_bytes: int) -> str:
+    # Only encodings read_capped decodes itself (httpx would add br/zstd when installed).
+    headers = {"Accept-Encoding": "gzip, deflate"}
+    for _ in range(MAX_REDIRECTS + 1):
+        # Leaving the block closes the response, and with an unread body, the connection.
+        async with client.stream("GET", url, headers=headers) as response:
+            if response.has_redirect_location:
+                url = redirect_target(url, response.headers["location"])
+                continue
+            if not response.is_success:
+                raise MetadataFetchError(f"HTTP {response.status_code} from {_shown(url)}")
+            body = await read_capped(response, max_bytes)
+            return body.decode(response.encoding or "utf-8", errors="replace")
+    raise MetadataFetchError(f"more than {MAX_REDIRECTS} redirects")
+
+
 def parse_duration(text: str) -> float | None:
     """Seconds in an xs:duration of days/hours/minutes/seconds (``PT1H``, ``P1D``), else None."""
     match = _DURATION.match(text.strip())
@@ -254,31 +291,13 @@ class IdpMetadataSource:
 
     async def fetch(self) -> str:
         """The metadata document, within one ``metadata_timeout`` deadline for everything."""
-        timeout = self._settings.metadata_timeout
-        try:
-            with anyio.fail_after(timeout):
-                async with httpx.AsyncClient(timeout=timeout, transport=self._transport) as client:
-                    return await self._fetch_with(client)
-        except TimeoutError:
-            raise MetadataFetchError(
-                f"no complete answer within metadata_timeout ({timeout:g} s); download stopped"
-            ) from None
-
-    async def _fetch_with(self, client: httpx.AsyncClient) -> str:
-        url = httpx.URL(self._source)
-        # Only encodings read_capped decodes itself (httpx would add br/zstd when installed).
-        headers = {"Accept-Encoding": "gzip, deflate"}
-        for _ in range(MAX_REDIRECTS + 1):
-            # Leaving the block closes the response, and with an unread body, the connection.
-            async with client.stream("GET", url, headers=headers) as response:
-                if response.has_redirect_location:
-                    url = redirect_target(url, response.headers["location"])
-                    continue
-                if not response.is_success:
-                    raise MetadataFetchError(f"HTTP {response.status_code} from {_shown(url)}")
-                body = await read_capped(response, self._settings.metadata_max_bytes)
-                return body.decode(response.encoding or "utf-8", errors="replace")
-        raise MetadataFetchError(f"more than {MAX_REDIRECTS} redirects")
+        s = self._settings
+        return await fetch_text(
+            self._source,
+            timeout=s.metadata_timeout,
+            max_bytes=s.metadata_max_bytes,
+            transport=self._transport,
+        )
 
     def _save(self, xml: str) -> None:
         try:

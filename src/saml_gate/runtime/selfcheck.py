@@ -190,10 +190,45 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
             "AuthnRequests are not signed: an IdP given the SP certificate may demand it"
             " (set sp_key or sign_authn_requests)"
         )
+    _check_universal_logout(report, settings, describe)
     _check_clock(report, settings)
     _check_agreement(report, settings, state, describe)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
     return report
+
+
+def _check_universal_logout(
+    report: Report, settings: GateSettings, describe: Callable[[ConfigError], str]
+) -> None:
+    """Where Universal Logout is on: can the org's key set be had (the gate starts without)?"""
+    source = settings.universal_logout_keys_source
+    if source is None:
+        return
+    from saml_gate.runtime.remote_keys import RemoteKeySet
+
+    keys = RemoteKeySet(
+        source,
+        setting="universal_logout_keys",
+        timeout=settings.metadata_timeout,
+        max_bytes=settings.metadata_max_bytes,
+        refresh_interval=settings.metadata_refresh_interval,
+        clock=settings.clock,
+    )
+    try:
+        anyio.run(keys.load)
+    except ConfigError as exc:
+        report.fail(describe(exc))
+        return
+    if not keys.keys:
+        report.fail(
+            f"universal_logout_keys: cannot fetch {settings.universal_logout_keys_shown}"
+            f" ({keys.last_error}): Universal Logout requests would be refused (503)"
+        )
+        return
+    report.ok_(
+        f"Universal Logout at {settings.universal_logout_url}: {len(keys.keys)} signing key(s)"
+        f" of {settings.universal_logout_issuer}"
+    )
 
 
 def _check_agreement(

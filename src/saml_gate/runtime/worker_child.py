@@ -78,8 +78,12 @@ class _Jobs:
 
         return LogoutVerifier(self.settings, self.idp)
 
-    def authn_request(self, relay_state: str, force_authn: bool) -> list[str]:
-        return list(self.sp.authn_request_url(relay_state, force_authn=force_authn))
+    def authn_request(
+        self, relay_state: str, force_authn: bool, is_passive: bool = False
+    ) -> list[str]:
+        return list(
+            self.sp.authn_request_url(relay_state, force_authn=force_authn, is_passive=is_passive)
+        )
 
     def logout_redirect(self, raw_query: str, now: float) -> dict[str, Any]:
         return logout_message_to_wire(self.logout_verifier.read_redirect(raw_query, now=now))

@@ -221,12 +221,18 @@ class ServiceProvider:
         self._lock = threading.Lock()
         self.metadata_xml = sp_metadata_xml(settings, keys, self.sign_requests)
 
-    def authn_request_url(self, relay_state: str, *, force_authn: bool = False) -> tuple[str, str]:
-        """(request ID, the IdP URL carrying the AuthnRequest with the HTTP-Redirect binding)."""
+    def authn_request_url(
+        self, relay_state: str, *, force_authn: bool = False, is_passive: bool = False
+    ) -> tuple[str, str]:
+        """(request ID, the IdP URL carrying the AuthnRequest with the HTTP-Redirect binding).
+        ``is_passive``: the IdP must answer without interacting with the person (re-assertion),
+        so never together with ForceAuthn, which asks for the opposite."""
         from saml2.xmldsig import SIG_RSA_SHA256
 
         kwargs: dict[str, Any] = {}
-        if force_authn or self._settings.force_authn:
+        if is_passive:
+            kwargs["is_passive"] = "true"
+        elif force_authn or self._settings.force_authn:
             kwargs["force_authn"] = "true"
         with self._lock:
             request_id, info = self._client.prepare_for_authenticate(

@@ -62,6 +62,9 @@ NSMAP_OKTA: Final = {"saml2p": NS_SAMLP, "saml2": NS_SAML}
 
 STATUS_SUCCESS: Final = "urn:oasis:names:tc:SAML:2.0:status:Success"
 STATUS_PARTIAL_LOGOUT: Final = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
+STATUS_RESPONDER: Final = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+#: The second-level status of an IdP that cannot answer an IsPassive request without asking.
+STATUS_NO_PASSIVE: Final = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 CM_BEARER: Final = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 NAMEID_EMAIL: Final = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 NAMEID_UNSPECIFIED: Final = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"

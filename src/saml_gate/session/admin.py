@@ -49,7 +49,13 @@ async def run(
         if not chosen:
             print("no live session matches", file=out)
             return 1
-        ended = await revocations.revoke_sessions(chosen, now)
+        if session is None:  # a person: every session of theirs, as Universal Logout ends them
+            people = {(r.issuer, r.name_id) for r in chosen}
+            ended = 0
+            for issuer, name_id in sorted(people):
+                ended += await revocations.revoke_person(issuer, name_id, now)
+        else:
+            ended = await revocations.revoke_sessions(chosen, now)
         print(f"revoked {ended} session(s); every gate sharing this store refuses them", file=out)
         return 0
     finally:

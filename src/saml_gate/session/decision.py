@@ -14,9 +14,16 @@ from saml_gate.errors import GateError
 from saml_gate.session.cookies import AmbiguousCookie, only_cookie
 from saml_gate.session.revocation import Revocations
 from saml_gate.session.sessions import Session, SessionCodec
+from saml_gate.user import SamlUser
 
 #: Why a request is, or is not, signed in. Only "valid" lets anyone in.
 Outcome = Literal["valid", "absent", "invalid", "expired", "idle", "revoked"]
+
+
+def reassertion_deadline(user: SamlUser, reassert_interval: float) -> float:
+    """When the IdP's word on a session runs out (``reassert_interval`` after it last vouched):
+    from then on nothing is served until it vouches again."""
+    return user.asserted_at + reassert_interval
 
 
 class DuplicateSession(GateError):

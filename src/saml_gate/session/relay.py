@@ -42,8 +42,9 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.session.cookies import cookie_header, find_cookie
 from saml_gate.session.return_to import MAX_RETURN_PATH, ReturnTargets, safe_return_path
 from saml_gate.session.signing import ExpiringCookie, timed_serializer
+from saml_gate.user import SamlUser
 
-__all__ = ["MAX_RETURN_PATH", "PendingLogin", "RelayTracker", "safe_return_path"]
+__all__ = ["MAX_RETURN_PATH", "PendingLogin", "Reasserting", "RelayTracker", "safe_return_path"]
 
 #: The slots that take turns, and the one for a long return path (see the module docstring).
 SLOTS: Final = ("0", "1", "2", "3")
@@ -72,10 +73,25 @@ def storable_return_path(path: str, check: Callable[[str], str | None] = safe_re
 
 
 @dataclass(frozen=True)
+class Reasserting:
+    """The session a passive sign-in asks the IdP about (``reassert_interval``): whose sessions
+    end if the IdP does not vouch for the person, and which session the answer replaces."""
+
+    session_id: str
+    issuer: str
+    name_id: str
+
+    @classmethod
+    def of(cls, user: SamlUser) -> Reasserting:
+        return cls(user.session_id, user.issuer, user.name_id)
+
+
+@dataclass(frozen=True)
 class PendingLogin:
     key: str
     request_id: str
     return_path: str
+    reasserting: Reasserting | None = None
 
 
 class RelayTracker:
@@ -102,12 +118,24 @@ class RelayTracker:
         key = slot + secrets.token_urlsafe(9)
         return key, str(self._relay.dumps(key))
 
-    def pending_cookies(self, key: str, request_id: str, return_path: str) -> list[bytes]:
+    def pending_cookies(
+        self,
+        key: str,
+        request_id: str,
+        return_path: str,
+        reasserting: Reasserting | None = None,
+    ) -> list[bytes]:
         """Set-Cookie values for a started sign-in: its slot (two on http loopback: see
-        cookies.py), then the turn cookie when the slot takes turns."""
+        cookies.py), then the turn cookie when the slot takes turns. ``reasserting``: the
+        session a passive sign-in asks about (the ACS cannot read the session cookie: it is
+        SameSite=Lax, and the IdP's POST is cross-site)."""
         slot = self._slot(key)
         stored = storable_return_path(return_path, self.targets.check)
-        cookies = self._pending.set(self.cookie_prefix + slot, [key, request_id, stored])
+        value: list[object] = [key, request_id, stored]
+        if reasserting is not None:
+            r = reasserting
+            value.append([r.session_id, r.issuer, r.name_id])
+        cookies = self._pending.set(self.cookie_prefix + slot, value)
         if slot in SLOTS:
             following = SLOTS[(SLOTS.index(slot) + 1) % len(SLOTS)]
             turn = cookie_header(self._settings, self.turn_cookie, following, max_age=self._timeout)
@@ -147,10 +175,16 @@ class RelayTracker:
     def _login(self, slot: str, value: object) -> PendingLogin | None:
         """The pending sign-in in a cookie's (verified) value, if it is well-formed, safe and
         in the slot its key names."""
-        if not isinstance(value, list) or len(value) != 3:
+        if not isinstance(value, list) or len(value) not in (3, 4):
             return None
-        key, request_id, path = (str(part) for part in value)
+        key, request_id, path = (str(part) for part in value[:3])
         safe = self.targets.check(path)
         if safe is None or self._slot(key) != slot:
             return None
-        return PendingLogin(key, request_id, safe)
+        reasserting = None
+        if len(value) == 4:
+            session = value[3]
+            if not (isinstance(session, list) and len(session) == 3):
+                return None
+            reasserting = Reasserting(*(str(part) for part in session))
+        return PendingLogin(key, request_id, safe, reasserting)

@@ -18,8 +18,12 @@ writes), found when the feed loads the set again.
 
 The IdP's LogoutRequest names a subject (NameID, maybe SessionIndexes) rather than our session
 IDs, so every sign-in also adds its session to the set ``subject:<hash of issuer and NameID>``;
-IdP-initiated logout revokes the members that match. Every sign-in is also recorded in the
-expiring set ``sessions`` (who, which IdP, until when) for session administration.
+IdP-initiated logout revokes the members that match. A sign-in with an email also adds it to
+``email:<hash of the email, case-folded>``, which Universal Logout's ``email`` subject names.
+Ending every session of a person (Universal Logout, ``saml-gate sessions revoke --user``, a
+failed re-assertion) goes through these indexes, so sessions on every host are found. Every
+sign-in is also recorded in the expiring set ``sessions`` (who, which IdP, until when, which
+session it re-asserts) for session administration.
 """
 
 from __future__ import annotations
@@ -68,35 +72,54 @@ class _Entry:
 
 @dataclass(frozen=True)
 class SessionRecord:
-    """A live session as the ``sessions`` index keeps it (for listing and admin revocation)."""
+    """A live session as the ``sessions`` index keeps it (for listing and admin revocation).
+    ``replaces``: the session this one re-asserted (which then no longer counts as live)."""
 
     session_id: str
     name_id: str
     issuer: str
     session_index: str | None
     expires_at: float
+    replaces: str | None = None
 
     def encode(self) -> str:
-        return json.dumps(
-            [self.session_id, self.name_id, self.issuer, self.session_index, self.expires_at]
-        )
+        fields = [self.session_id, self.name_id, self.issuer, self.session_index, self.expires_at]
+        return json.dumps(fields if self.replaces is None else [*fields, self.replaces])
 
     @classmethod
     def decode(cls, member: str) -> SessionRecord | None:
         try:
-            session_id, name_id, issuer, session_index, expires_at = json.loads(member)
-            return cls(str(session_id), str(name_id), str(issuer), session_index, float(expires_at))
+            session_id, name_id, issuer, session_index, expires_at, *rest = json.loads(member)
+            replaces = str(rest[0]) if len(rest) == 1 and rest[0] is not None else None
+            if len(rest) > 1:
+                return None
+            return cls(
+                str(session_id),
+                str(name_id),
+                str(issuer),
+                session_index,
+                float(expires_at),
+                replaces,
+            )
         except (ValueError, TypeError):
             return None
 
     @classmethod
-    def of(cls, user: SamlUser) -> SessionRecord:
-        return cls(user.session_id, user.name_id, user.issuer, user.session_index, user.expires_at)
+    def of(cls, user: SamlUser, replaces: str | None = None) -> SessionRecord:
+        u = user
+        return cls(u.session_id, u.name_id, u.issuer, u.session_index, u.expires_at, replaces)
 
 
 def _subject_key(issuer: str, name_id: str) -> str:
     digest = hashlib.sha256(f"{issuer}\n{name_id}".encode()).hexdigest()[:40]
     return "subject:" + digest
+
+
+def _email_key(email: str) -> str:
+    """The index of an email's sessions. Case-folded: it only ever finds sessions to end, and
+    a logout must not miss ``Ann@Example.com`` because the IdP wrote ``ann@example.com``."""
+    digest = hashlib.sha256(email.casefold().encode()).hexdigest()[:40]
+    return "email:" + digest
 
 
 class RevocationView:
@@ -191,17 +214,18 @@ class Revocations:
         if missing:
             self._undeliverable(missing, "the store lacks them")
 
-    def registration(self, user: SamlUser, now: float) -> list[Write]:
-        """What a new session writes: its entry in the subject index (for IdP-initiated logout)
-        and in the ``sessions`` index."""
-        entry = _Entry(user.session_id, user.expires_at, user.session_index)
+    def registration(self, user: SamlUser, now: float, replaces: str | None = None) -> list[Write]:
+        """What a new session writes: its entry in the subject index (for IdP-initiated logout),
+        in its email's index (Universal Logout) and in the ``sessions`` index. ``replaces``:
+        the session it re-asserts."""
+        member = _Entry(user.session_id, user.expires_at, user.session_index).encode()
         ttl = user.expires_at - now + self._skew
-        subject = _subject_key(user.issuer, user.name_id)
-        record = SessionRecord.of(user).encode()
-        return [
-            AddMember(subject, entry.encode(), ttl),
-            Announce(SESSIONS, record, user.expires_at + self._skew, publish=False),
-        ]
+        record = SessionRecord.of(user, replaces).encode()
+        writes: list[Write] = [AddMember(_subject_key(user.issuer, user.name_id), member, ttl)]
+        if user.email:
+            writes.append(AddMember(_email_key(user.email), member, ttl))
+        writes.append(Announce(SESSIONS, record, user.expires_at + self._skew, publish=False))
+        return writes
 
     async def is_revoked(self, user: SamlUser) -> bool:
         """Whether the session was ended. The local view first, always: what it holds is
@@ -225,15 +249,32 @@ class Revocations:
     async def revoke(self, user: SamlUser, now: float) -> None:
         """End one session (local sign-out)."""
         entry = _Entry(user.session_id, user.expires_at, user.session_index)
-        subject = RemoveMembers(_subject_key(user.issuer, user.name_id), (entry.encode(),))
-        await self._revoke([entry], now, [subject])
+        member = (entry.encode(),)
+        indexes = [RemoveMembers(_subject_key(user.issuer, user.name_id), member)]
+        if user.email:
+            indexes.append(RemoveMembers(_email_key(user.email), member))
+        await self._revoke([entry], now, indexes)
 
     async def revoke_subject(
         self, issuer: str, name_id: str, session_indexes: Collection[str], now: float
     ) -> int:
         """End the subject's sessions with one of ``session_indexes`` (all of them when it is
         empty), as a LogoutRequest asks. Returns how many were ended."""
-        key = _subject_key(issuer, name_id)
+        return await self._revoke_indexed(_subject_key(issuer, name_id), session_indexes, now)
+
+    async def revoke_person(self, issuer: str, name_id: str, now: float) -> int:
+        """End every session of a person (the IdP's ``issuer`` and the NameID) on every gate
+        sharing the store. Returns how many were live."""
+        return await self._revoke_indexed(_subject_key(issuer, name_id), (), now)
+
+    async def revoke_email(self, email: str, now: float) -> int:
+        """End every session whose person has this email (compared case-folded) on every gate
+        sharing the store. Returns how many were live."""
+        return await self._revoke_indexed(_email_key(email), (), now)
+
+    async def _revoke_indexed(self, key: str, session_indexes: Collection[str], now: float) -> int:
+        """End the sessions the index at ``key`` holds (those with one of ``session_indexes``
+        when it is not empty), and take them out of it."""
         chosen: list[_Entry] = []
         ended: list[str] = []
         for member in await self._store.members(key):
@@ -257,9 +298,12 @@ class Revocations:
         """Sessions signed in and neither expired nor revoked (one or two round trips)."""
         records = await self._store.expiring(SESSIONS, now)
         revoked = await self._store.expiring(REVOKED, now) if records else {}
-        found = [SessionRecord.decode(member) for member in records]
+        found = [r for r in map(SessionRecord.decode, records) if r is not None]
+        replaced = {r.replaces for r in found}  # re-asserted: the new session stands for it
         return [
-            r for r in found if r is not None and r.expires_at > now and r.session_id not in revoked
+            r
+            for r in found
+            if r.expires_at > now and r.session_id not in revoked and r.session_id not in replaced
         ]
 
     async def _revoke(self, entries: list[_Entry], now: float, also: Sequence[Write]) -> int:

@@ -112,6 +112,7 @@ class SessionCodec:
             expires_at=float(math.floor(expires)),
             session_id=secrets.token_urlsafe(12),
             authn_context=login.authn_context,
+            asserted_at=float(math.floor(now)),
         )
         return Session(user=user, last_seen=float(math.floor(now)))
 
@@ -182,6 +183,7 @@ class SessionCodec:
             "s": u.session_id,
             "c": u.authn_context,
             "l": round(session.last_seen),
+            "v": round(u.asserted_at),
         }
         if session.stored:
             del payload["g"], payload["a"]
@@ -241,6 +243,8 @@ class SessionCodec:
                 expires_at=float(p["z"]),
                 session_id=str(p["s"]),
                 authn_context=p.get("c"),
+                # older cookies lack it: the sign-in itself is the IdP's last word
+                asserted_at=float(p.get("v", p["t"])),
             )
             session = Session(user=user, last_seen=float(p["l"]), stored=stored)
         except (BadSignature, KeyError, TypeError, ValueError, AttributeError):

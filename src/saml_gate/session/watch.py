@@ -2,7 +2,9 @@
 
 A WebSocket is authenticated once, at its handshake; it can stay open for hours. While the app
 serves it, :class:`SessionWatch` waits for its session to be revoked (the revocation view is
-told at once, on this process or through the store's feed) or to reach its ``expires_at``. Then
+told at once, on this process or through the store's feed) or to reach its ``expires_at`` (or,
+with ``reassert_interval``, the moment the IdP's word on it runs out: only a page load can ask
+the IdP again, and nothing is served on an older word). Then
 it closes the socket with 1008 (policy violation) and, from then on, the app's ``receive`` says
 the client disconnected (code 1008) and its ``send`` raises :class:`SessionEnded` (an
 ``OSError``, as uvicorn's ``ClientDisconnected``), so an app or the reverse proxy ends as it
@@ -20,6 +22,7 @@ from typing import Final
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from saml_gate.session.decision import reassertion_deadline
 from saml_gate.session.revocation import Revocations
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
@@ -35,9 +38,15 @@ class SessionEnded(OSError):
 
 
 class SessionWatch:
-    def __init__(self, revocations: Revocations, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        revocations: Revocations,
+        clock: Callable[[], float],
+        reassert_interval: float | None = None,
+    ) -> None:
         self._revocations = revocations
         self._clock = clock
+        self._reassert_interval = reassert_interval
 
     async def run(
         self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, user: SamlUser
@@ -67,11 +76,15 @@ class SessionWatch:
             view.unwatch(user.session_id, revoked)
 
     async def _until_ended(self, user: SamlUser, revoked: anyio.Event) -> str:
-        """Wait until the session is revoked or expires; which of the two."""
+        """Wait until the session is revoked, expires or is due for re-assertion; which."""
+        end, why = user.expires_at, "expired"
+        interval = self._reassert_interval
+        if interval is not None and reassertion_deadline(user, interval) < end:
+            end, why = reassertion_deadline(user, interval), "due for re-assertion"
         while True:
-            remaining = user.expires_at - self._clock()
+            remaining = end - self._clock()
             if remaining <= 0:
-                return "expired"
+                return why
             with anyio.move_on_after(min(remaining, POLL)):
                 await revoked.wait()
             if revoked.is_set():

@@ -67,6 +67,7 @@ class AuthnRequestSeen:
     sp_entity_id: str
     relay_state: str | None
     force_authn: bool
+    is_passive: bool = False
 
     @classmethod
     def from_redirect(cls, answer: Answer) -> AuthnRequestSeen:
@@ -79,4 +80,5 @@ class AuthnRequestSeen:
             sp_entity_id=issuer.strip(),
             relay_state=relay_state,
             force_authn=root.get("ForceAuthn") == "true",
+            is_passive=root.get("IsPassive") == "true",
         )

@@ -50,6 +50,7 @@ class HttpClient(Protocol[Out_co]):
         *,
         headers: Mapping[str, str],
         data: Mapping[str, str] | None,
+        content: bytes | None,
         follow_redirects: bool,
     ) -> Out_co: ...
 
@@ -62,11 +63,14 @@ AsyncClient: TypeAlias = HttpClient[Awaitable[R]]
 
 @dataclass(frozen=True)
 class HttpStep:
-    """One request of a flow: ``data`` makes it a form POST."""
+    """One request of a flow: ``data`` makes it a form POST, ``content`` a POST of those bytes;
+    ``headers``: a server's call (Universal Logout) instead of a browser's page load."""
 
     method: str
     url: str
     data: Mapping[str, str] | None = None
+    content: bytes | None = None
+    headers: Mapping[str, str] | None = None
 
 
 Flow = Generator[HttpStep, Answer, None]
@@ -78,7 +82,12 @@ def drive(client: SyncClient[R], flow: Flow) -> R:
     step = next(flow)
     while True:
         answer = client.request(
-            step.method, step.url, headers=NAVIGATION, data=step.data, follow_redirects=False
+            step.method,
+            step.url,
+            headers=NAVIGATION if step.headers is None else step.headers,
+            data=step.data,
+            content=step.content,
+            follow_redirects=False,
         )
         try:
             step = flow.send(answer)
@@ -91,7 +100,12 @@ async def drive_async(client: AsyncClient[R], flow: Flow) -> R:
     step = next(flow)
     while True:
         answer = await client.request(
-            step.method, step.url, headers=NAVIGATION, data=step.data, follow_redirects=False
+            step.method,
+            step.url,
+            headers=NAVIGATION if step.headers is None else step.headers,
+            data=step.data,
+            content=step.content,
+            follow_redirects=False,
         )
         try:
             step = flow.send(answer)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Unpack, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from saml_gate.config.options import GateOptions
 from saml_gate.devidp.metadata import idp_metadata_xml
@@ -34,6 +34,7 @@ from saml_gate.testing.messages import (
     Signing,
 )
 from saml_gate.testing.proxy import ProxyUnderTest
+from saml_gate.testing.universal_logout import ORG_URL, LogoutTokens, request_body
 
 IDP_ENTITY_ID: Final = "https://idp.test/saml"
 IDP_SSO_URL: Final = "https://idp.test/saml/sso"
@@ -89,6 +90,8 @@ class SamlTestIdp:
         self._now: Callable[[], float] = self.clock
         self.sessions: dict[str, list[str]] = {}
         """SessionIndexes issued, by NameID: what ``logout`` ends."""
+        self.logout_tokens = LogoutTokens(self.keys)
+        """Signs its Universal Logout requests (the gate trusts its key set)."""
 
     @functools.cached_property
     def metadata_xml(self) -> str:
@@ -120,6 +123,9 @@ class SamlTestIdp:
             # Responses verified in a thread of the test process: the first sign-in costs no
             # child-process start (seconds), and the gate checks every Response the same way.
             "verify_isolation": "thread",
+            # its Universal Logout requests (``universal_logout``), signed as an Okta org would
+            "universal_logout_issuer": ORG_URL,
+            "universal_logout_keys": self.logout_tokens.jwks,
         }
         options.update(overrides)
         self._gate = options
@@ -191,6 +197,88 @@ class SamlTestIdp:
         signed = self._signer.response(to, person, self._now(), wrong)
         self.sessions.setdefault(signed.name_id, []).append(signed.session_index)
         return signed.saml_response
+
+    # ------------------------------------------------------------------ re-assertion
+    def reassert(
+        self,
+        client: SyncClient[R],
+        *,
+        path: str = "/",
+        no_passive: bool = False,
+        **person: Unpack[PersonFields],
+    ) -> R:
+        """Load ``path`` with a session due for re-assertion (``reassert_interval``; advance
+        ``clock`` past it): the gate sends the browser here with a passive AuthnRequest, and
+        the test IdP answers for ``person`` (new groups, say), or with ``NoPassive`` (it has no
+        session for them any more). Returns the ACS answer: 303 back to ``path``, or after
+        ``NoPassive`` a 303 to the gate's login (every session of the person has ended).
+        Raises :class:`SignInFailed` when the gate does not ask passively."""
+        return drive(client, self._reassert(path, no_passive, person))
+
+    async def reassert_async(
+        self,
+        client: AsyncClient[R],
+        *,
+        path: str = "/",
+        no_passive: bool = False,
+        **person: Unpack[PersonFields],
+    ) -> R:
+        """``reassert`` for an ``httpx.AsyncClient``."""
+        return await drive_async(client, self._reassert(path, no_passive, person))
+
+    def _reassert(self, path: str, no_passive: bool, person: PersonFields) -> Flow:
+        base = urlsplit(self._public_base)
+        page = yield HttpStep("GET", f"{base.scheme}://{base.netloc}{path}")
+        request = AuthnRequestSeen.from_redirect(page)
+        if not request.is_passive:
+            raise SignInFailed("re-asserting (the gate did not ask passively)", page)
+        to = Recipient(request.acs_url, request.sp_entity_id, in_response_to=request.id)
+        if no_passive:
+            form = {"SAMLResponse": self._signer.no_passive(to, self._now())}
+        else:
+            form = {"SAMLResponse": self._response(to, person)}
+        if request.relay_state is not None:
+            form["RelayState"] = request.relay_state
+        yield HttpStep("POST", request.acs_url, form)
+
+    # ------------------------------------------------------------------ Universal Logout
+    def universal_logout(
+        self,
+        client: SyncClient[R],
+        *,
+        email: str | None = None,
+        name_id: str | None = None,
+        token: str | None = None,
+    ) -> R:
+        """Okta Universal Logout: a signed Global Token Revocation request to the gate naming
+        the person by ``email`` or by NameID (``iss_sub``: this IdP's entity ID and
+        ``name_id``). Every session of theirs ends on every gate sharing the store; the
+        gate answers 204. ``token``: send this JWT instead (:attr:`logout_tokens` makes
+        them)."""
+        return drive(client, self._universal_logout(email, name_id, token))
+
+    async def universal_logout_async(
+        self,
+        client: AsyncClient[R],
+        *,
+        email: str | None = None,
+        name_id: str | None = None,
+        token: str | None = None,
+    ) -> R:
+        """``universal_logout`` for an ``httpx.AsyncClient``."""
+        return await drive_async(client, self._universal_logout(email, name_id, token))
+
+    @property
+    def universal_logout_url(self) -> str:
+        """The gate's Global Token Revocation endpoint (also the tokens' audience)."""
+        return self._public_base + "/global-token-revocation"
+
+    def _universal_logout(self, email: str | None, name_id: str | None, token: str | None) -> Flow:
+        body = request_body(email, name_id, self.entity_id)
+        url = self.universal_logout_url
+        bearer = token or self.logout_tokens.token(url, self._now())
+        headers = {"content-type": "application/json", "authorization": f"Bearer {bearer}"}
+        yield HttpStep("POST", url, content=body, headers=headers)
 
     # ------------------------------------------------------------------ IdP-initiated
     def sign_in_idp_initiated(

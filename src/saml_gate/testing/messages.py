@@ -159,6 +159,23 @@ class ResponseSigner:
             xml = _tamper(xml, name_id)
         return SignedResponse(base64.b64encode(xml).decode("ascii"), session_index, name_id)
 
+    def no_passive(self, to: Recipient, now: float) -> str:
+        """The base64 Response of an IdP asked to answer without a prompt (``IsPassive``) that
+        has no session for the person: status Responder / NoPassive, no assertion, signed."""
+        spec = ResponseSpec(
+            issuer=self.entity_id,
+            destination=to.acs_url,
+            audience=to.audience,
+            name_id="",
+            in_response_to=to.in_response_to,
+            now=_utc(now),
+            status_code=X.STATUS_RESPONDER,
+            status_detail=X.STATUS_NO_PASSIVE,
+            include_assertion=False,
+        )
+        xml = issue_response(spec, self.keys, sign_response=True, sign_assertion=False)
+        return base64.b64encode(xml).decode("ascii")
+
     def _attributes(self, email: str, fields: PersonFields) -> dict[str, Sequence[str]]:
         attributes: dict[str, Sequence[str]] = {self.names.email: [email]}
         groups = fields.get("groups", ())

@@ -1,4 +1,11 @@
-"""The assertion consumer service: the IdP posts a SAMLResponse, the browser gets a session."""
+"""The assertion consumer service: the IdP posts a SAMLResponse, the browser gets a session.
+
+The answer to a passive sign-in (a session due for re-assertion, ``reassert_interval``) is
+told apart by its RelayState: a success replaces the session with one carrying the IdP's new
+groups, attributes and expiry; any failure (``NoPassive``: the IdP has no session for the
+person any more, or anything else the verifier refuses) ends every session of that person, on
+every gate sharing the store, and starts a normal sign-in.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.relay import PendingLogin, RelayTracker, safe_return_path
 from saml_gate.session.revocation import Revocations
 from saml_gate.session.sessions import SessionCodec
-from saml_gate.store import Store
+from saml_gate.store import Store, StoreUnavailable
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import (
     RequestView,
@@ -29,6 +36,7 @@ from saml_gate.web.request import (
     saml_form_limit,
 )
 from saml_gate.web.responses import see_other, with_cookies
+from saml_gate.web.sign_in import login_url_for
 
 log = logging.getLogger("saml_gate")
 
@@ -60,21 +68,33 @@ class AssertionConsumer:
             raise GateError("missing_saml_response")
         pending = self.relay.pending(view.cookies)
         now = settings.clock()
-        login, verify_seconds = await self._verify(view, saml_response, pending, now)
-        return_path, clear = self._return_path(login, form.get("RelayState"), pending)
-        refusal = self.policy.groups_missing(login)
-        if refusal is not None:
-            raise refusal
-        await self._check_replay(login, now)
+        relay_state = form.get("RelayState")
+        passive = self._passive(relay_state, pending)
+        try:
+            login, verify_seconds = await self._verify(view, saml_response, pending, now)
+            return_path, clear = self._return_path(login, relay_state, pending)
+            refusal = self.policy.groups_missing(login)
+            if refusal is not None:
+                raise refusal
+            await self._check_replay(login, now)
+        except GateError as error:
+            if passive is None:
+                raise
+            return await self._reassertion_failed(view, passive, error, now)
+        replaces = passive.reasserting if passive is not None else None
         session, cookie, writes = sessions.issue(sessions.new_session(login, now), now)
-        await self.store.write([*writes, *self.revocations.registration(session.user, now)])
+        registration = self.revocations.registration(
+            session.user, now, replaces.session_id if replaces is not None else None
+        )
+        await self.store.write([*writes, *registration])
         self.events.emit(
             AuthEvent.about(
                 session.user,
-                "login",
+                "reassertion" if replaces is not None else "login",
                 "success",
                 idp_initiated=login.in_response_to is None,
                 step_up=login.in_response_to is not None  # we asked for ForceAuthn
+                and replaces is None
                 and (
                     settings.force_authn
                     or self.policy.fresh_sign_in_for(view.app_path(return_path))
@@ -84,11 +104,55 @@ class AssertionConsumer:
             )
         )
         response = see_other(return_path)
-        if login.in_response_to is not None:  # answered our request: never loop on a step-up
+        # answered our (ForceAuthn) request: never loop on a step-up. A passive answer could not
+        # authenticate anyone again: the page then asks for the step-up itself.
+        if login.in_response_to is not None and replaces is None:
             unmet = self.policy.unmet_step_up(view.app_path(return_path), session.user, now)
             if unmet is not None:
                 response = self.refusals.error(view, unmet, event="policy_denied")
         return with_cookies(response, [cookie, *clear])
+
+    def _passive(self, relay_state: str | None, pending: list[PendingLogin]) -> PendingLogin | None:
+        """The passive sign-in this answer's RelayState belongs to, if it is one: read before
+        the Response is (a NoPassive answer says nothing else of which sign-in it ends)."""
+        key = self.relay.relay_key(relay_state) if relay_state else None
+        if key is None:
+            return None
+        return next((p for p in pending if p.key == key and p.reasserting is not None), None)
+
+    async def _reassertion_failed(
+        self, view: RequestView, passive: PendingLogin, error: GateError, now: float
+    ) -> Response:
+        """The IdP did not vouch for the person again: every session of theirs ends, on every
+        gate sharing the store, and this browser starts a normal sign-in (``/login``)."""
+        person = passive.reasserting
+        assert person is not None
+        ended: int | None = None
+        try:
+            ended = await self.revocations.revoke_person(person.issuer, person.name_id, now)
+        except StoreUnavailable as exc:  # the session is past its re-assertion anyway
+            log.error(
+                "saml-gate could not end the sessions of %s after a failed re-assertion: %s",
+                person.name_id,
+                exc,
+                extra={"event": "reassertion_revocation_failed", "name_id": person.name_id},
+            )
+        self.events.emit(
+            AuthEvent(
+                "reassertion",
+                "failure",
+                error_code=error.code,
+                reason=f"the IdP did not vouch again ({error.detail or error.info.title});"
+                f" {'?' if ended is None else ended} session(s) of this person ended",
+                name_id=person.name_id,
+                issuer=person.issuer,
+                extra={"sessions": ended},
+                **view.event_fields(),
+            )
+        )
+        again = login_url_for(self.settings.login_url, passive.return_path)
+        cookies = [self.sessions.clear_cookie(), *self.relay.clear_cookies(passive.key)]
+        return see_other(again, cookies)
 
     async def _verify(
         self, view: RequestView, saml_response: str, pending: list[PendingLogin], now: float

@@ -21,6 +21,7 @@ from saml_gate.ops.warnings import StartupWarnings
 from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.core import GateCore
 from saml_gate.runtime.engine import engine_for
+from saml_gate.runtime.remote_keys import RemoteKeySet
 from saml_gate.runtime.saml_state import LiveSaml
 from saml_gate.session.decision import Authenticator
 from saml_gate.session.relay import RelayTracker
@@ -37,6 +38,7 @@ from saml_gate.web.login import Login
 from saml_gate.web.logout import Logout
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.router import Endpoints, Handler
+from saml_gate.web.universal_logout import UniversalLogout
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,16 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         return GateFacts(saml.keys.cert_pem, saml.idp.entity_id, kids)
 
     agreement = GateAgreement(s, shared, facts)
+    logout_keys = None
+    if s.universal_logout_keys_source is not None:  # Okta Universal Logout is on
+        logout_keys = RemoteKeySet(
+            s.universal_logout_keys_source,
+            setting="universal_logout_keys",
+            timeout=s.metadata_timeout,
+            max_bytes=s.metadata_max_bytes,
+            refresh_interval=s.metadata_refresh_interval,
+            clock=s.clock,
+        )
     core = GateCore(
         settings=s,
         store=shared,
@@ -111,6 +123,7 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         warnings=warnings,
         agreement=agreement,
         tokens=tokens,
+        universal_logout_keys=logout_keys,
     )
 
     policy = AccessPolicy(s)
@@ -118,9 +131,15 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
     authenticator = Authenticator(sessions, revocations)
     refusals = Refusals(s, events, sessions, issuer=lambda: saml.idp.entity_id)
     gatekeeper = Gatekeeper(
-        policy, authenticator, sessions, tokens if s.jwt_header else None, events, s.clock
+        policy,
+        authenticator,
+        sessions,
+        tokens if s.jwt_header else None,
+        events,
+        s.clock,
+        s.reassert_interval,
     )
-    login = Login(s, policy, refusals, relay, engine)
+    login = Login(s, policy, refusals, relay, engine, authenticator)
     info = Info(s, saml, authenticator, refusals, shared, warnings, agreement, tokens, metrics)
     acs = AssertionConsumer(
         s, engine, relay, sessions, revocations, shared, events, metrics, policy, refusals
@@ -149,6 +168,9 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         "/slo": logout.slo,
         "/jwks.json": info.jwks,
     }
+    if logout_keys is not None:
+        universal_logout = UniversalLogout(s, logout_keys, revocations, shared, events)
+        routes["/global-token-revocation"] = universal_logout.revoke
     forward_auth = None
     if s.forward_auth:  # never by default: see the forward_auth setting
         forward_auth = ForwardAuth(s, gatekeeper, addresses, refusals)
@@ -163,5 +185,5 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         info=info,
         endpoints=endpoints,
         forward_auth=forward_auth,
-        watch=SessionWatch(revocations, s.clock),
+        watch=SessionWatch(revocations, s.clock, s.reassert_interval),
     )

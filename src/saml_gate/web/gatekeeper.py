@@ -11,7 +11,9 @@ session check. The answer is a typed verdict:
   app, and the refreshed session cookie when one is due;
 * :class:`SignIn` — no live session, or a step-up (``force_authn``): sign in first;
   ``clear_cookie`` removes a session cookie that came and is no good (expired, idle, revoked,
-  not this gate's, garbage), the same way in every mode;
+  not this gate's, garbage), the same way in every mode; ``is_passive``: a live session whose
+  IdP has not vouched for its person for ``reassert_interval`` — a page load asks the IdP again
+  without a prompt (``IsPassive``), anything else gets 401 ``reassertion_required``;
 * :class:`Refuse` — what the app could read otherwise (``bad_method``, ``bad_path``), the store
   unreachable (``store_unavailable``), two session cookies (``duplicate_session``: the answer
   deletes them), or a person the access policy refuses (``forbidden``).
@@ -41,7 +43,7 @@ from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
 from saml_gate.policy import AccessPolicy
 from saml_gate.session.cookies import cookie_header_of
-from saml_gate.session.decision import Authenticator, DuplicateSession
+from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
@@ -118,13 +120,16 @@ class Admit:
 
 @dataclass(slots=True)
 class SignIn:
-    """Sign in first: ``error`` says why (``not_authenticated``, ``step_up_required``);
-    ``force_authn`` asks the IdP to authenticate again; ``clear_cookie`` removes a session
-    cookie that is no good."""
+    """Sign in first: ``error`` says why (``not_authenticated``, ``step_up_required``,
+    ``reassertion_required``); ``force_authn`` asks the IdP to authenticate again;
+    ``clear_cookie`` removes a session cookie that is no good; ``is_passive`` asks the IdP to
+    vouch again for ``user``, the live session's person, without a prompt."""
 
     error: GateError
     force_authn: bool
     clear_cookie: bytes | None
+    is_passive: bool = False
+    user: SamlUser | None = None
 
 
 @dataclass(slots=True)
@@ -150,14 +155,17 @@ class Gatekeeper:
         tokens: IdentityTokens | None,
         events: EventSink,
         clock: Callable[[], float],
+        reassert_interval: float | None = None,
     ) -> None:
-        """``tokens``: None when no identity JWT is sent (``jwt_header`` empty)."""
+        """``tokens``: None when no identity JWT is sent (``jwt_header`` empty);
+        ``reassert_interval``: how long the IdP's word on a session holds (None: its life)."""
         self._policy = policy
         self._authenticate = authenticator.authenticate
         self._sessions = sessions
         self._tokens = tokens
         self._events = events
         self._clock = clock
+        self._reassert_after = reassert_interval
 
     async def decide(self, request: AppRequest) -> Verdict:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
@@ -187,6 +195,10 @@ class Gatekeeper:
             clear = None if outcome == "absent" else self._sessions.clear_cookie()
             return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear)
         user = session.user
+        reassert_after = self._reassert_after
+        if reassert_after is not None and now >= reassertion_deadline(user, reassert_after):
+            # before the policy: the IdP's new word on the groups decides, not the old one
+            return SignIn(GateError("reassertion_required"), False, None, True, user)
         refusal = self._policy.refusal(rule, user, now)
         if refusal is not None:
             if refusal.code == "step_up_required":  # back to the IdP, never a 403

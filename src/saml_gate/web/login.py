@@ -1,6 +1,8 @@
 """Starting a sign-in: ``/login``, and carrying out a :class:`~saml_gate.web.gatekeeper.SignIn`
 for the app (middleware and proxy modes): a redirect to the IdP for a page load, 401 JSON for a
-script, a refused WebSocket."""
+script, a refused WebSocket. A session due for re-assertion (``reassert_interval``) is sent to
+the IdP with a passive AuthnRequest, from an app page or from ``/login`` (where forward-auth
+sends page loads)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.policy import AccessPolicy
 from saml_gate.runtime.engine import Engine
-from saml_gate.session.relay import RelayTracker
+from saml_gate.session.decision import Authenticator, reassertion_deadline
+from saml_gate.session.relay import Reasserting, RelayTracker
+from saml_gate.store import StoreUnavailable
+from saml_gate.user import SamlUser
 from saml_gate.web.address import guard_cookie, on_base_url, wrong_address
 from saml_gate.web.gatekeeper import AppRequest, SignIn
 from saml_gate.web.refusals import Refusals
@@ -44,6 +49,8 @@ class Login:
     refusals: Refusals
     relay: RelayTracker
     engine: Engine
+    authenticator: Authenticator | None = None
+    """Who is signed in, for ``/login`` to re-assert a session that is due (None: never)."""
     _warned_hosts: set[str] = field(default_factory=set, init=False)
 
     async def login(self, view: RequestView, receive: Receive) -> Response:
@@ -57,8 +64,23 @@ class Login:
                 "return_to must be a relative path on this site or a URL on a host of"
                 " allowed_hosts",
             )
-        force = self.policy.fresh_sign_in_for(view.app_path(return_path))
-        return await self.start(view, return_path, force_authn=force)
+        reassert = await self._due_for_reassertion(view)
+        force = reassert is None and self.policy.fresh_sign_in_for(view.app_path(return_path))
+        return await self.start(view, return_path, force_authn=force, reassert=reassert)
+
+    async def _due_for_reassertion(self, view: RequestView) -> SamlUser | None:
+        """The person of this browser's live session when the IdP must vouch for them again."""
+        interval, authenticator = self.settings.reassert_interval, self.authenticator
+        if interval is None or authenticator is None:
+            return None
+        now = self.settings.clock()
+        try:
+            session = await authenticator.live_session(view.cookie_header, now)
+        except StoreUnavailable:  # a plain sign-in then, which needs the store anyway
+            return None
+        if session is None or now < reassertion_deadline(session.user, interval):
+            return None
+        return session.user
 
     async def sign_in(
         self, request: AppRequest, verdict: SignIn, receive: Receive, send: Send
@@ -69,7 +91,8 @@ class Login:
         view = request.view
         scope = view.scope
         if scope["type"] == "websocket":
-            await self.refusals.deny_websocket(scope, receive, send, "not_authenticated")
+            code = verdict.error.code if verdict.is_passive else "not_authenticated"
+            await self.refusals.deny_websocket(scope, receive, send, code)
             return
         clear = [verdict.clear_cookie] if verdict.clear_cookie is not None else []
         settings = self.settings
@@ -81,7 +104,11 @@ class Login:
             return
         if view.is_navigation:
             response = await self.start(
-                view, request.return_to, extra_cookies=clear, force_authn=verdict.force_authn
+                view,
+                request.return_to,
+                extra_cookies=clear,
+                force_authn=verdict.force_authn,
+                reassert=verdict.user if verdict.is_passive else None,
             )
         else:
             response = sign_in_needed(settings.login_url, request.return_to, verdict.error, clear)
@@ -94,8 +121,10 @@ class Login:
         *,
         extra_cookies: Iterable[bytes] = (),
         force_authn: bool = False,
+        reassert: SamlUser | None = None,
     ) -> Response:
-        """A 303 to the IdP with a pending-login cookie; a refusal if this is not a navigation."""
+        """A 303 to the IdP with a pending-login cookie; a refusal if this is not a navigation.
+        ``reassert``: the person of a live session the IdP is asked about without a prompt."""
         refusal = _not_a_navigation(view)
         if refusal is not None:
             return with_cookies(self.refusals.error(view, refusal), extra_cookies)
@@ -110,8 +139,12 @@ class Login:
             return see_other(readdress, [*extra_cookies, guard_cookie(settings)])
         relay = self.relay
         key, relay_state = relay.start(return_path, view.cookie_header)
-        request_id, location = await self.engine.authn_request_url(relay_state, force_authn)
-        pending = relay.pending_cookies(key, request_id, return_path)
+        passive = reassert is not None
+        request_id, location = await self.engine.authn_request_url(
+            relay_state, force_authn, is_passive=passive
+        )
+        reasserting = Reasserting.of(reassert) if reassert is not None else None
+        pending = relay.pending_cookies(key, request_id, return_path, reasserting)
         return see_other(location, [*pending, *extra_cookies])
 
     def _warn_if_foreign(self, seen: str) -> None:

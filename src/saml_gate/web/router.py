@@ -31,8 +31,8 @@ from saml_gate.web.request import (
 
 log = logging.getLogger("saml_gate")
 
-#: The endpoints that read a posted form themselves.
-_POSTED_TO = frozenset({"/acs", "/slo", "/logout"})
+#: The endpoints that read a posted body themselves.
+_POSTED_TO = frozenset({"/acs", "/slo", "/logout", "/global-token-revocation"})
 
 Handler = Callable[[RequestView, Receive], Awaitable[Response]]
 
