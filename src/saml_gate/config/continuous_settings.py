@@ -109,7 +109,7 @@ class ContinuousFields:
         """The key set's URL for public hints; never a file path or the JSON."""
         source = self.universal_logout_keys_source
         if source is None:
-            return "(Universal Logout is off)"
+            return "none: Universal Logout is off"
         return source if is_url(source) else "the key set configured"
 
 

@@ -400,7 +400,7 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "universal_logout_unauthenticated": ErrorInfo(
         401,
         "Universal Logout needs a signed request",
-        "Send 'Authorization: Bearer <JWT>' signed by the Okta org (Okta: the app's"
+        "Send 'Authorization: Bearer <JWT>' signed by the IdP's organisation (Okta: the app's"
         " Authentication tab → Logout → Endpoint authentication: Signed JWT).",
     ),
     "universal_logout_token_invalid": ErrorInfo(
@@ -414,8 +414,8 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "universal_logout_wrong_issuer": ErrorInfo(
         401,
         "The Universal Logout token comes from another issuer",
-        "Its iss must be universal_logout_issuer, the Okta org URL (a custom domain's URL when"
-        " the org signs with it).",
+        "Its iss must be universal_logout_issuer, the IdP organisation's URL (Okta: the org URL,"
+        " or a custom domain's URL when the org signs with it).",
     ),
     "universal_logout_wrong_audience": ErrorInfo(
         401,
@@ -427,7 +427,8 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "universal_logout_expired": ErrorInfo(
         401,
         "The Universal Logout token is expired or not yet valid",
-        "Okta's tokens live 5 minutes: check this server's clock (clock_skew is the tolerance).",
+        "The IdP's tokens live minutes (Okta: 5 minutes): check this server's clock (clock_skew"
+        " is the tolerance).",
     ),
     "universal_logout_replayed": ErrorInfo(
         401,
@@ -438,8 +439,8 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "universal_logout_wrong_app": ErrorInfo(
         403,
         "The Universal Logout token names another application",
-        "Its sub must be universal_logout_app_id, the Okta app's ID (0oa..., as in its metadata"
-        " URL); unset universal_logout_app_id to accept every app of the org.",
+        "Its sub must be universal_logout_app_id, the app's ID at the IdP (Okta: 0oa..., as in"
+        " its metadata URL); unset universal_logout_app_id to accept every app of the org.",
     ),
     "universal_logout_keys_unavailable": ErrorInfo(
         503,

@@ -46,14 +46,14 @@ def universal_logout_rows(s: GateSettings) -> tuple[SheetRow, ...]:
     state = (
         f"On: signed by {s.universal_logout_issuer}'s keys ({s.universal_logout_keys_shown})."
         if on
-        else "Off: set universal_logout_issuer to the Okta org URL (https://acme.okta.com) to"
-        " turn it on; until then this URL answers 404."
+        else "Off: set universal_logout_issuer to the IdP organisation's URL"
+        " (https://acme.okta.com) to turn it on; until then this URL answers 404."
     )
     return (
         SheetRow(
             "Universal Logout endpoint",
             s.universal_logout_url,
-            "Okta's server POSTs here to end every session of a person at once (deactivated,"
+            "The IdP's server POSTs here to end every session of a person at once (deactivated,"
             " sessions cleared, a risk detected). " + state,
             f"{ULO_PLACE}: 'Okta system or admin initiates logout'; Logout endpoint URL"
             " (Integration Wizard: Global token revocation endpoint)",
