@@ -235,10 +235,19 @@ class SamlGate:
             else:
                 await self.app(scope, receive, send)
         elif isinstance(verdict, Public):
-            if self._jwt_header:
-                scope["headers"] = _without(scope["headers"], self._jwt_header)
-            scope["user"] = UnauthenticatedUser()
-            scope["auth"] = AuthCredentials()
+            jwt_header = self._jwt_header
+            if jwt_header:
+                scope["headers"] = _without(scope["headers"], jwt_header)
+            person = verdict.user
+            if person is None:
+                scope["user"] = UnauthenticatedUser()
+                scope["auth"] = AuthCredentials()
+            else:  # a public page told who is signed in
+                if jwt_header and verdict.jwt is not None:
+                    scope[JWT_SCOPE_KEY] = verdict.jwt
+                    scope["headers"].append((jwt_header, verdict.jwt))
+                scope["user"] = person
+                scope["auth"] = AuthCredentials(_scopes(person))
             await self.app(scope, receive, send)
         elif isinstance(verdict, SignIn):
             await parts.login.sign_in(request, verdict, receive, send)

@@ -98,6 +98,11 @@ class GateOptions(TypedDict, total=False):
     """
     public_paths: Strings | None
     """served without sign-in: /static/ (prefix: trailing slash) or /healthz (exact)"""
+    api_paths: Strings | None
+    """routes for programs: a request there without a session always gets 401 JSON with the
+    login_url, never a redirect to sign in, whatever its Accept (/api/, prefix with a trailing
+    slash, or an exact path)
+    """
 
     # Cookies
     cookie_prefix: str | None

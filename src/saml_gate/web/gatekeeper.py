@@ -6,7 +6,9 @@ and forward-auth (``/saml/auth``) all ask :meth:`Gatekeeper.decide` about the re
 only carry the answer out, as oauth2-proxy's ``Proxy`` and ``AuthOnly`` handlers both do with one
 session check. The answer is a typed verdict:
 
-* :class:`Public` — a public rule: the app serves the request to anyone;
+* :class:`Public` — a public rule: the app serves the request to anyone, and is told who is
+  signed in when a live session comes with it (``user``, ``jwt``: never a refusal nor a cookie
+  cleared on a public path, whatever the cookie);
 * :class:`Admit` — a live session whose person the rule allows: who, the identity JWT for the
   app, and the refreshed session cookie when one is due;
 * :class:`SignIn` — no live session, or a step-up (``force_authn``): sign in first;
@@ -14,7 +16,9 @@ session check. The answer is a typed verdict:
   not this gate's, garbage), the same way in every mode; ``is_passive``: a live session whose
   IdP has not vouched for its person for ``reassert_interval`` — a page load asks the IdP again
   without a prompt (``IsPassive``), anything else gets 401 ``reassertion_required``;
-* :class:`Refuse` — what the app could read otherwise (``bad_method``, ``bad_path``), the store
+* :class:`Refuse` — a host the gate does not serve or cannot read plainly (``unknown_host``,
+  ``bad_host``: before any rule), what the app could read otherwise (``bad_method``,
+  ``bad_path``), the store
   unreachable (``store_unavailable``), two session cookies (``duplicate_session``: the answer
   deletes them), or a person the access policy refuses (``forbidden``).
 
@@ -22,11 +26,13 @@ The decision emits its own auth events — ``policy_denied``, ``request_refused`
 ``session_expired`` — so every mode logs, hooks and counts them alike, and it turns an
 unreachable store into ``Refuse(store_unavailable)`` here, in one place.
 
-Later features fit without reshaping these types: per-host rules read :attr:`AppRequest.host`,
-already an input; a bearer or service token (where a rule accepts tokens) is a second kind of
-principal that an :class:`Admit` carries in ``user``, with no cookie to refresh; passive
-re-assertion is a :class:`SignIn` with one more flag (``is_passive``); identity on public paths
-is a :class:`Public` carrying the signed-in user.
+The host is an input like the path: :attr:`AppRequest.host` (the one ``Host`` header in
+middleware and proxy mode, the original URL's in forward-auth) must be one the gate serves, and
+rules with a host decide only for it. The identity JWT names the app it is for
+(:mod:`saml_gate.identity.tokens`): the origin of the host served unless it is base_url's
+(forward-auth: always), or the deciding rule's ``audience``. A bearer or service token (where a
+rule accepts tokens) would be a second kind of principal that an :class:`Admit` carries in
+``user``, with no cookie to refresh.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from saml_gate.errors import ErrorCode, GateError
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
-from saml_gate.policy import AccessPolicy
+from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision
+from saml_gate.policy.hosts import AppHost
 from saml_gate.session.cookies import cookie_header_of
 from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
 from saml_gate.session.sessions import SessionCodec
@@ -59,9 +66,19 @@ class AppRequest:
     ``scope``: its type, method, raw path, query string, headers and client (in forward-auth, a
     scope built from the proxy's description of the original request); ``path``: the path the
     app routes (without ``root_path``). ``host`` and ``return_to`` default to what the scope
-    says (the ``Host`` header; the path and query): forward-auth gives the original URL's."""
+    says (the ``Host`` header; the path and query): forward-auth gives the original URL's, its
+    ``scheme``, and ``own_origin`` (the identity JWT is always for the origin served)."""
 
-    __slots__ = ("_addresses", "_host", "_return_to", "_view", "path", "scope")
+    __slots__ = (
+        "_addresses",
+        "_host",
+        "_return_to",
+        "_view",
+        "own_origin",
+        "path",
+        "scheme",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -70,6 +87,8 @@ class AppRequest:
         addresses: ClientAddresses,
         host: str | None = None,
         return_to: str | None = None,
+        scheme: str | None = None,
+        own_origin: bool = False,
     ) -> None:
         self.scope = scope
         self.path = path
@@ -77,6 +96,8 @@ class AppRequest:
         self._host = host
         self._return_to = return_to
         self._view: RequestView | None = None
+        self.scheme = scheme
+        self.own_origin = own_origin
 
     @property
     def view(self) -> RequestView:
@@ -87,10 +108,15 @@ class AppRequest:
         return view
 
     @property
-    def host(self) -> str:
-        """The host the app will serve (lower-case, with the port if one was given)."""
+    def host(self) -> str | None:
+        """The host the app will serve as the request names it: its one ``Host`` header (None
+        when it has none); raises ``GateError`` ``bad_host`` for more than one."""
         if self._host is None:
-            self._host = self.view.headers.get("host", "").strip().lower()
+            for key, value in self.scope["headers"]:
+                if key == b"host":
+                    if self._host is not None:
+                        raise GateError("bad_host", "more than one Host header")
+                    self._host = value.decode("latin-1")
         return self._host
 
     @property
@@ -105,7 +131,11 @@ class AppRequest:
 # one costs on the hot path (every admitted request builds an Admit).
 @dataclass(slots=True)
 class Public:
-    """A public rule: the app serves the request to anyone, without an identity."""
+    """A public rule: the app serves the request to anyone; ``user`` and ``jwt`` (as in
+    :class:`Admit`) when a live session came with it, else None (anonymous)."""
+
+    user: SamlUser | None = None
+    jwt: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -123,13 +153,15 @@ class SignIn:
     """Sign in first: ``error`` says why (``not_authenticated``, ``step_up_required``,
     ``reassertion_required``); ``force_authn`` asks the IdP to authenticate again;
     ``clear_cookie`` removes a session cookie that is no good; ``is_passive`` asks the IdP to
-    vouch again for ``user``, the live session's person, without a prompt."""
+    vouch again for ``user``, the live session's person, without a prompt; ``api``: one of
+    ``api_paths``, which always answers 401 JSON rather than redirect."""
 
     error: GateError
     force_authn: bool
     clear_cookie: bytes | None
     is_passive: bool = False
     user: SamlUser | None = None
+    api: bool = False
 
 
 @dataclass(slots=True)
@@ -170,12 +202,14 @@ class Gatekeeper:
     async def decide(self, request: AppRequest) -> Verdict:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
         person, the cookie known to this process): no I/O, nothing logged."""
-        try:
-            rule = self._policy.decide(request.scope, request.path)
-        except GateError as error:  # a method or path the app could read otherwise
+        policy = self._policy
+        try:  # the host first: no rule decides for a host the gate does not serve
+            host = policy.hosts.of_request(request.host, request.scheme)
+            rule = policy.decide(request.scope, request.path, host)
+        except GateError as error:  # a host, method or path the app could read otherwise
             return self._refused(request, error)
         if rule.public:
-            return PUBLIC
+            return await self._public(request, rule, host)
         now = self._clock()
         try:
             session, outcome = await self._authenticate(
@@ -193,25 +227,62 @@ class Gatekeeper:
                 )
                 self._emit(request, "session_expired", session.user, reason=why, outcome="success")
             clear = None if outcome == "absent" else self._sessions.clear_cookie()
-            return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear)
+            api = policy.is_api(request.path)
+            return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear, api=api)
         user = session.user
         reassert_after = self._reassert_after
         if reassert_after is not None and now >= reassertion_deadline(user, reassert_after):
             # before the policy: the IdP's new word on the groups decides, not the old one
-            return SignIn(GateError("reassertion_required"), False, None, True, user)
-        refusal = self._policy.refusal(rule, user, now)
+            api = policy.is_api(request.path)
+            return SignIn(GateError("reassertion_required"), False, None, True, user, api)
+        refusal = policy.refusal(rule, user, now)
         if refusal is not None:
             if refusal.code == "step_up_required":  # back to the IdP, never a 403
-                return SignIn(refusal, True, None)
+                return SignIn(refusal, True, None, api=policy.is_api(request.path))
             return self._refused(request, refusal, user)
-        tokens, sessions = self._tokens, self._sessions
+        sessions = self._sessions
         return Admit(
             user,
-            tokens.token(user, now) if tokens is not None else None,
+            self._token(request, rule, host, user, now),
             sessions.cookie(sessions.touched(session, now), now)
             if sessions.needs_refresh(session, now)
             else None,
         )
+
+    async def _public(self, request: AppRequest, rule: Decision, host: AppHost) -> Public:
+        """Anyone may pass; who is signed in, when a live session allowed past
+        ``authorized_groups`` came with the request. Nothing else: a cookie that is no good,
+        two of them, a store down or a re-assertion due make the request anonymous, never
+        refused, and its cookie is neither cleared nor refreshed here."""
+        cookies = cookie_header_of(request.scope["headers"])
+        if cookies is None:  # the hot path of public files: nothing to read
+            return PUBLIC
+        now = self._clock()
+        try:
+            session, outcome = await self._authenticate(cookies, now)
+        except (StoreUnavailable, DuplicateSession):
+            return PUBLIC
+        if session is None or outcome != "valid":
+            return PUBLIC
+        user = session.user
+        reassert_after = self._reassert_after
+        if (
+            reassert_after is not None and now >= reassertion_deadline(user, reassert_after)
+        ) or self._policy.refusal(DEFAULT_RULE, user, now) is not None:
+            return PUBLIC
+        return Public(user, self._token(request, rule, host, user, now))
+
+    def _token(
+        self, request: AppRequest, rule: Decision, host: AppHost, user: SamlUser, now: float
+    ) -> bytes | None:
+        """The identity JWT for the app served (see the module docstring)."""
+        tokens = self._tokens
+        if tokens is None:
+            return None
+        audience = rule.audience
+        if audience is None and (request.own_origin or not self._policy.hosts.is_base(host)):
+            audience = host.origin
+        return tokens.token(user, now, audience)
 
     def _refused(
         self, request: AppRequest, error: GateError, user: SamlUser | None = None
