@@ -4,9 +4,10 @@ Rules are tried in order and the first whose host, path (and method) match decid
 rule matches needs any signed-in user. The request's host is one the gate serves
 (:class:`~saml_gate.policy.hosts.KnownHosts`: others are refused before any rule).
 ``public_paths`` come first, as public rules. ``authorized_groups`` is a floor under every
-non-public rule: a rule can narrow access, never widen it. Paths are matched in canonical form (``//`` collapsed, ``\\`` read as ``/``) and a
-path with dot segments (``/a/../b``, ``/a/..;/b``) is refused, so that a public prefix cannot be
-used to reach a protected path on an upstream that normalises paths differently
+non-public rule: a rule can narrow access, never widen it. Paths are matched in canonical form
+(``//`` collapsed, ``\\`` read as ``/``) and a path with dot segments (``/a/../b``,
+``/a/..;/b``) is refused, so that a public prefix cannot be used to reach a protected path on an
+upstream that normalises paths differently
 (:func:`~saml_gate.policy.request_line.canonical_path`). A path with a format suffix
 (``/admin.json``) must meet the rule of the path without it as well.
 """

@@ -75,7 +75,8 @@ class Rule:
     ``app.example:8443``); None: every host. ``public`` lets anyone in without signing in.
     Otherwise the person must be signed in and be in one of ``groups`` (when given), have an
     email ``emails`` names (when given: ``bob@acme.example``, ``*@acme.example``, verbatim),
-    have for each attribute in ``attributes`` one of the listed values, have signed in at the IdP at most ``max_authn_age`` seconds ago, and with an
+    have for each attribute in ``attributes`` one of the listed values, have signed in at the
+    IdP at most ``max_authn_age`` seconds ago, and with an
     authentication context in ``authn_contexts`` (when given); the last two send the person
     back to the IdP with ForceAuthn rather than refusing. ``methods`` limits the rule to
     those methods (GET includes HEAD; a WebSocket handshake counts as GET). ``audience``:
