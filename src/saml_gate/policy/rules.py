@@ -10,7 +10,8 @@ Text form (environment, command line), one rule per string::
     *.acme.example/ emails=*@acme.example|bob@partner.example
     re:/reports/\\d+ host=wiki.acme.example groups=finance
 
-A host before the path (``HOST/PATH``, or ``host=HOST`` for a pattern) limits the rule to
+A host before the path (``HOST/PATH``; ``host=HOST`` for a pattern or a one-label host such
+as ``localhost``) limits the rule to
 that host (see :mod:`saml_gate.policy.hosts` for how hosts and ``*.`` patterns match); a rule
 without one applies to every host.
 """
@@ -173,9 +174,9 @@ class Rule:
             raise ConfigError(SETTING, "an empty rule")
         raw_path, options = tokens[0], tokens[1:]
         host: str | None = None
-        if not raw_path.startswith(("/", "re:")) and "/" in raw_path:  # HOST/PATH
-            slash = raw_path.index("/")
-            host, raw_path = raw_path[:slash], raw_path[slash:]
+        slash = raw_path.find("/")
+        if slash > 0 and not raw_path.startswith("re:") and _names_a_host(raw_path[:slash]):
+            host, raw_path = raw_path[:slash], raw_path[slash:]  # HOST/PATH
         path: str | re.Pattern[str] = raw_path
         if raw_path.startswith("re:"):
             try:
@@ -261,6 +262,12 @@ class Rule:
         if self.host is None:
             return text
         return f"{self.host}{text}" if isinstance(self.path, str) else f"{text} host={self.host}"
+
+
+def _names_a_host(text: str) -> bool:
+    """Whether the text before a rule's path is a host: it has a dot, a port or brackets (so
+    that ``admin/`` stays a path missing its ``/``; a one-label host takes ``host=``)."""
+    return "." in text or ":" in text or text.startswith("[")
 
 
 def _path_text(path: str | re.Pattern[str]) -> str:
