@@ -70,7 +70,7 @@ def host_problem(pattern: str) -> str | None:
     if parse_host(pattern.removeprefix("*.")) is not None:
         return None
     name = pattern.removeprefix("*.").rstrip(".")
-    if pattern.endswith("."):
+    if pattern.endswith(".") and parse_host(name) is not None:
         return f"{pattern!r}: write it without the trailing dot ({name!r})"
     if not pattern.isascii():
         try:
