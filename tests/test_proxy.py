@@ -461,7 +461,7 @@ async def test_an_absolute_form_target_is_refused_not_forwarded(make_proxy: Any)
         stream = await anyio.connect_tcp(host, int(port))
         async with stream:
             await stream.send(
-                b"GET http://evil.example/echo/x HTTP/1.1\r\nHost: evil.example\r\n"
+                b"GET http://evil.example/echo/x HTTP/1.1\r\nHost: " + address.encode() + b"\r\n"
                 b"Accept: application/json\r\nCookie: " + session_cookie(h).encode() + b"\r\n"
                 b"Connection: close\r\n\r\n"
             )
@@ -470,6 +470,20 @@ async def test_an_absolute_form_target_is_refused_not_forwarded(make_proxy: Any)
                 while not answer.endswith(b"}"):
                     answer += await stream.receive()
     assert answer.startswith(b"HTTP/1.1 400 ") and b'"error":"bad_path"' in answer
+    # ... and with a Host naming no host the gate serves, that comes first
+    async with serve(h.gate, lifespan="on") as address:
+        host, port = address.split(":")
+        stream = await anyio.connect_tcp(host, int(port))
+        async with stream:
+            await stream.send(
+                b"GET http://evil.example/echo/x HTTP/1.1\r\nHost: evil.example\r\n"
+                b"Accept: application/json\r\nConnection: close\r\n\r\n"
+            )
+            answer = b""
+            with anyio.fail_after(30):
+                while not answer.endswith(b"}"):
+                    answer += await stream.receive()
+    assert answer.startswith(b"HTTP/1.1 421 ") and b'"error":"unknown_host"' in answer
 
 
 def test_location_rewrite_stays_on_the_upstream_origin(idp_keys: Any) -> None:
