@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -48,11 +49,22 @@ class Addresses:
     app: str
     port: int
     site: str
-    """The host name the browser uses for this proxy (``nginx.example.test``)."""
+    """The host name the browser uses for this proxy's first app, the example's wiki
+    (``nginx.example.test``)."""
 
     @property
     def url(self) -> str:
         return f"http://{self.site}:{self.port}"
+
+    @property
+    def other_site(self) -> str:
+        """The example's other app, grafana (``grafana-nginx.example.test``), served by the
+        same upstream: the gate tells them apart by host alone."""
+        return "grafana-" + self.site
+
+    @property
+    def other_url(self) -> str:
+        return f"http://{self.other_site}:{self.port}"
 
 
 def render_nginx(to: Addresses, runtime: Path) -> str:
@@ -63,8 +75,13 @@ def render_nginx(to: Addresses, runtime: Path) -> str:
         {
             "127.0.0.1:4180": to.gate,
             "127.0.0.1:8080": to.app,
+            "127.0.0.1:3000": to.app,
             "listen 80;": f"listen 127.0.0.1:{to.port};",
-            "server_name app.example.com;": f"server_name {to.site};",
+            "server_name grafana.acme.example wiki.acme.example;": (
+                f"server_name {to.other_site} {to.site};"
+            ),
+            "grafana\\.acme\\.example": re.escape(to.other_site),
+            "wiki\\.acme\\.example": re.escape(to.site),
             "http {\n": "http {\n" + _nginx_runtime(runtime),
         },
         "examples/forward_auth/nginx.conf",
@@ -88,7 +105,12 @@ def render_caddy(to: Addresses) -> str:
         {
             "127.0.0.1:4180": to.gate,
             "127.0.0.1:8080": to.app,
-            "app.example.com {": f"http://{to.site}:{to.port} {{",
+            "127.0.0.1:3000": to.app,
+            "grafana.acme.example, wiki.acme.example {": (
+                f"http://{to.other_site}:{to.port}, http://{to.site}:{to.port} {{"
+            ),
+            "host grafana.acme.example": f"host {to.other_site}",
+            "host wiki.acme.example": f"host {to.site}",
         },
         "examples/forward_auth/Caddyfile",
     )
