@@ -51,6 +51,8 @@ class Addresses:
     site: str
     """The host name the browser uses for this proxy's first app, the example's wiki
     (``nginx.example.test``)."""
+    other_app: str = ""
+    """Where the example's other app (grafana) listens; ``app`` when empty."""
 
     @property
     def url(self) -> str:
@@ -58,8 +60,7 @@ class Addresses:
 
     @property
     def other_site(self) -> str:
-        """The example's other app, grafana (``grafana-nginx.example.test``), served by the
-        same upstream: the gate tells them apart by host alone."""
+        """The example's other app, grafana (``grafana-nginx.example.test``)."""
         return "grafana-" + self.site
 
     @property
@@ -75,7 +76,7 @@ def render_nginx(to: Addresses, runtime: Path) -> str:
         {
             "127.0.0.1:4180": to.gate,
             "127.0.0.1:8080": to.app,
-            "127.0.0.1:3000": to.app,
+            "127.0.0.1:3000": to.other_app or to.app,
             "listen 80;": f"listen 127.0.0.1:{to.port};",
             "server_name grafana.acme.example wiki.acme.example;": (
                 f"server_name {to.other_site} {to.site};"
@@ -105,7 +106,7 @@ def render_caddy(to: Addresses) -> str:
         {
             "127.0.0.1:4180": to.gate,
             "127.0.0.1:8080": to.app,
-            "127.0.0.1:3000": to.app,
+            "127.0.0.1:3000": to.other_app or to.app,
             "grafana.acme.example, wiki.acme.example {": (
                 f"http://{to.other_site}:{to.port}, http://{to.site}:{to.port} {{"
             ),
@@ -209,10 +210,13 @@ def caddy(to: Addresses, runtime: Path) -> Iterator[RunningProxy]:
 
 
 @contextmanager
-def proxy_for(name: str, gate: str, app: str, runtime: Path) -> Iterator[RunningProxy]:
-    """``nginx`` or ``caddy`` on a free port, as ``{name}.example.test``, in front of ``app``
-    asking ``gate`` (``host:port`` each)."""
-    to = Addresses(gate=gate, app=app, port=free_port(), site=f"{name}.example.test")
+def proxy_for(
+    name: str, gate: str, app: str, runtime: Path, other_app: str = ""
+) -> Iterator[RunningProxy]:
+    """``nginx`` or ``caddy`` on a free port, as ``{name}.example.test`` in front of ``app``
+    and ``grafana-{name}.example.test`` in front of ``other_app`` (default: ``app``), asking
+    ``gate`` (``host:port`` each)."""
+    to = Addresses(gate, app, free_port(), f"{name}.example.test", other_app)
     start = {"nginx": nginx, "caddy": caddy}[name]
     with start(to, runtime) as proxy:
         yield proxy
