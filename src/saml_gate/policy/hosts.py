@@ -28,6 +28,7 @@ from saml_gate.errors import GateError
 
 _HOST_LABEL: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_SERVED_KEPT: Final = 1024
 
 
 def is_number(text: str) -> bool:
@@ -148,6 +149,7 @@ class KnownHosts:
             patterns.append(HostPattern(parsed[0], None, wildcard=False))
         self.patterns: tuple[HostPattern, ...] = tuple(patterns)
         self.scheme = base.scheme or "https"
+        self._served: dict[tuple[str, str | None], AppHost] = {}  # the hot path: one lookup
 
     def allows(self, name: str, port: int | None) -> bool:
         return any(pattern.matches(name, port) for pattern in self.patterns)
@@ -155,6 +157,9 @@ class KnownHosts:
     def of_request(self, text: str | None, scheme: str | None = None) -> AppHost:
         """The :class:`AppHost` of a request's host; raises ``GateError`` ``bad_host`` (none,
         or not plainly a host) or ``unknown_host`` (one the gate does not serve)."""
+        served = self._served.get((text or "", scheme))
+        if served is not None:
+            return served
         if text is None:
             raise GateError("bad_host", "the request names no host (no Host header)")
         host = app_host(text, scheme or self.scheme)
@@ -166,6 +171,8 @@ class KnownHosts:
                 f"{host.name}:{host.port} is neither base_url's host nor in allowed_hosts",
                 hint_values={"host": host.origin.partition("://")[2]},
             )
+        if len(self._served) < _SERVED_KEPT:  # a deployment's few hosts (and their spellings)
+            self._served[text, scheme] = host
         return host
 
     def is_base(self, host: AppHost) -> bool:
