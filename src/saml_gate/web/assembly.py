@@ -19,6 +19,7 @@ from saml_gate.ops.events import EventSink
 from saml_gate.ops.metrics import GateMetrics
 from saml_gate.ops.warnings import StartupWarnings
 from saml_gate.policy import AccessPolicy
+from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.core import GateCore
 from saml_gate.runtime.engine import engine_for
 from saml_gate.runtime.remote_keys import RemoteKeySet
@@ -126,7 +127,7 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         universal_logout_keys=logout_keys,
     )
 
-    policy = AccessPolicy(s)
+    policy = LivePolicy(AccessPolicy(s))
     addresses = ClientAddresses(s.trusted_proxies)
     authenticator = Authenticator(sessions, revocations)
     refusals = Refusals(s, events, sessions, issuer=lambda: saml.idp.entity_id)
