@@ -61,14 +61,17 @@ def serve_command(
     server = cli_settings(args)
     decided = dict(decided or {})
     options = gate_options(args) | decided
-    check_workers(server.workers, value_of(GateSettings, "store", options.get("store")))
+    store = value_of(
+        GateSettings, "store", options.get("store"), config_file=options.get("config_file")
+    )
+    check_workers(server.workers, store)
     if server.ngrok:
         from saml_gate.cli.tunnel import open_ngrok_tunnel
 
         url = open_ngrok_tunnel(server.host, server.port, server.ngrok_domain)
         print(f"ngrok tunnel: {url} → http://{server.host}:{server.port}", flush=True)
         options["base_url"] = decided["base_url"] = url
-    app = build(args, options)
+    app = reloading_on_sighup(build(args, options))
     gate = app if isinstance(app, SamlGate) else None
     if gate is not None:  # the start-up loading now: a bad setting is said before serving
         anyio.run(gate.load)  # (with its flag's name); the lifespan then starts the rest
@@ -111,4 +114,14 @@ def worker_app() -> Any:
     spec: dict[str, Any] = json.loads(os.environ[WORKER_SPEC])
     args = build_parser().parse_args(spec["argv"])
     options = gate_options(args) | spec["decided"]
-    return args.build(args, options)
+    return reloading_on_sighup(args.build(args, options))
+
+
+def reloading_on_sighup(app: Any) -> Any:
+    """Under the command line, SIGHUP reloads the access policy from the configuration file
+    (each --workers process is sent it by the supervisor, :class:`HupToWorkers`)."""
+    from saml_gate.middleware import SamlGate
+
+    if isinstance(app, SamlGate) and app.core.policy_reload is not None:
+        app.core.policy_reload.on_sighup = True
+    return app

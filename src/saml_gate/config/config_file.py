@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from saml_gate.errors import ConfigError
-from saml_gate.policy import Rule
+from saml_gate.policy import Rule, as_rule
 
 #: The setting that names the file (its keyword, flag and variable).
 SETTING: Final = "config_file"
@@ -78,7 +78,9 @@ class ConfigFile:
         """A settings problem found on the file's values, placed at its setting's line."""
         if isinstance(problem, FileError):
             return problem
-        return FileError(self.path, self.lines.get(problem.setting), problem.setting, problem.problem)
+        return FileError(
+            self.path, self.lines.get(problem.setting), problem.setting, problem.problem
+        )
 
 
 def read_config_file(path: str, known: Mapping[str, bool]) -> ConfigFile:
@@ -88,7 +90,9 @@ def read_config_file(path: str, known: Mapping[str, bool]) -> ConfigFile:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        return ConfigFile(path, problems=(FileError(path, None, SETTING, f"cannot read it ({why})"),))
+        return ConfigFile(
+            path, problems=(FileError(path, None, SETTING, f"cannot read it ({why})"),)
+        )
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -117,6 +121,10 @@ def _parse(path: str, text: str, document: dict[str, Any], known: Mapping[str, b
                 problems.append(FileError(path, line, name, "unknown setting"))
         elif not known[name]:
             problems.append(FileError(path, line, name, "is given in Python only (a keyword)"))
+        elif name == "access_rules":  # the text form, one rule per string
+            rules = _text_rules(path, line, value, problems)
+            if rules is not None:
+                values[name] = rules
         else:
             values[name] = tuple(value) if isinstance(value, list) else value
     rule_places: list[Place] = []
@@ -133,18 +141,20 @@ def _parse(path: str, text: str, document: dict[str, Any], known: Mapping[str, b
             )
         elif not isinstance(raw_rules, list) or not all(isinstance(t, dict) for t in raw_rules):
             problems.append(
-                FileError(path, top.get(RULES_TABLE), "access_rules", "rules must be [[rules]] tables")
+                FileError(
+                    path, top.get(RULES_TABLE), "access_rules", "rules must be [[rules]] tables"
+                )
             )
         else:
-            rules: list[Rule] = []
+            table_rules: list[Rule] = []
             for index, table in enumerate(raw_rules):
                 start, keys = tables[index] if index < len(tables) else (None, {})
                 rule, rule_problems = _rule(path, table, start, keys)
                 problems += rule_problems
                 if rule is not None:
-                    rules.append(rule)
+                    table_rules.append(rule)
                     rule_places.append(Place(path, start or 0, f"[[rules]] #{index + 1}"))
-            values["access_rules"] = tuple(rules)
+            values["access_rules"] = tuple(table_rules)
     elif "access_rules" in values:
         line = top.get("access_rules", 0)
         count = len(values["access_rules"]) if isinstance(values["access_rules"], tuple) else 1
@@ -163,6 +173,20 @@ def _parse(path: str, text: str, document: dict[str, Any], known: Mapping[str, b
         public_places,
         tuple(problems),
     )
+
+
+def _text_rules(
+    path: str, line: int | None, value: object, problems: list[FileError]
+) -> tuple[Rule, ...] | None:
+    """``access_rules = ["/admin/ groups=admins", ...]``: rules in their text form."""
+    items = value if isinstance(value, list) else [value]
+    rules: list[Rule] = []
+    for item in items:
+        try:
+            rules.append(as_rule(item))
+        except ConfigError as exc:
+            problems.append(FileError(path, line, "access_rules", exc.problem))
+    return tuple(rules) if len(rules) == len(items) else None
 
 
 def _rule_keywords() -> frozenset[str]:
@@ -189,19 +213,23 @@ def _rule(
         problems.append(FileError(path, start, "access_rules", "[[rules]]: a rule needs a path"))
     if problems:
         return None, problems
-    arguments = {
+    arguments: dict[str, Any] = {
         key: tuple(value) if isinstance(value, list) else value for key, value in table.items()
     }
-    rule_path = arguments.pop("path")
+    rule_path: Any = arguments.pop("path")
     if isinstance(rule_path, str) and rule_path.startswith("re:"):
         try:
             rule_path = re.compile(rule_path[3:])
         except re.error as exc:
-            return None, [FileError(path, keys.get("path", start), "access_rules", f"bad pattern: {exc}")]
+            return None, [
+                FileError(path, keys.get("path", start), "access_rules", f"bad pattern: {exc}")
+            ]
     try:
         return Rule(rule_path, **arguments), []
     except ConfigError as exc:
-        return None, [FileError(path, _line_of_problem(exc, keys, start), "access_rules", exc.problem)]
+        return None, [
+            FileError(path, _line_of_problem(exc, keys, start), "access_rules", exc.problem)
+        ]
     except TypeError as exc:
         return None, [FileError(path, start, "access_rules", f"[[rules]]: {exc}")]
 
@@ -259,3 +287,18 @@ def _header_line(lines: list[str], name: str) -> int | None:
         if header and header.group(1).replace(" ", "").split(".")[0] == name:
             return number
     return None
+
+
+def policy_places(
+    public_paths: tuple[str, ...], access_rules: tuple[Rule, ...], file: ConfigFile | None
+) -> tuple[str | None, ...]:
+    """Where each rule of a policy (``public_paths``, then ``access_rules``) was written: the
+    file's place where the file gave that setting (a keyword or variable may have won)."""
+    public = file.public_places if file and file.values.get("public_paths") == public_paths else ()
+    rules = file.rule_places if file and file.values.get("access_rules") == access_rules else ()
+    return (
+        *(str(p) for p in public),
+        *((None,) * (len(public_paths) - len(public))),
+        *(str(p) for p in rules),
+        *((None,) * (len(access_rules) - len(rules))),
+    )
