@@ -92,7 +92,7 @@ class PolicyReload:
         self._environ = environ
         self._seen: Signature = None
         self._job = BackgroundJob(self._watch)
-        self._wake = anyio.Event()
+        self._wake: anyio.Event | None = None
         self.on_sighup = False
         """Reload at once on SIGHUP too (the command line sets it)."""
 
@@ -100,11 +100,16 @@ class PolicyReload:
         """Put the file's policy in force with each rule's place, then watch the file."""
         self._seen = await anyio.to_thread.run_sync(signature, self.path)
         self.reload(first=True)
+        self._wake = anyio.Event()
         if self.on_sighup:
             import asyncio
 
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._wake.set)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
         self._job.start()
+
+    def _hangup(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     async def stop(self) -> None:
         if self.on_sighup:
@@ -115,10 +120,10 @@ class PolicyReload:
 
     async def _watch(self) -> None:
         while True:
+            wake = self._wake = anyio.Event()
             with anyio.move_on_after(POLL_SECONDS):
-                await self._wake.wait()
-            hup = self._wake.is_set()
-            self._wake = anyio.Event()
+                await wake.wait()
+            hup = wake.is_set()
             seen = await anyio.to_thread.run_sync(signature, self.path)
             if seen != self._seen or hup:
                 self._seen = seen
@@ -148,6 +153,10 @@ class PolicyReload:
         self._settings = merged
         if first and not update and not restart:
             return ReloadResult()
+        if not update and not restart:
+            log.info(
+                "%s: read again, nothing changed", self.path, extra={"event": "policy_reloaded"}
+            )
         if self._metrics is not None:
             self._metrics.policy_reloads.inc()
         if update:
