@@ -184,7 +184,7 @@ def test_check_warns_about_a_rule_that_can_never_match(tmp_path: Path) -> None:
 
 def test_check_warns_about_a_public_rule_for_every_path(tmp_path: Path) -> None:
     path = tmp_path / "saml-gate.toml"
-    warnings = check_lines(path, 'public_paths = ["/"]\n')
+    warnings = check_lines(path, POLICY.replace('"/static/"', '"/static/", "/"'))
     [public] = [w for w in warnings if "makes every path public" in w]
-    assert f"public_paths[0] at {path} line 1 (/ public)" in public
-    assert "the 5 rule(s) after it never apply" in public
+    assert f"rule 2, public_paths[1] at {path} line 1 (/ public)" in public
+    assert "the 4 rule(s) after it never apply" in public
