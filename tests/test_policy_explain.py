@@ -163,9 +163,9 @@ async def test_the_gate_gives_the_same_reason(
         await site.close()
 
 
-def check_lines(path: Path, extra: str = "") -> list[str]:
+def check_lines(path: Path, policy: str = POLICY) -> list[str]:
     path.write_text(
-        extra + POLICY + '\n[[rules]]\npath = "/admin/billing/"\ngroups = ["finance"]\n'
+        policy + '\n[[rules]]\npath = "/admin/billing/"\ngroups = ["finance"]\n'
     )
     report = run_checks({"config_file": str(path), "dev_idp": True,
                          "base_url": "http://127.0.0.1:8000", "secret_key": "s" * 40,
