@@ -96,7 +96,8 @@ def read_config_file(path: str, known: Mapping[str, bool]) -> ConfigFile:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        found = re.search(r"\(at line (\d+)", str(exc))  # tomllib's own words say where
+        line = int(found.group(1)) if found else None
         return ConfigFile(path, problems=(FileError(path, line, SETTING, f"not TOML: {exc}"),))
     return _parse(path, text, document, known)
 
@@ -237,7 +238,7 @@ def _rule(
 def _line_of_problem(problem: ConfigError, keys: dict[str, int], start: int | None) -> int | None:
     """The line of the key a rule's problem speaks of, else the table's."""
     for key, line in keys.items():
-        if key in problem.problem:
+        if key in problem.problem or key.rstrip("s") in problem.problem:
             return line
     return start
 
