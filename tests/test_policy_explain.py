@@ -164,9 +164,7 @@ async def test_the_gate_gives_the_same_reason(
 
 
 def check_lines(path: Path, policy: str = POLICY) -> list[str]:
-    path.write_text(
-        policy + '\n[[rules]]\npath = "/admin/billing/"\ngroups = ["finance"]\n'
-    )
+    path.write_text(policy + '\n[[rules]]\npath = "/admin/billing/"\ngroups = ["finance"]\n')
     report = run_checks({"config_file": str(path), "dev_idp": True,
                          "base_url": "http://127.0.0.1:8000", "secret_key": "s" * 40,
                          "state_dir": str(path.parent / "state")})  # fmt: skip

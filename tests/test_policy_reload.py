@@ -26,7 +26,6 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from saml_gate import SamlGate
-from saml_gate.config.settings import GateSettings
 from tests.conftest import TEST_REDIS_URL
 from tests.support import SECRET, make_app
 from tests.test_multiworker import gate_env  # noqa: F401 (a fixture)
@@ -217,9 +216,9 @@ WORKERS = 3
 @pytest.fixture
 def running(
     tmp_path: Path,
-    gate_env: dict[str, str],
+    gate_env: dict[str, str],  # noqa: F811 (the fixture)
     redis_prefix: str,
-    config: Path,  # noqa: F811
+    config: Path,
 ) -> Iterator[Running]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -257,7 +256,7 @@ def wait_for_lines(server: Running, text: str, count: int) -> None:
         if server.lines(text) >= count:
             return
         time.sleep(0.05)
-    raise AssertionError(f"{count} × {text!r} never logged:\n" + server.log.read_text())
+    raise AssertionError(f"{count} x {text!r} never logged:\n" + server.log.read_text())
 
 
 @pytest.mark.anyio
