@@ -40,14 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("explain",))
     parser.add_argument("method", help="the request's method: GET, POST...")
     parser.add_argument("url", help="the request's URL: https://app.example/admin/users")
-    parser.add_argument("--user", help="the signed-in person (NameID and email); none: anonymous")
-    parser.add_argument("--groups", default="", help="their groups, comma-separated, verbatim")
+    parser.add_argument(
+        "--user", help="the signed-in person (NameID and email; default: nobody signed in)"
+    )
+    parser.add_argument(
+        "--groups", default="", help="their groups, comma-separated, verbatim (default: none)"
+    )
     parser.add_argument(
         "--attribute",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="one of their attributes' values, repeatable",
+        help="one of their attributes' values, repeatable (default: none)",
     )
     parser.add_argument(
         "--authn-age",
@@ -56,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long ago they signed in at the IdP (default: just now)",
     )
-    parser.add_argument("--authn-context", help="the authentication context of their sign-in")
+    parser.add_argument(
+        "--authn-context", help="the authentication context of their sign-in (default: none)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     add_flags(parser, [GateSettings])
 

@@ -75,12 +75,10 @@ def build_proxy_app(upstream: str | None = None, **options: Unpack[ProxyOptions]
     proxy_options = {k: given.pop(k) for k in list(given) if k in proxy_names}
     if upstream is not None:
         proxy_options["upstream"] = upstream
-    store = given.pop("store", None)
-    if isinstance(store, str):  # the store setting ("memory", "redis://..."), not an object
-        given["store"], store = store, None
     # The gate first, from the keywords (so a configuration file's policy reloads with them
-    # still winning); then the proxy it guards, from the gate's settings.
-    gate = SamlGate(_not_yet, store=store, **given)
+    # still winning; ``store`` may be an object, which the gate tells apart); then the proxy it
+    # guards, from the gate's settings.
+    gate = SamlGate(_not_yet, **given)
     proxy_options.setdefault("config_file", gate.settings.config_file)
     gate.app = ReverseProxy(ProxySettings.load(**proxy_options), gate.settings)
     return gate
