@@ -231,7 +231,7 @@ def _rule(
         return None, [
             FileError(path, _line_of_problem(exc, keys, start), "access_rules", exc.problem)
         ]
-    except TypeError as exc:
+    except (TypeError, AttributeError, ValueError) as exc:  # a value of the wrong TOML type
         return None, [FileError(path, start, "access_rules", f"[[rules]]: {exc}")]
 
 

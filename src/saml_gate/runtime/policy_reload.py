@@ -1,7 +1,8 @@
 """Reloading the access policy from the configuration file while the gate runs.
 
 Every ~second (and on SIGHUP under the command line) the file's modification time, size and
-hash are compared with the last ones; on a change the gate's settings are loaded again exactly
+hash are compared with the last ones; on a change that stays put for :data:`SETTLE_SECONDS`
+(a file written in place is not read half-written) the gate's settings are loaded again exactly
 as at start (the same keywords and flags win, then the environment, then the file), validated
 whole, and:
 
@@ -30,7 +31,7 @@ import anyio
 import anyio.to_thread
 
 from saml_gate.background import BackgroundJob
-from saml_gate.config.config_file import ConfigFile, policy_places
+from saml_gate.config.config_file import SETTING, ConfigFile, policy_places
 from saml_gate.config.loading import config_file_of
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
@@ -46,6 +47,8 @@ log = logging.getLogger("saml_gate")
 RELOADABLE: Final = frozenset(("access_rules", "public_paths", "authorized_groups"))
 #: How often the file is looked at.
 POLL_SECONDS: Final = 1.0
+#: How long a changed file must stay unchanged before it is read.
+SETTLE_SECONDS: Final = 0.1
 
 Signature = tuple[int, int, bytes] | None
 
@@ -125,9 +128,18 @@ class PolicyReload:
                 await wake.wait()
             hup = wake.is_set()
             seen = await anyio.to_thread.run_sync(signature, self.path)
-            if seen != self._seen or hup:
-                self._seen = seen
+            if seen == self._seen and not hup:
+                continue
+            # A file being written in place may be read half-written, and half a policy can be
+            # valid TOML with fewer rules (a weaker policy): apply only a file that stays put.
+            await anyio.sleep(SETTLE_SECONDS)
+            if await anyio.to_thread.run_sync(signature, self.path) != seen:
+                continue  # still changing: the next look takes it
+            self._seen = seen
+            try:
                 self.reload()
+            except Exception as exc:  # never let the watch die: the running policy stays
+                self._refused(ConfigError(SETTING, f"{type(exc).__name__}: {exc}"))
 
     def reload(self, *, first: bool = False) -> ReloadResult:
         """Load the settings again and apply what may be applied (see the module docstring)."""
