@@ -17,12 +17,12 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from saml_gate.cli.options import LaunchError
-from saml_gate.config.config_file import policy_places
 from saml_gate.config.flags import add_flags, flag_values
-from saml_gate.config.loading import config_file_of, load
+from saml_gate.config.loading import load
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.policy import AccessPolicy, AllOf, Decision, Rule
+from saml_gate.runtime.policy_reload import placed_policy
 from saml_gate.user import SamlUser
 
 USAGE = (
@@ -90,10 +90,7 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
         given,
         fallback=_STAND_INS | {"base_url": origin, "secret_key": (secrets.token_urlsafe(32),)},
     )
-    file = config_file_of(settings.config_file, {})
-    policy = AccessPolicy(
-        settings, policy_places(settings.public_paths, settings.access_rules, file)
-    )
+    policy = placed_policy(settings)
     method = args.method.upper()
     raw_path = url.path or "/"
     scope = {

@@ -76,10 +76,10 @@ class AccessPolicy:
         public = tuple(Rule(p, public=True) for p in settings.public_paths)
         self.rules: tuple[Rule, ...] = public + settings.access_rules
         written = (*places, *((None,) * len(self.rules)))
-        self._places = {
-            id(rule): f"rule {n}" + (f", {where}" if (where := written[n - 1]) else "")
-            for n, rule in enumerate(self.rules, 1)
-        }
+        self._places: dict[int, str] = {id(PASS_THROUGH): "options_passthrough"}
+        for n, rule in enumerate(self.rules, 1):  # a rule given twice is the first's
+            where = written[n - 1]
+            self._places.setdefault(id(rule), f"rule {n}" + (f", {where}" if where else ""))
         self._authorized = settings.authorized_groups
         self._groups_attribute = settings.groups_attribute
         self._options_passthrough = settings.options_passthrough

@@ -31,7 +31,7 @@ import anyio
 import anyio.to_thread
 
 from saml_gate.background import BackgroundJob
-from saml_gate.config.config_file import SETTING, ConfigFile, policy_places
+from saml_gate.config.config_file import SETTING, policy_places
 from saml_gate.config.loading import config_file_of
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
@@ -147,7 +147,6 @@ class PolicyReload:
             new = GateSettings.load(environ=self._environ, **self._given)
         except ConfigError as exc:
             return self._refused(exc)
-        file = config_file_of(self.path, {})
         old = self._settings
         changed = [  # hooks, clients and the clock are Python objects: never from a file
             f.name
@@ -158,7 +157,7 @@ class PolicyReload:
         update = {name: getattr(new, name) for name in changed if name in RELOADABLE}
         merged = dataclasses.replace(old, **update) if update else old
         try:
-            policy = AccessPolicy(merged, places(merged, file))
+            policy = placed_policy(merged)
         except ConfigError as exc:  # pragma: no cover - the settings' checks come first
             return self._refused(exc)
         self._live.swap(policy)
@@ -202,6 +201,9 @@ class PolicyReload:
         return ReloadResult(error=text)
 
 
-def places(settings: GateSettings, file: ConfigFile | None) -> tuple[str | None, ...]:
-    """Where each rule of ``settings``' policy was written (see :func:`policy_places`)."""
-    return policy_places(settings.public_paths, settings.access_rules, file)
+def placed_policy(settings: GateSettings) -> AccessPolicy:
+    """The access policy of ``settings``, each rule's place in the configuration file known
+    (where the file gave it): what the gate, ``policy explain`` and ``check`` decide on."""
+    file = config_file_of(settings.config_file, {})
+    places = policy_places(settings.public_paths, settings.access_rules, file)
+    return AccessPolicy(settings, places)

@@ -19,17 +19,16 @@ import anyio
 import httpx
 
 from saml_gate.config.checks import is_url
-from saml_gate.config.config_file import policy_places
 from saml_gate.config.declaration import declarations
-from saml_gate.config.loading import config_file_of, load
+from saml_gate.config.loading import load
 from saml_gate.config.settings import GateSettings
 from saml_gate.config.validation import ConfigErrors
 from saml_gate.errors import ConfigError
 from saml_gate.identity.keys import load_jwt_keys
 from saml_gate.ops.agreement import Comparison, GateAgreement, GateFacts
 from saml_gate.ops.certificates import EXPIRY_WARNING_DAYS, certificate_days_left
-from saml_gate.policy import AccessPolicy
 from saml_gate.policy.shadowing import public_everywhere, shadowed_rules
+from saml_gate.runtime.policy_reload import placed_policy
 from saml_gate.runtime.saml_state import LiveSaml, SamlState
 from saml_gate.saml.sp import load_sp_keys
 from saml_gate.store import StoreUnavailable
@@ -203,10 +202,7 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
 
 def _check_policy(report: Report, settings: GateSettings) -> None:
     """Rules that can never decide (an earlier rule covers them), a public rule for every path."""
-    file = config_file_of(settings.config_file, {})
-    policy = AccessPolicy(
-        settings, policy_places(settings.public_paths, settings.access_rules, file)
-    )
+    policy = placed_policy(settings)
     rules = policy.rules
     for index, rule in enumerate(rules):
         if public_everywhere(rule):
