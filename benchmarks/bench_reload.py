@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -50,8 +51,9 @@ def main() -> None:
     try:
         wait(log, "Application startup complete", args.workers, server)
         latencies = []
+        pace = random.Random(25)
         for n in range(1, args.writes + 1):
-            time.sleep(0.3)  # not in step with the workers' polls
+            time.sleep(pace.uniform(0.0, 1.0))  # not in step with the workers' polls
             started = time.perf_counter()
             config.write_text(head + POLICIES[n % 2])
             wait(log, LINE, n * args.workers, server)
