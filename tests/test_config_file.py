@@ -222,3 +222,26 @@ def test_the_cli_names_the_file_line_and_setting(tmp_path: Path) -> None:
     assert f"{path}, line 2: saml-gate setting 'clock_skew': must be between 0 and 600" in (
         done.stderr
     )
+
+
+def test_the_proxy_reads_the_file_and_reloads_it_with_its_keywords(tmp_path: Path) -> None:
+    from saml_gate.proxy import build_proxy_app
+
+    path = write(
+        tmp_path,
+        'base_url = "http://testserver"\nupstream = "http://127.0.0.1:9"\n'
+        'public_paths = ["/open/"]\nconnect_timeout = 3\n',
+    )
+    gate = build_proxy_app(config_file=path, preserve_host=True, **_idp(tmp_path))
+    assert gate.settings.public_paths == ("/open/",)
+    proxy = gate.app.settings  # type: ignore[attr-defined]
+    assert (proxy.upstream, proxy.connect_timeout, proxy.preserve_host) == (
+        "http://127.0.0.1:9",
+        3.0,
+        True,
+    )
+    reload = gate.core.policy_reload
+    assert reload is not None
+    Path(path).write_text(Path(path).read_text().replace('"/open/"', '"/open/", "/more/"'))
+    assert reload.reload().applied
+    assert gate.parts.gatekeeper._policy.current.rule_for("/more/x", "GET").public

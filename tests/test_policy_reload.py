@@ -284,3 +284,33 @@ async def test_every_worker_applies_a_good_file_and_none_a_bad_one(
     wait_for_lines(running, "access policy reloaded", 2 * WORKERS)
     assert running.statuses("/open/page", 10) == {401}
     assert running.process.poll() is None  # nobody died of the signal
+
+
+@pytest.mark.anyio
+async def test_sighup_reloads_a_single_process_server(
+    tmp_path: Path,
+    gate_env: dict[str, str],  # noqa: F811 (the fixture)
+    config: Path,
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "saml_gate.cli", "run", "tests.test_policy_reload:pid_app"]
+    command += ["--port", str(port), "--config", str(config)]
+    env = {**os.environ, **gate_env, "SAML_GATE_BASE_URL": f"http://127.0.0.1:{port}"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Running(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_for_lines(server, "Application startup complete", 1)
+        process.send_signal(signal.SIGHUP)
+        wait_for_lines(server, "read again, nothing changed", 1)
+        config.write_text(OPENED)
+        process.send_signal(signal.SIGHUP)
+        wait_for_lines(server, "access policy reloaded", 1)
+        assert len(server.pids_answering("/open/page", 1)) == 1
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
