@@ -245,3 +245,12 @@ def test_the_proxy_reads_the_file_and_reloads_it_with_its_keywords(tmp_path: Pat
     Path(path).write_text(Path(path).read_text().replace('"/open/"', '"/open/", "/more/"'))
     assert reload.reload().applied
     assert gate.parts.gatekeeper._policy.current.rule_for("/more/x", "GET").public
+
+
+def test_the_readme_example_file_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [example] = re.findall(r"```toml\n(.*?)\n```", readme, re.S)
+    path = write(tmp_path, example)
+    s = GateSettings.load(environ={}, config_file=path, secret_key=SECRET, idp_metadata="x")
+    assert [str(rule) for rule in s.access_rules] == ["/admin/", r"re:/reports/\d+", "/vault/"]
+    assert s.access_rules[1].methods == ("GET", "HEAD")
