@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -85,6 +85,7 @@ class PolicyReload:
         live: LivePolicy,
         metrics: GateMetrics | None,
         environ: Mapping[str, str] | None = None,
+        on_reload: Callable[[GateSettings], None] | None = None,
     ) -> None:
         assert settings.config_file is not None
         self.path: str = settings.config_file
@@ -93,6 +94,8 @@ class PolicyReload:
         self._live = live
         self._metrics = metrics
         self._environ = environ
+        self._on_reload = on_reload
+        """Told the settings now in force after each reload that changed the policy."""
         self._seen: Signature = None
         self._job = BackgroundJob(self._watch)
         self._wake: anyio.Event | None = None
@@ -162,6 +165,8 @@ class PolicyReload:
             return self._refused(exc)
         self._live.swap(policy)
         self._settings = merged
+        if update and self._on_reload is not None:
+            self._on_reload(merged)
         if first and not update and not restart:
             return ReloadResult()
         if not update and not restart:

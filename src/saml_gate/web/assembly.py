@@ -107,6 +107,10 @@ def assemble(
         return GateFacts(saml.keys.cert_pem, saml.idp.entity_id, kids)
 
     agreement = GateAgreement(s, shared, facts)
+    policy = LivePolicy(AccessPolicy(s))
+    reload = None
+    if given is not None and s.config_file is not None:
+        reload = PolicyReload(s, given, policy, metrics, on_reload=agreement.policy_reloaded)
     logout_keys = None
     if s.universal_logout_keys_source is not None:  # Okta Universal Logout is on
         logout_keys = RemoteKeySet(
@@ -117,10 +121,6 @@ def assemble(
             refresh_interval=s.metadata_refresh_interval,
             clock=s.clock,
         )
-    policy = LivePolicy(AccessPolicy(s))
-    reload = None
-    if given is not None and s.config_file is not None:
-        reload = PolicyReload(s, given, policy, metrics)
     core = GateCore(
         settings=s,
         store=shared,
