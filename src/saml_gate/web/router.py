@@ -20,13 +20,12 @@ from saml_gate.errors import GateError
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.policy.request_line import route_path
 from saml_gate.store import StoreUnavailable
+from saml_gate.web.misdirected import posts_saml_response, wrong_acs
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import (
     RequestView,
     gate_subpath,
-    posts_saml_response,
     saml_form_limit,
-    wrong_acs,
 )
 
 log = logging.getLogger("saml_gate")
