@@ -143,7 +143,6 @@ def bodies(limit: int) -> dict[str, bytes]:
         "small form": b"name=Ada+Lovelace&message=hello%21",
         "binary": os.urandom(200_000),
         "too many fields": b"&".join(b"f%d=v" % i for i in range(40)) + b"&SAMLResponse=x",
-        "a field repeated": b"SAMLResponse=a&SAMLResponse=b",
         "similar name": b"SAMLResponseX=abc&samlresponse=abc",
         "blank SAMLResponse": b"SAMLResponse=&RelayState=%2F",
         "just over the limit": b"SAMLResponse=" + b"A" * (limit - 12),

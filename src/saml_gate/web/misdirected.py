@@ -19,7 +19,7 @@ from starlette.types import Message, Receive
 from saml_gate.config.checks import is_number
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.web.forms import parse_form
+from saml_gate.web.forms import posts_field
 from saml_gate.web.request import RequestView, is_form
 
 #: The most fields an IdP's form posts (SAMLResponse, RelayState and a few more).
@@ -63,11 +63,8 @@ async def peek_saml_response(
         if not message.get("more_body", False):
             break
     body = b"".join(message.get("body", b"") for message in read)
-    try:
-        form = parse_form(body, max_fields=_MAX_FIELDS, encoded=("SAMLResponse",))
-    except GateError:  # not a form an IdP posts
-        return False, _replaying(read, receive)
-    return bool(form.get("SAMLResponse")), _replaying(read, receive)
+    found = posts_field(body, "SAMLResponse", max_fields=_MAX_FIELDS)
+    return found, _replaying(read, receive)
 
 
 async def posts_saml_response(view: RequestView, receive: Receive, *, limit: int) -> bool:
