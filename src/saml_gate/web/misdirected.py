@@ -67,13 +67,6 @@ async def peek_saml_response(
     return found, _replaying(read, receive)
 
 
-async def posts_saml_response(view: RequestView, receive: Receive, *, limit: int) -> bool:
-    """Whether this is a form POST carrying a SAMLResponse, for a request refused anyway (whose
-    body nobody else reads)."""
-    found, _ = await peek_saml_response(view, receive, limit=limit)
-    return found
-
-
 def wrong_acs(view: RequestView, settings: GateSettings) -> GateError:
     """The refusal of a SAMLResponse posted elsewhere than the ACS; the log line names it."""
     return GateError(
