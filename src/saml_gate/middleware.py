@@ -237,6 +237,11 @@ class SamlGate:
             else:
                 await self.app(scope, receive, send)
         elif isinstance(verdict, Public):
+            if verdict.unclaimed_form:  # an IdP's SAMLResponse posted here, or the app's form
+                refusal, receive = await parts.login.misdirected(request.view, receive)
+                if refusal is not None:
+                    await refusal(scope, receive, send)
+                    return
             if self._jwt_header:
                 scope["headers"] = _without(scope["headers"], self._jwt_header)
             scope["user"] = UnauthenticatedUser()

@@ -6,7 +6,9 @@ and forward-auth (``/saml/auth``) all ask :meth:`Gatekeeper.decide` about the re
 only carry the answer out, as oauth2-proxy's ``Proxy`` and ``AuthOnly`` handlers both do with one
 session check. The answer is a typed verdict:
 
-* :class:`Public` — a public rule: the app serves the request to anyone;
+* :class:`Public` — a public rule: the app serves the request to anyone; ``unclaimed_form``
+  marks a form POST no live session sent, whose body (only) may be read for an IdP's
+  SAMLResponse posted to the wrong address;
 * :class:`Admit` — a live session whose person the rule allows: who, the identity JWT for the
   app, and the refreshed session cookie when one is due;
 * :class:`SignIn` — no live session, or a step-up (``force_authn``): sign in first;
@@ -47,6 +49,7 @@ from saml_gate.session.decision import Authenticator, DuplicateSession, reassert
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
+from saml_gate.web.misdirected import may_be_misdirected
 from saml_gate.web.request import RequestView
 
 #: Refusals that are the access policy's (counted as ``policy_denied``).
@@ -105,7 +108,12 @@ class AppRequest:
 # one costs on the hot path (every admitted request builds an Admit).
 @dataclass(slots=True)
 class Public:
-    """A public rule: the app serves the request to anyone, without an identity."""
+    """A public rule: the app serves the request to anyone, without an identity.
+    ``unclaimed_form``: a form POST from a page that no live session sent, which may be an IdP's
+    SAMLResponse posted to the wrong address: a mode that sees the body may read a bounded
+    prefix of it to tell (:mod:`saml_gate.web.misdirected`); forward-auth sees no body."""
+
+    unclaimed_form: bool = False
 
 
 @dataclass(slots=True)
@@ -142,6 +150,7 @@ class Refuse:
 
 Verdict = Public | Admit | SignIn | Refuse
 PUBLIC: Final = Public()
+UNCLAIMED_FORM: Final = Public(unclaimed_form=True)
 
 
 class Gatekeeper:
@@ -176,6 +185,8 @@ class Gatekeeper:
         except GateError as error:  # a method or path the app could read otherwise
             return self._refused(request, error)
         if rule.public:
+            if request.scope.get("method") == "POST" and await self._unclaimed_form(request):
+                return UNCLAIMED_FORM
             return PUBLIC
         now = self._clock()
         try:
@@ -213,6 +224,20 @@ class Gatekeeper:
             if sessions.needs_refresh(session, now)
             else None,
         )
+
+    async def _unclaimed_form(self, request: AppRequest) -> bool:
+        """Whether a public request is a form POST from a page that no live session sent: the
+        only public request whose body the gate may read. Not when who sent it is unknown (the
+        store unreachable, two session cookies): then the body is left to the app unread."""
+        if not may_be_misdirected(request.view):
+            return False
+        try:
+            _, outcome = await self._authenticate(
+                cookie_header_of(request.scope["headers"]), self._clock()
+            )
+        except (StoreUnavailable, DuplicateSession):
+            return False
+        return outcome != "valid"
 
     def _refused(
         self, request: AppRequest, error: GateError, user: SamlUser | None = None
