@@ -134,7 +134,9 @@ class SamlGate:
         if settings is not None and options:
             raise TypeError("pass either settings= or keyword options, not both")
         self.settings = s = settings if settings is not None else GateSettings.load(**options)
-        self.parts: GateParts = assemble(s, store)
+        self.parts: GateParts = assemble(
+            s, store, given=dict(options) if settings is None else None
+        )
         self.core: GateCore = self.parts.core
         self._prefix = s.prefix
         self._metrics_path = s.metrics_path

@@ -94,6 +94,15 @@ class PolicyFields:
         help="served without sign-in: `/static/` (prefix: trailing slash) or `/healthz` (exact)",
         check=checks.absolute_paths,
     )
+    config_file: str | None = setting(
+        None,
+        help="a `saml-gate.toml` of settings and `[[rules]]` tables (see [The configuration"
+        " file](#the-configuration-file)); keywords, flags and variables win over it; its access"
+        " policy is reloaded when it changes",
+        kind=TEXT,
+        flag="--config",
+        shown_default="none",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

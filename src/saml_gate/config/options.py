@@ -98,6 +98,10 @@ class GateOptions(TypedDict, total=False):
     """
     public_paths: Strings | None
     """served without sign-in: /static/ (prefix: trailing slash) or /healthz (exact)"""
+    config_file: str | None
+    """a saml-gate.toml of settings and [[rules]] tables (see The configuration file); keywords,
+    flags and variables win over it; its access policy is reloaded when it changes
+    """
 
     # Cookies
     cookie_prefix: str | None

@@ -43,7 +43,7 @@ from saml_gate.errors import ErrorCode, GateError
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
-from saml_gate.policy import AccessPolicy
+from saml_gate.policy.live import LivePolicy
 from saml_gate.session.cookies import cookie_header_of
 from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
 from saml_gate.session.sessions import SessionCodec
@@ -158,7 +158,7 @@ class Gatekeeper:
 
     def __init__(
         self,
-        policy: AccessPolicy,
+        policy: LivePolicy,
         authenticator: Authenticator,
         sessions: SessionCodec,
         tokens: IdentityTokens | None,
@@ -179,8 +179,9 @@ class Gatekeeper:
     async def decide(self, request: AppRequest) -> Verdict:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
         person, the cookie known to this process): no I/O, nothing logged."""
+        policy = self._policy.current  # once: a reload swaps it between requests, never within
         try:
-            rule = self._policy.decide(request.scope, request.path)
+            rule = policy.decide(request.scope, request.path)
         except GateError as error:  # a method or path the app could read otherwise
             return self._refused(request, error)
         if rule.public:
@@ -210,7 +211,7 @@ class Gatekeeper:
         if reassert_after is not None and now >= reassertion_deadline(user, reassert_after):
             # before the policy: the IdP's new word on the groups decides, not the old one
             return SignIn(GateError("reassertion_required"), False, None, True, user)
-        refusal = self._policy.refusal(rule, user, now)
+        refusal = policy.refusal(rule, user, now)
         if refusal is not None:
             if refusal.code == "step_up_required":  # back to the IdP, never a 403
                 return SignIn(refusal, True, None)

@@ -16,7 +16,7 @@ from starlette.types import Receive, Send
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.policy import AccessPolicy
+from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.engine import Engine
 from saml_gate.session.decision import Authenticator, reassertion_deadline
 from saml_gate.session.relay import Reasserting, RelayTracker
@@ -44,7 +44,7 @@ class Login:
     """Sends browsers to the IdP (with a pending-login cookie to match the answer by)."""
 
     settings: GateSettings
-    policy: AccessPolicy
+    policy: LivePolicy
     refusals: Refusals
     relay: RelayTracker
     engine: Engine
