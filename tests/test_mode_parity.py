@@ -27,7 +27,7 @@ from saml_gate import AuthEvent, MemoryStore, SamlGate, SamlUser
 from saml_gate.proxy import build_proxy_app
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store.base import Feed, Write
-from tests.support import BASE_URL, IDP_ENTITY_ID, Harness, gate_options
+from tests.support import ACS_URL, BASE_URL, IDP_ENTITY_ID, Harness, gate_options
 
 pytestmark = pytest.mark.anyio
 
@@ -566,3 +566,36 @@ def test_the_table_covers_what_the_issue_asks(
         "per-host rule denial",
         "another host, its own audience",
     } <= names
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_response_posted_to_a_public_path(
+    mode: Mode, make: Callable[..., dict[str, Any]], harness_of: Any
+) -> None:
+    """The same decision (a form POST no live session sent), carried out where the body is
+    seen: the middleware and the proxy name the ACS; forward-auth sees no body, so its answer is
+    the public path's 200 and the proxy passes the post on to the upstream (the README says so)."""
+    gate = build(mode, make(access_rules=["/public/ public"]))
+    h: Harness = harness_of(gate)
+    form = {"SAMLResponse": h.response_b64(h.spec()), "RelayState": "/"}
+    if mode == "forward-auth":
+        r = await h.client.get(
+            "/saml/auth",
+            headers={
+                **PAGE,
+                "content-type": "application/x-www-form-urlencoded",
+                "x-forwarded-method": "POST",
+                "x-forwarded-proto": "http",
+                "x-forwarded-host": HOST,
+                "x-forwarded-uri": "/public/page",
+            },
+        )
+        assert r.status_code == 200 and "x-forwarded-user" not in r.headers
+    else:
+        r = await h.client.post("/public/page", data=form, headers=PAGE)
+        assert r.status_code == 400 and "<code>wrong_acs_url</code>" in r.text
+        assert ACS_URL in r.text
+        r = await h.client.post("/public/page", data={"a": "b"}, headers=PAGE)
+        assert r.status_code == 200 and r.json() == {"user": None}  # any other form: the app's
+    await h.client.aclose()
+    await gate.stop()

@@ -359,6 +359,27 @@ async def test_methods_and_bodies(make_proxy: Any) -> None:
         assert head.status_code == 200 and head.content == b""
 
 
+async def test_a_form_posted_to_a_public_path_through_the_real_proxy(make_proxy: Any) -> None:
+    """Over real sockets: a SAMLResponse posted to a public path gets the wrong_acs_url page;
+    other form posts (large, streamed) reach the upstream byte for byte, framed as they came."""
+    h: Harness = make_proxy(access_rules=["/upload public", "/echo/public/ public"])
+    form = {"content-type": "application/x-www-form-urlencoded", **HTML}
+    large = b"upload=" + bytes(range(97, 123)) * (2 * MIB // 26)
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for start in range(0, len(large), 100_000):
+            yield large[start : start + 100_000]
+
+    async with browser(h, signed_in=False) as client:
+        saml = {"SAMLResponse": h.response_b64(h.spec()), "RelayState": "/"}
+        r = await client.post("/echo/public/x", data=saml, headers=HTML)
+        assert r.status_code == 400 and "<code>wrong_acs_url</code>" in r.text
+        for content, framing in ((large, None), (streamed(), "chunked")):
+            up = (await client.post("/upload", content=content, headers=form)).json()
+            assert up["bytes"] == len(large) and up["transfer_encoding"] == framing
+            assert up["sha256"] == hashlib.sha256(large).hexdigest()
+
+
 # ---------------------------------------------------------------------- streaming
 async def test_request_body_is_streamed_not_buffered(make_proxy: Any, upstream: str) -> None:
     h: Harness = make_proxy()

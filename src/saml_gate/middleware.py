@@ -135,7 +135,9 @@ class SamlGate:
         if settings is not None and options:
             raise TypeError("pass either settings= or keyword options, not both")
         self.settings = s = settings if settings is not None else GateSettings.load(**options)
-        self.parts: GateParts = assemble(s, store)
+        self.parts: GateParts = assemble(
+            s, store, given=dict(options) if settings is None else None
+        )
         self.core: GateCore = self.parts.core
         self._prefix = s.prefix
         self._metrics_path = s.metrics_path
@@ -236,6 +238,11 @@ class SamlGate:
             else:
                 await self.app(scope, receive, send)
         elif isinstance(verdict, Public):
+            if verdict.unclaimed_form:  # an IdP's SAMLResponse posted here, or the app's form
+                refusal, receive = await parts.login.misdirected(request.view, receive)
+                if refusal is not None:
+                    await refusal(scope, receive, send)
+                    return
             jwt_header = self._jwt_header
             if jwt_header:
                 scope["headers"] = _without(scope["headers"], jwt_header)

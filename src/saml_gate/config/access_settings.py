@@ -101,6 +101,15 @@ class PolicyFields:
         " prefix with a trailing slash, or an exact path)",
         check=checks.absolute_paths,
     )
+    config_file: str | None = setting(
+        None,
+        help="a `saml-gate.toml` of settings and `[[rules]]` tables (see [The configuration"
+        " file](#the-configuration-file)); keywords, flags and variables win over it; its access"
+        " policy is reloaded when it changes",
+        kind=TEXT,
+        flag="--config",
+        shown_default="none",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -103,6 +103,10 @@ class GateOptions(TypedDict, total=False):
     login_url, never a redirect to sign in, whatever its Accept (/api/, prefix with a trailing
     slash, or an exact path)
     """
+    config_file: str | None
+    """a saml-gate.toml of settings and [[rules]] tables (see The configuration file); keywords,
+    flags and variables win over it; its access policy is reloaded when it changes
+    """
 
     # Cookies
     cookie_prefix: str | None

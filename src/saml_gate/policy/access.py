@@ -14,6 +14,7 @@ upstream that normalises paths differently
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -76,11 +77,18 @@ DEFAULT_RULE: Final = Rule("/")
 class AccessPolicy:
     """Decides, per request, which rule applies and whether a signed-in user satisfies it."""
 
-    def __init__(self, settings: GateSettings) -> None:
+    def __init__(self, settings: GateSettings, places: Sequence[str | None] = ()) -> None:
+        """``places``: where each rule (``public_paths``, then ``access_rules``) was written,
+        such as ``[[rules]] #2 at saml-gate.toml line 9``, for the reason of a refusal."""
         public = tuple(Rule(p, public=True) for p in settings.public_paths)
         self.rules: tuple[Rule, ...] = public + settings.access_rules
         self.hosts = KnownHosts(settings.allowed_hosts, settings.base_url)
         self._api = tuple(Rule(p) for p in settings.api_paths)
+        written = (*places, *((None,) * len(self.rules)))
+        self._places: dict[int, str] = {id(PASS_THROUGH): "options_passthrough"}
+        for n, rule in enumerate(self.rules, 1):  # a rule given twice is the first's
+            where = written[n - 1]
+            self._places.setdefault(id(rule), f"rule {n}" + (f", {where}" if where else ""))
         self._authorized = settings.authorized_groups
         self._groups_attribute = settings.groups_attribute
         self._options_passthrough = settings.options_passthrough
@@ -172,14 +180,29 @@ class AccessPolicy:
         return DEFAULT_RULE
 
     def refusal(self, decision: Decision, user: SamlUser, now: float) -> GateError | None:
-        """None when ``user`` may pass; else ``forbidden`` or ``step_up_required``."""
+        """None when ``user`` may pass; else ``forbidden`` or ``step_up_required``, its reason
+        naming the deciding rule's place (:meth:`place_of`) and the condition that failed."""
         if isinstance(decision, Rule):
-            return self._refusal(decision, user, now)
+            refusal = self._refusal(decision, user, now)
+            return None if refusal is None else self._placed(refusal, decision)
         for rule in decision.rules:
             refusal = None if rule.public else self._refusal(rule, user, now)
             if refusal is not None:
-                return refusal
+                return self._placed(refusal, rule)
         return None
+
+    def place_of(self, rule: Rule) -> str:
+        """Which rule it is: ``rule 3`` (its place in the policy, ``public_paths`` first) and
+        where it was written, when known; the default rule when none matched."""
+        return self._places.get(id(rule), "no rule matched: any signed-in person")
+
+    def _placed(self, refusal: GateError, rule: Rule) -> GateError:
+        place = self.place_of(rule)
+        needed = refusal.hint_values.get("access_needed")
+        hints = dict(refusal.hint_values)
+        if needed is not None:
+            hints["access_needed"] = f"{needed} (Deciding rule: {place}.)"
+        return GateError(refusal.code, f"{refusal.detail} [{place}]", hint_values=hints)
 
     def _refusal(self, rule: Rule, user: SamlUser, now: float) -> GateError | None:
         if self._authorized and not user.in_group(*self._authorized):

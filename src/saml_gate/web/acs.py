@@ -20,7 +20,7 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ops.events import AuthEvent, EventSink
 from saml_gate.ops.metrics import GateMetrics
-from saml_gate.policy import AccessPolicy
+from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.engine import Engine
 from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.relay import PendingLogin, RelayTracker, safe_return_path
@@ -54,7 +54,7 @@ class AssertionConsumer:
     store: Store
     events: EventSink
     metrics: GateMetrics | None
-    policy: AccessPolicy
+    policy: LivePolicy
     refusals: Refusals
 
     async def acs(self, view: RequestView, receive: Receive) -> Response:

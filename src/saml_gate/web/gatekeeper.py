@@ -8,7 +8,9 @@ session check. The answer is a typed verdict:
 
 * :class:`Public` — a public rule: the app serves the request to anyone, and is told who is
   signed in when a live session comes with it (``user``, ``jwt``: never a refusal nor a cookie
-  cleared on a public path, whatever the cookie);
+  cleared on a public path, whatever the cookie); ``unclaimed_form`` marks a form POST no live
+  session sent, whose body (only) may be read for an IdP's SAMLResponse posted to the wrong
+  address;
 * :class:`Admit` — a live session whose person the rule allows: who, the identity JWT for the
   app, and the refreshed session cookie when one is due;
 * :class:`SignIn` — no live session, or a step-up (``force_authn``): sign in first;
@@ -49,11 +51,13 @@ from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
 from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision
 from saml_gate.policy.hosts import AppHost
+from saml_gate.policy.live import LivePolicy
 from saml_gate.session.cookies import cookie_header_of
 from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
+from saml_gate.web.misdirected import may_be_misdirected
 from saml_gate.web.request import RequestView
 
 #: Refusals that are the access policy's (counted as ``policy_denied``).
@@ -132,10 +136,14 @@ class AppRequest:
 @dataclass(slots=True)
 class Public:
     """A public rule: the app serves the request to anyone; ``user`` and ``jwt`` (as in
-    :class:`Admit`) when a live session came with it, else None (anonymous)."""
+    :class:`Admit`) when a live session came with it, else None (anonymous).
+    ``unclaimed_form``: a form POST from a page that no live session sent, which may be an IdP's
+    SAMLResponse posted to the wrong address: a mode that sees the body may read a bounded
+    prefix of it to tell (:mod:`saml_gate.web.misdirected`); forward-auth sees no body."""
 
     user: SamlUser | None = None
     jwt: bytes | None = None
+    unclaimed_form: bool = False
 
 
 @dataclass(slots=True)
@@ -174,6 +182,7 @@ class Refuse:
 
 Verdict = Public | Admit | SignIn | Refuse
 PUBLIC: Final = Public()
+UNCLAIMED_FORM: Final = Public(unclaimed_form=True)
 
 
 class Gatekeeper:
@@ -181,7 +190,7 @@ class Gatekeeper:
 
     def __init__(
         self,
-        policy: AccessPolicy,
+        policy: LivePolicy,
         authenticator: Authenticator,
         sessions: SessionCodec,
         tokens: IdentityTokens | None,
@@ -202,14 +211,14 @@ class Gatekeeper:
     async def decide(self, request: AppRequest) -> Verdict:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
         person, the cookie known to this process): no I/O, nothing logged."""
-        policy = self._policy
+        policy = self._policy.current  # once: a reload swaps it between requests, never within
         try:  # the host first: no rule decides for a host the gate does not serve
             host = policy.hosts.of_request(request.host, request.scheme)
             rule = policy.decide(request.scope, request.path, host)
         except GateError as error:  # a host, method or path the app could read otherwise
             return self._refused(request, error)
         if rule.public:
-            return await self._public(request, rule, host)
+            return await self._public(request, policy, rule, host)
         now = self._clock()
         try:
             session, outcome = await self._authenticate(
@@ -243,44 +252,55 @@ class Gatekeeper:
         sessions = self._sessions
         return Admit(
             user,
-            self._token(request, rule, host, user, now),
+            self._token(request, policy, rule, host, user, now),
             sessions.cookie(sessions.touched(session, now), now)
             if sessions.needs_refresh(session, now)
             else None,
         )
 
-    async def _public(self, request: AppRequest, rule: Decision, host: AppHost) -> Public:
+    async def _public(
+        self, request: AppRequest, policy: AccessPolicy, rule: Decision, host: AppHost
+    ) -> Public:
         """Anyone may pass; who is signed in, when a live session allowed past
         ``authorized_groups`` came with the request. Nothing else: a cookie that is no good,
         two of them, a store down or a re-assertion due make the request anonymous, never
-        refused, and its cookie is neither cleared nor refreshed here."""
+        refused, and its cookie is neither cleared nor refreshed here. A form POST no live
+        session sent is ``unclaimed_form``; when who sent it is unknown (the store unreachable,
+        two session cookies) it is not, and its body is left to the app unread."""
+        form = request.scope.get("method") == "POST" and may_be_misdirected(request.view)
         cookies = cookie_header_of(request.scope["headers"])
         if cookies is None:  # the hot path of public files: nothing to read
-            return PUBLIC
+            return UNCLAIMED_FORM if form else PUBLIC
         now = self._clock()
         try:
             session, outcome = await self._authenticate(cookies, now)
         except (StoreUnavailable, DuplicateSession):
             return PUBLIC
         if session is None or outcome != "valid":
-            return PUBLIC
+            return UNCLAIMED_FORM if form else PUBLIC
         user = session.user
         reassert_after = self._reassert_after
         if (
             reassert_after is not None and now >= reassertion_deadline(user, reassert_after)
-        ) or self._policy.refusal(DEFAULT_RULE, user, now) is not None:
+        ) or policy.refusal(DEFAULT_RULE, user, now) is not None:
             return PUBLIC
-        return Public(user, self._token(request, rule, host, user, now))
+        return Public(user, self._token(request, policy, rule, host, user, now))
 
     def _token(
-        self, request: AppRequest, rule: Decision, host: AppHost, user: SamlUser, now: float
+        self,
+        request: AppRequest,
+        policy: AccessPolicy,
+        rule: Decision,
+        host: AppHost,
+        user: SamlUser,
+        now: float,
     ) -> bytes | None:
         """The identity JWT for the app served (see the module docstring)."""
         tokens = self._tokens
         if tokens is None:
             return None
         audience = rule.audience
-        if audience is None and (request.own_origin or not self._policy.hosts.is_base(host)):
+        if audience is None and (request.own_origin or not policy.hosts.is_base(host)):
             audience = host.origin
         return tokens.token(user, now, audience)
 
