@@ -596,6 +596,6 @@ async def test_a_response_posted_to_a_public_path(
         assert r.status_code == 400 and "<code>wrong_acs_url</code>" in r.text
         assert ACS_URL in r.text
         r = await h.client.post("/public/page", data={"a": "b"}, headers=PAGE)
-        assert r.status_code == 200 and r.json() == {"user": None}  # any other form: the app's
+        assert r.status_code == 200 and r.json()["user"] is None  # any other form: the app's
     await h.client.aclose()
     await gate.stop()
