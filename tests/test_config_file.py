@@ -260,5 +260,10 @@ def test_the_readme_example_file_loads(tmp_path: Path) -> None:
     [example] = re.findall(r"```toml\n(.*?)\n```", readme, re.S)
     path = write(tmp_path, example)
     s = GateSettings.load(environ={}, config_file=path, secret_key=SECRET, idp_metadata="x")
-    assert [str(rule) for rule in s.access_rules] == ["/admin/", r"re:/reports/\d+", "/vault/"]
+    assert [str(rule) for rule in s.access_rules] == [
+        "/admin/",
+        r"re:/reports/\d+",
+        "/vault/",
+        "grafana.acme.example/",
+    ]
     assert s.access_rules[1].methods == ("GET", "HEAD")
