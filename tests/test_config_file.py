@@ -54,6 +54,12 @@ authn_contexts = ["urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContrac
 [[rules]]
 path = "/health"
 public = true
+
+[[rules]]
+host = "grafana.acme.example"
+path = "/"
+emails = ["*@acme.example"]
+audience = "urn:grafana"
 """,
     )
     s = GateSettings.load(environ={}, config_file=path, **BASE)
@@ -69,6 +75,7 @@ public = true
             authn_contexts=["urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract"],
         ),
         Rule("/health", public=True),
+        Rule("/", host="grafana.acme.example", emails=["*@acme.example"], audience="urn:grafana"),
     )
 
 
@@ -140,7 +147,8 @@ a = 1
             f"{path}, line 2: saml-gate setting 'maximum_durations': unknown setting",
             f"{path}, line 4: saml-gate setting 'on_event': is given in Python only (a keyword)",
             f"{path}, line 12: saml-gate setting 'access_rules': [[rules]]: unknown key 'colour'"
-            " (known: attributes, authn_contexts, groups, max_authn_age, methods, path, public)",
+            " (known: attributes, audience, authn_contexts, emails, groups, host, max_authn_age,"
+            " methods, path, public)",
             f"{path}, line 14: saml-gate setting 'access_rules': [[rules]]: a rule needs a path",
             f"{path}, line 19: saml-gate setting 'access_rules': 'NOT A METHOD' is not an HTTP"
             " method",
@@ -252,5 +260,10 @@ def test_the_readme_example_file_loads(tmp_path: Path) -> None:
     [example] = re.findall(r"```toml\n(.*?)\n```", readme, re.S)
     path = write(tmp_path, example)
     s = GateSettings.load(environ={}, config_file=path, secret_key=SECRET, idp_metadata="x")
-    assert [str(rule) for rule in s.access_rules] == ["/admin/", r"re:/reports/\d+", "/vault/"]
+    assert [str(rule) for rule in s.access_rules] == [
+        "/admin/",
+        r"re:/reports/\d+",
+        "/vault/",
+        "grafana.acme.example/",
+    ]
     assert s.access_rules[1].methods == ("GET", "HEAD")

@@ -186,3 +186,23 @@ def test_check_warns_about_a_public_rule_for_every_path(tmp_path: Path) -> None:
     [public] = [w for w in warnings if "makes every path public" in w]
     assert f"rule 2, public_paths[1] at {path} line 1 (/ public)" in public
     assert "the 4 rule(s) after it never apply" in public
+
+
+def test_explain_decides_for_the_urls_host(tmp_path: Path) -> None:
+    """Rules with a host decide for that host only; a host the gate does not serve is refused
+    before any rule, as the gate does."""
+    path = tmp_path / "saml-gate.toml"
+    path.write_text(
+        'base_url = "https://auth.acme.example"\n'
+        'allowed_hosts = ["grafana.acme.example", "wiki.acme.example"]\n'
+        '[[rules]]\nhost = "grafana.acme.example"\npath = "/"\ngroups = ["ops"]\n'
+    )
+    who = ["--user", "ann@acme.example", "--groups", "staff"]
+    code, answer = explain(path, *who, "GET", "https://grafana.acme.example/d/1")
+    assert (code, answer["decision"]) == (1, "refused") and "none of the groups ops" in answer[
+        "reason"
+    ]
+    code, answer = explain(path, *who, "GET", "https://wiki.acme.example/d/1")
+    assert (code, answer["decision"]) == (0, "allowed")
+    code, answer = explain(path, *who, "GET", "https://evil.example/d/1")
+    assert (code, answer["decision"], answer["code"]) == (1, "refused", "unknown_host")

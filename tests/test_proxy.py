@@ -477,20 +477,25 @@ async def test_upstream_too_slow_is_a_504(make_proxy: Any) -> None:
 async def test_an_absolute_form_target_is_refused_not_forwarded(make_proxy: Any) -> None:
     h: Harness = make_proxy()
     await h.login()
+    cookie = b"Cookie: " + session_cookie(h).encode() + b"\r\n"
     async with serve(h.gate, lifespan="on") as address:
-        host, port = address.split(":")
-        stream = await anyio.connect_tcp(host, int(port))
-        async with stream:
-            await stream.send(
-                b"GET http://evil.example/echo/x HTTP/1.1\r\nHost: evil.example\r\n"
-                b"Accept: application/json\r\nCookie: " + session_cookie(h).encode() + b"\r\n"
-                b"Connection: close\r\n\r\n"
-            )
-            answer = b""
-            with anyio.fail_after(30):
-                while not answer.endswith(b"}"):
-                    answer += await stream.receive()
-    assert answer.startswith(b"HTTP/1.1 400 ") and b'"error":"bad_path"' in answer
+        answers = []
+        # the gate's own Host: the target is refused; a Host it does not serve: that first
+        for host, extra in ((address.encode(), cookie), (b"evil.example", b"")):
+            at, port = address.split(":")
+            stream = await anyio.connect_tcp(at, int(port))
+            async with stream:
+                await stream.send(
+                    b"GET http://evil.example/echo/x HTTP/1.1\r\nHost: " + host + b"\r\n"
+                    b"Accept: application/json\r\n" + extra + b"Connection: close\r\n\r\n"
+                )
+                answer = b""
+                with anyio.fail_after(30):
+                    while not answer.endswith(b"}"):
+                        answer += await stream.receive()
+            answers.append(answer)
+    assert answers[0].startswith(b"HTTP/1.1 400 ") and b'"error":"bad_path"' in answers[0]
+    assert answers[1].startswith(b"HTTP/1.1 421 ") and b'"error":"unknown_host"' in answers[1]
 
 
 def test_location_rewrite_stays_on_the_upstream_origin(idp_keys: Any) -> None:

@@ -103,9 +103,10 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
         "http_version": "1.1",
     }
     answer: dict[str, Any] = {"request": f"{method} {args.url}", "user": args.user}
-    try:
-        decision = policy.decide(scope, scope["path"])
-    except GateError as refused:  # a method or path the app could read otherwise
+    try:  # the host first, as the gate: one it does not serve is refused before any rule
+        host = policy.hosts.of_request(url.netloc, url.scheme.lower())
+        decision = policy.decide(scope, scope["path"], host)
+    except GateError as refused:  # a host, method or path the app could read otherwise
         return answer | {"decision": REFUSED, "reason": refused.detail, "code": refused.code}
     answer["rule"] = _rule_text(policy, decision)
     if decision.public:

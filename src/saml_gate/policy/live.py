@@ -15,6 +15,7 @@ from saml_gate.policy.access import AccessPolicy
 
 if TYPE_CHECKING:
     from saml_gate.errors import GateError
+    from saml_gate.policy.hosts import AppHost
     from saml_gate.saml.response import VerifiedLogin
     from saml_gate.user import SamlUser
 
@@ -31,14 +32,20 @@ class LivePolicy:
         """Put ``policy`` in force for every request that starts from now on."""
         self.current = policy
 
-    def fresh_sign_in_for(self, path: str) -> bool:
+    def fresh_sign_in_for(self, path: str, host: AppHost | None = None) -> bool:
         """See :meth:`AccessPolicy.fresh_sign_in_for`."""
-        return self.current.fresh_sign_in_for(path)
+        return self.current.fresh_sign_in_for(path, host)
+
+    def host_of(self, return_to: str) -> AppHost | None:
+        """See :meth:`AccessPolicy.host_of`."""
+        return self.current.host_of(return_to)
 
     def groups_missing(self, login: VerifiedLogin) -> GateError | None:
         """See :meth:`AccessPolicy.groups_missing`."""
         return self.current.groups_missing(login)
 
-    def unmet_step_up(self, path: str, user: SamlUser, now: float) -> GateError | None:
+    def unmet_step_up(
+        self, path: str, user: SamlUser, now: float, host: AppHost | None = None
+    ) -> GateError | None:
         """See :meth:`AccessPolicy.unmet_step_up`."""
-        return self.current.unmet_step_up(path, user, now)
+        return self.current.unmet_step_up(path, user, now, host)

@@ -6,9 +6,11 @@ and forward-auth (``/saml/auth``) all ask :meth:`Gatekeeper.decide` about the re
 only carry the answer out, as oauth2-proxy's ``Proxy`` and ``AuthOnly`` handlers both do with one
 session check. The answer is a typed verdict:
 
-* :class:`Public` — a public rule: the app serves the request to anyone; ``unclaimed_form``
-  marks a form POST no live session sent, whose body (only) may be read for an IdP's
-  SAMLResponse posted to the wrong address;
+* :class:`Public` — a public rule: the app serves the request to anyone, and is told who is
+  signed in when a live session comes with it (``user``, ``jwt``: never a refusal nor a cookie
+  cleared on a public path, whatever the cookie); ``unclaimed_form`` marks a form POST no live
+  session sent, whose body (only) may be read for an IdP's SAMLResponse posted to the wrong
+  address;
 * :class:`Admit` — a live session whose person the rule allows: who, the identity JWT for the
   app, and the refreshed session cookie when one is due;
 * :class:`SignIn` — no live session, or a step-up (``force_authn``): sign in first;
@@ -16,7 +18,9 @@ session check. The answer is a typed verdict:
   not this gate's, garbage), the same way in every mode; ``is_passive``: a live session whose
   IdP has not vouched for its person for ``reassert_interval`` — a page load asks the IdP again
   without a prompt (``IsPassive``), anything else gets 401 ``reassertion_required``;
-* :class:`Refuse` — what the app could read otherwise (``bad_method``, ``bad_path``), the store
+* :class:`Refuse` — a host the gate does not serve or cannot read plainly (``unknown_host``,
+  ``bad_host``: before any rule), what the app could read otherwise (``bad_method``,
+  ``bad_path``), the store
   unreachable (``store_unavailable``), two session cookies (``duplicate_session``: the answer
   deletes them), or a person the access policy refuses (``forbidden``).
 
@@ -24,11 +28,13 @@ The decision emits its own auth events — ``policy_denied``, ``request_refused`
 ``session_expired`` — so every mode logs, hooks and counts them alike, and it turns an
 unreachable store into ``Refuse(store_unavailable)`` here, in one place.
 
-Later features fit without reshaping these types: per-host rules read :attr:`AppRequest.host`,
-already an input; a bearer or service token (where a rule accepts tokens) is a second kind of
-principal that an :class:`Admit` carries in ``user``, with no cookie to refresh; passive
-re-assertion is a :class:`SignIn` with one more flag (``is_passive``); identity on public paths
-is a :class:`Public` carrying the signed-in user.
+The host is an input like the path: :attr:`AppRequest.host` (the one ``Host`` header in
+middleware and proxy mode, the original URL's in forward-auth) must be one the gate serves, and
+rules with a host decide only for it. The identity JWT names the app it is for
+(:mod:`saml_gate.identity.tokens`): the origin of the host served unless it is base_url's
+(forward-auth: always), or the deciding rule's ``audience``. A bearer or service token (where a
+rule accepts tokens) would be a second kind of principal that an :class:`Admit` carries in
+``user``, with no cookie to refresh.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from saml_gate.errors import ErrorCode, GateError
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
+from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision
+from saml_gate.policy.hosts import AppHost
 from saml_gate.policy.live import LivePolicy
 from saml_gate.session.cookies import cookie_header_of
 from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
@@ -62,9 +70,19 @@ class AppRequest:
     ``scope``: its type, method, raw path, query string, headers and client (in forward-auth, a
     scope built from the proxy's description of the original request); ``path``: the path the
     app routes (without ``root_path``). ``host`` and ``return_to`` default to what the scope
-    says (the ``Host`` header; the path and query): forward-auth gives the original URL's."""
+    says (the ``Host`` header; the path and query): forward-auth gives the original URL's, its
+    ``scheme``, and ``own_origin`` (the identity JWT is always for the origin served)."""
 
-    __slots__ = ("_addresses", "_host", "_return_to", "_view", "path", "scope")
+    __slots__ = (
+        "_addresses",
+        "_host",
+        "_return_to",
+        "_view",
+        "own_origin",
+        "path",
+        "scheme",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -73,6 +91,8 @@ class AppRequest:
         addresses: ClientAddresses,
         host: str | None = None,
         return_to: str | None = None,
+        scheme: str | None = None,
+        own_origin: bool = False,
     ) -> None:
         self.scope = scope
         self.path = path
@@ -80,6 +100,8 @@ class AppRequest:
         self._host = host
         self._return_to = return_to
         self._view: RequestView | None = None
+        self.scheme = scheme
+        self.own_origin = own_origin
 
     @property
     def view(self) -> RequestView:
@@ -90,10 +112,15 @@ class AppRequest:
         return view
 
     @property
-    def host(self) -> str:
-        """The host the app will serve (lower-case, with the port if one was given)."""
+    def host(self) -> str | None:
+        """The host the app will serve as the request names it: its one ``Host`` header (None
+        when it has none); raises ``GateError`` ``bad_host`` for more than one."""
         if self._host is None:
-            self._host = self.view.headers.get("host", "").strip().lower()
+            for key, value in self.scope["headers"]:
+                if key == b"host":
+                    if self._host is not None:
+                        raise GateError("bad_host", "more than one Host header")
+                    self._host = value.decode("latin-1")
         return self._host
 
     @property
@@ -108,11 +135,14 @@ class AppRequest:
 # one costs on the hot path (every admitted request builds an Admit).
 @dataclass(slots=True)
 class Public:
-    """A public rule: the app serves the request to anyone, without an identity.
+    """A public rule: the app serves the request to anyone; ``user`` and ``jwt`` (as in
+    :class:`Admit`) when a live session came with it, else None (anonymous).
     ``unclaimed_form``: a form POST from a page that no live session sent, which may be an IdP's
     SAMLResponse posted to the wrong address: a mode that sees the body may read a bounded
     prefix of it to tell (:mod:`saml_gate.web.misdirected`); forward-auth sees no body."""
 
+    user: SamlUser | None = None
+    jwt: bytes | None = None
     unclaimed_form: bool = False
 
 
@@ -131,13 +161,15 @@ class SignIn:
     """Sign in first: ``error`` says why (``not_authenticated``, ``step_up_required``,
     ``reassertion_required``); ``force_authn`` asks the IdP to authenticate again;
     ``clear_cookie`` removes a session cookie that is no good; ``is_passive`` asks the IdP to
-    vouch again for ``user``, the live session's person, without a prompt."""
+    vouch again for ``user``, the live session's person, without a prompt; ``api``: one of
+    ``api_paths``, which always answers 401 JSON rather than redirect."""
 
     error: GateError
     force_authn: bool
     clear_cookie: bytes | None
     is_passive: bool = False
     user: SamlUser | None = None
+    api: bool = False
 
 
 @dataclass(slots=True)
@@ -180,14 +212,13 @@ class Gatekeeper:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
         person, the cookie known to this process): no I/O, nothing logged."""
         policy = self._policy.current  # once: a reload swaps it between requests, never within
-        try:
-            rule = policy.decide(request.scope, request.path)
-        except GateError as error:  # a method or path the app could read otherwise
+        try:  # the host first: no rule decides for a host the gate does not serve
+            host = policy.hosts.of_request(request.host, request.scheme)
+            rule = policy.decide(request.scope, request.path, host)
+        except GateError as error:  # a host, method or path the app could read otherwise
             return self._refused(request, error)
         if rule.public:
-            if request.scope.get("method") == "POST" and await self._unclaimed_form(request):
-                return UNCLAIMED_FORM
-            return PUBLIC
+            return await self._public(request, policy, rule, host)
         now = self._clock()
         try:
             session, outcome = await self._authenticate(
@@ -205,39 +236,73 @@ class Gatekeeper:
                 )
                 self._emit(request, "session_expired", session.user, reason=why, outcome="success")
             clear = None if outcome == "absent" else self._sessions.clear_cookie()
-            return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear)
+            api = policy.is_api(request.path)
+            return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear, api=api)
         user = session.user
         reassert_after = self._reassert_after
         if reassert_after is not None and now >= reassertion_deadline(user, reassert_after):
             # before the policy: the IdP's new word on the groups decides, not the old one
-            return SignIn(GateError("reassertion_required"), False, None, True, user)
+            api = policy.is_api(request.path)
+            return SignIn(GateError("reassertion_required"), False, None, True, user, api)
         refusal = policy.refusal(rule, user, now)
         if refusal is not None:
             if refusal.code == "step_up_required":  # back to the IdP, never a 403
-                return SignIn(refusal, True, None)
+                return SignIn(refusal, True, None, api=policy.is_api(request.path))
             return self._refused(request, refusal, user)
-        tokens, sessions = self._tokens, self._sessions
+        sessions = self._sessions
         return Admit(
             user,
-            tokens.token(user, now) if tokens is not None else None,
+            self._token(request, policy, rule, host, user, now),
             sessions.cookie(sessions.touched(session, now), now)
             if sessions.needs_refresh(session, now)
             else None,
         )
 
-    async def _unclaimed_form(self, request: AppRequest) -> bool:
-        """Whether a public request is a form POST from a page that no live session sent: the
-        only public request whose body the gate may read. Not when who sent it is unknown (the
-        store unreachable, two session cookies): then the body is left to the app unread."""
-        if not may_be_misdirected(request.view):
-            return False
+    async def _public(
+        self, request: AppRequest, policy: AccessPolicy, rule: Decision, host: AppHost
+    ) -> Public:
+        """Anyone may pass; who is signed in, when a live session allowed past
+        ``authorized_groups`` came with the request. Nothing else: a cookie that is no good,
+        two of them, a store down or a re-assertion due make the request anonymous, never
+        refused, and its cookie is neither cleared nor refreshed here. A form POST no live
+        session sent is ``unclaimed_form``; when who sent it is unknown (the store unreachable,
+        two session cookies) it is not, and its body is left to the app unread."""
+        form = request.scope.get("method") == "POST" and may_be_misdirected(request.view)
+        cookies = cookie_header_of(request.scope["headers"])
+        if cookies is None:  # the hot path of public files: nothing to read
+            return UNCLAIMED_FORM if form else PUBLIC
+        now = self._clock()
         try:
-            _, outcome = await self._authenticate(
-                cookie_header_of(request.scope["headers"]), self._clock()
-            )
+            session, outcome = await self._authenticate(cookies, now)
         except (StoreUnavailable, DuplicateSession):
-            return False
-        return outcome != "valid"
+            return PUBLIC
+        if session is None or outcome != "valid":
+            return UNCLAIMED_FORM if form else PUBLIC
+        user = session.user
+        reassert_after = self._reassert_after
+        if (
+            reassert_after is not None and now >= reassertion_deadline(user, reassert_after)
+        ) or policy.refusal(DEFAULT_RULE, user, now) is not None:
+            return PUBLIC
+        return Public(user, self._token(request, policy, rule, host, user, now))
+
+    def _token(
+        self,
+        request: AppRequest,
+        policy: AccessPolicy,
+        rule: Decision,
+        host: AppHost,
+        user: SamlUser,
+        now: float,
+    ) -> bytes | None:
+        """The identity JWT for the app served (see the module docstring)."""
+        tokens = self._tokens
+        if tokens is None:
+            return None
+        audience = rule.audience
+        if audience is None and (request.own_origin or not policy.hosts.is_base(host)):
+            audience = host.origin
+        return tokens.token(user, now, audience)
 
     def _refused(
         self, request: AppRequest, error: GateError, user: SamlUser | None = None

@@ -64,7 +64,9 @@ class Login:
                 " allowed_hosts",
             )
         reassert = await self._due_for_reassertion(view)
-        force = reassert is None and self.policy.fresh_sign_in_for(view.app_path(return_path))
+        force = reassert is None and self.policy.fresh_sign_in_for(
+            view.app_path(return_path), self.policy.host_of(return_path)
+        )
         return await self.start(view, return_path, force_authn=force, reassert=reassert)
 
     async def _due_for_reassertion(self, view: RequestView) -> SamlUser | None:
@@ -100,7 +102,7 @@ class Login:
             if refusal is not None:
                 await with_cookies(refusal, clear)(scope, receive, send)
                 return
-        if view.is_navigation:
+        if view.is_navigation and not verdict.api:
             response = await self.start(
                 view,
                 request.return_to,

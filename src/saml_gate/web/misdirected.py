@@ -16,9 +16,9 @@ from typing import Final
 
 from starlette.types import Message, Receive
 
-from saml_gate.config.checks import is_number
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
+from saml_gate.policy.hosts import is_number
 from saml_gate.web.forms import posts_field
 from saml_gate.web.request import RequestView, is_form
 

@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from starlette.types import Receive, Scope
 
-from saml_gate.config.checks import is_number
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ip_addresses import ClientAddresses, peer_of
+from saml_gate.policy.hosts import is_number
 from saml_gate.policy.request_line import route_path
 from saml_gate.session.cookies import all_cookies, cookie_header_of
 from saml_gate.web.forms import parse_form
