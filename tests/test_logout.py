@@ -414,6 +414,8 @@ async def test_idp_initiated_logout_requests_that_are_refused(
         r = await s.h.client.get(local(url), headers=HTML)
         assert r.status_code == 400 and error_code(r) == code, url
     assert await s.status(cookie) == 200
+    # From now, not from the harness's start: under load the request was issued seconds later.
+    s.h.clock.now = time.time()
     s.h.clock.advance(s.h.gate.settings.login_timeout + s.h.gate.settings.clock_skew + 1)
     stale = await s.h.client.get(local(good), headers=HTML)
     assert stale.status_code == 400 and error_code(stale) == "slo_invalid"
