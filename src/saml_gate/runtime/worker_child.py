@@ -8,6 +8,7 @@ operations are those of :class:`saml_gate.runtime.engine.ProcessEngine`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -142,9 +143,13 @@ def serve() -> None:
     install_process_policy()  # before any XML reaches libxmlsec in this process
     write_frame(answers, READY)
     specs: OrderedDict[str, _Jobs] = OrderedDict()
-    while (frame := read_frame(requests)) is not None:
-        digest, payload, op, args = pickle.loads(frame)  # noqa: S301 (the parent's)
-        write_frame(answers, json.dumps(_answer(specs, digest, payload, op, args)).encode())
+    try:
+        while (frame := read_frame(requests)) is not None:
+            digest, payload, op, args = pickle.loads(frame)  # noqa: S301 (the parent's)
+            write_frame(answers, json.dumps(_answer(specs, digest, payload, op, args)).encode())
+    except BrokenPipeError:  # the parent stopped listening (it is shutting down): end quietly
+        with contextlib.suppress(OSError):
+            answers.close()  # its unsent bytes must not fail again at interpreter exit
 
 
 def _answer(

@@ -13,7 +13,8 @@ from lxml import etree
 from saml_gate.errors import GateError
 
 POOL_SIZE = 4
-"""Validations at once (the ACS runs ``verify_concurrency``, 1 by default, at a time)."""
+"""Validations at once (a process runs ``verify_slots`` at a time: one per child, one thread by
+default in thread mode)."""
 
 
 class _LocalSchemas(etree.Resolver):
