@@ -21,7 +21,8 @@ signed, RSA-SHA256, no Response signature), each SP's own audience, recipient an
 3. PSS of every server process after N sign-ins (5,000 in the full run).
 4. Server CPU per authenticated and per bare request (wrk, keep-alive), rounds taking turns; for
    every SP, also per sign-in start (the page asked for without a session, until the redirect to
-   the IdP with an AuthnRequest). The gate's bare figure is a uvicorn server on the same stack without the gate.
+   the IdP with an AuthnRequest). The gate's bare figure is a uvicorn server on the same stack
+   without the gate.
 5. The issue's target ratios, with the two in-process ones of this run (sections 1 and 6's
    measures: in-process overhead beside SessionMiddleware's, the ACS sign-in beside its floor).
 

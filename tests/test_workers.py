@@ -16,13 +16,14 @@ import sys
 import threading
 from functools import partial
 from typing import Any
+from urllib.parse import quote_plus
 
 import anyio
 import pytest
 
+from saml_gate.config.ops_settings import usable_cores
 from saml_gate.errors import ERRORS
 from saml_gate.runtime import workers
-from saml_gate.config.ops_settings import usable_cores
 from saml_gate.runtime.engine import ProcessEngine
 from saml_gate.runtime.worker_wire import LENGTH, READY, read_frame
 from saml_gate.runtime.workers import WorkerPool, WorkSpec
@@ -182,7 +183,9 @@ class _Lifespan:
         pass
 
     def run(self, gate: Any) -> Any:
-        return partial(gate, {"type": "lifespan", "asgi": {"version": "3.0"}}, self.receive, self.send)
+        return partial(
+            gate, {"type": "lifespan", "asgi": {"version": "3.0"}}, self.receive, self.send
+        )
 
 
 async def test_start_up_warms_a_child_per_core_so_the_first_sign_ins_start_none(
@@ -269,7 +272,7 @@ async def test_verify_slots_resolve_zero_by_isolation(make_harness: Any) -> None
 def test_a_child_whose_parent_stops_listening_ends_quietly() -> None:
     """At shut-down the parent closes its pipes with a job in flight: the child's answer meets
     a broken pipe, and it must end without a traceback on the server's stderr."""
-    child = subprocess.Popen(  # noqa: S603 (our own code)
+    child = subprocess.Popen(
         [sys.executable, "-c", workers._CHILD_CODE, json.dumps(sys.path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -293,3 +296,41 @@ def test_a_forked_process_gets_a_pool_of_its_own(monkeypatch: pytest.MonkeyPatch
     assert workers.shared_pool() is pool
     monkeypatch.setattr(pool, "pid", -1)  # as if this process were a fork of its creator
     assert workers.shared_pool() is not pool
+
+
+_CHILD_IMPORTS = """
+import json, sys
+from collections import OrderedDict
+from saml_gate.runtime import worker_child
+from saml_gate.saml.process_policy import install_process_policy
+
+install_process_policy()
+specs = OrderedDict()
+payload = open(sys.argv[1], "rb").read()
+jobs = [("prepare", []), ("authn_request", ["relay", False]), ("verify", json.loads(sys.argv[2]))]
+for op, args in jobs:
+    answer = worker_child._answer(specs, "d", payload, op, args)
+    assert "ok" in answer, answer
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+async def test_a_child_imports_only_what_its_work_needs(harness: Harness, tmp_path: Any) -> None:
+    """A fresh child doing a sign-in's work (warm-up, AuthnRequest, verification) imports no
+    pysaml2 (21 MB), nothing of the app's side (the pool, anyio, Starlette, sessions, web)."""
+    await harness.gate.start()
+    spec_file = tmp_path / "spec.pickle"
+    spec_file.write_bytes(harness.gate.core.saml.work_spec.payload)
+    request_id, _ = await harness.start_login()
+    posted = harness.response_b64(harness.spec(in_response_to=request_id))
+    verify = json.dumps([quote_plus(posted), [request_id], harness.clock.now, ""])
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD_IMPORTS, str(spec_file), verify], capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    modules = json.loads(done.stdout)
+    assert "saml_gate.saml.response" in modules and "saml_gate.saml.outgoing" in modules
+    unwanted = ("saml2", "starlette", "anyio", "httpx", "itsdangerous", "jwt", "subprocess")
+    ours = ("saml_gate.user", "saml_gate.runtime.workers", "saml_gate.saml.sp", "saml_gate.web")
+    found = [m for m in modules if m.split(".")[0] in unwanted or m.startswith(ours)]
+    assert found == []

@@ -5,7 +5,8 @@ signature-checked, and every message to it built, by an engine.
 library (lxml, libxmlsec) crashing on hostile input ends a child, not the app: the Responses
 posted to ``/acs`` and the logout messages to the unauthenticated ``/slo`` alike.
 :class:`ThreadEngine` (``"thread"``) does it in threads of this process. The gate chooses one at
-start-up (:func:`engine_for`); both bound the work in flight by ``verify_concurrency`` (``verify_slots``).
+start-up (:func:`engine_for`); both bound the work in flight by ``verify_concurrency``
+(``verify_slots``: 0 resolved).
 """
 
 from __future__ import annotations
