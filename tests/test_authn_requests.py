@@ -15,7 +15,7 @@ from saml2.response import IncorrectlySigned
 
 from saml_gate.saml.keys import KeyPair
 from tests.support import ACS_URL, ENTITY_ID, IDP_SSO_URL, Harness
-from tests.test_logout import Pysaml2Idp, query_of
+from tests.test_logout import Pysaml2Idp, query_of, redirect_signature
 
 pytestmark = pytest.mark.anyio
 
@@ -32,11 +32,7 @@ async def gate_and_idp(
 
 def read(idp: Pysaml2Idp, query: dict[str, str]) -> Any:
     return idp.server.parse_authn_request(
-        query["SAMLRequest"],
-        BINDING_HTTP_REDIRECT,
-        relay_state=query.get("RelayState"),
-        sigalg=query.get("SigAlg"),
-        signature=query.get("Signature"),
+        query["SAMLRequest"], BINDING_HTTP_REDIRECT, **redirect_signature(query)
     )
 
 
