@@ -12,7 +12,10 @@ logout (:mod:`saml_gate.session.pending_logout`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
@@ -116,6 +119,61 @@ def timed_serializer(secrets: Sequence[str], purpose: Purpose) -> URLSafeTimedSe
 def signer(secrets: Sequence[str], purpose: Purpose) -> Signer:
     """A bare signature over a string (the sign-out form's token)."""
     return _KeysDerivedOnce(list(reversed(secrets)), salt=_salt(purpose, ""))
+
+
+class CompactSigner:
+    """Signed bytes in a compact text form: ``s2.<base64url payload>.<base64url HMAC-SHA256>``,
+    or ``s2z.`` with the payload deflated when that makes it shorter. The session cookie's
+    format since it replaced itsdangerous's JSON serializer there: one HMAC over the text as
+    sent, with keys derived once per secret and purpose, and no JSON object of named fields
+    (about a third of the CPU to make or read a session cookie). The first secret signs, every
+    one verifies (rotation); values of itsdangerous's format never start with ``s2``."""
+
+    PREFIXES: Final = ("s2.", "s2z.")
+
+    def __init__(self, secrets: Sequence[str], purpose: Purpose, bound_to: str = "") -> None:
+        salt = _salt(purpose, bound_to).encode()
+        self._keys = [hmac.digest(secret.encode(), salt, "sha256") for secret in secrets]
+
+    def dumps(self, payload: bytes) -> str:
+        head = "s2."
+        if len(payload) >= COMPACT_COMPRESS_FROM:
+            deflater = zlib.compressobj(6, zlib.DEFLATED, -_WINDOW_BITS, _MEMORY_LEVEL)
+            compressed = deflater.compress(payload) + deflater.flush()
+            if len(compressed) < len(payload):
+                head, payload = "s2z.", compressed
+        signed = head + _b64(payload)
+        return signed + "." + _b64(hmac.digest(self._keys[0], signed.encode(), "sha256"))
+
+    def loads(self, value: str) -> bytes | None:
+        """The payload, or None unless ``value`` is one of ours, signed with one of the secrets
+        for this purpose."""
+        signed, dot, tag = value.rpartition(".")
+        if not dot or not signed.startswith(self.PREFIXES) or not signed.isascii():
+            return None
+        expected = [_b64(hmac.digest(key, signed.encode(), "sha256")) for key in self._keys]
+        if not any(hmac.compare_digest(tag, each) for each in expected):
+            return None
+        head, _, body = signed.partition(".")
+        try:
+            payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            if head == "s2z":
+                inflater = zlib.decompressobj(-_WINDOW_BITS)
+                payload = inflater.decompress(payload, COMPACT_MAX_BYTES)
+        except (binascii.Error, ValueError, zlib.error):
+            return None
+        return payload
+
+
+#: Compact payloads from this size on are deflated where that shortens them: a session of a few
+#: groups (about 500 bytes) is sent as it is, which costs less CPU than zlib's set-up.
+COMPACT_COMPRESS_FROM: Final = 1024
+#: The most a compact payload inflates to (a session cookie holds at most 3,800 bytes).
+COMPACT_MAX_BYTES: Final = 64 * 1024
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 class ExpiringCookie:
