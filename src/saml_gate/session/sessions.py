@@ -196,7 +196,7 @@ class SessionCodec:
     def _fields(self, value: str) -> list[Any] | None:
         """The session's fields in :meth:`_dumps`'s order from a cookie of either format; None
         when it is not one of ours."""
-        if not value.startswith(CompactSigner.PREFIXES):
+        if not value.startswith(self._signer.prefixes):
             p = self._previous.loads(value)  # the previous format: a JSON object
             stored = bool(p.get("r"))
             return [
