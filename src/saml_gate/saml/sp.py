@@ -182,7 +182,8 @@ def _copy_children(source: Any, target: Any) -> None:
 
 
 class ServiceProvider:
-    """Builds SP metadata and AuthnRequests with pysaml2, configured once at start-up."""
+    """SP metadata and Single Logout messages (pysaml2, configured once at start-up), and
+    AuthnRequests (:class:`~saml_gate.saml.outgoing.AuthnRequests`)."""
 
     def __init__(self, settings: GateSettings, idp: IdpInfo, keys: SpKeys) -> None:
         from saml2.client import Saml2Client
