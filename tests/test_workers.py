@@ -264,9 +264,14 @@ async def test_a_sign_in_during_the_warm_up_waits_for_its_child_and_starts_none(
     pool.close()
 
 
-async def test_verify_slots_resolve_zero_by_isolation(make_harness: Any) -> None:
+async def test_verify_slots_resolve_zero_by_isolation(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert make_harness(verify_isolation="thread").gate.settings.verify_slots == 1
     assert make_harness(verify_concurrency=3).gate.settings.verify_slots == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
+    many = make_harness().gate.settings
+    assert many.verify_slots == 8 == workers._MAX_IDLE_CHILDREN  # none ended after each use
 
 
 def test_a_child_whose_parent_stops_listening_ends_quietly() -> None:

@@ -141,8 +141,8 @@ class PerformanceFields:
         help="Responses verified at once: child processes with `process`, worker threads with"
         " `thread` (there the work is mostly GIL-bound: more threads add little throughput"
         " and slow the event loop). `0`: one child per CPU core this process may use with"
-        " `process` (so a sign-in storm uses every core), one thread with `thread`; with"
-        " `--workers N`, each server process starts its own",
+        " `process`, at most 8 (so a sign-in storm uses every core), one thread with"
+        " `thread`; with `--workers N`, each server process starts its own",
         range=(0, 64),
         shown_default="`0` (the cores)",
     )
@@ -163,7 +163,12 @@ class PerformanceFields:
             return self.verify_concurrency
         if self.verify_isolation == "thread":
             return 1
-        return min(usable_cores(), 64)
+        return min(usable_cores(), AUTO_CHILDREN_AT_MOST)
+
+
+AUTO_CHILDREN_AT_MOST = 8
+"""``verify_concurrency=0`` starts at most this many children (each about 40 MB): what the pool
+keeps idle between sign-ins (``runtime.workers``), so none is ended and started again."""
 
 
 def usable_cores() -> int:

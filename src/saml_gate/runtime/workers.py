@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from saml_gate.config.ops_settings import AUTO_CHILDREN_AT_MOST
 from saml_gate.errors import GateError, is_error_code
 from saml_gate.runtime.worker_wire import LENGTH, READY, WorkerFailed, no_clock, read_frame
 
@@ -48,7 +49,7 @@ __all__ = ["WorkSpec", "WorkerFailed", "WorkerPool", "WorkersUnavailable", "shar
 log = logging.getLogger("saml_gate")
 _T = TypeVar("_T")
 
-_MAX_IDLE_CHILDREN = 8
+_MAX_IDLE_CHILDREN = AUTO_CHILDREN_AT_MOST
 _CHILD_CODE = (
     "import sys, json; sys.path[:0] = json.loads(sys.argv[1]);"
     " from saml_gate.runtime.worker_child import serve; serve()"
