@@ -86,11 +86,7 @@ class Pysaml2Idp:
     def read_logout_request(self, location: str) -> Pysaml2LogoutRequest:
         q = query_of(location)
         return self.server.parse_logout_request(
-            q["SAMLRequest"],
-            BINDING_HTTP_REDIRECT,
-            relay_state=q.get("RelayState"),
-            sigalg=q.get("SigAlg"),
-            signature=q.get("Signature"),
+            q["SAMLRequest"], BINDING_HTTP_REDIRECT, **redirect_signature(q)
         )
 
     def logout_response(self, request: Any, **kw: Any) -> Any:
@@ -125,6 +121,15 @@ class Pysaml2Idp:
             sign=False,
         )
         return request
+
+
+def redirect_signature(query: dict[str, str]) -> dict[str, str | None]:
+    """What pysaml2's parse_*_request needs to check an HTTP-Redirect signature."""
+    return {
+        "relay_state": query.get("RelayState"),
+        "sigalg": query.get("SigAlg"),
+        "signature": query.get("Signature"),
+    }
 
 
 def query_of(location: str) -> dict[str, str]:

@@ -8,14 +8,16 @@ httpx does not send over http, so the header a browser would send is rebuilt fro
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from saml_gate.session.relay import LONG_SLOT, SLOTS
-from tests.support import Harness, decode_redirect_request
+from tests.support import SECRET, Harness, decode_redirect_request
 from tests.test_acs_refusals import assert_refused
 
 pytestmark = pytest.mark.anyio
@@ -274,3 +276,48 @@ async def test_expired_session_cookie_is_still_cleared_when_a_frame_is_refused(
     r = await harness.client.get("/private/x", headers=frame)
     assert r.status_code == 403 and "not_a_navigation" in r.text
     assert [c.split("=")[0] for c in r.headers.get_list("set-cookie")] == ["saml_gate_session"]
+
+
+@pytest.mark.parametrize("expired", [False, True])
+async def test_a_sign_in_started_before_an_upgrade_completes_after_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, expired: bool
+) -> None:
+    """RelayState and pending-sign-in cookie in the previous format (itsdangerous's timed
+    serializer, what an earlier release set) still complete their sign-in within login_timeout,
+    and not after it; new ones are in the compact format."""
+    key, request_id = "1" + secrets.token_urlsafe(9), "id-" + secrets.token_urlsafe(12)
+    relay = URLSafeTimedSerializer([SECRET], salt="saml-gate.relay").dumps(key)
+    pending = URLSafeTimedSerializer([SECRET], salt="saml-gate.pending")
+    harness.client.cookies.set(PENDING + "1", pending.dumps([key, request_id, "/private/x"]))
+    if expired:
+        later = time.time() + harness.gate.settings.login_timeout + 1
+        monkeypatch.setattr(time, "time", lambda: later)
+    r = await harness.post_acs(harness.response_b64(harness.spec(in_response_to=request_id)), relay)
+    if expired:
+        assert r.status_code == 400 and "saml_gate_session" not in r.headers.get("set-cookie", "")
+        return
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/private/x"
+    assert (await harness.client.get("/saml/session")).status_code == 200
+    harness.client.cookies.clear()  # another browser starts a sign-in now
+    started = await harness.client.get("/private/y", headers=HTML)
+    new_relay = decode_redirect_request(started.headers["location"])[1]
+    assert new_relay is not None and new_relay.startswith("t2.")
+    assert started.headers["set-cookie"].split("=", 1)[1].startswith("t2.")
+
+
+async def test_a_compact_pending_sign_in_expires_with_login_timeout(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request_id, relay = await harness.start_login()
+    assert relay.startswith("t2.")
+    # the cookies as the browser holds them (the test client's jar would drop them itself)
+    held = "; ".join(f"{name}={value}" for name, value in harness.client.cookies.items())
+    harness.client.cookies.clear()
+    later = time.time() + harness.gate.settings.login_timeout + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    posted = {"SAMLResponse": harness.response_b64(harness.spec(in_response_to=request_id))}
+    r = await harness.client.post(
+        "/saml/acs", data={**posted, "RelayState": relay}, headers={"cookie": held}
+    )
+    assert r.status_code == 400 and "saml_gate_session" not in r.headers.get("set-cookie", "")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from itsdangerous import URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from saml_gate import SamlGate
 from tests.support import (
@@ -22,6 +25,7 @@ from tests.support import (
 
 pytestmark = pytest.mark.anyio
 HTML = {"accept": "text/html"}
+JSON = {"accept": "application/json"}
 
 
 async def test_idle_timeout_ends_the_session(make_harness: Any) -> None:
@@ -117,29 +121,75 @@ async def test_rotated_secret_keeps_people_signed_in(
             assert r.status_code == expected
 
 
-async def test_cookies_stay_readable_across_a_rolling_upgrade(
+def fields_of(cookie: str) -> list[Any]:
+    """The fields a compact session cookie carries (read without checking its signature: the
+    test's own cookie)."""
+    head, body, _ = cookie.split(".")
+    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    return list(json.loads(zlib.decompress(raw, -12) if head == "s2z" else raw))
+
+
+def previous_format(fields: list[Any], *, compress: bool) -> str:
+    """The same session as an earlier release signed it: itsdangerous's serializer over a JSON
+    object of named fields (zlib-compressed always, or never)."""
+    names = ["n", "f", "e", "d", "g", "a", "x", "i", "t", "z", "s", "c", "l", "v"]
+    payload = dict(zip(names, fields, strict=True))
+    plain = URLSafeSerializer([SECRET], salt=f"saml-gate.session|{ENTITY_ID}")
+    if compress:
+        return str(plain.dumps(payload))
+    signer = plain.make_signer(plain.salt)
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=")
+    return signer.sign(body).decode()
+
+
+async def test_the_session_cookie_is_compact_and_previous_cookies_sign_in_until_they_expire(
     harness: Harness, idp_keys: Any, sp_keys: Any, tmp_path: Any
 ) -> None:
-    """The gate signs as itsdangerous does (it only skips zlib's set-up where it cannot help
-    and derives keys once): its session cookies read as itsdangerous's own, and cookies made by
-    plain itsdangerous (earlier releases, always compressing) still sign people in."""
+    """Sessions are issued in the compact format (a JSON array signed with HMAC-SHA256);
+    cookies of the previous format (itsdangerous's, compressed or not) still open the app in a
+    process that never saw the sign-in, are replaced by compact ones at their refresh, and stop
+    working when they expire as before."""
     await harness.login()
     cookie = harness.client.cookies.get("saml_gate_session")
-    assert cookie
-    plain = URLSafeSerializer([SECRET], salt=f"saml-gate.session|{ENTITY_ID}")
-    payload = plain.loads(cookie)  # what an earlier release (or another gate version) reads
-    assert payload["n"] == "alice@example.com" and payload["g"] == ["admins", "users"]
-    earlier = str(plain.dumps(payload))
-    assert earlier != cookie and earlier.startswith(".")  # compressed by itsdangerous's zlib
+    assert cookie and cookie.startswith("s2.")
+    fields = fields_of(cookie)
+    assert fields[0] == "alice@example.com" and fields[4] == ["admins", "users"]
+    with pytest.raises(BadSignature):  # no reader of the previous format takes it
+        URLSafeSerializer([SECRET], salt=f"saml-gate.session|{ENTITY_ID}").loads(cookie)
+    earlier = [previous_format(fields, compress=c) for c in (True, False)]
+    assert earlier[0].startswith(".") and earlier[1].startswith("eyJ")
     other = SamlGate(make_app(), **gate_options(idp_keys, sp_keys, harness.clock, str(tmp_path)))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=other), base_url=BASE_URL
     ) as client:
-        for value in (earlier, cookie):  # a process that never saw the sign-in decodes both
+        for value in (*earlier, cookie):  # a process that never saw the sign-in decodes each
             client.cookies.set("saml_gate_session", value)
             me = await client.get("/saml/session")
             assert me.status_code == 200 and me.json()["name_id"] == "alice@example.com"
+            assert me.json()["groups"] == ["admins", "users"]
             client.cookies.clear()
+        harness.clock.advance(120)  # a refresh is due: the previous format is replaced
+        client.cookies.set("saml_gate_session", earlier[1])
+        refreshed = await client.get("/private/a")
+        assert refreshed.status_code == 200
+        new_value = refreshed.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        assert new_value.startswith("s2.") and fields_of(new_value)[10] == fields[10]
+        client.cookies.clear()
+        harness.clock.advance(fields[9] - harness.clock.now)  # the session's absolute end
+        for value in earlier:
+            client.cookies.set("saml_gate_session", value)
+            assert (await client.get("/private/a", headers=JSON)).status_code == 401
+            client.cookies.clear()
+
+
+async def test_a_large_session_cookie_is_deflated_and_read_back_verbatim(harness: Harness) -> None:
+    groups = [f"Group-{n:03d} Ünïcode" for n in range(40)]
+    await harness.login(attributes={"email": ["alice@example.com"], "groups": groups})
+    cookie = harness.client.cookies.get("saml_gate_session")
+    assert cookie and cookie.startswith("s2z.") and len(cookie) < 3800
+    assert fields_of(cookie)[4] == groups
+    me = await harness.client.get("/saml/session")
+    assert me.status_code == 200 and me.json()["groups"] == groups
 
 
 async def test_cookie_from_another_deployment_is_refused(

@@ -12,11 +12,11 @@ import subprocess
 import sys
 
 import pytest
-from itsdangerous import URLSafeSerializer
 
 from saml_gate.saml.keys import KeyPair
 from tests.conftest import TEST_REDIS_URL
 from tests.test_multiworker import Browser, Workers, gate_env, workers
+from tests.test_sessions import fields_of
 
 pytestmark = pytest.mark.anyio
 __all__ = ["gate_env", "workers"]  # the fixtures this module uses
@@ -24,8 +24,7 @@ __all__ = ["gate_env", "workers"]  # the fixtures this module uses
 
 def session_id_of(cookie: str) -> str:
     """The session ID a cookie carries (read without its signature: the test's own cookie)."""
-    _, payload = URLSafeSerializer("unused").loads_unsafe(cookie)
-    return str(payload["s"])
+    return str(fields_of(cookie)[10])
 
 
 def sessions(*args: str, store: str = TEST_REDIS_URL, prefix: str = "") -> tuple[int, str]:

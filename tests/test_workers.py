@@ -8,15 +8,24 @@ answer the browser gets, and what the gate logs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
+import subprocess
+import sys
+import threading
+from functools import partial
 from typing import Any
+from urllib.parse import quote_plus
 
 import anyio
 import pytest
 
+from saml_gate.config.ops_settings import usable_cores
 from saml_gate.errors import ERRORS
 from saml_gate.runtime import workers
+from saml_gate.runtime.engine import ProcessEngine
+from saml_gate.runtime.worker_wire import LENGTH, READY, read_frame
 from saml_gate.runtime.workers import WorkerPool, WorkSpec
 from tests.support import Harness
 
@@ -156,40 +165,135 @@ async def test_the_child_is_not_given_the_cookie_secret_or_python_callables(
     assert keys.key_pem == harness.gate.core.saml.keys.key_pem  # decryption needs the SP key
 
 
-async def test_start_up_warms_a_child_so_the_first_sign_in_starts_none(
-    make_harness: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(workers, "_shared", None)  # an empty pool of this test's own
-    h = make_harness()
-    pool = h.gate.core.workers
-    assert pool is not None and pool._idle == []
-    stop = anyio.Event()
-    events = iter([{"type": "lifespan.startup"}])
+class _Lifespan:
+    """The server's side of an ASGI lifespan: start-up at once, shut-down when ``stop`` is set."""
 
-    async def receive() -> dict[str, Any]:
-        event = next(events, None)
+    def __init__(self) -> None:
+        self.stop = anyio.Event()
+        self._events = iter([{"type": "lifespan.startup"}])
+
+    async def receive(self) -> dict[str, Any]:
+        event = next(self._events, None)
         if event is None:
-            await stop.wait()
+            await self.stop.wait()
             return {"type": "lifespan.shutdown"}
         return event
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(self, message: dict[str, Any]) -> None:
         pass
 
+    def run(self, gate: Any) -> Any:
+        return partial(
+            gate, {"type": "lifespan", "asgi": {"version": "3.0"}}, self.receive, self.send
+        )
+
+
+async def test_start_up_warms_a_child_per_core_so_the_first_sign_ins_start_none(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "_shared", None)  # an empty pool of this test's own
+    h = make_harness()  # verify_concurrency's default: 0, one child per usable core
+    assert h.gate.settings.verify_concurrency == 0
+    cores = len(os.sched_getaffinity(0))
+    assert h.gate.settings.verify_slots == usable_cores() == cores
+    pool = h.gate.core.workers
+    assert pool is not None and pool._idle == []
+    lifespan = _Lifespan()
     async with anyio.create_task_group() as group:
-        group.start_soon(h.gate, {"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
-        with anyio.fail_after(30):
-            while not pool._idle:
+        group.start_soon(lifespan.run(h.gate))
+        with anyio.fail_after(60):
+            while len(pool._idle) < cores:
                 await anyio.sleep(0.05)
-        child = pool._idle[0]
-        assert h.gate.core.saml.work_spec.digest in child._specs
+        warmed = list(pool._idle)
+        assert all(h.gate.core.saml.work_spec.digest in child._specs for child in warmed)
         started: list[Any] = []
         monkeypatch.setattr(workers, "_Child", lambda: started.append(1))  # none may start
         r = await h.login()
         assert r.status_code == 303, r.text
-        assert started == [] and pool._idle == [child]
-        stop.set()
+        assert started == [] and sorted(map(id, pool._idle)) == sorted(map(id, warmed))
+        lifespan.stop.set()
     pool.close()
+
+
+async def test_a_sign_in_during_the_warm_up_waits_for_its_child_and_starts_none(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up's children count against verify_concurrency: a sign-in arriving while they
+    start does not start another one (which would stay idle for the server's life)."""
+    monkeypatch.setattr(workers, "_shared", None)
+    real_child = workers._Child
+    starting = threading.Event()
+    release = threading.Event()
+    started: list[Any] = []
+
+    def slow_child() -> Any:
+        started.append(1)
+        starting.set()
+        release.wait(30)
+        return real_child()
+
+    monkeypatch.setattr(workers, "_Child", slow_child)
+    h = make_harness(verify_concurrency=1)
+    pool = h.gate.core.workers
+    assert pool is not None
+    lifespan = _Lifespan()
+    async with anyio.create_task_group() as group:
+        group.start_soon(lifespan.run(h.gate))
+        with anyio.fail_after(30):
+            while not starting.is_set():
+                await anyio.sleep(0.01)
+        answers: list[Any] = []
+
+        async def sign_in() -> None:
+            answers.append(await h.login())
+
+        group.start_soon(sign_in)
+        engine = h.gate.core.engine
+        assert isinstance(engine, ProcessEngine)
+        limiter = engine._threads.limiter
+        with anyio.fail_after(30):  # the sign-in either waits for the warm-up or starts a child
+            while len(started) < 2 and limiter.statistics().tasks_waiting == 0:
+                await anyio.sleep(0.01)
+        release.set()
+        with anyio.fail_after(60):
+            while not answers:
+                await anyio.sleep(0.05)
+        assert answers[0].status_code == 303, answers[0].text
+        assert started == [1] and len(pool._idle) == 1
+        lifespan.stop.set()
+    pool.close()
+
+
+async def test_verify_slots_resolve_zero_by_isolation(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert make_harness(verify_isolation="thread").gate.settings.verify_slots == 1
+    assert make_harness(verify_concurrency=3).gate.settings.verify_slots == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
+    many = make_harness().gate.settings
+    assert many.verify_slots == 8 == workers._MAX_IDLE_CHILDREN  # none ended after each use
+
+
+def test_a_child_whose_parent_stops_listening_ends_quietly() -> None:
+    """At shut-down the parent closes its pipes with a job in flight: the child's answer meets
+    a broken pipe, and it must end without a traceback on the server's stderr."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", workers._CHILD_CODE, json.dumps(sys.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    assert read_frame(child.stdout) == READY
+    child.stdout.close()  # the parent stops listening...
+    request = pickle.dumps(("digest", None, "prepare", []))
+    child.stdin.write(LENGTH.pack(len(request)) + request)  # ...with a job in flight
+    child.stdin.close()
+    assert child.stderr is not None
+    errors = child.stderr.read()
+    child.wait(60)
+    assert child.returncode == 0, errors.decode()
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors, errors.decode()
 
 
 def test_a_forked_process_gets_a_pool_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,3 +301,41 @@ def test_a_forked_process_gets_a_pool_of_its_own(monkeypatch: pytest.MonkeyPatch
     assert workers.shared_pool() is pool
     monkeypatch.setattr(pool, "pid", -1)  # as if this process were a fork of its creator
     assert workers.shared_pool() is not pool
+
+
+_CHILD_IMPORTS = """
+import json, sys
+from collections import OrderedDict
+from saml_gate.runtime import worker_child
+from saml_gate.saml.process_policy import install_process_policy
+
+install_process_policy()
+specs = OrderedDict()
+payload = open(sys.argv[1], "rb").read()
+jobs = [("prepare", []), ("authn_request", ["relay", False]), ("verify", json.loads(sys.argv[2]))]
+for op, args in jobs:
+    answer = worker_child._answer(specs, "d", payload, op, args)
+    assert "ok" in answer, answer
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+async def test_a_child_imports_only_what_its_work_needs(harness: Harness, tmp_path: Any) -> None:
+    """A fresh child doing a sign-in's work (warm-up, AuthnRequest, verification) imports no
+    pysaml2 (21 MB), nothing of the app's side (the pool, anyio, Starlette, sessions, web)."""
+    await harness.gate.start()
+    spec_file = tmp_path / "spec.pickle"
+    spec_file.write_bytes(harness.gate.core.saml.work_spec.payload)
+    request_id, _ = await harness.start_login()
+    posted = harness.response_b64(harness.spec(in_response_to=request_id))
+    verify = json.dumps([quote_plus(posted), [request_id], harness.clock.now, ""])
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD_IMPORTS, str(spec_file), verify], capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    modules = json.loads(done.stdout)
+    assert "saml_gate.saml.response" in modules and "saml_gate.saml.outgoing" in modules
+    unwanted = ("saml2", "starlette", "anyio", "httpx", "itsdangerous", "jwt", "subprocess")
+    ours = ("saml_gate.user", "saml_gate.runtime.workers", "saml_gate.saml.sp", "saml_gate.web")
+    found = [m for m in modules if m.split(".")[0] in unwanted or m.startswith(ours)]
+    assert found == []

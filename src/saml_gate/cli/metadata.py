@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from saml_gate.saml.sp import load_sp_keys, signs_authn_requests, sp_metadata_xml
+    from saml_gate.saml.outgoing import signs_authn_requests
+    from saml_gate.saml.sp import load_sp_keys, sp_metadata_xml
 
     settings = sp_settings(args)
     keys = load_sp_keys(settings)

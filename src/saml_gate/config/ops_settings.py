@@ -7,6 +7,7 @@ Each group is a frozen dataclass of declared fields (see :mod:`saml_gate.config.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
@@ -136,11 +137,14 @@ class PerformanceFields:
         choices=get_args(VerifyIsolation),
     )
     verify_concurrency: int = setting(
-        1,
+        0,
         help="Responses verified at once: child processes with `process`, worker threads with"
         " `thread` (there the work is mostly GIL-bound: more threads add little throughput"
-        " and slow the event loop)",
-        range=(1, 64),
+        " and slow the event loop). `0`: one child per CPU core this process may use with"
+        " `process`, at most 8 (so a sign-in storm uses every core), one thread with"
+        " `thread`; with `--workers N`, each server process starts its own",
+        range=(0, 64),
+        shown_default="`0` (the cores)",
     )
     gc_freeze: bool = setting(
         False,
@@ -151,3 +155,24 @@ class PerformanceFields:
         " latency under sign-in load matters; it freezes the app's start-up objects too (never"
         " collected as cycles, still freed by reference counting), so it is off by default",
     )
+
+    @property
+    def verify_slots(self) -> int:
+        """``verify_concurrency`` with ``0`` resolved: what the engine runs at once."""
+        if self.verify_concurrency:
+            return self.verify_concurrency
+        if self.verify_isolation == "thread":
+            return 1
+        return min(usable_cores(), AUTO_CHILDREN_AT_MOST)
+
+
+AUTO_CHILDREN_AT_MOST = 8
+"""``verify_concurrency=0`` starts at most this many children (each about 40 MB): what the pool
+keeps idle between sign-ins (``runtime.workers``), so none is ended and started again."""
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)

@@ -282,7 +282,10 @@ class GateOptions(TypedDict, total=False):
     """
     verify_concurrency: int | None
     """Responses verified at once: child processes with process, worker threads with thread (there
-    the work is mostly GIL-bound: more threads add little throughput and slow the event loop)
+    the work is mostly GIL-bound: more threads add little throughput and slow the event loop).
+    0: one child per CPU core this process may use with process, at most 8 (so a sign-in storm
+    uses every core), one thread with thread; with --workers N, each server process starts its
+    own
     """
     gc_freeze: bool | None
     """call gc.freeze() once when the gate starts serving (and in each verification child after its

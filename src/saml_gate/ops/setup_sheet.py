@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.saml import xmlconst as X
-from saml_gate.saml.sp import signs_authn_requests
+from saml_gate.saml.outgoing import signs_authn_requests
 
 _NAME_ID_FORMATS = {
     X.NAMEID_EMAIL: "EmailAddress",

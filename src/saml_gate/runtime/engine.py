@@ -5,7 +5,8 @@ signature-checked, and every message to it built, by an engine.
 library (lxml, libxmlsec) crashing on hostile input ends a child, not the app: the Responses
 posted to ``/acs`` and the logout messages to the unauthenticated ``/slo`` alike.
 :class:`ThreadEngine` (``"thread"``) does it in threads of this process. The gate chooses one at
-start-up (:func:`engine_for`); both bound the work in flight by ``verify_concurrency``.
+start-up (:func:`engine_for`); both bound the work in flight by ``verify_concurrency``
+(``verify_slots``: 0 resolved).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class ThreadEngine(Engine):
     def limiter(self) -> anyio.CapacityLimiter:
         """Bounds the work in flight (created lazily: it needs a running loop)."""
         if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self._parts.settings.verify_concurrency)
+            self._limiter = anyio.CapacityLimiter(self._parts.settings.verify_slots)
         return self._limiter
 
     async def _in_thread(self, work: Callable[[], _T]) -> _T:
@@ -296,12 +297,24 @@ class ProcessEngine(Engine):
         pool = self.workers
         if pool is None:
             return
+        # The warm-up holds every slot of the limiter while it starts the children, so a sign-in
+        # arriving meanwhile waits for one of them instead of starting a child of its own (which
+        # would then stay idle for the server's life).
+        limiter, slots = self._threads.limiter, self._parts.settings.verify_slots
+        held: list[object] = []
         try:
-            await pool.warm(self._parts.work_spec, self._parts.settings.verify_concurrency)
+            for _ in range(slots):
+                lease = object()
+                await limiter.acquire_on_behalf_of(lease)
+                held.append(lease)
+            await pool.warm(self._parts.work_spec, slots)
         except WorkersUnavailable as exc:
             self._no_workers(exc)
         except Exception as exc:  # a sign-in will try, and report, again
             log.warning("saml-gate: could not warm the verification workers: %s", exc)
+        finally:
+            for lease in held:
+                limiter.release_on_behalf_of(lease)
 
     def _no_workers(self, exc: Exception) -> None:
         if self._in_processes:

@@ -2,12 +2,15 @@
 
 The parent (:mod:`saml_gate.runtime.workers`) starts ``python -c`` calling :func:`serve`. The
 child reads pickled requests from stdin and writes JSON answers to stdout, one at a time, and
-keeps the verifiers and pysaml2 client it built for the last few gate configurations. Its
-operations are those of :class:`saml_gate.runtime.engine.ProcessEngine`.
+keeps the verifiers and message builders it built for the last few gate configurations. Its
+operations are those of :class:`saml_gate.runtime.engine.ProcessEngine`. It imports only what
+that work needs: no pysaml2 until a logout message is built, nothing of the app's side (the pool,
+anyio, Starlette); tests/test_workers.py checks it in a fresh process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -34,15 +37,16 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from saml_gate.saml.logout import LogoutVerifier
+    from saml_gate.saml.outgoing import AuthnRequests
     from saml_gate.saml.response import ResponseVerifier
     from saml_gate.saml.sp import ServiceProvider
 
 _SPECS_PER_CHILD = 8
-"""Gate configurations a child keeps built (each its verifiers and a pysaml2 client)."""
+"""Gate configurations a child keeps built (each its verifiers and message builders)."""
 
 
 class _Jobs:
-    """A child's verifiers and pysaml2 client for one spec, each built on first use."""
+    """A child's verifiers and message builders for one spec, each built on first use."""
 
     def __init__(self, payload: bytes) -> None:
         self.settings, self.idp, self.keys = pickle.loads(payload)  # noqa: S301 (the parent's)
@@ -78,11 +82,17 @@ class _Jobs:
 
         return LogoutVerifier(self.settings, self.idp)
 
+    @cached_property
+    def authn_requests(self) -> AuthnRequests:
+        from saml_gate.saml.outgoing import AuthnRequests
+
+        return AuthnRequests(self.settings, self.idp, self.keys.key_pem)
+
     def authn_request(
         self, relay_state: str, force_authn: bool, is_passive: bool = False
     ) -> list[str]:
         return list(
-            self.sp.authn_request_url(relay_state, force_authn=force_authn, is_passive=is_passive)
+            self.authn_requests.url(relay_state, force_authn=force_authn, is_passive=is_passive)
         )
 
     def logout_redirect(self, raw_query: str, now: float) -> dict[str, Any]:
@@ -113,8 +123,10 @@ class _Jobs:
         return self.sp.logout_response_url(in_response_to, relay_state, success=success)
 
     def prepare(self) -> None:
-        """Build them all now (the parent warms children at start-up)."""
-        for built in (self.verifier, self.sp, self.logout_verifier):
+        """Build what sign-ins use now (the parent warms children at start-up). pysaml2's
+        client, for the logout messages of Single Logout only, is built on the first of them:
+        a child that never builds one never imports pysaml2 (about 21 MB)."""
+        for built in (self.verifier, self.authn_requests, self.logout_verifier):
             assert built is not None
 
 
@@ -144,9 +156,13 @@ def serve() -> None:
     install_process_policy()  # before any XML reaches libxmlsec in this process
     write_frame(answers, READY)
     specs: OrderedDict[str, _Jobs] = OrderedDict()
-    while (frame := read_frame(requests)) is not None:
-        digest, payload, op, args = pickle.loads(frame)  # noqa: S301 (the parent's)
-        write_frame(answers, json.dumps(_answer(specs, digest, payload, op, args)).encode())
+    try:
+        while (frame := read_frame(requests)) is not None:
+            digest, payload, op, args = pickle.loads(frame)  # noqa: S301 (the parent's)
+            write_frame(answers, json.dumps(_answer(specs, digest, payload, op, args)).encode())
+    except BrokenPipeError:  # the parent stopped listening (it is shutting down): end quietly
+        with contextlib.suppress(OSError):
+            answers.close()  # its unsent bytes must not fail again at interpreter exit
 
 
 def _answer(

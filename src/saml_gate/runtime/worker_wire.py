@@ -30,6 +30,13 @@ class WorkerFailed(Exception):
     """A child could not do the work: it exited (crashed) or answered something unexpected."""
 
 
+def no_clock() -> float:
+    """The clock a child's settings carry (the time is passed in with each job). Here, not in
+    the pool's module: unpickling the settings imports it, and the child must not import the
+    pool (anyio, subprocess)."""
+    raise RuntimeError("a verification worker has no clock: the time is passed in")
+
+
 def write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.write(LENGTH.pack(len(payload)) + payload)
     stream.flush()

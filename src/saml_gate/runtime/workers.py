@@ -1,7 +1,7 @@
 """Child processes that do the gate's CPU-heavy SAML work off the app's process.
 
 Verifying a Response or reading a logout message (lxml, XSD, libxmlsec) and building an
-AuthnRequest or logout message (pysaml2) take 0.1-1 ms of CPU each, much of it holding the GIL.
+AuthnRequest or logout message take 0.1-1 ms of CPU each, much of it holding the GIL.
 Done in threads of the app's process, a sign-in storm makes the event loop's thread wait for the
 GIL behind them, and every request of every signed-in user gets slower (the benchmark's storm
 section measured it). In a child process the loop only waits for a pipe. It also contains the
@@ -35,20 +35,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from saml_gate.config.ops_settings import AUTO_CHILDREN_AT_MOST
 from saml_gate.errors import GateError, is_error_code
-from saml_gate.runtime.worker_wire import LENGTH, READY, WorkerFailed, read_frame
+from saml_gate.runtime.worker_wire import LENGTH, READY, WorkerFailed, no_clock, read_frame
 
 if TYPE_CHECKING:
     from saml_gate.config.settings import GateSettings
     from saml_gate.saml.idp import IdpInfo
-    from saml_gate.saml.sp import SpKeys
+    from saml_gate.saml.keys import SpKeys
 
 __all__ = ["WorkSpec", "WorkerFailed", "WorkerPool", "WorkersUnavailable", "shared_pool"]
 
 log = logging.getLogger("saml_gate")
 _T = TypeVar("_T")
 
-_MAX_IDLE_CHILDREN = 8
+_MAX_IDLE_CHILDREN = AUTO_CHILDREN_AT_MOST
 _CHILD_CODE = (
     "import sys, json; sys.path[:0] = json.loads(sys.argv[1]);"
     " from saml_gate.runtime.worker_child import serve; serve()"
@@ -74,7 +75,7 @@ class WorkSpec:
         portable = dataclasses.replace(
             settings,
             secret_key=(),
-            clock=_no_clock,
+            clock=no_clock,
             on_event=(),
             on_error=None,
             metrics_registry=None,
@@ -85,10 +86,6 @@ class WorkSpec:
 
 def _as_is(answer: Any) -> Any:
     return answer
-
-
-def _no_clock() -> float:
-    raise RuntimeError("a verification worker has no clock: the time is passed in")
 
 
 # ---------------------------------------------------------------------------------- the parent

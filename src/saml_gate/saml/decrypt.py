@@ -49,7 +49,7 @@ class AssertionDecrypter:
         forbid_xmlsec_fetches()
         self._settings = settings
         self._schema = schema
-        self._managers = _keys_managers(sp_key_pem, settings.verify_concurrency + 1)
+        self._managers = _keys_managers(sp_key_pem, settings.verify_slots + 1)
 
     def decrypt(self, container: etree._Element) -> etree._Element:
         """The Assertion inside ``container`` (an EncryptedAssertion), as a standalone element."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import queue
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,7 +13,8 @@ from lxml import etree
 from saml_gate.errors import GateError
 
 POOL_SIZE = 4
-"""Validations at once (the ACS runs ``verify_concurrency``, 1 by default, at a time)."""
+"""Validations at once (a process runs ``verify_slots`` at a time: one per child, one thread by
+default in thread mode)."""
 
 
 class _LocalSchemas(etree.Resolver):
@@ -32,7 +33,11 @@ class _LocalSchemas(etree.Resolver):
 
 
 def _schema_folder() -> Path:
-    return Path(str(resources.files("saml2") / "data" / "schemas"))
+    """pysaml2's schemas, found without importing pysaml2 (the verification child needs none)."""
+    spec = importlib.util.find_spec("saml2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pysaml2 is not installed: its SAML schemas are needed")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "schemas"
 
 
 class SamlSchema:

@@ -1,9 +1,10 @@
 """pysaml2 wiring: the SP's keys, its metadata and the requests it sends (sign-in, logout).
 
 pysaml2 is used for what it does well and what is not on the hot path: building the SP
-EntityDescriptor, HTTP-Redirect AuthnRequests (signed with RSA-SHA256 when asked) and the signed
-LogoutRequests and LogoutResponses of Single Logout. It never reads what the IdP sends: Responses
-go to :mod:`saml_gate.saml.response`, logout messages to :mod:`saml_gate.saml.logout`.
+EntityDescriptor and the signed LogoutRequests and LogoutResponses of Single Logout. AuthnRequests,
+built on every sign-in start, are :mod:`saml_gate.saml.outgoing`'s. It never reads what the IdP
+sends: Responses go to :mod:`saml_gate.saml.response`, logout messages to
+:mod:`saml_gate.saml.logout`.
 pysaml2's logging is quieted by :func:`saml_gate.saml.process_policy.install_process_policy`.
 """
 
@@ -14,26 +15,18 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saml_gate.config.saml_settings import SpFields
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.saml import xmlconst as X
 from saml_gate.saml.idp import IdpInfo
+from saml_gate.saml.keys import SpKeys
+from saml_gate.saml.outgoing import AuthnRequests
 from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate")
-
-
-@dataclass(frozen=True)
-class SpKeys:
-    key_pem: bytes
-    cert_pem: bytes
-    key_path: str
-    cert_path: str
 
 
 def pem_or_file(setting: str, value: str, marker: str) -> tuple[bytes, str | None]:
@@ -188,19 +181,9 @@ def _copy_children(source: Any, target: Any) -> None:
         _copy_children(child, copy)
 
 
-def signs_authn_requests(settings: SpFields, idp_wants_signed: bool) -> bool:
-    """Whether AuthnRequests are signed: as ``sign_authn_requests`` says; when it is not set,
-    whenever an SP key is configured (an IdP that has its certificate, uploaded for Single
-    Logout, may refuse unsigned requests: SimpleSAMLphp does, Okta with "Signed Requests") or
-    the IdP metadata asks (WantAuthnRequestsSigned). The development key pair alone does not
-    sign: no IdP knows its certificate."""
-    if settings.sign_authn_requests is not None:
-        return settings.sign_authn_requests
-    return bool(settings.sp_key) or idp_wants_signed
-
-
 class ServiceProvider:
-    """Builds SP metadata and AuthnRequests with pysaml2, configured once at start-up."""
+    """SP metadata and Single Logout messages (pysaml2, configured once at start-up), and
+    AuthnRequests (:class:`~saml_gate.saml.outgoing.AuthnRequests`)."""
 
     def __init__(self, settings: GateSettings, idp: IdpInfo, keys: SpKeys) -> None:
         from saml2.client import Saml2Client
@@ -209,7 +192,8 @@ class ServiceProvider:
 
         self._settings = settings
         self._idp = idp
-        self.sign_requests = signs_authn_requests(settings, idp.want_authn_requests_signed)
+        self._authn = AuthnRequests(settings, idp, keys.key_pem)
+        self.sign_requests = self._authn.signed
         config = sp_config(settings, keys, self.sign_requests)
         config["metadata"] = {"inline": [idp.metadata_xml]}
         conf = SPConfig().load(config)
@@ -224,27 +208,9 @@ class ServiceProvider:
     def authn_request_url(
         self, relay_state: str, *, force_authn: bool = False, is_passive: bool = False
     ) -> tuple[str, str]:
-        """(request ID, the IdP URL carrying the AuthnRequest with the HTTP-Redirect binding).
-        ``is_passive``: the IdP must answer without interacting with the person (re-assertion),
-        so never together with ForceAuthn, which asks for the opposite."""
-        from saml2.xmldsig import SIG_RSA_SHA256
-
-        kwargs: dict[str, Any] = {}
-        if is_passive:
-            kwargs["is_passive"] = "true"
-        elif force_authn or self._settings.force_authn:
-            kwargs["force_authn"] = "true"
-        with self._lock:
-            request_id, info = self._client.prepare_for_authenticate(
-                entityid=self._idp.entity_id,
-                relay_state=relay_state,
-                binding=X.BINDING_HTTP_REDIRECT,
-                sign=self.sign_requests,
-                sigalg=SIG_RSA_SHA256 if self.sign_requests else None,
-                **kwargs,
-            )
-        headers = dict(info["headers"])
-        return str(request_id), str(headers["Location"])
+        """(request ID, the IdP URL carrying the AuthnRequest with the HTTP-Redirect binding):
+        :class:`~saml_gate.saml.outgoing.AuthnRequests`' (pysaml2 builds no AuthnRequest)."""
+        return self._authn.url(relay_state, force_authn=force_authn, is_passive=is_passive)
 
     # ------------------------------------------------------------------ Single Logout
     def logout_request_url(self, user: SamlUser) -> tuple[str, str] | None:

@@ -1,7 +1,10 @@
 """The session cookie: what it holds, how it is signed, when it expires and is refreshed.
 
-The cookie is an itsdangerous-signed compact JSON document. Secrets rotate: the first secret in
-``secret_key`` signs, all of them verify, so adding a new secret in front logs nobody out.
+The cookie is a JSON array of the session's fields in a fixed order, signed in the compact form of
+:class:`~saml_gate.session.signing.CompactSigner` (HMAC-SHA256). Cookies of the previous format
+(an itsdangerous-signed JSON object) are still read until they expire; a refresh replaces them.
+Secrets rotate: the first secret in ``secret_key`` signs, all of them verify, so adding a new
+secret in front logs nobody out.
 Decoded cookies are cached by their exact value, so the hot path pays one HMAC per cookie
 value, not per request.
 
@@ -30,7 +33,7 @@ from itsdangerous import BadSignature
 from saml_gate.config.settings import GateSettings
 from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.cookies import cookie_header, expiring_everywhere
-from saml_gate.session.signing import serializer
+from saml_gate.session.signing import CompactSigner, serializer
 from saml_gate.store import Store
 from saml_gate.store.base import Put, Write
 from saml_gate.user import SamlUser
@@ -74,7 +77,9 @@ class SessionCodec:
         # The signature binds the cookie to
         # this SP: a gate with another entity ID (another base_url, the demo) and the same
         # secret mints cookies this one refuses.
-        self._serializer = serializer(settings.secret_key, "session", bound_to=settings.entity_id)
+        self._signer = CompactSigner(settings.secret_key, "session", bound_to=settings.entity_id)
+        self._previous = serializer(settings.secret_key, "session", bound_to=settings.entity_id)
+        """The previous format's reader (itsdangerous): its cookies still sign people in."""
         self._cache: dict[str, Session] = {}
         self._data: dict[str, tuple[_Data, float]] = {}
         self.refresh_after = min(60.0, settings.inactivity_timeout / 10)
@@ -169,26 +174,42 @@ class SessionCodec:
 
     def _dumps(self, session: Session) -> str:
         u = session.user
-        payload: dict[str, Any] = {
-            "n": u.name_id,
-            "f": u.name_id_format,
-            "e": u.email,
-            "d": u.name,
-            "g": list(u.groups),
-            "a": {k: list(v) for k, v in u.attributes.items()},
-            "x": u.session_index,
-            "i": u.issuer,
-            "t": round(u.authenticated_at),
-            "z": round(u.expires_at),
-            "s": u.session_id,
-            "c": u.authn_context,
-            "l": round(session.last_seen),
-            "v": round(u.asserted_at),
-        }
-        if session.stored:
-            del payload["g"], payload["a"]
-            payload["r"] = 1
-        return str(self._serializer.dumps(payload))
+        stored = session.stored  # groups and attributes in the store: null here
+        payload = [
+            u.name_id,
+            u.name_id_format,
+            u.email,
+            u.name,
+            None if stored else list(u.groups),
+            None if stored else {k: list(v) for k, v in u.attributes.items()},
+            u.session_index,
+            u.issuer,
+            round(u.authenticated_at),
+            round(u.expires_at),
+            u.session_id,
+            u.authn_context,
+            round(session.last_seen),
+            round(u.asserted_at),
+        ]
+        return self._signer.dumps(json.dumps(payload, separators=(",", ":")).encode())
+
+    def _fields(self, value: str) -> list[Any] | None:
+        """The session's fields in :meth:`_dumps`'s order from a cookie of either format; None
+        when it is not one of ours."""
+        if not value.startswith(self._signer.prefixes):
+            p = self._previous.loads(value)  # the previous format: a JSON object
+            stored = bool(p.get("r"))
+            return [
+                *(p["n"], p["f"], p["e"], p["d"]),
+                *((None, None) if stored else (p["g"], p["a"])),
+                *(p["x"], p["i"], p["t"], p["z"], p["s"], p.get("c"), p["l"]),
+                p.get("v", p["t"]),  # older cookies lack it: the sign-in is the IdP's last word
+            ]
+        payload = self._signer.loads(value)
+        if payload is None:
+            return None
+        fields = json.loads(payload)
+        return fields if isinstance(fields, list) else None
 
     async def load(self, value: str) -> Session | None:
         """The complete session in a cookie value, its data fetched from the store if it lives
@@ -226,27 +247,27 @@ class SessionCodec:
         if cached is not None:
             return cached if cached.user.issuer == self._issuer() else None
         try:
-            p = self._serializer.loads(value)
-            stored = bool(p.get("r"))
+            fields = self._fields(value)
+            if fields is None:
+                return None
+            n, f, e, d, g, a, x, i, t, z, s, c, last_seen, asserted = fields
+            stored = g is None
             user = SamlUser(
-                name_id=str(p["n"]),
-                name_id_format=p["f"],
-                email=p["e"],
-                name=p["d"],
-                groups=() if stored else tuple(p["g"]),
-                attributes=MappingProxyType(
-                    {} if stored else {k: tuple(v) for k, v in p["a"].items()}
-                ),
-                session_index=p["x"],
-                issuer=str(p["i"]),
-                authenticated_at=float(p["t"]),
-                expires_at=float(p["z"]),
-                session_id=str(p["s"]),
-                authn_context=p.get("c"),
-                # older cookies lack it: the sign-in itself is the IdP's last word
-                asserted_at=float(p.get("v", p["t"])),
+                name_id=str(n),
+                name_id_format=f,
+                email=e,
+                name=d,
+                groups=() if stored else tuple(g),
+                attributes=MappingProxyType({} if stored else {k: tuple(v) for k, v in a.items()}),
+                session_index=x,
+                issuer=str(i),
+                authenticated_at=float(t),
+                expires_at=float(z),
+                session_id=str(s),
+                authn_context=c,
+                asserted_at=float(asserted),
             )
-            session = Session(user=user, last_seen=float(p["l"]), stored=stored)
+            session = Session(user=user, last_seen=float(last_seen), stored=stored)
         except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
             return None
         if user.issuer != self._issuer():  # signed in through an IdP this gate no longer trusts

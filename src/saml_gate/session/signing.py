@@ -12,7 +12,12 @@ logout (:mod:`saml_gate.session.pending_logout`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
+import json
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
@@ -108,14 +113,121 @@ def serializer(secrets: Sequence[str], purpose: Purpose, bound_to: str = "") -> 
     return _Serializer(list(reversed(secrets)), salt=_salt(purpose, bound_to))
 
 
-def timed_serializer(secrets: Sequence[str], purpose: Purpose) -> URLSafeTimedSerializer:
+def timed_serializer(secrets: Sequence[str], purpose: Purpose) -> TimedValues:
     """Signed values with a timestamp, refused once older than the reader's ``max_age``."""
-    return _TimedSerializer(list(reversed(secrets)), salt=_salt(purpose, ""))
+    return TimedValues(secrets, purpose)
 
 
 def signer(secrets: Sequence[str], purpose: Purpose) -> Signer:
     """A bare signature over a string (the sign-out form's token)."""
     return _KeysDerivedOnce(list(reversed(secrets)), salt=_salt(purpose, ""))
+
+
+#: Compact payloads from this size on are deflated where that shortens them: a session of a few
+#: groups (about 500 bytes) is sent as it is, which costs less CPU than zlib's set-up.
+COMPACT_COMPRESS_FROM: Final = 1024
+#: The most a compact payload inflates to (a session cookie holds at most 3,800 bytes).
+COMPACT_MAX_BYTES: Final = 64 * 1024
+
+
+class CompactSigner:
+    """Signed bytes in a compact text form: ``s2.<base64url payload>.<base64url HMAC-SHA256>``,
+    ``s2z.`` with the payload deflated when that makes it shorter, and for timed values (``t2``)
+    the time of signing before the tag. The session cookie's format since it replaced
+    itsdangerous's JSON serializer there, and the pending sign-in's (:class:`TimedValues`): one
+    HMAC over the text as sent, keys derived once per secret and purpose, no layers of
+    conversions (about a third of the CPU to make or read a value). The first secret signs,
+    every one verifies (rotation); values of itsdangerous's formats never start with ``s2`` or
+    ``t2`` (their JSON starts ``eyJ``, their compressed values ``.``)."""
+
+    def __init__(
+        self,
+        secrets: Sequence[str],
+        purpose: Purpose,
+        bound_to: str = "",
+        *,
+        kind: Literal["s", "t"] = "s",
+        compress_from: int = COMPACT_COMPRESS_FROM,
+        tag_bytes: int = 32,
+    ) -> None:
+        salt = _salt(purpose, bound_to).encode()
+        self._keys = [hmac.digest(secret.encode(), salt, "sha256") for secret in secrets]
+        self.prefixes = (kind + "2.", kind + "2z.")
+        self._compress_from = compress_from
+        self._tag_bytes = tag_bytes
+
+    def dumps(self, payload: bytes, stamp: int | None = None) -> str:
+        """``payload`` signed; ``stamp``: the time of signing (whole seconds), signed with it."""
+        head = self.prefixes[0]
+        if len(payload) >= self._compress_from:
+            deflater = zlib.compressobj(6, zlib.DEFLATED, -_WINDOW_BITS, _MEMORY_LEVEL)
+            compressed = deflater.compress(payload) + deflater.flush()
+            if len(compressed) < len(payload):
+                head, payload = self.prefixes[1], compressed
+        signed = head + _b64(payload)
+        if stamp is not None:
+            signed += "." + _b64(stamp.to_bytes(5, "big"))
+        return signed + "." + self._tag(self._keys[0], signed)
+
+    def loads(self, value: str, max_age: float | None = None) -> bytes | None:
+        """The payload, or None unless ``value`` is one of ours, signed with one of the secrets
+        for this purpose (and, with ``max_age``, signed at most that many seconds ago)."""
+        signed, dot, tag = value.rpartition(".")
+        if not dot or not signed.startswith(self.prefixes) or not signed.isascii():
+            return None
+        if not any(hmac.compare_digest(tag, self._tag(key, signed)) for key in self._keys):
+            return None
+        head, body, *stamp = signed.split(".")
+        try:
+            if max_age is not None:
+                (stamped,) = stamp
+                age = time.time() - int.from_bytes(_unb64(stamped), "big")
+                if not 0 <= age <= max_age:  # itsdangerous's rule: expired, or from the future
+                    return None
+            payload = _unb64(body)
+            if head == self.prefixes[1][:-1]:
+                inflater = zlib.decompressobj(-_WINDOW_BITS)
+                payload = inflater.decompress(payload, COMPACT_MAX_BYTES)
+        except (binascii.Error, ValueError, zlib.error):
+            return None
+        return payload
+
+    def _tag(self, key: bytes, signed: str) -> str:
+        return _b64(hmac.digest(key, signed.encode(), "sha256")[: self._tag_bytes])
+
+
+class TimedValues:
+    """JSON values signed with their time in the compact form (``t2.``, a 160-bit tag: pending
+    sign-in cookies add up in one header, see :mod:`saml_gate.session.relay`); values of the
+    previous format (itsdangerous's timed serializer) are read until they expire."""
+
+    def __init__(self, secrets: Sequence[str], purpose: Purpose) -> None:
+        self._signer = CompactSigner(
+            secrets, purpose, kind="t", compress_from=COMPRESS_FROM, tag_bytes=20
+        )
+        self._previous = _TimedSerializer(list(reversed(secrets)), salt=_salt(purpose, ""))
+
+    def dumps(self, value: Any) -> str:
+        payload = json.dumps(value, separators=(",", ":")).encode()
+        return self._signer.dumps(payload, stamp=int(time.time()))
+
+    def loads(self, value: str, max_age: int) -> Any:
+        """The value; raises :class:`BadSignature` (expired, forged, not ours) as itsdangerous."""
+        if not value.startswith(self._signer.prefixes):
+            return self._previous.loads(value, max_age=max_age)
+        payload = self._signer.loads(value, max_age=max_age)
+        try:
+            return json.loads(payload if payload is not None else b"!")
+        except ValueError as exc:
+            raise BadSignature("not a value of ours, or expired") from exc
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class ExpiringCookie:
