@@ -10,6 +10,7 @@ import pytest
 
 from saml_gate import SamlGate
 from saml_gate.saml.keys import KeyPair, generate_keypair
+from tests import tiers
 from tests.support import (
     BASE_URL,
     SECRET,
@@ -19,6 +20,15 @@ from tests.support import (
     idp_metadata,
     make_app,
 )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    tiers.add_option(parser)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m reads the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tiers.select(config, items)
 
 
 @pytest.fixture
