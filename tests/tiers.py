@@ -24,14 +24,39 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-#: Slow throughout: paths relative to tests/, a folder ending in "/".
+#: Slow throughout: paths relative to tests/, a folder ending in "/". Each costs seconds of
+#: subprocesses or servers (measured with --durations); a module whose one real server costs
+#: well under a second a test stays in the fast tier.
 SLOW_PATHS = (
-    "browser/",
-    "interop/",
-    "request_side/",
-    "security/test_differential_corpus.py",
-    "test_benchmarks.py",
-    "test_fresh_install.py",
+    "browser/",  # Chromium
+    "interop/",  # SimpleSAMLphp, saml-idp, uvicorn, an HTTPS proxy
+    "request_side/",  # real servers and real frameworks behind the gate
+    "security/test_acs_corpus.py",  # the whole attack corpus (tests/security: name it)
+    "security/test_differential_corpus.py",  # the corpus through pysaml2 and python3-saml
+    "test_benchmarks.py",  # the benchmark smoke run
+    "test_cli.py",  # the command line, as subprocesses
+    "test_cli_check.py",
+    "test_cli_examples.py",
+    "test_cli_keygen.py",
+    "test_cli_options.py",
+    "test_code_quality.py",  # ruff and mypy
+    "test_example_projects.py",  # the examples' own test suites
+    "test_forward_auth_proxies.py",  # nginx and Caddy
+    "test_fresh_install.py",  # installs into fresh virtual environments
+    "test_gate_agreement.py",  # saml-gate run processes on one Redis
+    "test_gc_freeze.py",  # a fresh interpreter per check
+    "test_logging_defaults.py",  # uvicorn and the CLI as subprocesses
+    "test_multihost.py",  # three gate processes behind HAProxy
+    "test_multiworker.py",  # uvicorn --workers
+    "test_packaging.py",  # builds the wheel
+    "test_proxy_error_detail.py",  # saml-gate proxy as a subprocess
+    "test_proxy_hygiene.py",  # uvicorn and raw socket servers
+    "test_redis_deployments.py",  # Redis TLS, Cluster and Sentinel servers
+    "test_sessions_cli.py",  # uvicorn --workers and the sessions command
+    "test_signed_requests.py",  # commands as subprocesses
+    "test_startup.py",  # uvicorn as a subprocess
+    "test_store_outage.py",  # redis-server processes stopped and restarted
+    "test_universal_logout_hosts.py",  # gate processes on one Redis
 )
 
 #: Markers of tests that need real components: they are slow too.
