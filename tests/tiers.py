@@ -11,8 +11,9 @@ Which tests run:
 - ``pytest --all`` (the README's test command, so CI's) runs both tiers, and so does any run
   with ``CI`` set: in CI nothing is left out.
 - ``pytest`` leaves out the slow tier (reported as deselected);
-- ``pytest tests/test_multiworker.py`` (a file or test named on the command line) runs what is
-  named, slow or not; so does a ``-m`` expression (``pytest -m interop``), which chooses itself.
+- ``pytest tests/test_multiworker.py`` or ``pytest tests/interop`` (a file, test or folder named
+  on the command line, other than the whole ``tests``) runs what is named, slow or not; so does
+  a ``-m`` expression (``pytest -m interop``), which chooses for itself.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ SLOW_PATHS = (
     "test_sessions_cli.py",  # uvicorn --workers and the sessions command
     "test_signed_requests.py",  # commands as subprocesses
     "test_startup.py",  # uvicorn as a subprocess
+    "test_tiers.py",  # collects the whole suite, three times
     "test_store_outage.py",  # redis-server processes stopped and restarted
     "test_universal_logout_hosts.py",  # gate processes on one Redis
 )
@@ -75,23 +77,25 @@ def add_option(parser: pytest.Parser) -> None:
 
 
 def is_slow(item: pytest.Item) -> bool:
-    if item.get_closest_marker("slow") or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+    """Whether ``item`` is in the slow tier without being marked ``slow`` in its file."""
+    if any(item.get_closest_marker(m) for m in SLOW_MARKERS):
         return True
-    relative = item.path.resolve().relative_to(TESTS).as_posix()
+    path = item.path.resolve()
+    if not path.is_relative_to(TESTS):
+        return False
+    relative = path.relative_to(TESTS).as_posix()
     return any(
         relative.startswith(path) if path.endswith("/") else relative == path for path in SLOW_PATHS
     )
 
 
-def named_files(config: pytest.Config) -> set[Path]:
-    """The test files named on the command line (folders are not: they ask for a tier)."""
+def named_paths(config: pytest.Config) -> tuple[Path, ...]:
+    """The files and folders named on the command line, but the whole suite's (``tests``, the
+    project): naming one asks for what is in it, slow or not."""
     root = config.invocation_params.dir
-    files = set()
-    for arg in config.args:
-        path = (root / arg.split("::")[0]).resolve()
-        if path.is_file():
-            files.add(path)
-    return files
+    whole = {TESTS, TESTS.parent}
+    paths = ((root / arg.split("::")[0]).resolve() for arg in config.args)
+    return tuple(path for path in paths if path.exists() and path not in whole)
 
 
 def runs_everything(config: pytest.Config) -> bool:
@@ -103,12 +107,17 @@ def runs_everything(config: pytest.Config) -> bool:
 def select(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the slow tier; leave it out unless this run asks for everything or names it."""
     for item in items:
-        if is_slow(item) and not item.get_closest_marker("slow"):
+        if not item.get_closest_marker("slow") and is_slow(item):
             item.add_marker(pytest.mark.slow)
     if runs_everything(config):
         return
-    named = named_files(config)
-    left_out = [i for i in items if i.get_closest_marker("slow") and i.path.resolve() not in named]
+    named = named_paths(config)
+    left_out = [
+        i
+        for i in items
+        if i.get_closest_marker("slow")
+        and not any(i.path.resolve().is_relative_to(path) for path in named)
+    ]
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         chosen = set(left_out)
