@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,7 +10,25 @@ import pytest
 
 from saml_gate import SamlGate
 from saml_gate.saml.keys import KeyPair, generate_keypair
-from tests.support import BASE_URL, FrozenClock, Harness, gate_options, make_app
+from tests import tiers
+from tests.support import (
+    BASE_URL,
+    SECRET,
+    FrozenClock,
+    Harness,
+    gate_options,
+    idp_metadata,
+    make_app,
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    tiers.add_option(parser)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m reads the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tiers.select(config, items)
 
 
 @pytest.fixture
@@ -79,6 +98,26 @@ async def redis_prefix() -> AsyncIterator[str]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture
+def gate_env(tmp_path: Path, idp_keys: KeyPair, sp_keys: KeyPair) -> dict[str, str]:
+    """A gate trusting the test IdP, as the ``SAML_GATE_*`` variables of a deployment (files
+    in ``tmp_path``): for gates in subprocesses. A module overrides it to add its own."""
+    files = {
+        "idp.xml": idp_metadata(idp_keys).encode(),
+        "sp.key.pem": sp_keys.key_pem,
+        "sp.cert.pem": sp_keys.cert_pem,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return {
+        "SAML_GATE_SECRET_KEY": SECRET,
+        "SAML_GATE_IDP_METADATA": str(tmp_path / "idp.xml"),
+        "SAML_GATE_SP_KEY": str(tmp_path / "sp.key.pem"),
+        "SAML_GATE_SP_CERT": str(tmp_path / "sp.cert.pem"),
+        "SAML_GATE_STATE_DIR": str(tmp_path / "state"),
+    }
 
 
 @pytest.fixture

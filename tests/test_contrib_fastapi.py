@@ -24,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from saml_gate import SamlGate
 from saml_gate.contrib.fastapi import (
     GATE_RESPONSES,
     CurrentUser,
@@ -106,26 +105,9 @@ def starlette_app() -> Starlette:
     )
 
 
-@pytest.fixture
-async def make_gate(
-    idp_keys: Any, sp_keys: Any, clock: FrozenClock, tmp_path: Path
-) -> AsyncIterator[Callable[..., Harness]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def factory(app: Any, **options: Any) -> Harness:
-        gate = SamlGate(app, **gate_options(idp_keys, sp_keys, clock, str(tmp_path), **options))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gate), base_url=BASE_URL)
-        clients.append(client)
-        return Harness(gate=gate, client=client, idp_keys=idp_keys, sp_keys=sp_keys, clock=clock)
-
-    yield factory
-    for client in clients:
-        await client.aclose()
-
-
 # ---------------------------------------------------------------------- dependencies
-async def test_dependencies_answer_401_and_403(make_gate: Callable[..., Harness]) -> None:
-    h = make_gate(api_app(), public_paths=["/public/"])
+async def test_dependencies_answer_401_and_403(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(api_app(), public_paths=["/public/"])
     r = await h.client.get("/public/me?x=1", headers=JSON)
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == 'SAML realm="saml-gate"'
@@ -145,8 +127,8 @@ async def test_dependencies_answer_401_and_403(make_gate: Callable[..., Harness]
     assert denied.status_code == 403 and denied.json()["detail"]["error"] == "forbidden"
 
 
-async def test_groups_are_any_of(make_gate: Callable[..., Harness]) -> None:
-    h = make_gate(api_app())
+async def test_groups_are_any_of(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(api_app())
     legal = {"email": ["bob@example.com"], "groups": ["legal"]}
     await h.login(name_id="bob@example.com", attributes=legal)
     assert (await h.client.get("/finance-or-legal", headers=JSON)).status_code == 200
@@ -181,12 +163,12 @@ def test_custom_cookie_name_and_prefix() -> None:
 
 
 async def test_websocket_dependency_refuses_with_a_policy_close(
-    make_gate: Callable[..., Harness],
+    make_harness: Callable[..., Harness],
 ) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
 
-    h = make_gate(api_app(), public_paths=["/public/"])
+    h = make_harness(api_app(), public_paths=["/public/"])
     async with serve(h.gate) as address:
         with pytest.raises(InvalidStatus) as info:  # closed before accept: uvicorn answers 403
             async with connect(f"ws://{address}/public/ws"):
@@ -196,9 +178,9 @@ async def test_websocket_dependency_refuses_with_a_policy_close(
 
 # ---------------------------------------------------------------------- Starlette
 async def test_starlette_auth_conventions_work_unchanged(
-    make_gate: Callable[..., Harness],
+    make_harness: Callable[..., Harness],
 ) -> None:
-    h = make_gate(starlette_app(), public_paths=["/public/"])
+    h = make_harness(starlette_app(), public_paths=["/public/"])
     assert (await h.client.get("/public/anyone")).status_code == 403  # @requires: anonymous
     await h.login()
     admins = await h.client.get("/admins")

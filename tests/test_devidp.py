@@ -48,21 +48,6 @@ ACS_URL = BASE + "/saml/acs"
 FIXTURES = Path(__file__).parent / "fixtures" / "okta"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def idp_keys() -> KeyPair:
-    return generate_keypair("saml-gate development IdP")
-
-
-@pytest.fixture(scope="module")
-def sp_keys() -> KeyPair:
-    return generate_keypair("saml-gate development SP")
-
-
 def make_spec(**overrides: Any) -> ResponseSpec:
     values: dict[str, Any] = {
         "issuer": DEFAULT_ENTITY_ID,
@@ -149,11 +134,12 @@ def parse(xml: bytes) -> etree._Element:
 
 
 # ---------------------------------------------------------------------- keys
-def test_generate_keypair_is_rsa2048_self_signed_sha256(idp_keys: KeyPair) -> None:
+def test_generate_keypair_is_rsa2048_self_signed_sha256() -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
+    idp_keys = generate_keypair("saml-gate development IdP")
     cert = x509.load_pem_x509_certificate(idp_keys.cert_pem)
     key = serialization.load_pem_private_key(idp_keys.key_pem, password=None)
     assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,11 +21,9 @@ from tests.support import (
     BASE_URL,
     ENTITY_ID,
     IDP_SSO_URL,
-    SECRET,
     FrozenClock,
     Harness,
     decode_redirect_request,
-    idp_metadata,
 )
 
 pytestmark = pytest.mark.anyio
@@ -35,20 +32,15 @@ SETTINGS_MODULE = "examples.django_asgi.demo_site.settings"
 
 
 @pytest.fixture
-def gate_env(
-    monkeypatch: pytest.MonkeyPatch, idp_keys: KeyPair, sp_keys: KeyPair, tmp_path: Path
-) -> None:
-    """Configure the gate only through SAML_GATE_* variables, as a deployment would."""
+def gate_env(gate_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configure the gate only through SAML_GATE_* variables (conftest's), as a deployment
+    would."""
     for name in list(os.environ):
         if name.startswith("SAML_GATE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
-    monkeypatch.setenv("SAML_GATE_IDP_METADATA", idp_metadata(idp_keys))
-    monkeypatch.setenv("SAML_GATE_BASE_URL", BASE_URL)
-    monkeypatch.setenv("SAML_GATE_SECRET_KEY", SECRET)
-    monkeypatch.setenv("SAML_GATE_SP_KEY", sp_keys.key_pem.decode())
-    monkeypatch.setenv("SAML_GATE_SP_CERT", sp_keys.cert_pem.decode())
-    monkeypatch.setenv("SAML_GATE_STATE_DIR", str(tmp_path))
+    for name, value in {**gate_env, "SAML_GATE_BASE_URL": BASE_URL}.items():
+        monkeypatch.setenv(name, value)
 
 
 def _asgi_module() -> Any:

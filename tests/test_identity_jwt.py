@@ -27,9 +27,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from saml_gate import ConfigError, SamlGate
+from saml_gate import ConfigError
 from saml_gate.jwt_verify import IdentityVerifier, InvalidIdentity
-from tests.support import BASE_URL, FrozenClock, Harness, gate_options
+from tests.conftest import HarnessFactory
+from tests.support import BASE_URL, Harness
 from tests.test_proxy import (  # noqa: F401  (fixtures)
     JSON,
     browser,
@@ -51,17 +52,10 @@ async def headers_app(request: Request) -> JSONResponse:
 
 
 @pytest.fixture
-def make_gate(idp_keys: Any, sp_keys: Any, clock: FrozenClock, tmp_path: Any) -> Any:
-    clients: list[httpx.AsyncClient] = []
-
-    def factory(**options: Any) -> Harness:
-        app = Starlette(routes=[Route("/{rest:path}", headers_app)])
-        gate = SamlGate(app, **gate_options(idp_keys, sp_keys, clock, str(tmp_path), **options))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gate), base_url=BASE_URL)
-        clients.append(client)
-        return Harness(gate=gate, client=client, idp_keys=idp_keys, sp_keys=sp_keys, clock=clock)
-
-    return factory
+def make_gate(make_harness: HarnessFactory) -> HarnessFactory:
+    """conftest's ``make_harness`` around an app that answers with the identity JWTs it got."""
+    app = Starlette(routes=[Route("/{rest:path}", headers_app)])
+    return lambda **options: make_harness(app, **options)
 
 
 def verifier(h: Harness, jwks: dict[str, Any], audience: str = BASE_URL) -> IdentityVerifier:

@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from tests.support import (
     Harness,
     decode_redirect_request,
     gate_options,
-    idp_metadata,
     make_app,
 )
 from tests.test_cli import ROOT, SECRET, cli_env, free_port
@@ -150,20 +148,10 @@ class Process:
 
 
 @pytest.fixture
-def gate_env(tmp_path: Path, idp_keys: KeyPair, sp_keys: KeyPair) -> Iterator[dict[str, str]]:
-    metadata = tmp_path / "idp.xml"
-    metadata.write_text(idp_metadata(idp_keys))
-    (tmp_path / "sp.key.pem").write_bytes(sp_keys.key_pem)
-    (tmp_path / "sp.cert.pem").write_bytes(sp_keys.cert_pem)
+def gate_env(gate_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """conftest's, in an environment without the caller's settings, with the logged app."""
     (tmp_path / "logged_app.py").write_text(APP_MODULE)
-    yield cli_env(
-        SAML_GATE_IDP_METADATA=str(metadata),
-        SAML_GATE_SECRET_KEY=SECRET,
-        SAML_GATE_SP_KEY=str(tmp_path / "sp.key.pem"),
-        SAML_GATE_SP_CERT=str(tmp_path / "sp.cert.pem"),
-        SAML_GATE_STATE_DIR=str(tmp_path / "state"),
-        PYTHONPATH=f"{ROOT}:{tmp_path}",
-    )
+    return cli_env(**gate_env, PYTHONPATH=f"{ROOT}:{tmp_path}")
 
 
 def sign_in_and_poke(server: Process, idp_keys: KeyPair) -> None:

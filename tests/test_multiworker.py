@@ -29,7 +29,7 @@ from saml_gate import SamlGate
 from saml_gate.devidp.response import ResponseSpec, issue_response
 from saml_gate.saml.keys import KeyPair
 from tests.conftest import TEST_REDIS_URL
-from tests.support import IDP_ENTITY_ID, SECRET, decode_redirect_request, make_app
+from tests.support import IDP_ENTITY_ID, decode_redirect_request, make_app
 from tests.test_logout import Pysaml2Idp, query_of
 
 pytestmark = pytest.mark.anyio
@@ -137,22 +137,11 @@ def stop(workers: Workers) -> None:
 
 
 @pytest.fixture
-def gate_env(tmp_path: Path, idp_keys: KeyPair, sp_keys: KeyPair) -> dict[str, str]:
-    idp = Pysaml2Idp(idp_keys, tmp_path / "idp")  # its metadata has an SLO endpoint
-    files = {
-        "idp.xml": idp.metadata.encode(),
-        "sp.key": sp_keys.key_pem,
-        "sp.crt": sp_keys.cert_pem,
-    }
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-    return {
-        "SAML_GATE_SECRET_KEY": SECRET,
-        "SAML_GATE_IDP_METADATA": str(tmp_path / "idp.xml"),
-        "SAML_GATE_SP_KEY": str(tmp_path / "sp.key"),
-        "SAML_GATE_SP_CERT": str(tmp_path / "sp.crt"),
-        "SAML_GATE_STATE_DIR": str(tmp_path / "state"),
-    }
+def gate_env(gate_env: dict[str, str], tmp_path: Path, idp_keys: KeyPair) -> dict[str, str]:
+    """conftest's, trusting an IdP whose metadata has an SLO endpoint."""
+    idp = Pysaml2Idp(idp_keys, tmp_path / "idp")
+    Path(gate_env["SAML_GATE_IDP_METADATA"]).write_text(idp.metadata)
+    return gate_env
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ def test_readme_starts_with_the_demo_and_the_test_command() -> None:
     demo, tests = code_blocks()[:2]
     assert "saml-gate demo" in demo and demo.startswith("python3 -m venv .venv")
     assert tests.startswith("python3 -m venv .venv") and "pytest" in tests
+    assert "--all" in tests.split(), "the README's (and CI's) test command runs every tier"
     ci = (ROOT / ".ci" / "run").read_text()
     assert tests in ci.splitlines(), ".ci/run must run exactly the README's test command"
 

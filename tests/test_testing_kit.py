@@ -85,6 +85,36 @@ def test_import_saml_gate_does_not_load_the_kit() -> None:
     assert loaded.stdout.strip() == "[]"
 
 
+#: What the plugin must not load in another project's test run: the kit's libraries, and
+#: saml_gate.saml, whose import runs the libxml2 check.
+HEAVY = ("lxml", "xmlsec", "httpx", "cryptography", "saml2", "saml_gate.saml")
+
+UNRELATED_TEST = f"""
+import sys
+
+def test_the_plugin_is_loaded_and_light(pytestconfig):
+    assert pytestconfig.pluginmanager.has_plugin("saml_gate")
+    heavy = {HEAVY!r}
+    loaded = sorted(m for m in sys.modules if m.startswith(heavy))
+    assert loaded == [], loaded
+"""
+
+
+def test_the_plugin_loads_nothing_heavy_in_another_projects_run(tmp_path: Any) -> None:
+    """pytest loads the plugin through its entry point in every run of every project that
+    installed saml-gate: a project that never asks for ``saml_idp`` pays for none of the kit."""
+    (tmp_path / "test_unrelated.py").write_text(UNRELATED_TEST)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
 # ---------------------------------------------------------------------- signing in
 def test_sign_in_through_the_gate(saml_idp: SamlTestIdp, client: TestClient) -> None:
     assert me(client)["error"] == "not_authenticated"
