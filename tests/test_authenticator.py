@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.session.decision import Authenticator, DuplicateSession
 from saml_gate.session.revocation import Revocations
 from saml_gate.session.sessions import Session, SessionCodec
+from saml_gate.store import StoreUnavailable
 from saml_gate.store.memory import MemoryStore
 from saml_gate.user import SamlUser
 from tests.support import SECRET
@@ -139,3 +141,40 @@ async def test_the_cookie_name_follows_the_prefix() -> None:
     assert (await p.authenticator.authenticate(p.cookie(session()), NOW))[1] == "absent"
     named = p.cookie(session(), name="app_session")
     assert (await p.authenticator.authenticate(named, NOW))[1] == "valid"
+
+
+class CancellationSwallowingStore(MemoryStore):
+    """A store whose client turns a cancellation into an outage, as redis-py may: the first
+    write fails at once, later ones hang until cancelled and then report the store down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    async def write(self, writes: Any) -> None:
+        self.writes += 1
+        if self.writes > 1:
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                pass  # swallowed, as a client library may
+        raise StoreUnavailable("down")
+
+
+async def test_stopping_ends_the_delivery_of_held_sign_outs_when_the_client_swallows_cancel() -> (
+    None
+):
+    """A sign-out taken while the store is down is delivered later by a background job; stopping
+    the gate must end that job even when the store's client turns the cancellation into one more
+    outage (it used to retry forever, hanging the server's shutdown)."""
+    s = settings()
+    store = CancellationSwallowingStore()
+    revocations = Revocations(store, s)
+    user = session().user
+    with pytest.raises(StoreUnavailable):  # not shared yet: held here
+        await revocations.revoke(user, NOW)
+    assert await revocations.is_revoked(user)
+    with anyio.fail_after(30):  # a hang guard, not a timing assertion
+        while store.writes < 2:  # the delivery job is trying again
+            await anyio.sleep(0.01)
+        await revocations.stop()

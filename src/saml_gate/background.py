@@ -6,7 +6,6 @@ A leaf: it imports nothing of the package, so the session, ops and runtime layer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,8 +22,21 @@ class BackgroundJob:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Cancel the job and wait for it to end. Only the job's own cancellation is
+        absorbed: a cancellation of the caller (a shutdown deadline) still reaches it."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.result()  # the job's own error, if it failed while stopping
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError when this task was asked to stop. A retry loop calls it where it
+    catches errors: a client library (redis-py) may turn a cancellation into an error of its
+    own, and a loop that then retries would run on after shutdown (and hang its stop)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

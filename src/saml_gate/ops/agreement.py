@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from saml_gate.background import BackgroundJob
+from saml_gate.background import BackgroundJob, raise_if_cancelled
 from saml_gate.store import MemoryStore, Store, StoreUnavailable
 from saml_gate.store.base import Announce
 
@@ -283,8 +283,10 @@ class GateAgreement:
             try:
                 self._report(await self.compare(announce=True))
             except StoreUnavailable:
-                pass  # the store's guard logs the outage; the next round tries again
+                raise_if_cancelled()  # a stop the store's client turned into an outage
+                # otherwise the store's guard logs the outage; the next round tries again
             except Exception:  # never take the gate down over a comparison
+                raise_if_cancelled()
                 log.exception("saml-gate could not compare its keys with the other gates")
             await asyncio.sleep(self._interval)
 

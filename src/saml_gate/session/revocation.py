@@ -37,7 +37,7 @@ from typing import Final
 
 import anyio
 
-from saml_gate.background import BackgroundJob
+from saml_gate.background import BackgroundJob, raise_if_cancelled
 from saml_gate.config.settings import StoreSettings
 from saml_gate.store import Store, StoreUnavailable
 from saml_gate.store.base import AddMember, Announce, RemoveMembers, Write
@@ -348,6 +348,7 @@ class Revocations:
                 if batch:
                     await self._store.write([Announce(REVOKED, s, t) for s, t in batch.items()])
             except StoreUnavailable:
+                raise_if_cancelled()  # a stop the store's client turned into an outage
                 await anyio.sleep(DELIVERY_RETRY)
                 continue
             for sid, until in list(self._undelivered.items()):

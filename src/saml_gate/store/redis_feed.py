@@ -10,13 +10,14 @@ short, growing pause), loading the set again before it is trusted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+
+from saml_gate.background import raise_if_cancelled
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -54,7 +55,7 @@ class RedisFeed:
         pause = 0.1
         trusted = True  # whether the last attempt got as far as loading (log the first loss)
         while True:
-            _stop_if_cancelled()
+            raise_if_cancelled()
             pubsub = self._client.pubsub()
             try:
                 await self._client.initialize()  # a cluster client learns its slots first
@@ -63,7 +64,7 @@ class RedisFeed:
                 pause, trusted = 0.1, True
                 await self._listen(pubsub, added)
             except Exception as exc:  # any failure: say so, fall back, subscribe again
-                _stop_if_cancelled()  # a cancellation redis-py turned into an error
+                raise_if_cancelled()  # a cancellation redis-py turned into an error
                 lost()
                 if trusted:
                     log.warning(
@@ -93,7 +94,7 @@ class RedisFeed:
     async def _listen(self, pubsub: PubSub, added: Callable[[str, float], None]) -> None:
         heard = pinged = time.monotonic()
         while True:
-            _stop_if_cancelled()
+            raise_if_cancelled()
             message: dict[str, Any] | None = await pubsub.get_message(timeout=PING_EVERY)
             now = time.monotonic()
             if message is not None:
@@ -110,14 +111,6 @@ class RedisFeed:
             if now - pinged >= PING_EVERY:
                 pinged = now
                 await pubsub.ping()
-
-
-def _stop_if_cancelled() -> None:
-    """Raise CancelledError when this task was asked to stop: a client library that swallows
-    or converts a cancellation must not keep the follower running forever."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _text(value: Any) -> str:
