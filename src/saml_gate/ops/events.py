@@ -53,6 +53,7 @@ EventKind = Literal[
     "request_refused",
     "reassertion",
     "universal_logout",
+    "token_auth",
 ]
 Outcome = Literal["success", "failure"]
 KINDS: Final = frozenset(get_args(EventKind))
@@ -90,6 +91,7 @@ class AuthEvent:
             groups=user.groups,
             issuer=user.issuer,
             **fields,
+            **({"extra": {"principal": "service", "token_name": user.token_name}} if user.is_service else {}),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -54,6 +54,15 @@ class AllOf:
     def needs_fresh_sign_in(self) -> bool:
         return any(rule.needs_fresh_sign_in for rule in self.rules)
 
+    @property
+    def accepts_tokens(self) -> bool:
+        """A token passes only where every rule that is not public takes one."""
+        return all(rule.public or rule.accepts_tokens for rule in self.rules)
+
+    @property
+    def accepts_sessions(self) -> bool:
+        return all(rule.public or rule.accepts_sessions for rule in self.rules)
+
     def __str__(self) -> str:
         return " + ".join(str(rule) for rule in self.rules)
 

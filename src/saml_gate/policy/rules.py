@@ -6,6 +6,7 @@ Text form (environment, command line), one rule per string::
     /admin/ groups=admins|ops max_authn_age=600
     re:/reports/\\d+ attribute.department=finance|legal methods=GET
     /vault/ authn_context=urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract
+    /api/ accept=session,token groups=deployers
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from saml_gate.errors import ConfigError, GateError
 from saml_gate.policy.request_line import canonical_path, is_method
 
 SETTING: Final = "access_rules"
+#: What a rule may take as proof of who calls: a browser session, a bearer token, or both.
+CREDENTIALS: Final = ("session", "token")
 
 
 def _strings(value: Iterable[str] | str, what: str) -> tuple[str, ...]:
@@ -40,7 +43,9 @@ class Rule:
     listed values, have signed in at the IdP at most ``max_authn_age`` seconds ago, and with an
     authentication context in ``authn_contexts`` (when given); the last two send the person
     back to the IdP with ForceAuthn rather than refusing. ``methods`` limits the rule to
-    those methods (GET includes HEAD; a WebSocket handshake counts as GET).
+    those methods (GET includes HEAD; a WebSocket handshake counts as GET). ``accept`` names
+    what proves who calls: ``"session"`` (the default), ``"token"`` (a bearer token: a gate
+    service token or an IdP access token), or both; a step-up rule never takes a token.
     """
 
     path: str | re.Pattern[str]
@@ -50,6 +55,7 @@ class Rule:
     methods: tuple[str, ...]
     max_authn_age: float | None
     authn_contexts: tuple[str, ...]
+    accept: tuple[str, ...]
 
     def __init__(
         self,
@@ -61,6 +67,7 @@ class Rule:
         methods: Iterable[str] | str = (),
         max_authn_age: float | None = None,
         authn_contexts: Iterable[str] | str = (),
+        accept: Iterable[str] | str = ("session",),
     ) -> None:
         if isinstance(path, str):
             if not path.startswith("/"):
@@ -96,6 +103,7 @@ class Rule:
             raise ConfigError(
                 SETTING, f"{_path_text(path)}: a public rule cannot also require anything"
             )
+        accepted = _accepted(accept, path, public, max_authn_age is not None or bool(contexts))
         set_ = object.__setattr__
         set_(self, "path", path)
         set_(self, "public", bool(public))
@@ -104,6 +112,7 @@ class Rule:
         set_(self, "methods", method_list)
         set_(self, "max_authn_age", None if max_authn_age is None else float(max_authn_age))
         set_(self, "authn_contexts", contexts)
+        set_(self, "accept", accepted)
 
     @classmethod
     def parse(cls, text: str) -> Rule:
@@ -124,6 +133,7 @@ class Rule:
         contexts: tuple[str, ...] = ()
         max_age: float | None = None
         attributes: dict[str, tuple[str, ...]] = {}
+        accept: tuple[str, ...] = ("session",)
         for option in options:
             key, sep, value = option.partition("=")
             values = tuple(v for v in value.split("|") if v)
@@ -133,6 +143,8 @@ class Rule:
                 groups = values
             elif sep and key == "methods" and values:
                 methods = values
+            elif sep and key == "accept" and value:
+                accept = tuple(v for v in re.split(r"[,|]", value) if v)
             elif sep and key == "authn_context" and values:
                 contexts = values
             elif sep and key.startswith("attribute.") and len(key) > 10 and values:
@@ -147,7 +159,7 @@ class Rule:
                     SETTING,
                     f"{text!r}: unknown option {option!r} (public, authenticated, groups=a|b,"
                     " attribute.NAME=v1|v2, methods=GET|POST, max_authn_age=SECONDS,"
-                    " authn_context=URI|URI)",
+                    " authn_context=URI|URI, accept=session,token)",
                 )
         return cls(
             path,
@@ -157,12 +169,22 @@ class Rule:
             methods=methods,
             max_authn_age=max_age,
             authn_contexts=contexts,
+            accept=accept,
         )
 
     @property
     def needs_fresh_sign_in(self) -> bool:
         """Whether a sign-in for this rule should ask the IdP to authenticate again."""
         return self.max_authn_age is not None or bool(self.authn_contexts)
+
+    @property
+    def accepts_tokens(self) -> bool:
+        """Whether a bearer token may prove who calls (``accept`` names ``"token"``)."""
+        return "token" in self.accept
+
+    @property
+    def accepts_sessions(self) -> bool:
+        return "session" in self.accept
 
     def matches(self, path: str, method: str) -> bool:
         if self.methods and method not in self.methods:
@@ -179,6 +201,27 @@ class Rule:
 
     def __str__(self) -> str:
         return _path_text(self.path)
+
+
+def _accepted(
+    accept: Iterable[str] | str, path: str | re.Pattern[str], public: bool, step_up: bool
+) -> tuple[str, ...]:
+    """``accept`` checked: known credentials, none twice, no token for a step-up rule."""
+    values = tuple(dict.fromkeys(v.lower() for v in _strings(accept, "accept")))
+    unknown = [v for v in values if v not in CREDENTIALS]
+    if not values or unknown:
+        raise ConfigError(
+            SETTING, f"{_path_text(path)}: accept takes session, token or both, not {accept!r}"
+        )
+    if public and values != ("session",):
+        raise ConfigError(SETTING, f"{_path_text(path)}: a public rule takes no accept")
+    if step_up and "token" in values:
+        raise ConfigError(
+            SETTING,
+            f"{_path_text(path)}: a step-up rule (max_authn_age, authn_context) never accepts a"
+            " token: a token proves no recent sign-in",
+        )
+    return values
 
 
 def _path_text(path: str | re.Pattern[str]) -> str:

@@ -7,8 +7,10 @@ only carry the answer out, as oauth2-proxy's ``Proxy`` and ``AuthOnly`` handlers
 session check. The answer is a typed verdict:
 
 * :class:`Public` — a public rule: the app serves the request to anyone;
-* :class:`Admit` — a live session whose person the rule allows: who, the identity JWT for the
-  app, and the refreshed session cookie when one is due;
+* :class:`Admit` — a live session whose person the rule allows, or a bearer token (where the
+  rule's ``accept`` takes tokens) whose service it allows: who (``user.kind`` says which), the
+  identity JWT for the app, and the refreshed session cookie when one is due (never for a
+  token);
 * :class:`SignIn` — no live session, or a step-up (``force_authn``): sign in first;
   ``clear_cookie`` removes a session cookie that came and is no good (expired, idle, revoked,
   not this gate's, garbage), the same way in every mode; ``is_passive``: a live session whose
@@ -18,13 +20,16 @@ session check. The answer is a typed verdict:
   unreachable (``store_unavailable``), two session cookies (``duplicate_session``: the answer
   deletes them), or a person the access policy refuses (``forbidden``).
 
+A request with ``Authorization: Bearer`` is decided on the token alone
+(:mod:`saml_gate.web.machine_access`): the session cookie is not read, a refused token never
+falls back to it, and every token use is a ``token_auth`` event (success or failure).
+
 The decision emits its own auth events — ``policy_denied``, ``request_refused``,
-``session_expired`` — so every mode logs, hooks and counts them alike, and it turns an
+``session_expired``, ``token_auth`` — so every mode logs, hooks and counts them alike, and it turns an
 unreachable store into ``Refuse(store_unavailable)`` here, in one place.
 
 Later features fit without reshaping these types: per-host rules read :attr:`AppRequest.host`,
-already an input; a bearer or service token (where a rule accepts tokens) is a second kind of
-principal that an :class:`Admit` carries in ``user``, with no cookie to refresh; passive
+already an input; passive
 re-assertion is a :class:`SignIn` with one more flag (``is_passive``); identity on public paths
 is a :class:`Public` carrying the signed-in user.
 """
@@ -41,12 +46,14 @@ from saml_gate.errors import ErrorCode, GateError
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
-from saml_gate.policy import AccessPolicy
+from saml_gate.policy import AccessPolicy, Rule
+from saml_gate.policy.access import Decision
 from saml_gate.session.cookies import cookie_header_of
 from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
+from saml_gate.web.machine_access import MachineAccess, bearer_token, token_in_query
 from saml_gate.web.request import RequestView
 
 #: Refusals that are the access policy's (counted as ``policy_denied``).
@@ -144,6 +151,11 @@ Verdict = Public | Admit | SignIn | Refuse
 PUBLIC: Final = Public()
 
 
+def _accept(rule: Decision) -> tuple[str, ...]:
+    rules = (rule,) if isinstance(rule, Rule) else rule.rules
+    return tuple(dict.fromkeys(a for r in rules if not r.public for a in r.accept))
+
+
 class Gatekeeper:
     """Decides each request for the app (see the module docstring)."""
 
@@ -156,9 +168,11 @@ class Gatekeeper:
         events: EventSink,
         clock: Callable[[], float],
         reassert_interval: float | None = None,
+        machine: MachineAccess | None = None,
     ) -> None:
         """``tokens``: None when no identity JWT is sent (``jwt_header`` empty);
-        ``reassert_interval``: how long the IdP's word on a session holds (None: its life)."""
+        ``reassert_interval``: how long the IdP's word on a session holds (None: its life);
+        ``machine``: bearer tokens (None: every token is refused)."""
         self._policy = policy
         self._authenticate = authenticator.authenticate
         self._sessions = sessions
@@ -166,6 +180,7 @@ class Gatekeeper:
         self._events = events
         self._clock = clock
         self._reassert_after = reassert_interval
+        self._machine = machine
 
     async def decide(self, request: AppRequest) -> Verdict:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
@@ -176,6 +191,17 @@ class Gatekeeper:
             return self._refused(request, error)
         if rule.public:
             return PUBLIC
+        scope = request.scope
+        try:
+            bearer = bearer_token(scope["headers"])
+            if token_in_query(scope.get("query_string", b"")):
+                raise GateError("token_in_query", "access_token in the query string")
+        except GateError as error:
+            return self._refused(request, error, kind="token_auth")
+        if bearer is not None:  # decided on the token alone: the cookie is not read
+            return await self._decide_token(request, rule, bearer)
+        if not rule.accepts_sessions:
+            return self._refused(request, GateError("token_required", f"{rule}: accept=token"))
         now = self._clock()
         try:
             session, outcome = await self._authenticate(
@@ -213,10 +239,37 @@ class Gatekeeper:
             else None,
         )
 
+    async def _decide_token(self, request: AppRequest, rule: Decision, bearer: str) -> Verdict:
+        """A bearer token's verdict: the rule must take tokens, the token must stand for a
+        service, and the access policy must allow it (``authorized_groups`` too)."""
+        machine = self._machine
+        if machine is None or not rule.accepts_tokens:
+            error = GateError("token_not_accepted", f"{rule}: accept={','.join(_accept(rule))}")
+            return self._refused(request, error, kind="token_auth")
+        try:
+            user = await machine.principal(bearer)
+        except GateError as error:
+            return self._refused(request, error, kind="token_auth")
+        except StoreUnavailable as exc:
+            down = GateError("store_unavailable", f"checking a service token: {exc}")
+            return self._refused(request, down, kind="token_auth")
+        now = self._clock()
+        refusal = self._policy.refusal(rule, user, now)
+        if refusal is not None:
+            return self._refused(request, refusal, user)
+        self._emit(request, "token_auth", user, reason="bearer token", outcome="success")
+        tokens = self._tokens
+        return Admit(user, tokens.token(user, now) if tokens is not None else None, None)
+
     def _refused(
-        self, request: AppRequest, error: GateError, user: SamlUser | None = None
+        self,
+        request: AppRequest,
+        error: GateError,
+        user: SamlUser | None = None,
+        kind: EventKind | None = None,
     ) -> Refuse:
-        kind: EventKind = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
+        if kind is None:
+            kind = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
         reason = error.detail or error.info.title
         self._emit(request, kind, user, reason=reason, error_code=error.code)
         return Refuse(error, user)
