@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-PrincipalKind = Literal["person", "service"]
-
 from starlette.authentication import BaseUser
+
+PrincipalKind = Literal["person", "service"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -511,8 +511,7 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
     "token_required": ErrorInfo(
         401,
         "This page takes a bearer token",
-        "Its access rule accepts only tokens (accept=token): send 'Authorization: Bearer"
-        " <token>'.",
+        "Its access rule accepts only tokens (accept=token): send 'Authorization: Bearer <token>'.",
     ),
     "token_keys_unavailable": ErrorInfo(
         503,

@@ -82,7 +82,10 @@ class AuthEvent:
 
     @classmethod
     def about(cls, user: SamlUser, event: EventKind, outcome: Outcome, **fields: Any) -> AuthEvent:
-        """An event about a signed-in person: their identity fields filled in."""
+        """An event about a signed-in person or a service (a bearer token): their identity
+        fields filled in; a service's ``extra`` says so, with its token's name."""
+        if user.is_service:
+            fields.setdefault("extra", {"principal": "service", "token_name": user.token_name})
         return cls(
             event,
             outcome,
@@ -91,7 +94,6 @@ class AuthEvent:
             groups=user.groups,
             issuer=user.issuer,
             **fields,
-            **({"extra": {"principal": "service", "token_name": user.token_name}} if user.is_service else {}),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from saml_gate.user import SamlUser
 PREFIX: Final = "sgt_"
 SECRET_BYTES: Final = 32
 #: The issuer a gate token's principal names (``SamlUser.issuer``).
-TOKEN_ISSUER: Final = "saml-gate"
+TOKEN_ISSUER: Final = "saml-gate"  # noqa: S105 (a name, not a secret)
 TOKENS: Final = "tokens"
 _SHAPE: Final = re.compile(r"sgt_[A-Za-z0-9_-]{43}")
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -77,7 +77,7 @@ def revocation_id(token_digest: str) -> str:
 def check_name(name: str) -> str | None:
     """Why ``name`` cannot name a token (None: it can)."""
     if _NAME.fullmatch(name) is None:
-        return "a token name is 1-64 letters, digits, '.', '_' or '-', starting with one of the first two"
+        return "a token name is 1-64 letters, digits, '.', '_' or '-', starting alphanumeric"
     return None
 
 

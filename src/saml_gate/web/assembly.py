@@ -39,9 +39,9 @@ from saml_gate.web.gatekeeper import Gatekeeper
 from saml_gate.web.info import Info
 from saml_gate.web.login import Login
 from saml_gate.web.logout import Logout
+from saml_gate.web.machine_access import MachineAccess
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.router import Endpoints, Handler
-from saml_gate.web.machine_access import MachineAccess
 from saml_gate.web.universal_logout import UniversalLogout
 
 

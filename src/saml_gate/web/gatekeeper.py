@@ -25,8 +25,8 @@ A request with ``Authorization: Bearer`` is decided on the token alone
 falls back to it, and every token use is a ``token_auth`` event (success or failure).
 
 The decision emits its own auth events — ``policy_denied``, ``request_refused``,
-``session_expired``, ``token_auth`` — so every mode logs, hooks and counts them alike, and it turns an
-unreachable store into ``Refuse(store_unavailable)`` here, in one place.
+``session_expired``, ``token_auth`` — so every mode logs, hooks and counts them alike, and it
+turns an unreachable store into ``Refuse(store_unavailable)`` here, in one place.
 
 Later features fit without reshaping these types: per-host rules read :attr:`AppRequest.host`,
 already an input; passive
