@@ -10,9 +10,7 @@ tests/test_universal_logout_hosts.py and benchmarks/bench_universal_logout.py.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -25,6 +23,7 @@ from saml_gate import SamlGate
 from saml_gate.errors import ConfigError
 from saml_gate.ops.events import AuthEvent
 from saml_gate.testing import SamlTestIdp, gate_error_code
+from saml_gate.testing.access_tokens import KeyServer
 from saml_gate.testing.universal_logout import ORG_URL, LogoutTokens
 from tests.support import KitSite, make_app
 from tests.test_store_outage import free_port
@@ -381,36 +380,6 @@ async def post(site: Site, body: Any, *, content_type: str = "application/json")
 
 
 # ---------------------------------------------------------------------- the org's keys by URL
-class KeyServer:
-    """The org's JWKS over HTTP on loopback, counting fetches; ``keys`` can change."""
-
-    def __init__(self, jwks: str) -> None:
-        self.jwks = jwks
-        self.fetches = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.fetches += 1
-                body = owner.jwks.encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/v1/keys"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def key_server(saml_idp: SamlTestIdp) -> Iterator[KeyServer]:
     server = KeyServer(saml_idp.logout_tokens.jwks)
