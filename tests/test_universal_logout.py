@@ -25,7 +25,7 @@ from saml_gate.ops.events import AuthEvent
 from saml_gate.testing import SamlTestIdp, gate_error_code
 from saml_gate.testing.access_tokens import KeyServer
 from saml_gate.testing.universal_logout import ORG_URL, LogoutTokens
-from tests.support import KitSite, make_app
+from tests.support import KitSite, hmac_signed, make_app
 from tests.test_store_outage import free_port
 
 pytestmark = pytest.mark.anyio
@@ -239,13 +239,6 @@ REFUSED: dict[str, tuple[Any, int, str]] = {
 
 def _hmac_with(site: Site, secret: bytes) -> str:
     """The algorithm-confusion attack: HS256 with the RSA public key as the HMAC secret."""
-    import base64
-    import hashlib
-    import hmac
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
     now = int(site.idp.clock())
     header = {"alg": "HS256", "typ": "global-token-revocation+jwt", "kid": tokens(site).key.kid}
     claims = {
@@ -256,9 +249,7 @@ def _hmac_with(site: Site, secret: bytes) -> str:
         "iat": now,
         "exp": now + 300,
     }
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
+    return hmac_signed(header, claims, secret)
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
