@@ -120,9 +120,15 @@ def host_environment(saml_idp: SamlTestIdp, base_url: str, folder: Path) -> dict
     return env
 
 
-def start_host(name: str, port: int, env: dict[str, str], folder: Path) -> Host:
+def start_host(
+    name: str,
+    port: int,
+    env: dict[str, str],
+    folder: Path,
+    app: str = "tests.test_universal_logout_hosts:create_app",
+) -> Host:
     log = folder / f"{name}.log"
-    command = [sys.executable, "-m", "uvicorn", "tests.test_universal_logout_hosts:create_app"]
+    command = [sys.executable, "-m", "uvicorn", app]
     command += ["--factory", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with log.open("wb") as out:
         process = subprocess.Popen(
