@@ -96,7 +96,7 @@ def judge(case: Case, target: Target, answer: Answer, final: Answer | None) -> l
     if served is not None:
         resource, path, method = served
         need = requirement(path, method)
-        held = held_groups(case.who)
+        held = held_groups(case.who, need)
         if not satisfies(held, need):
             holder = ", ".join(case.who) or "anonymous"
             problems.append(

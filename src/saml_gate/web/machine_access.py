@@ -46,19 +46,18 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
             found = value
     if found is None:
         return None
-    scheme, _, credentials = found.decode("latin-1").strip().partition(" ")
-    if scheme.lower() != "bearer":
+    words = found.decode("latin-1").split()  # any whitespace, as apps split it
+    if not words or words[0].lower() != "bearer":
         return None
-    token = credentials.strip()
-    if not token or " " in token:
-        raise GateError("token_invalid", "Authorization: Bearer without one token")
-    return token
+    if len(words) != 2:
+        raise GateError("token_invalid", "Authorization: Bearer without exactly one token")
+    return words[1]
 
 
 def token_in_query(query_string: bytes) -> bool:
     """Whether the query string carries ``access_token`` (RFC 6750's query form)."""
-    if b"access_token" not in query_string.lower():  # the hot path: no parsing
-        return False
+    if b"%" not in query_string and b"access_token" not in query_string.lower():
+        return False  # the hot path: no parsing (a name may be percent-encoded: parsed)
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     return any(name.lower() == "access_token" for name, _ in pairs)
 
