@@ -12,9 +12,6 @@ test that would wait forever: how long it takes is not asserted here).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import pytest
 from saml_gate.testing import SamlTestIdp, gate_error_code
 from saml_gate.testing.access_tokens import AUDIENCE, CLIENT_ID, ISSUER, KeyServer
 from tests.conftest import TEST_REDIS_URL
+from tests.test_sessions_cli import store_command
 from tests.test_store_outage import free_port
 from tests.test_universal_logout_hosts import Host, host_environment, start_host
 
@@ -35,16 +33,7 @@ JSON = {"accept": "application/json"}
 
 def tokens(*args: str, prefix: str, store: str = TEST_REDIS_URL) -> tuple[int, str, str]:
     """``saml-gate tokens ...`` as an operator runs it: (exit status, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAML_GATE_")}
-    env |= {"SAML_GATE_STORE": store, "SAML_GATE_STORE_PREFIX": prefix}
-    done = subprocess.run(
-        [sys.executable, "-m", "saml_gate.cli", "tokens", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = store_command("tokens", *args, store=store, prefix=prefix)
     return done.returncode, done.stdout, done.stderr
 
 

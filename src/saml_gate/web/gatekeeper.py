@@ -29,9 +29,8 @@ The decision emits its own auth events — ``policy_denied``, ``request_refused`
 turns an unreachable store into ``Refuse(store_unavailable)`` here, in one place.
 
 Later features fit without reshaping these types: per-host rules read :attr:`AppRequest.host`,
-already an input; passive
-re-assertion is a :class:`SignIn` with one more flag (``is_passive``); identity on public paths
-is a :class:`Public` carrying the signed-in user.
+already an input; passive re-assertion is a :class:`SignIn` with one more flag
+(``is_passive``); identity on public paths is a :class:`Public` carrying the signed-in user.
 """
 
 from __future__ import annotations
