@@ -115,3 +115,25 @@ async def test_the_memory_store_refuses_tokens(redis_prefix: str) -> None:
     assert code == 2 and "memory store" in err and "shared store" in err
     code, _, err = tokens("create", "--name", "no spaces", prefix=redis_prefix)
     assert code == 2 and "token name" in err
+
+
+def test_saml_gate_check_fetches_the_issuers_keys(
+    saml_idp: SamlTestIdp, key_server: KeyServer, tmp_path: Path
+) -> None:
+    from tests.support import idp_metadata
+    from tests.test_cli import cli_env, saml_gate
+
+    metadata = tmp_path / "idp.xml"
+    metadata.write_text(idp_metadata(saml_idp.keys))
+    env = cli_env(
+        SAML_GATE_IDP_METADATA=str(metadata),
+        SAML_GATE_SECRET_KEY="s" * 40,
+        SAML_GATE_STATE_DIR=str(tmp_path / "state"),
+        SAML_GATE_ACCESS_TOKEN_ISSUER=ISSUER,
+        SAML_GATE_ACCESS_TOKEN_AUDIENCES=AUDIENCE,
+    )
+    base = ("check", "--base-url", "https://acme.ngrok.app", "--access-token-keys")
+    reached = saml_gate(*base, key_server.url, env=env)
+    assert f"ok    access tokens of {ISSUER} for {AUDIENCE}: 1 signing key(s)" in reached.stdout
+    dead = saml_gate(*base, f"http://127.0.0.1:{free_port()}/v1/keys", env=env)
+    assert "FAIL  access_token_keys: cannot fetch" in dead.stdout, dead.stdout

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import httpx
@@ -30,6 +30,9 @@ from saml_gate.ops.certificates import EXPIRY_WARNING_DAYS, certificate_days_lef
 from saml_gate.runtime.saml_state import LiveSaml, SamlState
 from saml_gate.saml.sp import load_sp_keys
 from saml_gate.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from saml_gate.runtime.remote_keys import RemoteKeySet
 
 
 @dataclass
@@ -191,6 +194,7 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
             " (set sp_key or sign_authn_requests)"
         )
     _check_universal_logout(report, settings, describe)
+    _check_access_tokens(report, settings, describe)
     _check_clock(report, settings)
     _check_agreement(report, settings, state, describe)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
@@ -204,20 +208,8 @@ def _check_universal_logout(
     source = settings.universal_logout_keys_source
     if source is None:
         return
-    from saml_gate.runtime.remote_keys import RemoteKeySet
-
-    keys = RemoteKeySet(
-        source,
-        setting="universal_logout_keys",
-        timeout=settings.metadata_timeout,
-        max_bytes=settings.metadata_max_bytes,
-        refresh_interval=settings.metadata_refresh_interval,
-        clock=settings.clock,
-    )
-    try:
-        anyio.run(keys.load)
-    except ConfigError as exc:
-        report.fail(describe(exc))
+    keys = _key_set(report, settings, describe, source, "universal_logout_keys")
+    if keys is None:
         return
     if not keys.keys:
         report.fail(
@@ -229,6 +221,49 @@ def _check_universal_logout(
         f"Universal Logout at {settings.universal_logout_url}: {len(keys.keys)} signing key(s)"
         f" of {settings.universal_logout_issuer}"
     )
+
+
+def _check_access_tokens(
+    report: Report, settings: GateSettings, describe: Callable[[ConfigError], str]
+) -> None:
+    """Where IdP access tokens are on: can the issuer's key set be had?"""
+    source = settings.access_token_keys_source
+    if source is None:
+        return
+    keys = _key_set(report, settings, describe, source, "access_token_keys")
+    if keys is None:
+        return
+    if not keys.keys:
+        shown = source if is_url(source) else "the key set configured"
+        report.fail(
+            f"access_token_keys: cannot fetch {shown} ({keys.last_error}): access tokens would"
+            " be refused (503)"
+        )
+        return
+    report.ok_(
+        f"access tokens of {settings.access_token_issuer} for"
+        f" {', '.join(settings.access_token_audiences)}: {len(keys.keys)} signing key(s)"
+    )
+
+
+def _key_set(
+    report: Report,
+    settings: GateSettings,
+    describe: Callable[[ConfigError], str],
+    source: str,
+    setting: str,
+) -> RemoteKeySet | None:
+    """The key set at ``source``, loaded once (no keys: a URL that could not be fetched, its
+    ``last_error`` says why); None when it is no key set at all (the failure reported)."""
+    from saml_gate.runtime.remote_keys import RemoteKeySet
+
+    keys = RemoteKeySet.fetched_as_metadata(settings, source, setting)
+    try:
+        anyio.run(keys.load)
+    except ConfigError as exc:
+        report.fail(describe(exc))
+        return None
+    return keys
 
 
 def _check_agreement(

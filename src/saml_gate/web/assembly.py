@@ -192,16 +192,7 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
 
 def _key_set(s: GateSettings, source: str | None, setting: str) -> RemoteKeySet | None:
     """A signer's published keys, fetched as IdP metadata is (None: the feature is off)."""
-    if source is None:
-        return None
-    return RemoteKeySet(
-        source,
-        setting=setting,
-        timeout=s.metadata_timeout,
-        max_bytes=s.metadata_max_bytes,
-        refresh_interval=s.metadata_refresh_interval,
-        clock=s.clock,
-    )
+    return None if source is None else RemoteKeySet.fetched_as_metadata(s, source, setting)
 
 
 def _access_tokens(s: GateSettings, keys: RemoteKeySet | None) -> AccessTokens | None:
