@@ -120,15 +120,11 @@ async def test_the_memory_store_refuses_tokens(redis_prefix: str) -> None:
 def test_saml_gate_check_fetches_the_issuers_keys(
     saml_idp: SamlTestIdp, key_server: KeyServer, tmp_path: Path
 ) -> None:
-    from tests.support import idp_metadata
-    from tests.test_cli import cli_env, saml_gate
+    from tests.test_cli import check_env, saml_gate
 
-    metadata = tmp_path / "idp.xml"
-    metadata.write_text(idp_metadata(saml_idp.keys))
-    env = cli_env(
-        SAML_GATE_IDP_METADATA=str(metadata),
-        SAML_GATE_SECRET_KEY="s" * 40,
-        SAML_GATE_STATE_DIR=str(tmp_path / "state"),
+    env = check_env(
+        saml_idp.keys,
+        tmp_path,
         SAML_GATE_ACCESS_TOKEN_ISSUER=ISSUER,
         SAML_GATE_ACCESS_TOKEN_AUDIENCES=AUDIENCE,
     )

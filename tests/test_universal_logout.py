@@ -518,17 +518,9 @@ async def test_the_setup_page_lists_them_too(site: Site) -> None:
 def test_saml_gate_check_fetches_the_orgs_keys(
     saml_idp: SamlTestIdp, key_server: KeyServer, tmp_path: Any
 ) -> None:
-    from tests.support import idp_metadata
-    from tests.test_cli import cli_env, saml_gate
+    from tests.test_cli import check_env, saml_gate
 
-    metadata = tmp_path / "idp.xml"
-    metadata.write_text(idp_metadata(saml_idp.keys))
-    env = cli_env(
-        SAML_GATE_IDP_METADATA=str(metadata),
-        SAML_GATE_SECRET_KEY="s" * 40,
-        SAML_GATE_STATE_DIR=str(tmp_path / "state"),
-        SAML_GATE_UNIVERSAL_LOGOUT_ISSUER=ORG_URL,
-    )
+    env = check_env(saml_idp.keys, tmp_path, SAML_GATE_UNIVERSAL_LOGOUT_ISSUER=ORG_URL)
     base = ("check", "--base-url", "https://acme.ngrok.app", "--universal-logout-keys")
     reached = saml_gate(*base, key_server.url, env=env)
     assert "ok    Universal Logout at https://acme.ngrok.app/saml/global-token-revocation" in (

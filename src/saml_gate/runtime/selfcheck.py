@@ -205,21 +205,15 @@ def _check_universal_logout(
     report: Report, settings: GateSettings, describe: Callable[[ConfigError], str]
 ) -> None:
     """Where Universal Logout is on: can the org's key set be had (the gate starts without)?"""
-    source = settings.universal_logout_keys_source
-    if source is None:
-        return
-    keys = _key_set(report, settings, describe, source, "universal_logout_keys")
-    if keys is None:
-        return
-    if not keys.keys:
-        report.fail(
-            f"universal_logout_keys: cannot fetch {settings.universal_logout_keys_shown}"
-            f" ({keys.last_error}): Universal Logout requests would be refused (503)"
-        )
-        return
-    report.ok_(
-        f"Universal Logout at {settings.universal_logout_url}: {len(keys.keys)} signing key(s)"
-        f" of {settings.universal_logout_issuer}"
+    _check_key_set(
+        report,
+        settings,
+        describe,
+        ("universal_logout_keys", settings.universal_logout_keys_source),
+        settings.universal_logout_keys_shown,
+        "Universal Logout requests would be refused (503)",
+        f"Universal Logout at {settings.universal_logout_url}: {{}} signing key(s)"
+        f" of {settings.universal_logout_issuer}",
     )
 
 
@@ -228,22 +222,39 @@ def _check_access_tokens(
 ) -> None:
     """Where IdP access tokens are on: can the issuer's key set be had?"""
     source = settings.access_token_keys_source
+    _check_key_set(
+        report,
+        settings,
+        describe,
+        ("access_token_keys", source),
+        source if source is not None and is_url(source) else "the key set configured",
+        "access tokens would be refused (503)",
+        f"access tokens of {settings.access_token_issuer} for"
+        f" {', '.join(settings.access_token_audiences)}: {{}} signing key(s)",
+    )
+
+
+def _check_key_set(
+    report: Report,
+    settings: GateSettings,
+    describe: Callable[[ConfigError], str],
+    where: tuple[str, str | None],
+    shown: str,
+    consequence: str,
+    fetched: str,
+) -> None:
+    """A signer's key set (``where``: its setting and source, None when off) loaded once as
+    the gate loads it: ``fetched`` (its ``{}`` the number of keys) or why not."""
+    setting, source = where
     if source is None:
         return
-    keys = _key_set(report, settings, describe, source, "access_token_keys")
+    keys = _key_set(report, settings, describe, source, setting)
     if keys is None:
         return
     if not keys.keys:
-        shown = source if is_url(source) else "the key set configured"
-        report.fail(
-            f"access_token_keys: cannot fetch {shown} ({keys.last_error}): access tokens would"
-            " be refused (503)"
-        )
+        report.fail(f"{setting}: cannot fetch {shown} ({keys.last_error}): {consequence}")
         return
-    report.ok_(
-        f"access tokens of {settings.access_token_issuer} for"
-        f" {', '.join(settings.access_token_audiences)}: {len(keys.keys)} signing key(s)"
-    )
+    report.ok_(fetched.format(len(keys.keys)))
 
 
 def _key_set(
