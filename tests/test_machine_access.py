@@ -366,3 +366,16 @@ async def test_without_a_token_rule_nothing_changes(saml_idp: SamlTestIdp) -> No
         )
     await gate.stop()
     refused(answer, 403, "token_not_accepted")
+
+
+async def test_a_service_is_never_due_for_reassertion(site: Site) -> None:
+    """``reassert_interval`` is the IdP's word on a person: a token older than it still works,
+    and a service's WebSocket is not closed for it (the watch reads the same deadline)."""
+    from saml_gate.session.decision import reassertion_deadline
+
+    token = await site.gate_token()
+    site.idp.clock.advance(7 * 86400)
+    answer = await site.get("/api/x", token)
+    assert answer.status_code == 200 and answer.json()["kind"] == "service"
+    user = await site.gate_tokens().principal(token)
+    assert reassertion_deadline(user, 900) == float("inf")

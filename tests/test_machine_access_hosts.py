@@ -23,7 +23,14 @@ from saml_gate.testing.access_tokens import AUDIENCE, CLIENT_ID, ISSUER, KeyServ
 from tests.conftest import TEST_REDIS_URL
 from tests.test_sessions_cli import store_command
 from tests.test_store_outage import free_port
-from tests.test_universal_logout_hosts import Host, host_environment, start_host
+from tests.test_universal_logout_hosts import (
+    ClientConnection,
+    Host,
+    closed_with,
+    connect,
+    host_environment,
+    start_host,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +57,9 @@ def hosts(
 ) -> Iterator[list[Host]]:
     env = host_environment(saml_idp, "http://app.test", tmp_path) | {
         "SAML_GATE_STORE_PREFIX": redis_prefix,
-        "SAML_GATE_ACCESS_RULES": "/private/api/ accept=session,token groups=deployers",
+        "SAML_GATE_ACCESS_RULES": "/private/api/ accept=session,token groups=deployers;"
+        " /ws accept=session,token groups=deployers",
+        "SAML_GATE_REASSERT_INTERVAL": "60",  # for people: a service is never re-asserted
         "SAML_GATE_ACCESS_TOKEN_ISSUER": ISSUER,
         "SAML_GATE_ACCESS_TOKEN_AUDIENCES": AUDIENCE,
         "SAML_GATE_ACCESS_TOKEN_KEYS": key_server.url,
@@ -63,6 +72,17 @@ def hosts(
     finally:
         for host in started:
             host.stop()
+
+
+async def opened(host: Host, token: str) -> ClientConnection:
+    """A WebSocket a service opens with its token, past its hello and one echo."""
+    ws = await connect(
+        f"ws://127.0.0.1:{host.port}/ws", additional_headers=[("Authorization", f"Bearer {token}")]
+    )
+    assert await ws.recv() == "hello"
+    await ws.send("ping")
+    assert await ws.recv() == "ping"
+    return ws
 
 
 async def call(host: Host, path: str, token: str) -> tuple[int, str | None, str | None]:
@@ -93,6 +113,8 @@ async def test_ci_clients_reach_the_api_on_every_host_until_the_gate_token_is_re
             assert refused == (403, None, "token_not_accepted")
     assert key_server.fetches == 2  # each host fetched the issuer's keys once, at start-up
 
+    sockets = [await opened(host, gate_token) for host in hosts]  # a service's WebSockets
+
     code, listing, _ = tokens("list", prefix=redis_prefix)
     assert code == 0 and "ci-deploy" in listing and "deployers" in listing
     assert listing.rstrip().endswith("1 live token(s)") and gate_token not in listing
@@ -103,6 +125,7 @@ async def test_ci_clients_reach_the_api_on_every_host_until_the_gate_token_is_re
         for host in hosts:
             while (await call(host, "/private/api/deploy", gate_token))[0] != 401:
                 await anyio.sleep(0.01)
+    assert [await closed_with(ws) for ws in sockets] == [1008, 1008]
     for host in hosts:
         assert await call(host, "/private/api/x", gate_token) == (401, None, "token_revoked")
         assert await call(host, "/private/api/x", access_token) == (200, CLIENT_ID, None)
