@@ -39,10 +39,17 @@ def lifetime(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("create", "list", "revoke"))
     parser.add_argument("token_name", nargs="?", metavar="NAME", help="revoke: the token's name")
-    parser.add_argument("--name", help="create: the token's name (as the app and logs see it)")
-    parser.add_argument("--groups", default="", help="create: its groups, comma-separated")
     parser.add_argument(
-        "--expires", type=lifetime, default=90 * 86400.0, help="create: its lifetime (90d)"
+        "--name", help="create: the token's name, as the app and logs see it (required)"
+    )
+    parser.add_argument(
+        "--groups", default="", help="create: its groups, comma-separated (default: none)"
+    )
+    parser.add_argument(
+        "--expires",
+        type=lifetime,
+        default=90 * 86400.0,
+        help="create: its lifetime, such as 90d, 12h or 30m (default: 90d)",
     )
     add_flags(parser, [StoreSettings], READS)
 
