@@ -157,7 +157,8 @@ class Subjects:
 
     @classmethod
     async def create(cls, world: World) -> Subjects:
-        gate = world.gate(hello_app, forward_auth=True)  # the middleware, /saml/auth too
+        # the middleware, /saml/auth too, serving the forward-auth row's app host
+        gate = world.gate(hello_app, forward_auth=True, allowed_hosts=["app.example.com"])
         cookie = await sign_in(gate, world)
         session = gate.core.sessions.decode(cookie.split(b"=", 1)[1].decode())
         assert session is not None and session.user.name_id == NAME_ID

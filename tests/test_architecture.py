@@ -182,7 +182,8 @@ async def main():
     async def send(message):
         sent.append(message)
     scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/",
-             "query_string": b"", "headers": [(b"accept", b"text/html")], "root_path": ""}
+             "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"acme.example"), (b"accept", b"text/html")]}
     await gate(scope, receive, send)
     assert sent[0]["status"] == 303, sent[0]
     await gate.stop()

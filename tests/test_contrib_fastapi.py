@@ -138,7 +138,9 @@ async def test_dependencies_answer_401_and_403(make_gate: Callable[..., Harness]
     assert (await h.client.get("/me", headers=JSON)).json() == {"name_id": "alice@example.com"}
     assert (await h.client.get("/plain", headers=JSON)).json() == {"ok": "yes"}
     assert (await h.client.get("/admins", headers=JSON)).json() == {"ok": "admins"}
-    assert (await h.client.get("/public/maybe")).json() == {"user": None}  # public: anonymous
+    # a public path tells who is signed in (anonymous above, without a session)
+    assert (await h.client.get("/public/maybe")).json() == {"user": "alice@example.com"}
+    assert (await h.client.get("/public/me", headers=JSON)).status_code == 200
     denied = await h.client.get("/finance-or-legal", headers=JSON)
     assert denied.status_code == 403 and denied.json()["detail"]["error"] == "forbidden"
 

@@ -95,7 +95,9 @@ def site(make_harness: Any) -> Harness:
     """The gate the requests go to: the same, with one sign-in for the subdomains of
     example.test (its harness cannot sign in itself: the test client is on 127.0.0.1), serving
     forward-auth too."""
-    h: Harness = make_harness(**RULES, cookie_domain="example.test", forward_auth=True)
+    h: Harness = make_harness(
+        **RULES, cookie_domain="example.test", allowed_hosts=[APP_HOST], forward_auth=True
+    )
     return h
 
 

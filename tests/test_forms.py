@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from saml_gate.errors import GateError
 from saml_gate.saml.bindings import decode_form_value
-from saml_gate.web.forms import parse_form
+from saml_gate.web.forms import parse_form, posts_field
 
 FORM_CHARS = st.text(alphabet="ab=&+%2BFfD3dC9é /;~-_.\n", max_size=60)
 
@@ -68,3 +68,34 @@ def test_a_large_response_stays_encoded_until_the_worker_decodes_it() -> None:
 )
 def test_refusals(body: bytes) -> None:
     assert ours(body) == "bad_request"
+
+
+@settings(max_examples=400, deadline=None)
+@given(FORM_CHARS)
+def test_posts_field_agrees_with_the_reader(text: str) -> None:
+    """Where the reader takes a form, the look at its names says what the reader gives."""
+    body = text.encode()
+    try:
+        fields = parse_form(body, max_fields=20)
+    except GateError:
+        return
+    for name in ("a", "b", "ab", "a b"):
+        assert posts_field(body, name, max_fields=20) == bool(fields.get(name)), name
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        (b"SAMLResponse=x", True),
+        (b"RelayState=%2F&SAML%52esponse=PHNhbWw%2B", True),
+        (b"&&SAMLResponse=y&", True),
+        (b"SAMLResponse=", False),
+        (b"a=1&SAMLResponse=&b=2", False),
+        (b"SAMLResponse", False),
+        (b"SAMLResponseX=1&samlresponse=1", False),
+        (b"SAMLResponse=\xff", True),  # values are never read
+        (b"&".join(b"f%d=v" % i for i in range(20)) + b"&SAMLResponse=x", False),
+    ],
+)
+def test_posts_field_reads_names_only(body: bytes, found: bool) -> None:
+    assert posts_field(body, "SAMLResponse", max_fields=20) is found

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import jwt
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -67,6 +68,9 @@ class Gate:
     """Where it listens (``host:port``), for the proxies."""
     upstream: EchoUpstream
     app_address: str
+    grafana: EchoUpstream | None = None
+    """The example's second app, behind each proxy as ``grafana-{proxy}.example.test``."""
+    grafana_address: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -83,24 +87,48 @@ def gate() -> Iterator[Gate]:
         allowed_hosts=["*.example.test"],
         authorized_groups=["staff"],
         public_paths=["/public/"],
-        access_rules=["/api/ accept=session,token"],
+        # the example's second app (grafana) on each proxy: admins only, and its own audience;
+        # scripts reach /api/ with a bearer token
+        access_rules=[
+            *(f"grafana-{name}.example.test/ groups=admins" for name in PROXIES),
+            "/api/ accept=session,token",
+        ],
         forward_auth=True,
     )
     signed_in = Starlette(routes=[Route("/", lambda _: PlainTextResponse("Signed in."))])
     app = SamlGate(signed_in, **options)
-    with serving(app, port=port), serving(upstream.app) as app_port:
-        upstream.jwt_check = JwtCheck(
-            jwks_url=f"http://127.0.0.1:{port}/saml/jwks.json", issuer=url, audience=url
+    grafana = EchoUpstream()
+    with (
+        serving(app, port=port),
+        serving(upstream.app) as app_port,
+        serving(grafana.app) as grafana_port,
+    ):
+        # each app checks the JWT names it: its own origin (the Host it was asked for)
+        jwks = f"http://127.0.0.1:{port}/saml/jwks.json"
+        upstream.jwt_check = JwtCheck(jwks_url=jwks, issuer=url)
+        grafana.jwt_check = JwtCheck(jwks_url=jwks, issuer=url)
+        yield Gate(
+            idp,
+            url,
+            f"127.0.0.1:{port}",
+            upstream,
+            f"127.0.0.1:{app_port}",
+            grafana,
+            f"127.0.0.1:{grafana_port}",
         )
-        yield Gate(idp, url, f"127.0.0.1:{port}", upstream, f"127.0.0.1:{app_port}")
 
 
-@pytest.fixture(scope="module", params=["nginx", "caddy"])
+PROXIES = ("nginx", "caddy")
+
+
+@pytest.fixture(scope="module", params=PROXIES)
 def proxy(
     request: pytest.FixtureRequest, gate: Gate, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningProxy]:
     runtime = tmp_path_factory.mktemp(request.param)
-    with proxies.proxy_for(request.param, gate.address, gate.app_address, runtime) as running:
+    with proxies.proxy_for(
+        request.param, gate.address, gate.app_address, runtime, gate.grafana_address
+    ) as running:
         yield running
 
 
@@ -136,7 +164,8 @@ def test_a_person_signs_in_through_the_proxy_and_lands_on_the_page(
     claims = echo["identity"]
     assert claims["sub"] == claims["email"] == "alice@example.test"
     assert claims["groups"] == ["staff", "admins"]
-    assert claims["iss"] == claims["aud"] == gate.url
+    assert claims["iss"] == gate.url
+    assert claims["aud"] == proxy.url  # the app's origin: a token for one app fails at another
     assert claims["sid"]
     assert identity_of(gate.upstream.received[-1]) == {
         "X-Forwarded-User": ["alice@example.test"],
@@ -289,6 +318,114 @@ def test_nginx_passes_a_refreshed_session_cookie_back(gate: Gate, nginx: Running
     assert refreshed.headers["set-cookie"].startswith("saml_gate_session=")
 
 
+# ---------------------------------------------------------------------- two apps, one gate
+CAROL: dict[str, Any] = {"email": "carol@example.test", "groups": ["staff"]}
+
+
+def signed_in_cookie(gate: Gate, proxy: RunningProxy, **person: Any) -> str:
+    """A session of ``person`` (signed in through the proxy's first app), as a Cookie value."""
+    with browser() as client:
+        sign_in(gate, client, proxy.url + "/private/page", **person)
+        return "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)
+
+
+def raw_answer(proxy: RunningProxy, head: bytes) -> int:
+    """The status of a request sent as these exact bytes (``Connection: close`` added)."""
+    with socket.create_connection(("127.0.0.1", proxy.addresses.port), timeout=30) as sock:
+        sock.sendall(head + b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_each_app_has_its_own_rules_and_its_own_audience(gate: Gate, proxy: RunningProxy) -> None:
+    """The example's two apps behind one proxy and one gate: grafana for admins only, the wiki
+    for all staff; each app's JWT names that app, so one app's token fails at the other."""
+    grafana = proxy.addresses.other_url + "/private/page"
+    with browser() as client:
+        sign_in(gate, client, proxy.url + "/private/page", **CAROL)
+        assert client.get(proxy.url + "/private/page", headers=API).status_code == 200
+        refused = client.get(grafana, headers=API)
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    with browser() as client:
+        sign_in(gate, client, grafana)  # alice, an admin
+        landed = client.get(grafana, headers=API)
+        wiki = client.get(proxy.url + "/private/page", headers=API)
+    assert landed.status_code == wiki.status_code == 200, landed.text
+    grafana_claims, wiki_claims = landed.json()["identity"], wiki.json()["identity"]
+    assert landed.json()["jwt_error"] is None and wiki.json()["jwt_error"] is None
+    assert grafana_claims["aud"] == proxy.addresses.other_url
+    assert wiki_claims["aud"] == proxy.url
+    token = dict(landed.json()["headers"])["x-saml-gate-jwt"]
+    wiki_check = JwtCheck(gate.upstream.jwt_check.jwks_url, gate.url, proxy.url)  # type: ignore[union-attr]
+    with pytest.raises(jwt.InvalidAudienceError):
+        wiki_check.verify(token)
+
+
+@pytest.mark.parametrize(
+    "confusion",
+    [
+        "upper case",
+        "another port",
+        "absolute-form target",
+        "x-forwarded-host",
+        "trailing dot",
+        "duplicate host",
+        "idn",
+        "unknown host",
+    ],
+)
+def test_host_confusion_never_gives_one_apps_access_under_anothers_rules(
+    gate: Gate, proxy: RunningProxy, confusion: str
+) -> None:
+    """Carol (staff, not an admin) may use the wiki and not grafana. However the request names
+    its host, she never reaches grafana: either the proxy or the gate refuses, or the upstream
+    was asked for the very host the gate decided on (its JWT, checked against the Host the
+    upstream got, verifies: the decision and the app agree). Caddy answers a host none of its
+    sites names with an empty 200 of its own."""
+    cookie = signed_in_cookie(gate, proxy, **CAROL).encode()
+    port = proxy.addresses.port
+    grafana, wiki = proxy.addresses.other_site.encode(), proxy.addresses.site.encode()
+    at = b":%d" % port
+    target, hosts, extra = b"/private/page", [grafana + at], b""
+    if confusion == "upper case":
+        hosts = [grafana.upper() + at]
+    elif confusion == "another port":
+        hosts = [grafana + b":1"]
+    elif confusion == "absolute-form target":  # the request line says grafana, Host the wiki
+        target, hosts = b"http://" + grafana + at + b"/private/page", [wiki + at]
+    elif confusion == "x-forwarded-host":
+        extra = b"X-Forwarded-Host: " + wiki + at + b"\r\nX-Original-URL: http://" + wiki + at
+        extra += b"/private/page\r\n"
+    elif confusion == "trailing dot":
+        hosts = [grafana + b"." + at]
+    elif confusion == "duplicate host":
+        hosts = [wiki + at, grafana + at]
+    elif confusion == "idn":
+        hosts = ["grafana-ñginx.example.test".encode() + at]
+    elif confusion == "unknown host":
+        hosts = [b"grafana-nginx.example.test.evil.test" + at]
+    assert gate.grafana is not None
+    before, grafana_before = len(gate.upstream.received), len(gate.grafana.received)
+    head = b"GET " + target + b" HTTP/1.1\r\n"
+    head += b"".join(b"Host: " + host + b"\r\n" for host in hosts)
+    head += b"Accept: application/json\r\nCookie: " + cookie + b"\r\n" + extra
+    status = raw_answer(proxy, head)
+    reached = gate.upstream.received[before:]
+    assert gate.grafana.received[grafana_before:] == []  # carol never reaches grafana
+    if reached:  # served: for the host the gate decided on, never grafana for carol
+        (seen,) = reached
+        assert status == 200 and seen.jwt_error is None, seen.jwt_error
+        assert seen.identity is not None
+        assert seen.identity["aud"] == "http://" + seen.values("Host")[0].lower()
+        assert not seen.identity["aud"].startswith("http://grafana-")
+    else:  # refused by the proxy (400, 421; Caddy's empty 200 for no site) or by the gate
+        assert status in (200, 400, 403, 421), (status, confusion)
+    if confusion in ("upper case", "another port", "x-forwarded-host"):
+        assert status == 403  # grafana's rule decided
+
+
 # ---------------------------------------------------------------------- the command itself
 @contextmanager
 def forward_auth_command(idp: SamlTestIdp, url: str, port: int, tmp: Path) -> Iterator[None]:
@@ -338,7 +475,7 @@ def test_the_forward_auth_command_behind_nginx(tmp_path: Path) -> None:
         serving(upstream.app) as app_port,
         proxies.proxy_for("nginx", gate_at, f"127.0.0.1:{app_port}", tmp_path / "nginx") as nginx,
     ):
-        upstream.jwt_check = JwtCheck(f"http://{gate_at}/saml/jwks.json", url, url)
+        upstream.jwt_check = JwtCheck(f"http://{gate_at}/saml/jwks.json", url)
         gate = Gate(idp, url, gate_at, upstream, f"127.0.0.1:{app_port}")
         page = nginx.url + "/reports/q?year=2026&team=a%2Fb"
         with browser() as client:

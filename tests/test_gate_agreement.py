@@ -254,3 +254,24 @@ async def test_records_hold_no_secret_and_expire(config: dict[str, str], redis_p
     record = json.loads(text)
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", record["secret_signs"])
     assert 0 < ttl <= 90_000 and expires > 0
+
+
+async def test_a_reloaded_policy_is_the_one_compared(
+    tmp_path: Path, config: dict[str, str], redis_prefix: str
+) -> None:
+    """Gates compare the access policy in force: after a reload of one gate's configuration
+    file, the other (whose file did not change) is found to differ, until it reloads too."""
+    files = [tmp_path / "a.toml", tmp_path / "b.toml"]
+    for file in files:
+        file.write_text('public_paths = ["/static/"]\n')
+    first, second = [await gate(config, redis_prefix, config_file=str(f)) for f in files]
+    assert [item.values for item in await compared(first, second)] == [()]
+    reloads = [built.core.policy_reload for built in (first, second)]
+    assert reloads[0] is not None and reloads[1] is not None
+    files[0].write_text('public_paths = ["/static/", "/open/"]\n')
+    assert reloads[0].reload().applied
+    (item,) = await compared(first, second)
+    assert any("the access policy or session lifetimes" in value for value in item.values)
+    files[1].write_text('public_paths = ["/static/", "/open/"]\n')
+    assert reloads[1].reload().applied
+    assert [item.values for item in await compared(first, second)] == [()]

@@ -87,9 +87,9 @@ async def test_the_app_receives_the_jwt_and_never_a_forged_one(make_gate: Any) -
             str(h.client.cookies.get("saml_gate_session"))
         ).user.session_id
     )  # type: ignore[union-attr]
-    # a public path: no identity at all, and the forged header does not get through
+    # a public path: the signed-in person's own JWT, never the forged one; none when anonymous
     r = await h.client.get("/public/x", headers=forged)
-    assert r.json()["jwt"] == []
+    assert r.json()["jwt"] == [token]
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=h.gate), base_url=BASE_URL
     ) as anonymous:
@@ -190,10 +190,14 @@ async def test_the_upstream_of_the_proxy_verifies_the_jwt(make_proxy: Any) -> No
         seen = seen_headers((await client.get("/echo/x", headers=forged)).json())
         public = seen_headers((await client.get("/echo/public/x", headers=forged)).json())
         jwks = (await client.get("/saml/jwks.json")).json()
+        served = str(client.base_url).rstrip("/")  # another port than base_url's: another app
     (token,) = seen["x-saml-gate-jwt"]
     assert "x_saml_gate_jwt" not in seen
-    assert verifier(h, jwks).verify(token)["sub"] == "alice@example.com"
-    assert "x-saml-gate-jwt" not in public and "x_saml_gate_jwt" not in public
+    assert verifier(h, jwks, audience=served).verify(token)["sub"] == "alice@example.com"
+    with pytest.raises(InvalidIdentity):  # the app on base_url does not take it
+        verifier(h, jwks).verify(token)
+    # a public path: the signed-in person's own token, never the forged ones
+    assert public["x-saml-gate-jwt"] == [token] and "x_saml_gate_jwt" not in public
 
 
 @pytest.mark.parametrize(

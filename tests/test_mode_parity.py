@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import jwt
 import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -28,7 +29,7 @@ from saml_gate.session.gate_tokens import GateTokens, new_token
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store.base import Feed, Write
 from saml_gate.testing.access_tokens import AUDIENCE, CLIENT_ID, ISSUER, AccessTokenIssuer
-from tests.support import BASE_URL, IDP_ENTITY_ID, Harness, gate_options
+from tests.support import ACS_URL, BASE_URL, IDP_ENTITY_ID, Harness, gate_options
 
 pytestmark = pytest.mark.anyio
 
@@ -42,14 +43,24 @@ HOST = BASE_URL.removeprefix("http://")
 
 # ---------------------------------------------------------------- what the app or upstream sees
 async def who(request: Request) -> Response:
-    """The middleware's app: who the gate says signed in."""
+    """The middleware's app: who the gate says signed in, and the identity JWT it got."""
     user = request.scope.get("user")
-    return JSONResponse({"user": user.name_id if isinstance(user, SamlUser) else None})
+    return JSONResponse(
+        {
+            "user": user.name_id if isinstance(user, SamlUser) else None,
+            "jwt": request.headers.get("x-saml-gate-jwt"),
+        }
+    )
 
 
 async def upstream_who(request: Request) -> Response:
-    """The proxy's upstream: who the identity header says signed in."""
-    return JSONResponse({"user": request.headers.get("x-forwarded-user")})
+    """The proxy's upstream: who the identity header says signed in, and the JWT."""
+    return JSONResponse(
+        {
+            "user": request.headers.get("x-forwarded-user"),
+            "jwt": request.headers.get("x-saml-gate-jwt"),
+        }
+    )
 
 
 def app_of(endpoint: Callable[[Request], Awaitable[Response]]) -> Starlette:
@@ -111,6 +122,12 @@ class Scenario:
     """An ``Authorization: Bearer`` token sent: a gate service token, an IdP access token, or
     a gate token that does not exist."""
     query: str = ""
+    host: str = HOST
+    """The host the request is for (Host; forward-auth: the original URL's)."""
+    identified: bool = False
+    """A public path told who is signed in."""
+    audience: str | None = None
+    """The identity JWT's ``aud`` (default: base_url) when one is sent."""
 
 
 #: A token route for deployers (sessions and tokens), the rest browser-only (the default).
@@ -119,6 +136,10 @@ SERVICE = {"gate": "ci-deploy", "idp": CLIENT_ID}
 
 
 RULES = {"access_rules": ["/ops/ groups=ops", "/step/ max_authn_age=600"]}
+HOSTS = {
+    "allowed_hosts": ["grafana.acme.example", "*.wiki.acme.example"],
+    "access_rules": ["grafana.acme.example/ groups=ops", "*.wiki.acme.example/pub/ public"],
+}
 SCENARIOS = [
     Scenario("anonymous page load", "sign-in", page_load=True, sign_in=False, cookie="none"),
     Scenario(
@@ -232,6 +253,99 @@ SCENARIOS = [
         error="store_unavailable",
     ),
     Scenario(
+        "public path, signed in",
+        "public",
+        path="/public/a",
+        options={"public_paths": ["/public/"]},
+        identified=True,
+    ),
+    Scenario(
+        "public path, garbage cookie",
+        "public",
+        path="/public/a",
+        cookie="garbage",
+        options={"public_paths": ["/public/"]},
+    ),
+    Scenario(
+        "public path, two session cookies",
+        "public",
+        path="/public/a",
+        cookie="two",
+        options={"public_paths": ["/public/"]},
+    ),
+    Scenario(
+        "public path, expired session",
+        "public",
+        path="/public/a",
+        advance=3601,
+        options={"public_paths": ["/public/"], "maximum_duration": 3600},
+    ),
+    Scenario(
+        "unknown host",
+        "refuse",
+        host="evil.example",
+        options=HOSTS,
+        status=421,
+        events=(("request_refused", "failure", "unknown_host"),),
+        error="unknown_host",
+    ),
+    Scenario(
+        "apex of an allowed wildcard",
+        "refuse",
+        host="wiki.acme.example",
+        options=HOSTS,
+        status=421,
+        events=(("request_refused", "failure", "unknown_host"),),
+        error="unknown_host",
+    ),
+    Scenario(
+        "per-host rule denial",
+        "refuse",
+        host="grafana.acme.example",
+        options=HOSTS,
+        status=403,
+        events=(("policy_denied", "failure", "forbidden"),),
+        metrics={"saml_gate_policy_denials_total": 1},
+        error="forbidden",
+    ),
+    Scenario(
+        "per-host rule denial, upper-case host with a port",
+        "refuse",
+        host="GRAFANA.ACME.EXAMPLE:8443",
+        options=HOSTS,
+        status=403,
+        events=(("policy_denied", "failure", "forbidden"),),
+        metrics={"saml_gate_policy_denials_total": 1},
+        error="forbidden",
+    ),
+    Scenario(
+        "another host, its own audience",
+        "admit",
+        host="team.wiki.acme.example",
+        options=HOSTS,
+        audience="http://team.wiki.acme.example",
+    ),
+    Scenario(
+        "wildcard host's public path, signed in",
+        "public",
+        host="a.b.wiki.acme.example",
+        path="/pub/x",
+        options=HOSTS,
+        identified=True,
+        audience="http://a.b.wiki.acme.example",
+    ),
+    Scenario(
+        "a host's public path is not another's",
+        "refuse",
+        host="grafana.acme.example",
+        path="/pub/x",
+        options=HOSTS,
+        status=403,
+        events=(("policy_denied", "failure", "forbidden"),),
+        metrics={"saml_gate_policy_denials_total": 1},
+        error="forbidden",
+    ),
+    Scenario(
         "refused path",
         "refuse",
         path="/public;x/page",
@@ -290,6 +404,38 @@ SCENARIOS = [
         events=(("token_auth", "failure", "token_in_query"),),
         error="token_in_query",
     ),
+    Scenario(
+        "gate token at another host, its own audience",
+        "admit",
+        path="/api/x",
+        host="team.wiki.acme.example",
+        sign_in=False,
+        cookie="none",
+        bearer="gate",
+        options={"allowed_hosts": HOSTS["allowed_hosts"], **TOKEN_RULES},
+        events=(("token_auth", "success", None),),
+        audience="http://team.wiki.acme.example",
+    ),
+    Scenario(
+        "token at an unknown host",
+        "refuse",
+        path="/api/x",
+        host="evil.example",
+        sign_in=False,
+        cookie="none",
+        bearer="gate",
+        options={"allowed_hosts": HOSTS["allowed_hosts"], **TOKEN_RULES},
+        status=421,
+        events=(("request_refused", "failure", "unknown_host"),),
+        error="unknown_host",
+    ),
+    Scenario(
+        "token on a public path beside a session",
+        "public",
+        path="/public/a",
+        bearer="forged",
+        options={"public_paths": ["/public/"]},
+    ),
 ]
 
 #: How each mode answers a verdict that is not a refusal (page load, API call).
@@ -320,6 +466,7 @@ class Outcome:
     error: str | None
     force_authn: bool | None
     is_passive: bool | None = None
+    audience: str | None = None
 
 
 def build(mode: Mode, options: dict[str, Any]) -> SamlGate:
@@ -409,14 +556,16 @@ async def run(
         headers |= {
             "x-forwarded-method": "GET",
             "x-forwarded-proto": "http",
-            "x-forwarded-host": HOST,
+            "x-forwarded-host": scenario.host,
             "x-forwarded-uri": target,
         }
         r = await h.client.get("/saml/auth", headers=headers)
-        seen = r.headers.get("x-forwarded-user")
+        seen, token = r.headers.get("x-forwarded-user"), r.headers.get("x-saml-gate-jwt")
     else:
-        r = await h.client.get(target, headers=headers)
-        seen = r.json().get("user") if r.status_code == 200 else None
+        r = await h.client.get(target, headers=headers | {"host": scenario.host})
+        body = r.json() if r.status_code == 200 else {}
+        seen, token = body.get("user"), body.get("jwt")
+    audience = jwt.decode(token, options={"verify_signature": False})["aud"] if token else None
     await gate.core.events.drain()
     after = metric_values(registry)
     location = r.headers.get("location", "")
@@ -435,6 +584,7 @@ async def run(
         error=body_error,
         force_authn=force,
         is_passive=passive,
+        audience=audience,
     )
 
 
@@ -478,7 +628,8 @@ def make(idp_keys: Any, sp_keys: Any, clock: Any, tmp_path: Any) -> Callable[...
 
 def expected_events(scenario: Scenario) -> list[tuple[Any, ...]]:
     """The scenario's events with who (when the decision knew) and what was asked."""
-    known = scenario.cookie == "session" and scenario.error not in ("store_unavailable", "bad_path")
+    before = ("store_unavailable", "bad_path", "unknown_host", "bad_host")
+    known = scenario.cookie == "session" and scenario.error not in before
     # (two session cookies: refused before either is read; a token: the cookie is not read)
     known = known and scenario.bearer == "none" and not scenario.query
     name_id = "alice@example.com" if known else None
@@ -501,9 +652,11 @@ async def test_every_mode_decides_alike(
             assert outcome.status == scenario.status, where
         else:
             assert outcome.status == STATUS[mode][scenario.verdict, scenario.page_load], where
-        signed_in = scenario.verdict == "admit"
+        signed_in = scenario.verdict == "admit" or scenario.identified
         person = SERVICE.get(scenario.bearer, "alice@example.com")
         assert outcome.who == (person if signed_in else None), where
+        audience = (scenario.audience or BASE_URL) if signed_in else None
+        assert outcome.audience == audience, where
         assert outcome.events == expected_events(scenario), where
         assert outcome.metrics == {k: scenario.metrics.get(k, 0.0) for k in METRICS}, where
         assert outcome.session_cookie == scenario.session_cookie, where
@@ -536,4 +689,45 @@ def test_the_table_covers_what_the_issue_asks(
         "token on a browser-only route",
         "unknown token beside a session",
         "token in the query string",
+        "public path, signed in",
+        "public path, garbage cookie",
+        "unknown host",
+        "per-host rule denial",
+        "another host, its own audience",
+        "gate token at another host, its own audience",
+        "token at an unknown host",
+        "token on a public path beside a session",
     } <= names
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_response_posted_to_a_public_path(
+    mode: Mode, make: Callable[..., dict[str, Any]], harness_of: Any
+) -> None:
+    """The same decision (a form POST no live session sent), carried out where the body is
+    seen: the middleware and the proxy name the ACS; forward-auth sees no body, so its answer is
+    the public path's 200 and the proxy passes the post on to the upstream (the README says so)."""
+    gate = build(mode, make(access_rules=["/public/ public"]))
+    h: Harness = harness_of(gate)
+    form = {"SAMLResponse": h.response_b64(h.spec()), "RelayState": "/"}
+    if mode == "forward-auth":
+        r = await h.client.get(
+            "/saml/auth",
+            headers={
+                **PAGE,
+                "content-type": "application/x-www-form-urlencoded",
+                "x-forwarded-method": "POST",
+                "x-forwarded-proto": "http",
+                "x-forwarded-host": HOST,
+                "x-forwarded-uri": "/public/page",
+            },
+        )
+        assert r.status_code == 200 and "x-forwarded-user" not in r.headers
+    else:
+        r = await h.client.post("/public/page", data=form, headers=PAGE)
+        assert r.status_code == 400 and "<code>wrong_acs_url</code>" in r.text
+        assert ACS_URL in r.text
+        r = await h.client.post("/public/page", data={"a": "b"}, headers=PAGE)
+        assert r.status_code == 200 and r.json()["user"] is None  # any other form: the app's
+    await h.client.aclose()
+    await gate.stop()

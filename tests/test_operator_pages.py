@@ -70,21 +70,24 @@ async def test_wrong_port_gets_the_base_url_mismatch_page(make_harness: HarnessF
 
 async def test_a_host_rewriting_proxy_does_not_loop(harness: Harness) -> None:
     """Behind a proxy that rewrites Host, the redirect comes straight back: the cookie it set
-    says so, and the sign-in starts (as before this check existed)."""
+    says so, and the page then says which host the gate does not serve and how to fix it."""
     headers = {**PAGE, "host": "app-upstream:8000"}
     r = await harness.client.get("/private/page", headers=headers)
     assert r.status_code == 303 and r.headers["location"].startswith("http://127.0.0.1:8000/")
     guard = re.search(r"(saml_gate_readdressed=1)", r.headers["set-cookie"])
     assert guard is not None
     r = await harness.client.get("/private/page", headers={**headers, "cookie": guard.group(1)})
-    assert r.status_code == 303 and r.headers["location"].startswith("https://idp.example.test/")
+    # a host the gate does not serve: no sign-in, no loop, the fix named
+    assert r.status_code == 421 and "<code>unknown_host</code>" in r.text
+    assert "proxy_set_header Host $host" in r.text
 
 
-async def test_api_calls_on_another_name_still_get_401(harness: Harness) -> None:
+async def test_api_calls_on_another_name_get_unknown_host(harness: Harness) -> None:
     r = await harness.client.get(
         "/private/api", headers={"accept": "application/json", "host": "localhost:8000"}
     )
-    assert r.status_code == 401 and r.json()["error"] == "not_authenticated"
+    assert r.status_code == 421 and r.json()["error"] == "unknown_host"
+    assert "Add localhost:8000 to allowed_hosts" in r.json()["hint"]
 
 
 # ----------------------------------------------------------------- item 4: wrong ACS path

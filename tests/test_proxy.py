@@ -359,6 +359,27 @@ async def test_methods_and_bodies(make_proxy: Any) -> None:
         assert head.status_code == 200 and head.content == b""
 
 
+async def test_a_form_posted_to_a_public_path_through_the_real_proxy(make_proxy: Any) -> None:
+    """Over real sockets: a SAMLResponse posted to a public path gets the wrong_acs_url page;
+    other form posts (large, streamed) reach the upstream byte for byte, framed as they came."""
+    h: Harness = make_proxy(access_rules=["/upload public", "/echo/public/ public"])
+    form = {"content-type": "application/x-www-form-urlencoded", **HTML}
+    large = b"upload=" + bytes(range(97, 123)) * (2 * MIB // 26)
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for start in range(0, len(large), 100_000):
+            yield large[start : start + 100_000]
+
+    async with browser(h, signed_in=False) as client:
+        saml = {"SAMLResponse": h.response_b64(h.spec()), "RelayState": "/"}
+        r = await client.post("/echo/public/x", data=saml, headers=HTML)
+        assert r.status_code == 400 and "<code>wrong_acs_url</code>" in r.text
+        for content, framing in ((large, None), (streamed(), "chunked")):
+            up = (await client.post("/upload", content=content, headers=form)).json()
+            assert up["bytes"] == len(large) and up["transfer_encoding"] == framing
+            assert up["sha256"] == hashlib.sha256(large).hexdigest()
+
+
 # ---------------------------------------------------------------------- streaming
 async def test_request_body_is_streamed_not_buffered(make_proxy: Any, upstream: str) -> None:
     h: Harness = make_proxy()
@@ -456,20 +477,25 @@ async def test_upstream_too_slow_is_a_504(make_proxy: Any) -> None:
 async def test_an_absolute_form_target_is_refused_not_forwarded(make_proxy: Any) -> None:
     h: Harness = make_proxy()
     await h.login()
+    cookie = b"Cookie: " + session_cookie(h).encode() + b"\r\n"
     async with serve(h.gate, lifespan="on") as address:
-        host, port = address.split(":")
-        stream = await anyio.connect_tcp(host, int(port))
-        async with stream:
-            await stream.send(
-                b"GET http://evil.example/echo/x HTTP/1.1\r\nHost: evil.example\r\n"
-                b"Accept: application/json\r\nCookie: " + session_cookie(h).encode() + b"\r\n"
-                b"Connection: close\r\n\r\n"
-            )
-            answer = b""
-            with anyio.fail_after(30):
-                while not answer.endswith(b"}"):
-                    answer += await stream.receive()
-    assert answer.startswith(b"HTTP/1.1 400 ") and b'"error":"bad_path"' in answer
+        answers = []
+        # the gate's own Host: the target is refused; a Host it does not serve: that first
+        for host, extra in ((address.encode(), cookie), (b"evil.example", b"")):
+            at, port = address.split(":")
+            stream = await anyio.connect_tcp(at, int(port))
+            async with stream:
+                await stream.send(
+                    b"GET http://evil.example/echo/x HTTP/1.1\r\nHost: " + host + b"\r\n"
+                    b"Accept: application/json\r\n" + extra + b"Connection: close\r\n\r\n"
+                )
+                answer = b""
+                with anyio.fail_after(30):
+                    while not answer.endswith(b"}"):
+                        answer += await stream.receive()
+            answers.append(answer)
+    assert answers[0].startswith(b"HTTP/1.1 400 ") and b'"error":"bad_path"' in answers[0]
+    assert answers[1].startswith(b"HTTP/1.1 421 ") and b'"error":"unknown_host"' in answers[1]
 
 
 def test_location_rewrite_stays_on_the_upstream_origin(idp_keys: Any) -> None:

@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from saml_gate import SamlGate
-from saml_gate.config.checks import is_number
 from saml_gate.ip_addresses import ClientAddresses
+from saml_gate.policy.hosts import is_number
 from saml_gate.policy.request_line import php_name
 from tests.security.test_fuzz import call_asgi
 from tests.support import (

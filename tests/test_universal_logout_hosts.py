@@ -180,9 +180,12 @@ async def status(host: Host, cookie: str) -> int:
 
 async def opened(host: Host, cookie: str) -> ClientConnection:
     """A WebSocket to ``host`` with this session, past its hello and one echo."""
+    public = httpx.URL(host.public_url)  # its Host: the public URL's, as behind the balancer
     ws = await connect(
-        f"ws://127.0.0.1:{host.port}/ws",
+        f"ws://{public.netloc.decode()}/ws",
         additional_headers=[("Cookie", f"saml_gate_session={cookie}")],
+        host="127.0.0.1",
+        port=host.port,
     )
     assert await ws.recv() == "hello"
     await ws.send("ping")

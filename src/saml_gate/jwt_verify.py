@@ -7,10 +7,15 @@
     verifier = IdentityVerifier(
         "https://auth.example.com/saml/jwks.json",
         issuer="https://auth.example.com",  # the gate's base_url
-        audience="https://auth.example.com",  # its jwt_audience (default: base_url)
+        audience="https://grafana.example.com",  # this app's own origin (see below)
     )
     claims = verifier.verify(request.headers["X-Saml-Gate-Jwt"])  # raises InvalidIdentity
     claims["sub"], claims["email"], claims["groups"]
+
+The audience is the app the token was issued for, so that a token one app receives fails at
+every other: the app's own origin (``https://grafana.example.com``) behind forward-auth and on
+any host other than base_url's, the gate's ``jwt_audience`` (default: base_url) for the app on
+base_url's host, or the ``audience=`` of the access rule that let the request through.
 
 The JWKS is fetched when a token names a ``kid`` not yet known (key rotation) and cached; the
 signature, ``iss``, ``aud``, ``exp`` and ``iat`` are checked, with ``leeway`` seconds of clock

@@ -32,6 +32,7 @@ from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.policy.request_line import route_path
 from saml_gate.runtime.core import GateCore
 from saml_gate.user import SamlUser
+from saml_gate.web.address import away_from_unknown_host
 from saml_gate.web.assembly import GateParts, assemble
 from saml_gate.web.gatekeeper import Admit, AppRequest, Public, SignIn
 from saml_gate.web.pages import error_response
@@ -134,7 +135,9 @@ class SamlGate:
         if settings is not None and options:
             raise TypeError("pass either settings= or keyword options, not both")
         self.settings = s = settings if settings is not None else GateSettings.load(**options)
-        self.parts: GateParts = assemble(s, store)
+        self.parts: GateParts = assemble(
+            s, store, given=dict(options) if settings is None else None
+        )
         self.core: GateCore = self.parts.core
         self._prefix = s.prefix
         self._metrics_path = s.metrics_path
@@ -235,17 +238,35 @@ class SamlGate:
             else:
                 await self.app(scope, receive, send)
         elif isinstance(verdict, Public):
-            if self._jwt_header:
-                scope["headers"] = _without(scope["headers"], self._jwt_header)
-            scope["user"] = UnauthenticatedUser()
-            scope["auth"] = AuthCredentials()
+            if verdict.unclaimed_form:  # an IdP's SAMLResponse posted here, or the app's form
+                refusal, receive = await parts.login.misdirected(request.view, receive)
+                if refusal is not None:
+                    await refusal(scope, receive, send)
+                    return
+            jwt_header = self._jwt_header
+            if jwt_header:
+                scope["headers"] = _without(scope["headers"], jwt_header)
+            person = verdict.user
+            if person is None:
+                scope["user"] = UnauthenticatedUser()
+                scope["auth"] = AuthCredentials()
+            else:  # a public page told who is signed in
+                if jwt_header and verdict.jwt is not None:
+                    scope[JWT_SCOPE_KEY] = verdict.jwt
+                    scope["headers"].append((jwt_header, verdict.jwt))
+                scope["user"] = person
+                scope["auth"] = AuthCredentials(_scopes(person))
             await self.app(scope, receive, send)
         elif isinstance(verdict, SignIn):
             await parts.login.sign_in(request, verdict, receive, send)
         elif kind == "websocket":
             await Refusals.deny_websocket(scope, receive, send, verdict.error.code)
         else:  # Refuse: its event is logged already
-            page = parts.refusals.page(request.view, verdict.error, user=verdict.user)
+            page = None
+            if verdict.error.code == "unknown_host":  # localhost for 127.0.0.1: to base_url
+                page = away_from_unknown_host(request.view, self.settings)
+            if page is None:
+                page = parts.refusals.page(request.view, verdict.error, user=verdict.user)
             await page(scope, receive, send)
 
     async def _misconfigured(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -48,11 +49,23 @@ class Addresses:
     app: str
     port: int
     site: str
-    """The host name the browser uses for this proxy (``nginx.example.test``)."""
+    """The host name the browser uses for this proxy's first app, the example's wiki
+    (``nginx.example.test``)."""
+    other_app: str = ""
+    """Where the example's other app (grafana) listens; ``app`` when empty."""
 
     @property
     def url(self) -> str:
         return f"http://{self.site}:{self.port}"
+
+    @property
+    def other_site(self) -> str:
+        """The example's other app, grafana (``grafana-nginx.example.test``)."""
+        return "grafana-" + self.site
+
+    @property
+    def other_url(self) -> str:
+        return f"http://{self.other_site}:{self.port}"
 
 
 def render_nginx(to: Addresses, runtime: Path) -> str:
@@ -63,8 +76,13 @@ def render_nginx(to: Addresses, runtime: Path) -> str:
         {
             "127.0.0.1:4180": to.gate,
             "127.0.0.1:8080": to.app,
+            "127.0.0.1:3000": to.other_app or to.app,
             "listen 80;": f"listen 127.0.0.1:{to.port};",
-            "server_name app.example.com;": f"server_name {to.site};",
+            "server_name grafana.acme.example wiki.acme.example;": (
+                f"server_name {to.other_site} {to.site};"
+            ),
+            "grafana\\.acme\\.example": re.escape(to.other_site),
+            "wiki\\.acme\\.example": re.escape(to.site),
             "http {\n": "http {\n" + _nginx_runtime(runtime),
         },
         "examples/forward_auth/nginx.conf",
@@ -88,7 +106,12 @@ def render_caddy(to: Addresses) -> str:
         {
             "127.0.0.1:4180": to.gate,
             "127.0.0.1:8080": to.app,
-            "app.example.com {": f"http://{to.site}:{to.port} {{",
+            "127.0.0.1:3000": to.other_app or to.app,
+            "grafana.acme.example, wiki.acme.example {": (
+                f"http://{to.other_site}:{to.port}, http://{to.site}:{to.port} {{"
+            ),
+            "host grafana.acme.example": f"host {to.other_site}",
+            "host wiki.acme.example": f"host {to.site}",
         },
         "examples/forward_auth/Caddyfile",
     )
@@ -187,10 +210,13 @@ def caddy(to: Addresses, runtime: Path) -> Iterator[RunningProxy]:
 
 
 @contextmanager
-def proxy_for(name: str, gate: str, app: str, runtime: Path) -> Iterator[RunningProxy]:
-    """``nginx`` or ``caddy`` on a free port, as ``{name}.example.test``, in front of ``app``
-    asking ``gate`` (``host:port`` each)."""
-    to = Addresses(gate=gate, app=app, port=free_port(), site=f"{name}.example.test")
+def proxy_for(
+    name: str, gate: str, app: str, runtime: Path, other_app: str = ""
+) -> Iterator[RunningProxy]:
+    """``nginx`` or ``caddy`` on a free port, as ``{name}.example.test`` in front of ``app``
+    and ``grafana-{name}.example.test`` in front of ``other_app`` (default: ``app``), asking
+    ``gate`` (``host:port`` each)."""
+    to = Addresses(gate, app, free_port(), f"{name}.example.test", other_app)
     start = {"nginx": nginx, "caddy": caddy}[name]
     with start(to, runtime) as proxy:
         yield proxy

@@ -113,17 +113,19 @@ class Received:
 
 @dataclass
 class JwtCheck:
-    """What the upstream trusts: the gate's JWKS, its issuer (base_url) and the audience."""
+    """What the upstream trusts: the gate's JWKS, its issuer (base_url) and the audience (None:
+    its own origin, ``http://`` and the Host it was asked for, as each app behind forward-auth
+    checks)."""
 
     jwks_url: str
     issuer: str
-    audience: str
+    audience: str | None = None
     header: str = "X-Saml-Gate-Jwt"
     _client: jwt.PyJWKClient | None = field(default=None, repr=False)
 
-    def verify(self, token: str) -> dict[str, Any]:
+    def verify(self, token: str, host: str = "") -> dict[str, Any]:
         """The claims (raises a PyJWT error if the token is not the gate's, expired, or for
-        someone else)."""
+        someone else: another app than ``host``'s when no audience is set)."""
         if self._client is None:
             self._client = jwt.PyJWKClient(self.jwks_url, cache_keys=True)
         key = self._client.get_signing_key_from_jwt(token)
@@ -131,7 +133,7 @@ class JwtCheck:
             token,
             key.key,
             algorithms=["ES256", "ES384", "RS256", "PS256", "EdDSA"],
-            audience=self.audience,
+            audience=self.audience or f"http://{host}",
             issuer=self.issuer,
             options={"require": ["iss", "aud", "sub", "iat", "exp"]},
         )
@@ -161,7 +163,8 @@ class EchoUpstream:
             try:
                 if self.jwt_check is None or len(tokens) != 1:
                     raise jwt.InvalidTokenError("no JWKS configured, or several tokens")
-                identity = self.jwt_check.verify(tokens[0])
+                hosts = [v for k, v in headers if k.lower() == "host"]
+                identity = self.jwt_check.verify(tokens[0], hosts[0] if len(hosts) == 1 else "")
             except jwt.PyJWTError as e:
                 error = f"{type(e).__name__}: {e}"
         seen = Received(method, target, headers, identity, error)

@@ -64,7 +64,8 @@ def test_the_rendered_configurations_keep_no_example_address(tmp_path: Path) -> 
     for rendered in (proxies.render_nginx(to, tmp_path), proxies.render_caddy(to)):
         lines = rendered.splitlines()
         text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
-        assert "4180" not in text and "8080" not in text and "app.example.com" not in text
+        assert "4180" not in text and "8080" not in text and "3000" not in text
+        assert "acme" not in text
         assert "127.0.0.1:1111" in text and "127.0.0.1:2222" in text and "3333" in text
 
 

@@ -17,7 +17,11 @@ from saml_gate import Rule
 from saml_gate.testing.access_tokens import AUDIENCE, CLIENT_ID, ISSUER
 
 PUBLIC_PATHS: Final = ("/static/", "/health")
+#: An app of its own (a host of ALLOWED_HOSTS' wildcard) for admins only: what host confusion
+#: aims at (tests.request_side.cases_hosts).
+ADMINS_HOST: Final = "admins.apps.example"
 RULES: Final = (
+    Rule("/", host=ADMINS_HOST, groups=["admins"]),
     Rule("/admin/", groups=["admins"]),
     Rule("/api/", methods=["POST", "PUT", "DELETE", "PATCH"], groups=["editors"]),
     Rule(re.compile(r"/reports/\d+"), groups=["finance"]),
@@ -103,14 +107,27 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix[:-1] or path.startswith(prefix)
 
 
-def requirement(path: str, method: str) -> Requirement:
-    """What the policy demands for ``method`` on the resource at ``path`` (first match wins).
+def names_admins_host(host: str) -> bool:
+    """Whether some server could take ``host`` for :data:`ADMINS_HOST`: in any case, on any
+    port, with trailing dots (one DNS name to a resolver)."""
+    name = host.strip().lower()
+    if not name.startswith("["):
+        name = name.rsplit(":", 1)[0] if ":" in name else name
+    return name.rstrip(".") == ADMINS_HOST
+
+
+def requirement(path: str, method: str, hosts: Iterable[str] = ()) -> Requirement:
+    """What the policy demands for ``method`` on the resource at ``path`` (first match wins)
+    when any reading of the request's host (``hosts``: its Host lines and an absolute-form
+    target's authority) may be :data:`ADMINS_HOST`.
 
     Methods compare upper-cased: ``post`` is a POST to every framework that upper-cases it
     (Django, Tomcat, Express), which is why the gate must refuse what it cannot match."""
     method = method.upper()
     if _under(path, "/static/") or path == "/health":
         return Requirement(public=True)
+    if any(names_admins_host(host) for host in hosts):
+        return Requirement(groups=frozenset({"admins"}))
     if _under(path, "/admin/"):
         return Requirement(groups=frozenset({"admins"}))
     if _under(path, "/api/") and method in WRITES:

@@ -90,12 +90,26 @@ def _identity_problems(case: Case, answer: Answer) -> list[str]:
     return problems
 
 
-def judge(case: Case, target: Target, answer: Answer, final: Answer | None) -> list[str]:
+def sent_hosts(message: bytes, target: Target) -> list[str]:
+    """Every host a server might read from the request: its Host lines and the authority of an
+    absolute-form target (which uvicorn's httptools parser drops before any app or the gate
+    sees the request: behind it, Host is all there is)."""
+    head = message.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    hosts = [line.split(":", 1)[1].strip() for line in head[1:] if line.lower().startswith("host:")]
+    request_target = head[0].split(" ")[1] if head[0].count(" ") >= 1 else ""
+    if "://" in request_target and not target.name.endswith("-fast"):
+        hosts.append(request_target.split("://", 1)[1].split("/", 1)[0])
+    return hosts
+
+
+def judge(
+    case: Case, target: Target, answer: Answer, final: Answer | None, message: bytes = b""
+) -> list[str]:
     problems: list[str] = []
     served = answer.served
     if served is not None:
         resource, path, method = served
-        need = requirement(path, method)
+        need = requirement(path, method, sent_hosts(message, target))
         held = held_groups(case.who, need)
         if not satisfies(held, need):
             holder = ", ".join(case.who) or "anonymous"
@@ -177,7 +191,7 @@ def test_case(lab: Lab, target_name: str, case: Case) -> None:
     if case.relay and is_idp_redirect(answer):
         final = lab.complete_sign_in(target, answer, PRINCIPALS["users"])
     lab.settle()
-    problems = judge(case, target, answer, final)
+    problems = judge(case, target, answer, final, message)
     problems += [f"server log: {_log_excerpt(e)}" for e in lab.errors()]
     assert not problems, (
         f"{case.id} on {target_name}: {case.title}\n"
@@ -190,7 +204,7 @@ def test_corpus_covers_every_class() -> None:
     counts = Counter(case.cls for case in CORPUS)
     assert len(CORPUS) >= 150, counts
     classes = ("methods", "overrides", "paths", "formats", "root-paths", "headers", "cookies")
-    for cls in (*classes, "relay", "return-to", "websocket"):
+    for cls in (*classes, "relay", "return-to", "websocket", "hosts"):
         assert counts[cls] >= 10, counts
     assert all(case.targets for case in CORPUS)
 

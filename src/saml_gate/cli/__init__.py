@@ -1,8 +1,9 @@
 """The ``saml-gate`` command: one module per subcommand (``run``, ``proxy``, ``forward-auth``,
-``demo``, ``setup``, ``metadata``, ``keygen``, ``check``, ``sessions``, ``tokens``), and what
-they share: :mod:`~saml_gate.cli.options` (what the flags give), :mod:`~saml_gate.cli.server`
-(the server commands' flags, workers, tunnel, serving), :mod:`~saml_gate.cli.summary` (what a
-server prints before serving), :mod:`~saml_gate.cli.app_import`.
+``demo``, ``setup``, ``metadata``, ``keygen``, ``check``, ``sessions``, ``tokens``, ``policy``),
+and what they share: :mod:`~saml_gate.cli.options` (what the flags give),
+:mod:`~saml_gate.cli.server` (the server commands' flags, workers, tunnel, serving),
+:mod:`~saml_gate.cli.summary` (what a server prints before serving),
+:mod:`~saml_gate.cli.app_import`.
 
 Every flag is a setting, declared with the others (:mod:`saml_gate.config`), and also read from
 its ``SAML_GATE_*`` variable; flags win.
@@ -23,6 +24,7 @@ from saml_gate.cli import (
     forward_auth,
     keygen,
     metadata,
+    policy,
     proxy,
     run,
     sessions,
@@ -51,6 +53,7 @@ COMMANDS: dict[str, ModuleType] = {
     "check": check,
     "sessions": sessions,
     "tokens": tokens,
+    "policy": policy,
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from saml_gate.cli.options import fail
 from saml_gate.config.declaration import declared
+from saml_gate.config.flags import add_flags
 from saml_gate.config.loading import value_of
 from saml_gate.config.settings import GateSettings
 
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replace every existing file (a new SP certificate must be given to the IdP again,"
         " a new secret signs everyone out)",
     )
+    add_flags(parser, [GateSettings], {"config_file"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ class Made:
 
 
 def command(args: argparse.Namespace) -> int:
-    out = Path(args.out_dir or value_of(GateSettings, "state_dir")).expanduser()
+    out = Path(
+        args.out_dir or value_of(GateSettings, "state_dir", config_file=args.config_file)
+    ).expanduser()
     try:
         made = [
             _sp_pair(out, args.common_name, args.days, args.force),

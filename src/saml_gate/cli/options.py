@@ -29,6 +29,7 @@ SP_SETTINGS: Final = frozenset(
         "state_dir",
         "name_id_format",
         "sign_authn_requests",
+        "config_file",
     )
 )
 SHEET_SETTINGS: Final = frozenset(
@@ -58,9 +59,16 @@ def given_flags(args: argparse.Namespace) -> frozenset[str]:
     return frozenset(n for n, v in vars(args).items() if v is not None and find(n) is not None)
 
 
+def config_file(args: argparse.Namespace) -> str | None:
+    """``--config FILE`` where the command has it (else its variable is read)."""
+    found: str | None = getattr(args, "config_file", None)
+    return found
+
+
 def cli_settings(args: argparse.Namespace) -> CliSettings:
-    """The command line's settings: its flags, then their variables, then the defaults."""
-    return CliSettings.load(**flag_values(args, CliSettings))
+    """The command line's settings: its flags, then their variables, then the configuration
+    file, then the defaults."""
+    return CliSettings.load(config_file=config_file(args), **flag_values(args, CliSettings))
 
 
 def gate_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,7 +76,9 @@ def gate_options(args: argparse.Namespace) -> dict[str, Any]:
     variable) unless ``--secret-key`` gave one; the rest come from the environment."""
     options = flag_values(args, GateSettings)
     if "secret_key" not in options and hasattr(args, "secret_key_file"):
-        path = value_of(CliSettings, "secret_key_file", args.secret_key_file)
+        path = value_of(
+            CliSettings, "secret_key_file", args.secret_key_file, config_file=config_file(args)
+        )
         if path:
             options["secret_key"] = secret_from_file(path)
     return options

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -61,14 +62,17 @@ def serve_command(
     server = cli_settings(args)
     decided = dict(decided or {})
     options = gate_options(args) | decided
-    check_workers(server.workers, value_of(GateSettings, "store", options.get("store")))
+    store = value_of(
+        GateSettings, "store", options.get("store"), config_file=options.get("config_file")
+    )
+    check_workers(server.workers, store)
     if server.ngrok:
         from saml_gate.cli.tunnel import open_ngrok_tunnel
 
         url = open_ngrok_tunnel(server.host, server.port, server.ngrok_domain)
         print(f"ngrok tunnel: {url} → http://{server.host}:{server.port}", flush=True)
         options["base_url"] = decided["base_url"] = url
-    app = build(args, options)
+    app = reloading_on_sighup(build(args, options))
     gate = app if isinstance(app, SamlGate) else None
     if gate is not None:  # the start-up loading now: a bad setting is said before serving
         anyio.run(gate.load)  # (with its flag's name); the lifespan then starts the rest
@@ -88,19 +92,41 @@ def serve(app: Any, args: argparse.Namespace, server: CliSettings, decided: dict
     import uvicorn
 
     workers = server.workers
-    if workers > 1:
-        os.environ[WORKER_SPEC] = json.dumps({"argv": args.argv, "decided": decided})
-        app = "saml_gate.cli.server:worker_app"
-    uvicorn.run(
-        app,
-        factory=workers > 1,
-        workers=workers if workers > 1 else None,
+    _ignore_sighup()  # until the gate's own handler is in place: never a way to kill it
+    if workers == 1:
+        uvicorn.run(app, host=server.host, port=server.port, log_level="info", proxy_headers=False)
+        return 0
+    os.environ[WORKER_SPEC] = json.dumps({"argv": args.argv, "decided": decided})
+    config = uvicorn.Config(
+        "saml_gate.cli.server:worker_app",
+        factory=True,
+        workers=workers,
         host=server.host,
         port=server.port,
         log_level="info",
         proxy_headers=False,
     )
+    _hup_to_workers()(config, sockets=[config.bind_socket()]).run()
     return 0
+
+
+def _ignore_sighup() -> None:
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def _hup_to_workers() -> type:
+    """uvicorn's supervisor, but SIGHUP is passed on to each worker, which reloads its access
+    policy from the configuration file (uvicorn's own answer replaces every worker)."""
+    from uvicorn.supervisors import Multiprocess
+
+    class HupToWorkers(Multiprocess):
+        def handle_hup(self) -> None:
+            for process in self.processes:
+                if process.pid is not None:
+                    os.kill(process.pid, signal.SIGHUP)
+
+    return HupToWorkers
 
 
 def worker_app() -> Any:
@@ -108,7 +134,18 @@ def worker_app() -> Any:
     from saml_gate.cli import build_parser
 
     configure_cli_logging()
+    _ignore_sighup()
     spec: dict[str, Any] = json.loads(os.environ[WORKER_SPEC])
     args = build_parser().parse_args(spec["argv"])
     options = gate_options(args) | spec["decided"]
-    return args.build(args, options)
+    return reloading_on_sighup(args.build(args, options))
+
+
+def reloading_on_sighup(app: Any) -> Any:
+    """Under the command line, SIGHUP reloads the access policy from the configuration file
+    (each --workers process is sent it by the supervisor, :class:`HupToWorkers`)."""
+    from saml_gate.middleware import SamlGate
+
+    if isinstance(app, SamlGate) and app.core.policy_reload is not None:
+        app.core.policy_reload.on_sighup = True
+    return app

@@ -12,7 +12,7 @@ from typing import Final
 
 from saml_gate.cli.options import fail
 from saml_gate.config.flags import add_flags, flag_values
-from saml_gate.config.settings import StoreSettings
+from saml_gate.config.settings import GateSettings, StoreSettings
 
 USAGE = "%(prog)s {list,revoke} [flags]"
 HELP = "list or revoke sessions in the shared store"
@@ -26,12 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", help="their NameID (default: everyone's sessions)")
     parser.add_argument("--session", help="one session, by its ID (default: none)")
     add_flags(parser, [StoreSettings], READS)
+    add_flags(parser, [GateSettings], {"config_file"})
 
 
 def settings(args: argparse.Namespace) -> StoreSettings:
     """The store's settings, declared and loaded as the gates load them; a store that cannot
     be reached counts as a failure (``refuse``), never as "no sessions"."""
-    loaded = StoreSettings.load(**flag_values(args, StoreSettings))
+    loaded = StoreSettings.load(config_file=args.config_file, **flag_values(args, StoreSettings))
     return dataclasses.replace(loaded, store_outage="refuse")
 
 

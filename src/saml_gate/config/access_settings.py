@@ -94,6 +94,22 @@ class PolicyFields:
         help="served without sign-in: `/static/` (prefix: trailing slash) or `/healthz` (exact)",
         check=checks.absolute_paths,
     )
+    api_paths: tuple[str, ...] = setting(
+        (),
+        help="routes for programs: a request there without a session always gets 401 JSON"
+        " with the `login_url`, never a redirect to sign in, whatever its `Accept` (`/api/`,"
+        " prefix with a trailing slash, or an exact path)",
+        check=checks.absolute_paths,
+    )
+    config_file: str | None = setting(
+        None,
+        help="a `saml-gate.toml` of settings and `[[rules]]` tables (see [The configuration"
+        " file](#the-configuration-file)); keywords, flags and variables win over it; its access"
+        " policy is reloaded when it changes",
+        kind=TEXT,
+        flag="--config",
+        shown_default="none",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

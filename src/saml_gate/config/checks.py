@@ -10,6 +10,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from saml_gate.ip_addresses import parse_networks
+from saml_gate.policy.hosts import host_problem
 from saml_gate.saml import xmlconst as X
 
 SECURE_SIGNATURE_ALGORITHMS: Final = (
@@ -127,49 +128,14 @@ def url_path(value: str) -> str | None:
     return None
 
 
-_HOST_LABEL: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _HEADER_NAME: Final = re.compile(r"[A-Za-z0-9-]+")
-
-
-def is_number(text: str) -> bool:
-    """Whether ``text`` is a number in ASCII digits: ``str.isdigit`` also says yes to ``²``
-    (which ``int`` refuses) and ``٣`` (which ``int`` reads as 3)."""
-    return text.isascii() and text.isdigit()
-
-
-def parse_host(text: str) -> tuple[str, int | None] | None:
-    """``host[:port]`` as (lower-case host, port), or None unless it is plainly a DNS name, an
-    IPv4 address or a bracketed IPv6 address with an optional port in ASCII digits (nothing
-    else: no user, no path, no backslash, no percent-encoding, nothing but ASCII)."""
-    if not text.isascii():  # lower() would make ASCII of some ("\u212a" is "k")
-        return None
-    host, port = text.lower(), None
-    if host.startswith("["):
-        end = host.find("]")
-        rest = host[end + 1 :]
-        try:
-            ipaddress.IPv6Address(host[1:end])
-        except ValueError:
-            return None
-        host = host[: end + 1]
-    else:
-        host, sep, rest = host.partition(":")
-        rest = sep + rest
-        labels = host.split(".")
-        if not host or len(host) > 253 or not all(_HOST_LABEL.fullmatch(x) for x in labels):
-            return None
-    if rest:
-        digits = rest[1:]
-        if not rest.startswith(":") or not is_number(digits) or not 0 < int(digits) < 65536:
-            return None
-        port = int(digits)
-    return host, port
 
 
 def host_patterns(value: tuple[str, ...]) -> str | None:
     for pattern in value:
-        if parse_host(pattern.removeprefix("*.")) is None:
-            return f"{pattern!r} must be a host such as app.example.com[:port] or *.example.com"
+        problem = host_problem(pattern)
+        if problem is not None:
+            return problem
     return None
 
 

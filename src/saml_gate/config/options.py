@@ -98,6 +98,15 @@ class GateOptions(TypedDict, total=False):
     """
     public_paths: Strings | None
     """served without sign-in: /static/ (prefix: trailing slash) or /healthz (exact)"""
+    api_paths: Strings | None
+    """routes for programs: a request there without a session always gets 401 JSON with the
+    login_url, never a redirect to sign in, whatever its Accept (/api/, prefix with a trailing
+    slash, or an exact path)
+    """
+    config_file: str | None
+    """a saml-gate.toml of settings and [[rules]] tables (see The configuration file); keywords,
+    flags and variables win over it; its access policy is reloaded when it changes
+    """
 
     # Cookies
     cookie_prefix: str | None

@@ -36,7 +36,9 @@ class ConfigErrors(ConfigError):
         first = problems[0]
         super().__init__(first.setting, first.problem)
         self.problems: tuple[ConfigError, ...] = tuple(problems)
-        if len(self.problems) > 1:
+        if len(self.problems) == 1:
+            self.args = first.args  # its own words (a file's problem names the file and line)
+        else:
             lines = [f"{len(self.problems)} problems with the settings:"]
             lines += [f"  {problem}" for problem in self.problems]
             self.args = ("\n".join(lines),)

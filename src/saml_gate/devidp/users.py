@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from saml_gate.config.checks import is_number
 from saml_gate.devidp.problems import CONTROL_RE, bad_request
+from saml_gate.policy.hosts import is_number
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,22 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
         " refused: servers and frameworks read them differently. Set allow_path_parameters if"
         " the app really uses ';' parameters (e.g. jsessionid).",
     ),
+    "bad_host": ErrorInfo(
+        400,
+        "The request's host is not accepted",
+        "A request names one host, plainly: one Host header (or original URL) with an ASCII DNS"
+        " name (an internationalised name in its xn-- form), an IPv4 or a bracketed IPv6 address,"
+        " an optional port, and no trailing dot; anything else could be another site to the"
+        " app or the proxy.",
+    ),
+    "unknown_host": ErrorInfo(
+        421,
+        "This gate does not serve this host",
+        "Add {host} to allowed_hosts (or *.its-parent-domain) if the gate protects an app there;"
+        " behind a proxy that rewrites Host, pass the browser's (nginx: proxy_set_header Host"
+        " $host).",
+        {"host": "the host"},
+    ),
     "malformed_response": ErrorInfo(
         400,
         "The SAML Response could not be decoded",

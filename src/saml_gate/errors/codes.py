@@ -10,6 +10,8 @@ ErrorCode = Literal[
     "response_too_complex",
     "bad_method",
     "bad_path",
+    "bad_host",
+    "unknown_host",
     "malformed_response",
     "forbidden_xml",
     "schema_invalid",

@@ -1,12 +1,18 @@
 """The identity JWT of a signed-in person, cached per session.
 
-Claims: ``iss`` (``base_url``), ``aud`` (``jwt_audience``, default ``base_url``), ``sub`` (the
+Claims: ``iss`` (``base_url``), ``aud`` (the app's: see below), ``sub`` (the
 NameID, verbatim), ``email``, ``groups``, ``iat``, ``exp``, ``sid`` (the gate's session id) and
 ``principal`` (``person``, or ``service`` for a bearer token, whose name is ``token_name``),
 with ``kid`` in the header. A token lives ``jwt_lifetime`` seconds (never past the session's
 end) and is re-signed once less than a quarter of that is left, so the hot path costs one dict
 lookup per request and one signature per session every few minutes; an upstream always
 receives a token with at least a quarter of its lifetime ahead.
+
+``aud`` names the app the token is for, so that a token one app receives fails at another:
+``jwt_audience`` (default ``base_url``) for the app on base_url's host, the origin of the app
+being served (``https://grafana.acme.example``) on any other host and always in forward-auth,
+or the ``audience`` of the rule deciding the request. Tokens are cached per session and
+audience.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ class IdentityTokens:
         self._audience = settings.jwt_audience or settings.base_url
         self._lifetime = int(settings.jwt_lifetime)
         self._renew_before = self._lifetime / 4
-        self._cache: dict[str, tuple[bytes, float]] = {}
+        self._cache: dict[tuple[str, str], tuple[bytes, float]] = {}
 
     def use_keys(self, keys: tuple[JwtKey, ...]) -> None:
         """The keys: the first signs, all are published (:attr:`jwks`)."""
@@ -58,9 +64,16 @@ class IdentityTokens:
         """The JSON Web Key Set of the keys (``/saml/jwks.json``)."""
         return self._jwks
 
-    def token(self, user: SamlUser, now: float) -> bytes:
-        """The JWT for ``user`` (ASCII bytes, ready as a header value)."""
-        key = user.session_id or user.name_id
+    @property
+    def default_audience(self) -> str:
+        """The ``aud`` of the app on base_url's host (``jwt_audience``, default base_url)."""
+        return self._audience
+
+    def token(self, user: SamlUser, now: float, audience: str | None = None) -> bytes:
+        """The JWT for ``user`` (ASCII bytes, ready as a header value) for the app named
+        ``audience`` (None: :attr:`default_audience`)."""
+        audience = audience or self._audience
+        key = (user.session_id or user.name_id, audience)
         session_end = int(user.expires_at) or int(now) + self._lifetime
         cached = self._cache.get(key)
         if cached is not None and (
@@ -71,7 +84,7 @@ class IdentityTokens:
         expires = max(issued + 1, min(issued + self._lifetime, session_end))
         claims = {
             "iss": self._issuer,
-            "aud": self._audience,
+            "aud": audience,
             "sub": user.name_id,
             "email": user.email,
             "groups": list(user.groups),

@@ -30,7 +30,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -89,6 +89,9 @@ class GateRecord:
     idp: str
     policy: str
     public: dict[str, str] = field(default_factory=dict)
+    revision: int = 0
+    """Raised when the gate's access policy is reloaded: its newest record is the one that
+    counts (the earlier ones expire)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -147,7 +150,6 @@ def local_values(s: GateSettings, facts: GateFacts) -> LocalValues:
     fingerprints = tuple(secret_fingerprint(secret, salt) for secret in s.secret_key)
     certificate = x509.load_pem_x509_certificate(facts.sp_certificate)
     kids = facts.jwt_kids
-    policy = json.dumps([repr(getattr(s, name)) for name in POLICY_SETTINGS])
     record = GateRecord(
         gate=secrets.token_hex(6),
         host=socket.gethostname(),
@@ -159,12 +161,18 @@ def local_values(s: GateSettings, facts: GateFacts) -> LocalValues:
         jwt_signs=kids[0],
         jwt_publishes=kids,
         idp=facts.idp,
-        policy=hashlib.sha256(policy.encode()).hexdigest(),
+        policy=policy_hash(s),
         public={name: str(getattr(s, name)) for name in PUBLIC_SETTINGS},
     )
     values = LocalValues(record, tuple(s.secret_key), kids)
     values._by_salt[record.salt] = fingerprints
     return values
+
+
+def policy_hash(s: GateSettings) -> str:
+    """One hash of the settings in :data:`POLICY_SETTINGS`, as this gate applies them."""
+    policy = json.dumps([repr(getattr(s, name)) for name in POLICY_SETTINGS])
+    return hashlib.sha256(policy.encode()).hexdigest()
 
 
 def disagreements(mine: LocalValues, other: GateRecord) -> list[str]:
@@ -260,6 +268,16 @@ class GateAgreement:
     async def stop(self) -> None:
         await self._job.stop()
 
+    def policy_reloaded(self, settings: GateSettings) -> None:
+        """The access policy was reloaded from the configuration file: from now on this gate
+        announces (and compares) the policy in force, so a gate whose file differs is found."""
+        self._settings = settings
+        mine = self._mine
+        if mine is not None:  # the same secrets' fingerprints: only the policy is new
+            record = mine.record
+            revised = replace(record, policy=policy_hash(settings), revision=record.revision + 1)
+            self._mine = replace(mine, record=revised)
+
     async def _run(self) -> None:
         while True:
             try:
@@ -282,7 +300,13 @@ class GateAgreement:
             member = mine.record.to_json()
             await store.write([Announce(RECORDS, member, now + LIFETIME, publish=False)])
         others = [GateRecord.from_json(text) for text in await store.expiring(RECORDS, now)]
-        records = [r for r in others if r is not None and r.gate != mine.record.gate]
+        newest: dict[str, GateRecord] = {}
+        for r in others:  # a gate's earlier records (before a reload) expire: its newest counts
+            if r is None or r.gate == mine.record.gate:
+                continue
+            if r.gate not in newest or r.revision > newest[r.gate].revision:
+                newest[r.gate] = r
+        records = list(newest.values())
         return await anyio.to_thread.run_sync(_compare_all, mine, records)
 
     def _report(self, compared: Sequence[Comparison]) -> None:

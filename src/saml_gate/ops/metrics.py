@@ -54,6 +54,16 @@ class GateMetrics:
         self.store_errors = Counter(
             PREFIX + "store_errors", "Failed operations on the shared store", registry=r
         )
+        self.policy_reloads = Counter(
+            PREFIX + "policy_reloads",
+            "Configuration files read again and found valid (the access policy now in force)",
+            registry=r,
+        )
+        self.policy_reload_failures = Counter(
+            PREFIX + "policy_reload_failures",
+            "Configuration files read again and refused (the running policy stays)",
+            registry=r,
+        )
         self.verify_seconds = Histogram(
             PREFIX + "acs_verify_seconds",
             "Time to verify one posted Response",

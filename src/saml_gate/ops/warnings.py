@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from saml_gate.background import BackgroundJob
-from saml_gate.config.checks import is_number
 from saml_gate.ops.certificates import EXPIRY_WARNING_DAYS, certificate_days_left
+from saml_gate.policy.hosts import is_number
 from saml_gate.store import MemoryStore, Store
 
 if TYPE_CHECKING:

@@ -1,21 +1,25 @@
 """The access decision: which rule(s) decide a request, and whether a signed-in person meets them.
 
-Rules are tried in order and the first whose path (and method) matches decides; a request no
-rule matches needs any signed-in user. ``public_paths`` come first, as public rules.
-``authorized_groups`` is a floor under every non-public rule: a rule can narrow access, never
-widen it. Paths are matched in canonical form (``//`` collapsed, ``\\`` read as ``/``) and a
-path with dot segments (``/a/../b``, ``/a/..;/b``) is refused, so that a public prefix cannot be
-used to reach a protected path on an upstream that normalises paths differently
+Rules are tried in order and the first whose host, path (and method) match decides; a request no
+rule matches needs any signed-in user. The request's host is one the gate serves
+(:class:`~saml_gate.policy.hosts.KnownHosts`: others are refused before any rule).
+``public_paths`` come first, as public rules. ``authorized_groups`` is a floor under every
+non-public rule: a rule can narrow access, never widen it. Paths are matched in canonical form
+(``//`` collapsed, ``\\`` read as ``/``) and a path with dot segments (``/a/../b``,
+``/a/..;/b``) is refused, so that a public prefix cannot be used to reach a protected path on an
+upstream that normalises paths differently
 (:func:`~saml_gate.policy.request_line.canonical_path`). A path with a format suffix
 (``/admin.json``) must meet the rule of the path without it as well.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from saml_gate.errors import GateError, members_of
+from saml_gate.policy.hosts import AppHost, KnownHosts, app_host
 from saml_gate.policy.request_line import (
     canonical_path,
     check_raw_path,
@@ -25,7 +29,7 @@ from saml_gate.policy.request_line import (
     posts_a_body,
     without_parameters,
 )
-from saml_gate.policy.rules import Rule
+from saml_gate.policy.rules import Rule, email_matches
 
 if TYPE_CHECKING:
     from starlette.types import Scope
@@ -63,6 +67,10 @@ class AllOf:
     def accepts_sessions(self) -> bool:
         return all(rule.public or rule.accepts_sessions for rule in self.rules)
 
+    @property
+    def audience(self) -> str | None:
+        return next((rule.audience for rule in self.rules if rule.audience), None)
+
     def __str__(self) -> str:
         return " + ".join(str(rule) for rule in self.rules)
 
@@ -78,15 +86,24 @@ DEFAULT_RULE: Final = Rule("/")
 class AccessPolicy:
     """Decides, per request, which rule applies and whether a signed-in user satisfies it."""
 
-    def __init__(self, settings: GateSettings) -> None:
+    def __init__(self, settings: GateSettings, places: Sequence[str | None] = ()) -> None:
+        """``places``: where each rule (``public_paths``, then ``access_rules``) was written,
+        such as ``[[rules]] #2 at saml-gate.toml line 9``, for the reason of a refusal."""
         public = tuple(Rule(p, public=True) for p in settings.public_paths)
         self.rules: tuple[Rule, ...] = public + settings.access_rules
+        self.hosts = KnownHosts(settings.allowed_hosts, settings.base_url)
+        self._api = tuple(Rule(p) for p in settings.api_paths)
+        written = (*places, *((None,) * len(self.rules)))
+        self._places: dict[int, str] = {id(PASS_THROUGH): "options_passthrough"}
+        for n, rule in enumerate(self.rules, 1):  # a rule given twice is the first's
+            where = written[n - 1]
+            self._places.setdefault(id(rule), f"rule {n}" + (f", {where}" if where else ""))
         self._authorized = settings.authorized_groups
         self._groups_attribute = settings.groups_attribute
         self._options_passthrough = settings.options_passthrough
         self._skew = settings.clock_skew
         self._path_parameters = settings.allow_path_parameters
-        self._suffixed: dict[tuple[str, tuple[str, ...]], Decision] = {}
+        self._suffixed: dict[tuple[str, tuple[str, ...], AppHost | None], Decision] = {}
         #: What a POST with a body may become through a ``_method`` in it, which is not read.
         self._body_methods: tuple[str, ...] = (
             (*sorted({m for rule in self.rules for m in rule.methods} - {"POST"}), ANY_OTHER_METHOD)
@@ -94,8 +111,9 @@ class AccessPolicy:
             else ()
         )
 
-    def decide(self, scope: Scope, path: str) -> Decision:
-        """The rule(s) deciding a request for the app; ``path`` is the path the app routes.
+    def decide(self, scope: Scope, path: str, host: AppHost | None = None) -> Decision:
+        """The rule(s) deciding a request for the app; ``path`` is the path the app routes,
+        ``host`` the host it serves (None: base_url's).
 
         Every method the app may run (its own, the overrides, any for a POST with a body) on
         every resource the path may name (also without a format suffix) must be allowed. Raises
@@ -111,48 +129,89 @@ class AccessPolicy:
         overrides = override_methods(headers, scope.get("query_string", b""))
         if self._body_methods and posts_a_body(method, headers, scope.get("http_version", "1.1")):
             overrides += self._body_methods
-        return self._decision(path, (method, *overrides))
+        return self._decision(path, (method, *overrides), host or self.hosts.base)
 
-    def rule_for(self, path: str, method: str) -> Decision:
-        """The rule(s) deciding ``method`` on ``path``. Raises ``GateError`` for refused paths."""
+    def rule_for(self, path: str, method: str, host: AppHost | None = None) -> Decision:
+        """The rule(s) deciding ``method`` on ``path`` of ``host`` (None: base_url's). Raises
+        ``GateError`` for refused paths."""
         if self._path_parameters:
             path = without_parameters(path)
-        return self._decision(canonical_path(path), (method,))
+        return self._decision(canonical_path(path), (method,), host or self.hosts.base)
 
-    def _decision(self, path: str, methods: tuple[str, ...]) -> Decision:
+    def host_of(self, return_to: str) -> AppHost | None:
+        """The host a sign-in's ``return_to`` is on: its own for an absolute URL (on a host
+        the sign-in allowed), base_url's for a path."""
+        scheme, sep, rest = return_to.partition("://")
+        if not sep:
+            return self.hosts.base
+        return app_host(rest.split("/", 1)[0].split("?", 1)[0], scheme.lower())
+
+    def is_api(self, path: str) -> bool:
+        """Whether ``path`` is one of ``api_paths``: a sign-in there is always 401 JSON."""
+        if not self._api:
+            return False
+        try:
+            path = canonical_path(path)
+        except GateError:
+            return False
+        return any(rule.matches(path, "GET") for rule in self._api)
+
+    def _decision(self, path: str, methods: tuple[str, ...], host: AppHost | None) -> Decision:
         if "." not in path:  # no format suffix: the hot path
-            return self._match(path, methods[0]) if len(methods) == 1 else self._all(path, methods)
-        key = (path, methods)
+            if len(methods) == 1:
+                return self._match(path, methods[0], host)
+            return self._all(path, methods, host)
+        key = (path, methods, host)
         decision = self._suffixed.get(key)
         if decision is None:  # a static file's path comes again and again: cached
-            decision = self._all(path, methods, *format_stems(path))
+            decision = self._all(path, methods, host, *format_stems(path))
             if len(path) <= _CACHED_PATH:
                 if len(self._suffixed) >= _CACHE_SIZE:
                     self._suffixed.clear()
                 self._suffixed[key] = decision
         return decision
 
-    def _all(self, path: str, methods: tuple[str, ...], *stems: str) -> Decision:
-        rules = tuple(dict.fromkeys(self._match(p, m) for m in methods for p in (path, *stems)))
+    def _all(
+        self, path: str, methods: tuple[str, ...], host: AppHost | None, *stems: str
+    ) -> Decision:
+        rules = tuple(
+            dict.fromkeys(self._match(p, m, host) for m in methods for p in (path, *stems))
+        )
         return rules[0] if len(rules) == 1 else AllOf(rules)
 
-    def _match(self, path: str, method: str) -> Rule:
+    def _match(self, path: str, method: str, host: AppHost | None) -> Rule:
         if method == "OPTIONS" and self._options_passthrough:
             return PASS_THROUGH
+        name, port = (host.name, host.port) if host is not None else ("", 0)
         for rule in self.rules:
-            if rule.matches(path, method):
+            if rule.matches(path, method, name, port):
                 return rule
         return DEFAULT_RULE
 
     def refusal(self, decision: Decision, user: SamlUser, now: float) -> GateError | None:
-        """None when ``user`` may pass; else ``forbidden`` or ``step_up_required``."""
+        """None when ``user`` may pass; else ``forbidden`` or ``step_up_required``, its reason
+        naming the deciding rule's place (:meth:`place_of`) and the condition that failed."""
         if isinstance(decision, Rule):
-            return self._refusal(decision, user, now)
+            refusal = self._refusal(decision, user, now)
+            return None if refusal is None else self._placed(refusal, decision)
         for rule in decision.rules:
             refusal = None if rule.public else self._refusal(rule, user, now)
             if refusal is not None:
-                return refusal
+                return self._placed(refusal, rule)
         return None
+
+    def place_of(self, rule: Rule) -> str:
+        """Which rule it is: ``rule 3`` (its place in the policy, ``public_paths`` first) and
+        where it was written, when known; the default rule when none matched."""
+        return self._places.get(id(rule), "no rule matched: any signed-in person")
+
+    def _placed(self, refusal: GateError, rule: Rule) -> GateError:
+        place = self.place_of(rule)
+        needed = refusal.hint_values.get("access_needed")
+        hints = dict(refusal.hint_values)
+        if needed is not None:
+            hints["access_needed"] = f"{needed} (Deciding rule: {place}.)"
+        return GateError(refusal.code, f"{refusal.detail} [{place}]", hint_values=hints)
 
     def _refusal(self, rule: Rule, user: SamlUser, now: float) -> GateError | None:
         if self._authorized and not user.in_group(*self._authorized):
@@ -167,6 +226,15 @@ class AccessPolicy:
                 "forbidden",
                 f"{rule}: {user.name_id} is in none of the groups {', '.join(rule.groups)}",
                 hint_values={"access_needed": members_of(rule.groups)},
+            )
+        if rule.emails and not email_matches(user.email, rule.emails):
+            return GateError(
+                "forbidden",
+                f"{rule}: the email of {user.name_id} is not one of {', '.join(rule.emails)}",
+                hint_values={
+                    "access_needed": "This page is for the email addresses its access rule"
+                    " names, exactly as the IdP sends them."
+                },
             )
         for name, allowed in rule.attributes:
             if not any(value in allowed for value in user.attributes.get(name, ())):
@@ -194,10 +262,10 @@ class AccessPolicy:
             )
         return None
 
-    def fresh_sign_in_for(self, path: str) -> bool:
-        """Whether a sign-in that returns to ``path`` should carry ForceAuthn."""
+    def fresh_sign_in_for(self, path: str, host: AppHost | None = None) -> bool:
+        """Whether a sign-in that returns to ``path`` (of ``host``) should carry ForceAuthn."""
         try:
-            return self.rule_for(path, "GET").needs_fresh_sign_in
+            return self.rule_for(path, "GET", host).needs_fresh_sign_in
         except GateError:
             return False
 
@@ -212,12 +280,14 @@ class AccessPolicy:
             )
         return None
 
-    def unmet_step_up(self, path: str, user: SamlUser, now: float) -> GateError | None:
+    def unmet_step_up(
+        self, path: str, user: SamlUser, now: float, host: AppHost | None = None
+    ) -> GateError | None:
         """After a sign-in the gate requested for ``path``: ``step_up_failed`` when the new
         session still needs a step-up there (the IdP ignored ForceAuthn or used another
         authentication context), so that the gate refuses instead of looping through the IdP."""
         try:
-            refusal = self.refusal(self.rule_for(path, "GET"), user, now)
+            refusal = self.refusal(self.rule_for(path, "GET", host), user, now)
         except GateError:
             return None
         if refusal is None or refusal.code != "step_up_required":

@@ -7,6 +7,14 @@ Text form (environment, command line), one rule per string::
     re:/reports/\\d+ attribute.department=finance|legal methods=GET
     /vault/ authn_context=urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract
     /api/ accept=session,token groups=deployers
+    grafana.acme.example/admin/ groups=admins audience=https://grafana.acme.example
+    *.acme.example/ emails=*@acme.example|bob@partner.example
+    re:/reports/\\d+ host=wiki.acme.example groups=finance
+
+A host before the path (``HOST/PATH``; ``host=HOST`` for a pattern or a one-label host such
+as ``localhost``) limits the rule to
+that host (see :mod:`saml_gate.policy.hosts` for how hosts and ``*.`` patterns match); a rule
+without one applies to every host.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from saml_gate.errors import ConfigError, GateError
+from saml_gate.policy.hosts import HostPattern, host_problem
 from saml_gate.policy.request_line import canonical_path, is_method
 
 SETTING: Final = "access_rules"
@@ -33,19 +42,52 @@ def _strings(value: Iterable[str] | str, what: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in items)
 
 
+def _email_patterns(value: Iterable[str] | str) -> tuple[str, ...]:
+    """Email patterns, read verbatim: ``bob@acme.example`` or ``*@acme.example``."""
+    patterns = _strings(value, "emails")
+    for pattern in patterns:
+        local, at, domain = pattern.rpartition("@")
+        if not at or not local or not domain or "*" in domain or ("*" in local and local != "*"):
+            raise ConfigError(
+                SETTING, f"emails: {pattern!r} must be an address or *@domain (e.g. *@acme.example)"
+            )
+    return patterns
+
+
+def email_matches(email: str | None, patterns: tuple[str, ...]) -> bool:
+    """Whether ``email``, verbatim (no case folding, no trimming), is one ``patterns`` name;
+    ``*`` stands for a local part without ``@`` (``*@acme.example`` never matches
+    ``a@b@acme.example``, nor ``a@ACME.example``)."""
+    if not email:
+        return False
+    for pattern in patterns:
+        if pattern.startswith("*@"):
+            local, at, domain = email.rpartition("@")
+            if at and local and "@" not in local and "@" + domain == pattern[1:]:
+                return True
+        elif email == pattern:
+            return True
+    return False
+
+
 @dataclass(frozen=True, init=False)
 class Rule:
     """One access rule. ``path``: ``"/admin/"`` (that prefix, and ``/admin`` itself),
     ``"/health"`` (exactly that path) or a compiled ``re.Pattern`` (must match the whole path).
 
-    ``public`` lets anyone in without signing in. Otherwise the person must be signed in and
-    be in one of ``groups`` (when given), have for each attribute in ``attributes`` one of the
-    listed values, have signed in at the IdP at most ``max_authn_age`` seconds ago, and with an
+    ``host``: only requests for that host (``grafana.acme.example``, ``*.acme.example``,
+    ``app.example:8443``); None: every host. ``public`` lets anyone in without signing in.
+    Otherwise the person must be signed in and be in one of ``groups`` (when given), have an
+    email ``emails`` names (when given: ``bob@acme.example``, ``*@acme.example``, verbatim),
+    have for each attribute in ``attributes`` one of the listed values, have signed in at the
+    IdP at most ``max_authn_age`` seconds ago, and with an
     authentication context in ``authn_contexts`` (when given); the last two send the person
     back to the IdP with ForceAuthn rather than refusing. ``methods`` limits the rule to
-    those methods (GET includes HEAD; a WebSocket handshake counts as GET). ``accept`` names
-    what proves who calls: ``"session"`` (the default), ``"token"`` (a bearer token: a gate
-    service token or an IdP access token), or both; a step-up rule never takes a token.
+    those methods (GET includes HEAD; a WebSocket handshake counts as GET). ``audience``:
+    the identity JWT's ``aud`` for requests this rule decides (default: the app's origin).
+    ``accept`` names what proves who calls: ``"session"`` (the default), ``"token"`` (a bearer
+    token: a gate service token or an IdP access token), or both; a step-up rule never takes
+    a token.
     """
 
     path: str | re.Pattern[str]
@@ -55,6 +97,9 @@ class Rule:
     methods: tuple[str, ...]
     max_authn_age: float | None
     authn_contexts: tuple[str, ...]
+    host: HostPattern | None
+    emails: tuple[str, ...]
+    audience: str | None
     accept: tuple[str, ...]
 
     def __init__(
@@ -67,6 +112,9 @@ class Rule:
         methods: Iterable[str] | str = (),
         max_authn_age: float | None = None,
         authn_contexts: Iterable[str] | str = (),
+        host: str | None = None,
+        emails: Iterable[str] | str = (),
+        audience: str | None = None,
         accept: Iterable[str] | str = ("session",),
     ) -> None:
         if isinstance(path, str):
@@ -99,7 +147,18 @@ class Rule:
             raise ConfigError(SETTING, "max_authn_age must be a positive number of seconds")
         contexts = _strings(authn_contexts, "authn_contexts")
         group_list = _strings(groups, "groups")
-        if public and (group_list or attrs or max_authn_age is not None or contexts):
+        email_list = _email_patterns(emails)
+        pattern = None
+        if host is not None:
+            problem = host_problem(host) if isinstance(host, str) else f"{host!r} is no host"
+            pattern = HostPattern.of(host) if problem is None else None
+            if pattern is None:
+                raise ConfigError(SETTING, f"the host {problem}")
+        if audience is not None and (not isinstance(audience, str) or not audience.strip()):
+            raise ConfigError(SETTING, "audience must be a non-empty string")
+        if public and (
+            group_list or attrs or max_authn_age is not None or contexts or email_list or audience
+        ):
             raise ConfigError(
                 SETTING, f"{_path_text(path)}: a public rule cannot also require anything"
             )
@@ -112,6 +171,9 @@ class Rule:
         set_(self, "methods", method_list)
         set_(self, "max_authn_age", None if max_authn_age is None else float(max_authn_age))
         set_(self, "authn_contexts", contexts)
+        set_(self, "host", pattern)
+        set_(self, "emails", email_list)
+        set_(self, "audience", audience)
         set_(self, "accept", accepted)
 
     @classmethod
@@ -121,6 +183,10 @@ class Rule:
         if not tokens:
             raise ConfigError(SETTING, "an empty rule")
         raw_path, options = tokens[0], tokens[1:]
+        host: str | None = None
+        slash = raw_path.find("/")
+        if slash > 0 and not raw_path.startswith("re:") and _names_a_host(raw_path[:slash]):
+            host, raw_path = raw_path[:slash], raw_path[slash:]  # HOST/PATH
         path: str | re.Pattern[str] = raw_path
         if raw_path.startswith("re:"):
             try:
@@ -131,6 +197,8 @@ class Rule:
         groups: tuple[str, ...] = ()
         methods: tuple[str, ...] = ()
         contexts: tuple[str, ...] = ()
+        emails: tuple[str, ...] = ()
+        audience: str | None = None
         max_age: float | None = None
         attributes: dict[str, tuple[str, ...]] = {}
         accept: tuple[str, ...] = ("session",)
@@ -147,6 +215,12 @@ class Rule:
                 accept = tuple(v for v in re.split(r"[,|]", value) if v)
             elif sep and key == "authn_context" and values:
                 contexts = values
+            elif sep and key == "emails" and values:
+                emails = values
+            elif sep and key == "audience" and value:
+                audience = value
+            elif sep and key == "host" and value and host is None:
+                host = value
             elif sep and key.startswith("attribute.") and len(key) > 10 and values:
                 attributes[key[10:]] = values
             elif sep and key == "max_authn_age":
@@ -158,8 +232,9 @@ class Rule:
                 raise ConfigError(
                     SETTING,
                     f"{text!r}: unknown option {option!r} (public, authenticated, groups=a|b,"
-                    " attribute.NAME=v1|v2, methods=GET|POST, max_authn_age=SECONDS,"
-                    " authn_context=URI|URI, accept=session,token)",
+                    " attribute.NAME=v1|v2, emails=*@domain|a@b, methods=GET|POST,"
+                    " max_authn_age=SECONDS, authn_context=URI|URI, host=HOST, audience=AUD,"
+                    " accept=session,token)",
                 )
         return cls(
             path,
@@ -169,6 +244,9 @@ class Rule:
             methods=methods,
             max_authn_age=max_age,
             authn_contexts=contexts,
+            host=host,
+            emails=emails,
+            audience=audience,
             accept=accept,
         )
 
@@ -186,8 +264,12 @@ class Rule:
     def accepts_sessions(self) -> bool:
         return "session" in self.accept
 
-    def matches(self, path: str, method: str) -> bool:
+    def matches(self, path: str, method: str, host: str = "", port: int = 0) -> bool:
+        """Whether the rule decides ``method`` on ``path`` (canonical) of ``host`` (lower case)
+        on ``port``."""
         if self.methods and method not in self.methods:
+            return False
+        if self.host is not None and not self.host.matches(host, port):
             return False
         rule_path = self.path
         # A trailing slash names the same resource to some frameworks (Spring before 6): an
@@ -200,7 +282,16 @@ class Rule:
         return rule_path.fullmatch(path) is not None or rule_path.fullmatch(bare) is not None
 
     def __str__(self) -> str:
-        return _path_text(self.path)
+        text = _path_text(self.path)
+        if self.host is None:
+            return text
+        return f"{self.host}{text}" if isinstance(self.path, str) else f"{text} host={self.host}"
+
+
+def _names_a_host(text: str) -> bool:
+    """Whether the text before a rule's path is a host: it has a dot, a port or brackets (so
+    that ``admin/`` stays a path missing its ``/``; a one-label host takes ``host=``)."""
+    return "." in text or ":" in text or text.startswith("[")
 
 
 def _accepted(

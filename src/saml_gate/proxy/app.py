@@ -75,9 +75,14 @@ def build_proxy_app(upstream: str | None = None, **options: Unpack[ProxyOptions]
     proxy_options = {k: given.pop(k) for k in list(given) if k in proxy_names}
     if upstream is not None:
         proxy_options["upstream"] = upstream
-    store = given.pop("store", None)
-    if isinstance(store, str):  # the store setting ("memory", "redis://..."), not an object
-        given["store"], store = store, None
-    settings = GateSettings.load(**given)
-    proxy = ReverseProxy(ProxySettings.load(**proxy_options), settings)
-    return SamlGate(proxy, settings, store=store)
+    # The gate first, from the keywords (so a configuration file's policy reloads with them
+    # still winning; ``store`` may be an object, which the gate tells apart); then the proxy it
+    # guards, from the gate's settings.
+    gate = SamlGate(_not_yet, **given)
+    proxy_options.setdefault("config_file", gate.settings.config_file)
+    gate.app = ReverseProxy(ProxySettings.load(**proxy_options), gate.settings)
+    return gate
+
+
+async def _not_yet(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover
+    raise RuntimeError("the reverse proxy is not in place yet")

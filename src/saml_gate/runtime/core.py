@@ -25,6 +25,7 @@ from saml_gate.ops.metrics import GateMetrics
 from saml_gate.ops.warnings import StartupWarnings
 from saml_gate.runtime.engine import Engine
 from saml_gate.runtime.heap import freeze_startup_heap
+from saml_gate.runtime.policy_reload import PolicyReload
 from saml_gate.runtime.remote_keys import RemoteKeySet
 from saml_gate.runtime.saml_state import LiveSaml
 from saml_gate.runtime.workers import WorkerPool
@@ -60,6 +61,8 @@ class GateCore:
     """The Okta org's keys, where Universal Logout is on (``universal_logout_issuer``)."""
     access_token_keys: RemoteKeySet | None = None
     """The authorization server's keys, where IdP access tokens are on (``access_token_issuer``)."""
+    policy_reload: PolicyReload | None = None
+    """Reloads the access policy when the configuration file changes (where there is one)."""
     loaded: bool = field(default=False, init=False)
     """The start-up loading is done (the IdP metadata, the keys)."""
     started: bool = field(default=False, init=False)
@@ -96,6 +99,8 @@ class GateCore:
         self.agreement.start()  # gates sharing the store compare their keys and secrets
         for key_set in self._key_sets:
             key_set.start()
+        if self.policy_reload is not None:
+            await self.policy_reload.start()
 
     async def load(self) -> None:
         """The start-up loading alone (idempotent): what :meth:`start` does before it starts the
@@ -134,5 +139,7 @@ class GateCore:
         await self.saml.stop()
         for key_set in self._key_sets:
             await key_set.stop()
+        if self.policy_reload is not None:
+            await self.policy_reload.stop()
         if not isinstance(self.store, MemoryStore):  # the memory store is the state itself
             await self.store.close()

@@ -33,9 +33,10 @@ import anyio.to_thread
 import httpx
 
 from saml_gate.background import BackgroundJob
-from saml_gate.config.checks import is_loopback_host, is_number, is_url
+from saml_gate.config.checks import is_loopback_host, is_url
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
+from saml_gate.policy.hosts import is_number
 from saml_gate.saml.idp import IdpInfo, parse_idp_metadata
 
 log = logging.getLogger("saml_gate")

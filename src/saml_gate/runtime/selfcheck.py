@@ -27,6 +27,8 @@ from saml_gate.errors import ConfigError
 from saml_gate.identity.keys import load_jwt_keys
 from saml_gate.ops.agreement import Comparison, GateAgreement, GateFacts
 from saml_gate.ops.certificates import EXPIRY_WARNING_DAYS, certificate_days_left
+from saml_gate.policy.shadowing import public_everywhere, shadowed_rules
+from saml_gate.runtime.policy_reload import placed_policy
 from saml_gate.runtime.saml_state import LiveSaml, SamlState
 from saml_gate.saml.sp import load_sp_keys
 from saml_gate.store import StoreUnavailable
@@ -155,6 +157,7 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
         report.warn(message)
     if settings.debug:
         report.warn("debug is on: error details are shown to every client")
+    _check_policy(report, settings)
     key_path = Path(settings.state_dir).expanduser() / "sp.key.pem"
     pair_existed = bool(settings.sp_key) or key_path.exists()
     try:
@@ -199,6 +202,29 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
     _check_agreement(report, settings, state, describe)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
     return report
+
+
+def _check_policy(report: Report, settings: GateSettings) -> None:
+    """Rules that can never decide (an earlier rule covers them), a public rule for every path."""
+    policy = placed_policy(settings)
+    rules = policy.rules
+    for index, rule in enumerate(rules):
+        if public_everywhere(rule):
+            after = len(rules) - index - 1
+            report.warn(
+                f"{policy.place_of(rule)} ({rule} public) makes every path public, so the whole"
+                " app is open to anyone"
+                + (f" and the {after} rule(s) after it never apply" if after else "")
+                + ": list the public prefixes instead (/static/, /healthz)"
+            )
+            return
+    for found in shadowed_rules(rules):
+        first, then = rules[found.earlier], rules[found.later]
+        report.warn(
+            f"{policy.place_of(then)} ({then}) can never match: the earlier"
+            f" {policy.place_of(first)} ({first}) matches every request it would; put the"
+            " narrower rule first"
+        )
 
 
 def _check_universal_logout(

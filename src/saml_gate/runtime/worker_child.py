@@ -134,6 +134,8 @@ OPERATIONS: Final = frozenset(
 def serve() -> None:
     """A child's main loop: one request at a time from stdin, one answer each to stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; we end at EOF
+    if hasattr(signal, "SIGHUP"):  # a reload signal sent to the process group is the gate's
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     requests = os.fdopen(os.dup(0), "rb")
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a library that prints must not corrupt the answers

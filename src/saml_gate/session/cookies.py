@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from http.cookies import _unquote
 from typing import Final
 
-from saml_gate.config.checks import parse_host
 from saml_gate.config.settings import GateSettings
+from saml_gate.policy.hosts import parse_host
 
 
 def cookie_header_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

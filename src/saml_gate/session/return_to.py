@@ -1,5 +1,6 @@
 """Where a sign-in may send the browser afterwards: a relative path on this site, or an absolute
-URL on a host of ``allowed_hosts`` (or ``base_url``'s), for forward-auth and other hosts.
+URL on a host of ``allowed_hosts`` (or ``base_url``'s), for forward-auth and other hosts
+(:class:`~saml_gate.policy.hosts.KnownHosts`).
 
 Open redirects are the classic hole of this mode, so an absolute URL is read strictly rather
 than parsed leniently: ``http`` or ``https``, an authority that is plainly ``host[:port]`` (no
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
-from saml_gate.config.checks import parse_host
+from saml_gate.policy.hosts import KnownHosts, parse_host
 
 MAX_RETURN_PATH: Final = 2048
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -49,26 +50,10 @@ class ReturnTargets:
     """Decides whether a ``return_to`` is a safe place to send the browser after sign-in."""
 
     def __init__(self, allowed_hosts: Iterable[str], base_url: str) -> None:
-        exact: list[tuple[str, int | None]] = []
-        suffixes: list[tuple[str, int | None]] = []
-        for pattern in allowed_hosts:
-            parsed = parse_host(pattern.removeprefix("*."))
-            if parsed is not None:
-                (suffixes if pattern.startswith("*.") else exact).append(parsed)
-        base = parse_host(urlsplit(base_url).netloc)
-        if base is not None:
-            exact.append((base[0], None))
-        self._exact = tuple(exact)
-        self._suffixes = tuple(("." + host, port) for host, port in suffixes)
+        self._hosts = KnownHosts(allowed_hosts, base_url)
 
     def allows_host(self, host: str, port: int | None) -> bool:
-        for allowed, allowed_port in self._exact:
-            if host == allowed and allowed_port in (None, port):
-                return True
-        return any(
-            host.endswith(suffix) and allowed_port in (None, port)
-            for suffix, allowed_port in self._suffixes
-        )
+        return self._hosts.allows(host, port)
 
     def absolute(self, value: str) -> str | None:
         """``value`` if it is an absolute URL on an allowed host (see the module docstring)."""

@@ -20,7 +20,7 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ops.events import AuthEvent, EventSink
 from saml_gate.ops.metrics import GateMetrics
-from saml_gate.policy import AccessPolicy
+from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.engine import Engine
 from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.relay import PendingLogin, RelayTracker, safe_return_path
@@ -54,7 +54,7 @@ class AssertionConsumer:
     store: Store
     events: EventSink
     metrics: GateMetrics | None
-    policy: AccessPolicy
+    policy: LivePolicy
     refusals: Refusals
 
     async def acs(self, view: RequestView, receive: Receive) -> Response:
@@ -97,7 +97,9 @@ class AssertionConsumer:
                 and replaces is None
                 and (
                     settings.force_authn
-                    or self.policy.fresh_sign_in_for(view.app_path(return_path))
+                    or self.policy.fresh_sign_in_for(
+                        view.app_path(return_path), self.policy.host_of(return_path)
+                    )
                 ),
                 duration_ms=round(verify_seconds * 1000, 3),
                 **view.event_fields(),
@@ -107,7 +109,9 @@ class AssertionConsumer:
         # answered our (ForceAuthn) request: never loop on a step-up. A passive answer could not
         # authenticate anyone again: the page then asks for the step-up itself.
         if login.in_response_to is not None and replaces is None:
-            unmet = self.policy.unmet_step_up(view.app_path(return_path), session.user, now)
+            unmet = self.policy.unmet_step_up(
+                view.app_path(return_path), session.user, now, self.policy.host_of(return_path)
+            )
             if unmet is not None:
                 response = self.refusals.error(view, unmet, event="policy_denied")
         return with_cookies(response, [cookie, *clear])

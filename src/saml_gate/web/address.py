@@ -7,16 +7,24 @@ serves nothing, most likely), shown the ``base_url_mismatch`` page.
 A proxy that rewrites ``Host`` (nginx's default ``proxy_pass``) makes every request look foreign
 although the browser is on base_url; a redirect to base_url then comes straight back. A short-lived
 cookie set with the redirect tells: with it, the sign-in starts as before (and is logged).
+
+A page load at a host the gate does not serve at all (``unknown_host``: ``localhost`` for a
+base_url on ``127.0.0.1``) is sent to the same path on base_url the same way, once; with the
+guard cookie (a proxy that rewrites ``Host`` to a name the gate does not serve) it gets the
+``unknown_host`` page, whose hint says to pass the browser's ``Host``.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from starlette.responses import Response
+
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ip_addresses import is_loopback_address
 from saml_gate.web.request import RequestView, names_base_url
+from saml_gate.web.responses import see_other
 
 _GUARD_SECONDS = 120
 _LOOPBACK_NAMES = ("localhost",)
@@ -53,6 +61,14 @@ def wrong_address(view: RequestView, settings: GateSettings) -> str | GateError 
             " port: the IdP would send the browser there",
         )
     return on_base_url(view, settings)
+
+
+def away_from_unknown_host(view: RequestView, settings: GateSettings) -> Response | None:
+    """The redirect to base_url for a page load at a host the gate does not serve, or None
+    (anything else, or sent there once already: the ``unknown_host`` refusal then)."""
+    if not view.is_navigation or guard_cookie_name(settings) in view.cookies:
+        return None
+    return see_other(on_base_url(view, settings), [guard_cookie(settings)])
 
 
 def on_base_url(view: RequestView, settings: GateSettings) -> str:

@@ -8,6 +8,7 @@ IdP's metadata, hence its SP and verifier) is read through :class:`LiveSaml` at 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,10 @@ from saml_gate.ops.events import EventSink
 from saml_gate.ops.metrics import GateMetrics
 from saml_gate.ops.warnings import StartupWarnings
 from saml_gate.policy import AccessPolicy
+from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.core import GateCore
 from saml_gate.runtime.engine import engine_for
+from saml_gate.runtime.policy_reload import PolicyReload
 from saml_gate.runtime.remote_keys import RemoteKeySet
 from saml_gate.runtime.saml_state import LiveSaml
 from saml_gate.session.decision import Authenticator
@@ -66,10 +69,14 @@ class GateParts:
     """Ends an admitted WebSocket with its session."""
 
 
-def assemble(settings: GateSettings, store: Any = None) -> GateParts:
+def assemble(
+    settings: GateSettings, store: Any = None, given: Mapping[str, Any] | None = None
+) -> GateParts:
     """Every part of a gate for ``settings``. ``store``: a Store or a ``redis.asyncio.Redis``
-    client; None opens the ``store`` setting. Raises :class:`ConfigError` for what cannot be
-    built (a Redis URL without redis-py, metrics without prometheus-client...)."""
+    client; None opens the ``store`` setting. ``given``: the keywords the settings were
+    loaded from, for reloading the access policy from ``config_file`` (None: no reload).
+    Raises :class:`ConfigError` for what cannot be built (a Redis URL without redis-py,
+    metrics without prometheus-client...)."""
     s = settings
     shared = open_store(s, store)
     saml = LiveSaml(s)
@@ -104,6 +111,10 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         return GateFacts(saml.keys.cert_pem, saml.idp.entity_id, kids)
 
     agreement = GateAgreement(s, shared, facts)
+    policy = LivePolicy(AccessPolicy(s))
+    reload = None
+    if given is not None and s.config_file is not None:
+        reload = PolicyReload(s, given, policy, metrics, on_reload=agreement.policy_reloaded)
     logout_keys = _key_set(s, s.universal_logout_keys_source, "universal_logout_keys")
     access_keys = _key_set(s, s.access_token_keys_source, "access_token_keys")
     core = GateCore(
@@ -121,9 +132,9 @@ def assemble(settings: GateSettings, store: Any = None) -> GateParts:
         tokens=tokens,
         universal_logout_keys=logout_keys,
         access_token_keys=access_keys,
+        policy_reload=reload,
     )
 
-    policy = AccessPolicy(s)
     addresses = ClientAddresses(s.trusted_proxies)
     authenticator = Authenticator(sessions, revocations)
     refusals = Refusals(s, events, sessions, issuer=lambda: saml.idp.entity_id)

@@ -37,3 +37,25 @@ def parse_form(body: bytes, *, max_fields: int, encoded: Collection[str] = ()) -
         value = raw_value.decode("ascii")
         fields[name] = value if name in encoded else decode_form_value(value)
     return fields
+
+
+def posts_field(body: bytes, name: str, *, max_fields: int) -> bool:
+    """Whether one of the first ``max_fields`` fields of a posted form is a non-blank ``name``.
+
+    Only the names are read (found with ``bytes.find``, which is memchr), never the values:
+    a cheap look at a body that goes on to its reader unchanged. (``split`` and ``count`` walk
+    a 300 KB value byte by byte: half a millisecond.)"""
+    start, size = 0, len(body)
+    for _ in range(max_fields):
+        end = body.find(b"&", start)
+        if end < 0:
+            end = size
+        equals = body.find(b"=", start, end)
+        if 0 <= equals < end - 1:  # a name, and a value that is not blank
+            raw_name = body[start:equals]
+            if raw_name.isascii() and decode_form_value(raw_name.decode("ascii")) == name:
+                return True
+        if end == size:
+            return False
+        start = end + 1
+    return False

@@ -11,15 +11,17 @@ control characters); that request then goes to the same decision as an app reque
 modes (:class:`~saml_gate.web.gatekeeper.Gatekeeper`: the rules and the request-side hardening,
 the session, the policy), and this module only carries its verdict out.
 
-Answers: 200 with the identity headers and the JWT (public paths: 200 without them), and a
+Answers: 200 with the identity headers and the JWT (public paths: 200, with them only when a
+live session came with the request), and a
 ``Cookie`` header: the request's Cookie lines joined, without the gate's own cookies (as proxy
 mode forwards them), absent when nothing else is left. The shipped configurations send exactly
 that to the app in place of the client's Cookie (none when it is absent), so that no app ever
 sees, and can replay, a session of the gate (Traefik: ``authResponseHeaders``, which always
 removes the client's copy first); 401 JSON
 with a ``login_url`` without a session, except a 302 to that ``login_url`` for a browser's page
-load described Traefik/Caddy-style (nginx turns the 401 into a redirect itself with
-``error_page 401``); 403 when signed in but not allowed (400, 503 for the other refusals). A
+load described Traefik/Caddy-style outside ``api_paths`` (nginx turns the 401 into a redirect
+itself with ``error_page 401``); 403 when signed in but not allowed (421 ``unknown_host``, 400,
+503 for the other refusals). A
 session cookie due for refresh comes back as ``Set-Cookie`` on the 200 (nginx:
 ``auth_request_set`` + ``add_header``), and one that is no good is cleared on the 401 or 302.
 """
@@ -34,12 +36,12 @@ from urllib.parse import unquote, urlsplit
 from starlette.responses import RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from saml_gate.config.checks import parse_host
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.identity.headers import IdentityHeaders
 from saml_gate.identity.tokens import jwt_header_name
 from saml_gate.ip_addresses import ClientAddresses, peer_of
+from saml_gate.policy.hosts import parse_host
 from saml_gate.session.cookies import without_cookies
 from saml_gate.session.decision import DuplicateSession
 from saml_gate.user import SamlUser
@@ -217,20 +219,25 @@ class ForwardAuth:
             raise GateError("untrusted_proxy", f"peer {peer!r} is not in trusted_proxies")
         original = original_request(scope)
         request = AppRequest(
-            original.scope, original.path, self._addresses, original.host, original.url
+            original.scope,
+            original.path,
+            self._addresses,
+            original.host,
+            original.url,
+            scheme=original.url[: original.url.index(":")].lower(),
+            own_origin=True,
         )
         verdict = await self._gatekeeper.decide(request)
-        if isinstance(verdict, Admit):
-            response = _Allowed(
-                [*self._identity_of(verdict.user), *self._app_cookie(scope["headers"])]
-            )
+        if isinstance(verdict, Admit | Public):
+            user = verdict.user
+            if user is None:  # public, anonymous
+                return _Allowed(self._app_cookie(scope["headers"]))
+            response = _Allowed([*self._identity_of(user), *self._app_cookie(scope["headers"])])
             if verdict.jwt is not None:
                 response.raw_headers.append((self._jwt_header, verdict.jwt))
-            if verdict.refresh_cookie is not None:
+            if isinstance(verdict, Admit) and verdict.refresh_cookie is not None:
                 with_cookies(response, [verdict.refresh_cookie])
             return response
-        if isinstance(verdict, Public):
-            return _Allowed(self._app_cookie(scope["headers"]))
         if isinstance(verdict, SignIn):
             return self._sign_in(view, request, original.forwarded_style, verdict)
         # a refusal the decision logged: shown as the proxy's answer (403, 400, 503)
@@ -246,7 +253,9 @@ class ForwardAuth:
         proxy passes a redirect on to the browser)."""
         clear = [verdict.clear_cookie] if verdict.clear_cookie is not None else []
         login_url = self._settings.login_url
-        if not (forwarded_style and is_page_load(request.scope["method"], view.headers)):
+        if verdict.api or not (
+            forwarded_style and is_page_load(request.scope["method"], view.headers)
+        ):
             return sign_in_needed(login_url, request.return_to, verdict.error, clear)
         location = login_url_for(login_url, request.return_to)
         return with_cookies(RedirectResponse(location, status_code=302, headers=NO_STORE), clear)

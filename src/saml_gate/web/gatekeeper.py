@@ -6,7 +6,11 @@ and forward-auth (``/saml/auth``) all ask :meth:`Gatekeeper.decide` about the re
 only carry the answer out, as oauth2-proxy's ``Proxy`` and ``AuthOnly`` handlers both do with one
 session check. The answer is a typed verdict:
 
-* :class:`Public` — a public rule: the app serves the request to anyone;
+* :class:`Public` — a public rule: the app serves the request to anyone, and is told who is
+  signed in when a live session comes with it (``user``, ``jwt``: never a refusal nor a cookie
+  cleared on a public path, whatever the cookie; a request with a bearer token is anonymous
+  there, its cookie not read); ``unclaimed_form`` marks a form POST no live session sent, whose
+  body (only) may be read for an IdP's SAMLResponse posted to the wrong address;
 * :class:`Admit` — a live session whose person the rule allows, or a bearer token (where the
   rule's ``accept`` takes tokens) whose service it allows: who (``user.kind`` says which), the
   identity JWT for the app, and the refreshed session cookie when one is due (never for a
@@ -16,7 +20,9 @@ session check. The answer is a typed verdict:
   not this gate's, garbage), the same way in every mode; ``is_passive``: a live session whose
   IdP has not vouched for its person for ``reassert_interval`` — a page load asks the IdP again
   without a prompt (``IsPassive``), anything else gets 401 ``reassertion_required``;
-* :class:`Refuse` — what the app could read otherwise (``bad_method``, ``bad_path``), the store
+* :class:`Refuse` — a host the gate does not serve or cannot read plainly (``unknown_host``,
+  ``bad_host``: before any rule), what the app could read otherwise (``bad_method``,
+  ``bad_path``), the store
   unreachable (``store_unavailable``), two session cookies (``duplicate_session``: the answer
   deletes them), or a person the access policy refuses (``forbidden``).
 
@@ -28,9 +34,12 @@ The decision emits its own auth events — ``policy_denied``, ``request_refused`
 ``session_expired``, ``token_auth`` — so every mode logs, hooks and counts them alike, and it
 turns an unreachable store into ``Refuse(store_unavailable)`` here, in one place.
 
-Later features fit without reshaping these types: per-host rules read :attr:`AppRequest.host`,
-already an input; passive re-assertion is a :class:`SignIn` with one more flag
-(``is_passive``); identity on public paths is a :class:`Public` carrying the signed-in user.
+The host is an input like the path: :attr:`AppRequest.host` (the one ``Host`` header in
+middleware and proxy mode, the original URL's in forward-auth) must be one the gate serves, and
+rules with a host decide only for it — before any token is read. The identity JWT names the app
+it is for (:mod:`saml_gate.identity.tokens`): the origin of the host served unless it is
+base_url's (forward-auth: always), or the deciding rule's ``audience``, for a person and a
+service alike.
 """
 
 from __future__ import annotations
@@ -45,14 +54,16 @@ from saml_gate.errors import ErrorCode, GateError
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
-from saml_gate.policy import AccessPolicy, Rule
-from saml_gate.policy.access import Decision
+from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision, Rule
+from saml_gate.policy.hosts import AppHost
+from saml_gate.policy.live import LivePolicy
 from saml_gate.session.cookies import cookie_header_of
 from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
 from saml_gate.web.machine_access import MachineAccess, bearer_token, token_in_query
+from saml_gate.web.misdirected import may_be_misdirected
 from saml_gate.web.request import RequestView
 
 #: Refusals that are the access policy's (counted as ``policy_denied``).
@@ -65,9 +76,19 @@ class AppRequest:
     ``scope``: its type, method, raw path, query string, headers and client (in forward-auth, a
     scope built from the proxy's description of the original request); ``path``: the path the
     app routes (without ``root_path``). ``host`` and ``return_to`` default to what the scope
-    says (the ``Host`` header; the path and query): forward-auth gives the original URL's."""
+    says (the ``Host`` header; the path and query): forward-auth gives the original URL's, its
+    ``scheme``, and ``own_origin`` (the identity JWT is always for the origin served)."""
 
-    __slots__ = ("_addresses", "_host", "_return_to", "_view", "path", "scope")
+    __slots__ = (
+        "_addresses",
+        "_host",
+        "_return_to",
+        "_view",
+        "own_origin",
+        "path",
+        "scheme",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -76,6 +97,8 @@ class AppRequest:
         addresses: ClientAddresses,
         host: str | None = None,
         return_to: str | None = None,
+        scheme: str | None = None,
+        own_origin: bool = False,
     ) -> None:
         self.scope = scope
         self.path = path
@@ -83,6 +106,8 @@ class AppRequest:
         self._host = host
         self._return_to = return_to
         self._view: RequestView | None = None
+        self.scheme = scheme
+        self.own_origin = own_origin
 
     @property
     def view(self) -> RequestView:
@@ -93,10 +118,15 @@ class AppRequest:
         return view
 
     @property
-    def host(self) -> str:
-        """The host the app will serve (lower-case, with the port if one was given)."""
+    def host(self) -> str | None:
+        """The host the app will serve as the request names it: its one ``Host`` header (None
+        when it has none); raises ``GateError`` ``bad_host`` for more than one."""
         if self._host is None:
-            self._host = self.view.headers.get("host", "").strip().lower()
+            for key, value in self.scope["headers"]:
+                if key == b"host":
+                    if self._host is not None:
+                        raise GateError("bad_host", "more than one Host header")
+                    self._host = value.decode("latin-1")
         return self._host
 
     @property
@@ -111,13 +141,22 @@ class AppRequest:
 # one costs on the hot path (every admitted request builds an Admit).
 @dataclass(slots=True)
 class Public:
-    """A public rule: the app serves the request to anyone, without an identity."""
+    """A public rule: the app serves the request to anyone; ``user`` and ``jwt`` (as in
+    :class:`Admit`) when a live session came with it, else None (anonymous).
+    ``unclaimed_form``: a form POST from a page that no live session sent, which may be an IdP's
+    SAMLResponse posted to the wrong address: a mode that sees the body may read a bounded
+    prefix of it to tell (:mod:`saml_gate.web.misdirected`); forward-auth sees no body."""
+
+    user: SamlUser | None = None
+    jwt: bytes | None = None
+    unclaimed_form: bool = False
 
 
 @dataclass(slots=True)
 class Admit:
-    """A signed-in person the rule allows: ``jwt`` is the identity JWT (None when ``jwt_header``
-    is off), ``refresh_cookie`` the Set-Cookie value of the refreshed session when one is due."""
+    """A signed-in person, or a service with a bearer token, the rule allows: ``jwt`` is the
+    identity JWT (None when ``jwt_header`` is off), ``refresh_cookie`` the Set-Cookie value of
+    the refreshed session when one is due (never for a token)."""
 
     user: SamlUser
     jwt: bytes | None
@@ -129,13 +168,15 @@ class SignIn:
     """Sign in first: ``error`` says why (``not_authenticated``, ``step_up_required``,
     ``reassertion_required``); ``force_authn`` asks the IdP to authenticate again;
     ``clear_cookie`` removes a session cookie that is no good; ``is_passive`` asks the IdP to
-    vouch again for ``user``, the live session's person, without a prompt."""
+    vouch again for ``user``, the live session's person, without a prompt; ``api``: one of
+    ``api_paths``, which always answers 401 JSON rather than redirect."""
 
     error: GateError
     force_authn: bool
     clear_cookie: bytes | None
     is_passive: bool = False
     user: SamlUser | None = None
+    api: bool = False
 
 
 @dataclass(slots=True)
@@ -148,6 +189,7 @@ class Refuse:
 
 Verdict = Public | Admit | SignIn | Refuse
 PUBLIC: Final = Public()
+UNCLAIMED_FORM: Final = Public(unclaimed_form=True)
 
 
 def _accept(rule: Decision) -> tuple[str, ...]:
@@ -160,7 +202,7 @@ class Gatekeeper:
 
     def __init__(
         self,
-        policy: AccessPolicy,
+        policy: LivePolicy,
         authenticator: Authenticator,
         sessions: SessionCodec,
         tokens: IdentityTokens | None,
@@ -184,12 +226,14 @@ class Gatekeeper:
     async def decide(self, request: AppRequest) -> Verdict:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
         person, the cookie known to this process): no I/O, nothing logged."""
-        try:
-            rule = self._policy.decide(request.scope, request.path)
-        except GateError as error:  # a method or path the app could read otherwise
+        policy = self._policy.current  # once: a reload swaps it between requests, never within
+        try:  # the host first: no rule decides for a host the gate does not serve
+            host = policy.hosts.of_request(request.host, request.scheme)
+            rule = policy.decide(request.scope, request.path, host)
+        except GateError as error:  # a host, method or path the app could read otherwise
             return self._refused(request, error)
         if rule.public:
-            return PUBLIC
+            return await self._public(request, policy, rule, host)
         scope = request.scope
         try:
             bearer = bearer_token(scope["headers"])
@@ -198,7 +242,7 @@ class Gatekeeper:
         except GateError as error:
             return self._refused(request, error, kind="token_auth")
         if bearer is not None:  # decided on the token alone: the cookie is not read
-            return await self._decide_token(request, rule, bearer)
+            return await self._decide_token(request, policy, rule, host, bearer)
         if not rule.accepts_sessions:
             return self._refused(request, GateError("token_required", f"{rule}: accept=token"))
         now = self._clock()
@@ -218,27 +262,31 @@ class Gatekeeper:
                 )
                 self._emit(request, "session_expired", session.user, reason=why, outcome="success")
             clear = None if outcome == "absent" else self._sessions.clear_cookie()
-            return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear)
+            api = policy.is_api(request.path)
+            return SignIn(GateError("not_authenticated"), rule.needs_fresh_sign_in, clear, api=api)
         user = session.user
         reassert_after = self._reassert_after
         if reassert_after is not None and now >= reassertion_deadline(user, reassert_after):
             # before the policy: the IdP's new word on the groups decides, not the old one
-            return SignIn(GateError("reassertion_required"), False, None, True, user)
-        refusal = self._policy.refusal(rule, user, now)
+            api = policy.is_api(request.path)
+            return SignIn(GateError("reassertion_required"), False, None, True, user, api)
+        refusal = policy.refusal(rule, user, now)
         if refusal is not None:
             if refusal.code == "step_up_required":  # back to the IdP, never a 403
-                return SignIn(refusal, True, None)
+                return SignIn(refusal, True, None, api=policy.is_api(request.path))
             return self._refused(request, refusal, user)
-        tokens, sessions = self._tokens, self._sessions
+        sessions = self._sessions
         return Admit(
             user,
-            tokens.token(user, now) if tokens is not None else None,
+            self._token(request, policy, rule, host, user, now),
             sessions.cookie(sessions.touched(session, now), now)
             if sessions.needs_refresh(session, now)
             else None,
         )
 
-    async def _decide_token(self, request: AppRequest, rule: Decision, bearer: str) -> Verdict:
+    async def _decide_token(
+        self, request: AppRequest, policy: AccessPolicy, rule: Decision, host: AppHost, bearer: str
+    ) -> Verdict:
         """A bearer token's verdict: the rule must take tokens, the token must stand for a
         service, and the access policy must allow it (``authorized_groups`` too)."""
         machine = self._machine
@@ -253,12 +301,65 @@ class Gatekeeper:
             down = GateError("store_unavailable", f"checking a service token: {exc}")
             return self._refused(request, down, kind="token_auth")
         now = self._clock()
-        refusal = self._policy.refusal(rule, user, now)
+        refusal = policy.refusal(rule, user, now)
         if refusal is not None:
             return self._refused(request, refusal, user)
         self._emit(request, "token_auth", user, reason="bearer token", outcome="success")
+        return Admit(user, self._token(request, policy, rule, host, user, now), None)
+
+    async def _public(
+        self, request: AppRequest, policy: AccessPolicy, rule: Decision, host: AppHost
+    ) -> Public:
+        """Anyone may pass; who is signed in, when a live session allowed past
+        ``authorized_groups`` came with the request. Nothing else: a cookie that is no good,
+        two of them, a store down or a re-assertion due make the request anonymous, never
+        refused, and its cookie is neither cleared nor refreshed here. A request with a bearer
+        token is anonymous too: its cookie is not read (one credential per request) and the
+        token is not checked (nothing here needs it). A form POST no live session sent is
+        ``unclaimed_form``; when who sent it is unknown (the store unreachable, two session
+        cookies) it is not, and its body is left to the app unread."""
+        form = request.scope.get("method") == "POST" and may_be_misdirected(request.view)
+        headers = request.scope["headers"]
+        cookies = cookie_header_of(headers)
+        if cookies is None:  # the hot path of public files: nothing to read
+            return UNCLAIMED_FORM if form else PUBLIC
+        try:
+            if bearer_token(headers) is not None:
+                return PUBLIC
+        except GateError:  # a malformed Authorization: still a token's request, anonymous
+            return PUBLIC
+        now = self._clock()
+        try:
+            session, outcome = await self._authenticate(cookies, now)
+        except (StoreUnavailable, DuplicateSession):
+            return PUBLIC
+        if session is None or outcome != "valid":
+            return UNCLAIMED_FORM if form else PUBLIC
+        user = session.user
+        reassert_after = self._reassert_after
+        if (
+            reassert_after is not None and now >= reassertion_deadline(user, reassert_after)
+        ) or policy.refusal(DEFAULT_RULE, user, now) is not None:
+            return PUBLIC
+        return Public(user, self._token(request, policy, rule, host, user, now))
+
+    def _token(
+        self,
+        request: AppRequest,
+        policy: AccessPolicy,
+        rule: Decision,
+        host: AppHost,
+        user: SamlUser,
+        now: float,
+    ) -> bytes | None:
+        """The identity JWT for the app served (see the module docstring)."""
         tokens = self._tokens
-        return Admit(user, tokens.token(user, now) if tokens is not None else None, None)
+        if tokens is None:
+            return None
+        audience = rule.audience
+        if audience is None and (request.own_origin or not policy.hosts.is_base(host)):
+            audience = host.origin
+        return tokens.token(user, now, audience)
 
     def _refused(
         self,

@@ -16,7 +16,7 @@ from starlette.types import Receive, Send
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.policy import AccessPolicy
+from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.engine import Engine
 from saml_gate.session.decision import Authenticator, reassertion_deadline
 from saml_gate.session.relay import Reasserting, RelayTracker
@@ -24,14 +24,13 @@ from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
 from saml_gate.web.address import guard_cookie, on_base_url, wrong_address
 from saml_gate.web.gatekeeper import AppRequest, SignIn
+from saml_gate.web.misdirected import may_be_misdirected, peek_saml_response, wrong_acs
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import (
     RequestView,
     names_base_url,
-    posts_saml_response,
     require_method,
     saml_form_limit,
-    wrong_acs,
 )
 from saml_gate.web.responses import see_other, with_cookies
 from saml_gate.web.sign_in import sign_in_needed
@@ -45,7 +44,7 @@ class Login:
     """Sends browsers to the IdP (with a pending-login cookie to match the answer by)."""
 
     settings: GateSettings
-    policy: AccessPolicy
+    policy: LivePolicy
     refusals: Refusals
     relay: RelayTracker
     engine: Engine
@@ -65,7 +64,9 @@ class Login:
                 " allowed_hosts",
             )
         reassert = await self._due_for_reassertion(view)
-        force = reassert is None and self.policy.fresh_sign_in_for(view.app_path(return_path))
+        force = reassert is None and self.policy.fresh_sign_in_for(
+            view.app_path(return_path), self.policy.host_of(return_path)
+        )
         return await self.start(view, return_path, force_authn=force, reassert=reassert)
 
     async def _due_for_reassertion(self, view: RequestView) -> SamlUser | None:
@@ -96,13 +97,12 @@ class Login:
             return
         clear = [verdict.clear_cookie] if verdict.clear_cookie is not None else []
         settings = self.settings
-        if not view.wants_json and await posts_saml_response(
-            view, receive, limit=saml_form_limit(settings)
-        ):  # refused anyway (no session), so its body is nobody else's
-            refusal = self.refusals.error(view, wrong_acs(view, settings), event="login_refused")
-            await with_cookies(refusal, clear)(scope, receive, send)
-            return
-        if view.is_navigation:
+        if may_be_misdirected(view):  # refused anyway (no session): its body is nobody else's
+            refusal, receive = await self.misdirected(view, receive)
+            if refusal is not None:
+                await with_cookies(refusal, clear)(scope, receive, send)
+                return
+        if view.is_navigation and not verdict.api:
             response = await self.start(
                 view,
                 request.return_to,
@@ -113,6 +113,18 @@ class Login:
         else:
             response = sign_in_needed(settings.login_url, request.return_to, verdict.error, clear)
         await response(scope, receive, send)
+
+    async def misdirected(
+        self, view: RequestView, receive: Receive
+    ) -> tuple[Response | None, Receive]:
+        """The ``wrong_acs_url`` page when ``view`` posts a SAMLResponse (at most
+        ``saml_form_limit`` bytes read), else None; and a ``receive`` that replays what was
+        read, for the app to read the body as it came."""
+        settings = self.settings
+        found, receive = await peek_saml_response(view, receive, limit=saml_form_limit(settings))
+        if not found:
+            return None, receive
+        return self.refusals.error(view, wrong_acs(view, settings), event="login_refused"), receive
 
     async def start(
         self,

@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from starlette.types import Receive, Scope
 
-from saml_gate.config.checks import is_number
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ip_addresses import ClientAddresses, peer_of
+from saml_gate.policy.hosts import is_number
 from saml_gate.policy.request_line import route_path
 from saml_gate.session.cookies import all_cookies, cookie_header_of
 from saml_gate.web.forms import parse_form
@@ -162,12 +162,17 @@ def saml_form_limit(settings: GateSettings) -> int:
     return (settings.max_response_bytes * 4) // 3 + 16384
 
 
+def is_form(view: RequestView) -> bool:
+    """Whether the request's body is declared a posted form."""
+    content_type = view.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == FORM_TYPE
+
+
 async def read_form(
     view: RequestView, receive: Receive, *, limit: int, encoded: tuple[str, ...] = ()
 ) -> dict[str, str]:
     """The posted form's fields; those named in ``encoded`` still percent-encoded."""
-    content_type = view.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM_TYPE:
+    if not is_form(view):
         raise GateError("bad_request", f"expected {FORM_TYPE}")
     declared = view.headers.get("content-length")
     if declared is not None and is_number(declared) and int(declared) > limit:
@@ -183,25 +188,3 @@ async def read_form(
         if not message.get("more_body", False):
             break
     return parse_form(bytes(body), max_fields=20, encoded=encoded)
-
-
-async def posts_saml_response(view: RequestView, receive: Receive, *, limit: int) -> bool:
-    """Whether this is a form POST carrying a SAMLResponse (an IdP posting to the wrong
-    address). Reads the body, at most ``limit`` bytes: only for requests that are refused
-    anyway, whose body nobody else reads."""
-    if view.method != "POST":
-        return False
-    try:
-        form = await read_form(view, receive, limit=limit, encoded=("SAMLResponse",))
-    except GateError:
-        return False
-    return bool(form.get("SAMLResponse"))
-
-
-def wrong_acs(view: RequestView, settings: GateSettings) -> GateError:
-    """The refusal of a SAMLResponse posted elsewhere than the ACS; the log line names it."""
-    return GateError(
-        "wrong_acs_url",
-        f"a SAMLResponse was posted to {view.scope['path']!r}; the Single sign-on URL (ACS)"
-        f" is {settings.acs_url}",
-    )

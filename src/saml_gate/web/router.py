@@ -20,13 +20,12 @@ from saml_gate.errors import GateError
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.policy.request_line import route_path
 from saml_gate.store import StoreUnavailable
+from saml_gate.web.misdirected import peek_saml_response, wrong_acs
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import (
     RequestView,
     gate_subpath,
-    posts_saml_response,
     saml_form_limit,
-    wrong_acs,
 )
 
 log = logging.getLogger("saml_gate")
@@ -74,10 +73,12 @@ class Endpoints:
         view = self.view(scope)
         handler = self._routes.get(sub)
         try:
-            if sub not in _POSTED_TO and await posts_saml_response(
-                view, receive, limit=saml_form_limit(self._settings)
-            ):
-                raise wrong_acs(view, self._settings)
+            if sub not in _POSTED_TO:  # the endpoint takes no form: an IdP's Response, posted here?
+                found, receive = await peek_saml_response(
+                    view, receive, limit=saml_form_limit(self._settings)
+                )
+                if found:
+                    raise wrong_acs(view, self._settings)
             if handler is None:
                 raise GateError("not_found", sub)
             try:

@@ -30,11 +30,11 @@ from typing import Any, Final
 from starlette.responses import Response
 from starlette.types import Receive
 
-from saml_gate.config.checks import is_number
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ErrorCode, GateError
 from saml_gate.identity.remote_jwt import JwtRefused, JwtRules, KeySource, RemoteJwtVerifier
 from saml_gate.ops.events import AuthEvent, EventSink
+from saml_gate.policy.hosts import is_number
 from saml_gate.session.revocation import Revocations
 from saml_gate.store import Store, StoreUnavailable
 from saml_gate.web.pages import error_response
