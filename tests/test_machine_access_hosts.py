@@ -27,8 +27,8 @@ from tests.test_universal_logout_hosts import (
     ClientConnection,
     Host,
     closed_with,
-    connect,
     host_environment,
+    opened_with,
     start_host,
 )
 
@@ -76,13 +76,7 @@ def hosts(
 
 async def opened(host: Host, token: str) -> ClientConnection:
     """A WebSocket a service opens with its token, past its hello and one echo."""
-    ws = await connect(
-        f"ws://127.0.0.1:{host.port}/ws", additional_headers=[("Authorization", f"Bearer {token}")]
-    )
-    assert await ws.recv() == "hello"
-    await ws.send("ping")
-    assert await ws.recv() == "ping"
-    return ws
+    return await opened_with(host, ("Authorization", f"Bearer {token}"))
 
 
 async def call(host: Host, path: str, token: str) -> tuple[int, str | None, str | None]:

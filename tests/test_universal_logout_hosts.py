@@ -180,10 +180,16 @@ async def status(host: Host, cookie: str) -> int:
 
 async def opened(host: Host, cookie: str) -> ClientConnection:
     """A WebSocket to ``host`` with this session, past its hello and one echo."""
+    return await opened_with(host, ("Cookie", f"saml_gate_session={cookie}"))
+
+
+async def opened_with(host: Host, credential: tuple[str, str]) -> ClientConnection:
+    """A WebSocket to ``host`` with this header (a session cookie, a bearer token), past its
+    hello and one echo."""
     public = httpx.URL(host.public_url)  # its Host: the public URL's, as behind the balancer
     ws = await connect(
         f"ws://{public.netloc.decode()}/ws",
-        additional_headers=[("Cookie", f"saml_gate_session={cookie}")],
+        additional_headers=[credential],
         host="127.0.0.1",
         port=host.port,
     )

@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, TextIO
 
 from saml_gate.cli.options import fail
-from saml_gate.cli.sessions import READS, settings
-from saml_gate.config.flags import add_flags
+from saml_gate.cli.sessions import add_store_flags, settings
 from saml_gate.config.settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=90 * 86400.0,
         help="create: its lifetime, such as 90d, 12h or 30m (default: 90d)",
     )
-    add_flags(parser, [StoreSettings], READS)
+    add_store_flags(parser)
 
 
 def command(args: argparse.Namespace) -> int:
