@@ -54,7 +54,8 @@ from saml_gate.errors import ErrorCode, GateError
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
-from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision, Rule
+from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision
+from saml_gate.policy.access import credential_refusal
 from saml_gate.policy.hosts import AppHost
 from saml_gate.policy.live import LivePolicy
 from saml_gate.session.cookies import cookie_header_of
@@ -192,11 +193,6 @@ PUBLIC: Final = Public()
 UNCLAIMED_FORM: Final = Public(unclaimed_form=True)
 
 
-def _accept(rule: Decision) -> tuple[str, ...]:
-    rules = (rule,) if isinstance(rule, Rule) else rule.rules
-    return tuple(dict.fromkeys(a for r in rules if not r.public for a in r.accept))
-
-
 class Gatekeeper:
     """Decides each request for the app (see the module docstring)."""
 
@@ -243,8 +239,9 @@ class Gatekeeper:
             return self._refused(request, error, kind="token_auth")
         if bearer is not None:  # decided on the token alone: the cookie is not read
             return await self._decide_token(request, policy, rule, host, bearer)
-        if not rule.accepts_sessions:
-            return self._refused(request, GateError("token_required", f"{rule}: accept=token"))
+        unaccepted = credential_refusal(rule, token=False)
+        if unaccepted is not None:  # accept=token: no session is read
+            return self._refused(request, unaccepted)
         now = self._clock()
         try:
             session, outcome = await self._authenticate(
@@ -290,8 +287,9 @@ class Gatekeeper:
         """A bearer token's verdict: the rule must take tokens, the token must stand for a
         service, and the access policy must allow it (``authorized_groups`` too)."""
         machine = self._machine
-        if machine is None or not rule.accepts_tokens:
-            error = GateError("token_not_accepted", f"{rule}: accept={','.join(_accept(rule))}")
+        unaccepted = credential_refusal(rule, token=True)
+        if unaccepted is not None or machine is None:
+            error = unaccepted or GateError("token_not_accepted", f"{rule}: no token is checked")
             return self._refused(request, error, kind="token_auth")
         try:
             user = await machine.principal(bearer)
