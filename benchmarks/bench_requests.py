@@ -2,7 +2,10 @@
 
 Direct ASGI calls in process (no server, no client): the bare app, the app behind SamlGate with
 a real session cookie (obtained through a real sign-in at the ACS), and the app behind
-Starlette's SessionMiddleware holding the same identity. Overhead = time - bare time.
+Starlette's SessionMiddleware holding the same identity. Overhead = time - bare time. Machine
+access, in the same run: one gate whose rule takes sessions and tokens, asked with the session
+cookie, a gate service token and an IdP access token (each token's first use checked it; the
+rows measure what every later request pays, its auth event included).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from bench_common import (
 from starlette.middleware.sessions import SessionMiddleware
 
 from saml_gate import SamlGate
+from saml_gate.session.gate_tokens import GateTokens
 from saml_gate.session.sessions import _CACHE_SIZE, Session
+from saml_gate.testing.access_tokens import AUDIENCE, ISSUER, AccessTokenIssuer
 
 SECTION = "1 request"
 
@@ -85,11 +90,39 @@ def forward_auth(cookie: bytes) -> dict[str, Any]:
     return http_scope("GET", "/saml/auth", headers)
 
 
-def page(cookie: bytes | None) -> dict[str, Any]:
+def page(cookie: bytes | None, token: str | None = None) -> dict[str, Any]:
     headers = [(b"accept", b"text/html")]
     if cookie:
         headers.append((b"cookie", cookie))
+    if token:
+        headers.append((b"authorization", b"Bearer " + token.encode()))
     return http_scope("GET", "/hello", headers)
+
+
+async def token_rows(world: World) -> dict[str, tuple[ASGI, list[dict[str, Any]]]]:
+    """A gate whose rule takes sessions and tokens: the same page with a session cookie, a
+    gate service token (memory store) and an IdP access token (RS256, the key set inline)."""
+    issuer = AccessTokenIssuer(world.idp)
+    gate = world.gate(
+        hello_app,
+        access_rules=["/ accept=session,token"],
+        access_token_issuer=ISSUER,
+        access_token_audiences=[AUDIENCE],
+        access_token_keys=issuer.jwks,
+    )
+    cookie = await sign_in(gate, world)
+    core = gate.core
+    gate_token = await GateTokens(core.store, core.revocations, time.time, 90.0).create(
+        "bench", ["deployers"], 3600
+    )
+    rows = {
+        "t-session": (gate, [page(cookie)]),
+        "t-gate": (gate, [page(None, gate_token)]),
+        "t-idp": (gate, [page(None, issuer.token(time.time(), groups=["deployers"]))]),
+    }
+    for app, scopes in rows.values():
+        assert status_of(await call(app, dict(scopes[0]))) == 200
+    return rows
 
 
 async def starlette_cookie(identity: dict[str, Any]) -> bytes:
@@ -178,6 +211,7 @@ async def run(budget: Budget, report: Report, world: World) -> None:
     rows = subjects.rows()
     rows["cold"] = (gate, many)
     rows["auth"] = (gate, [forward_auth(cookie)])
+    rows |= await token_rows(world)
     best = await interleaved(rows, n, rounds)
     bare = best["bare"]
     g, s = best["gated"] - bare, best["starlette"] - bare
@@ -216,6 +250,24 @@ async def run(budget: Budget, report: Report, world: World) -> None:
             note="an answer of its own, measured like the middleware: time - bare app",
         )
     )
+    ts, tg, ti = (best[k] - bare for k in ("t-session", "t-gate", "t-idp"))
+    report.add(
+        Row(
+            SECTION,
+            "token route, session cookie, overhead",
+            "+" + us(ts),
+            note="a rule with accept=session,token",
+        )
+    )
+    for name, value in (("gate service token", tg), ("IdP access token (RS256)", ti)):
+        report.add(
+            Row(
+                SECTION,
+                f"token route, {name}, overhead",
+                f"+{us(value)} ({value / ts:.2f}x the session's)",
+                note="checked once, then from this process's cache; a token_auth event each",
+            )
+        )
     checked = budget.n(10_000, 100)
     with_cookie = await set_cookie_count(gate, page(cookie), checked)
     report.add(

@@ -31,6 +31,20 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def check_env(idp_keys: Any, folder: Path, **extra: str) -> dict[str, str]:
+    """What ``saml-gate check`` needs to trust a test IdP (its metadata in ``folder``)."""
+    from tests.support import idp_metadata
+
+    metadata = folder / "idp.xml"
+    metadata.write_text(idp_metadata(idp_keys))
+    return cli_env(
+        SAML_GATE_IDP_METADATA=str(metadata),
+        SAML_GATE_SECRET_KEY="s" * 40,
+        SAML_GATE_STATE_DIR=str(folder / "state"),
+        **extra,
+    )
+
+
 def saml_gate(
     *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

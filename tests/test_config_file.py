@@ -57,6 +57,12 @@ public = true
 
 [[rules]]
 host = "grafana.acme.example"
+path = "/api/"
+accept = ["session", "token"]
+groups = ["deployers"]
+
+[[rules]]
+host = "grafana.acme.example"
 path = "/"
 emails = ["*@acme.example"]
 audience = "urn:grafana"
@@ -75,6 +81,9 @@ audience = "urn:grafana"
             authn_contexts=["urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract"],
         ),
         Rule("/health", public=True),
+        Rule(
+            "/api/", host="grafana.acme.example", accept=["session", "token"], groups=["deployers"]
+        ),
         Rule("/", host="grafana.acme.example", emails=["*@acme.example"], audience="urn:grafana"),
     )
 
@@ -147,8 +156,8 @@ a = 1
             f"{path}, line 2: saml-gate setting 'maximum_durations': unknown setting",
             f"{path}, line 4: saml-gate setting 'on_event': is given in Python only (a keyword)",
             f"{path}, line 12: saml-gate setting 'access_rules': [[rules]]: unknown key 'colour'"
-            " (known: attributes, audience, authn_contexts, emails, groups, host, max_authn_age,"
-            " methods, path, public)",
+            " (known: accept, attributes, audience, authn_contexts, emails, groups, host,"
+            " max_authn_age, methods, path, public)",
             f"{path}, line 14: saml-gate setting 'access_rules': [[rules]]: a rule needs a path",
             f"{path}, line 19: saml-gate setting 'access_rules': 'NOT A METHOD' is not an HTTP"
             " method",
@@ -212,6 +221,7 @@ def test_every_command_takes_config() -> None:
         extra = {
             "run": ["x:app"],
             "sessions": ["list"],
+            "tokens": ["list"],
             "policy": ["explain", "GET", "http://a/"],
         }.get(name, [])
         args = parser.parse_args([name, *extra, "--config", "/etc/saml-gate.toml"])
@@ -264,6 +274,8 @@ def test_the_readme_example_file_loads(tmp_path: Path) -> None:
         "/admin/",
         r"re:/reports/\d+",
         "/vault/",
+        "/api/",
         "grafana.acme.example/",
     ]
     assert s.access_rules[1].methods == ("GET", "HEAD")
+    assert s.access_rules[3].accept == ("session", "token")

@@ -152,6 +152,22 @@ def test_accounts_the_gate_did_not_create_are_adopted_only_when_configured(db: N
     assert not model.objects.get(pk=made.pk).check_password("a password")
 
 
+def test_a_service_never_adopts_an_account(db: None) -> None:
+    """A gate token's name is the operator's word: a token named "admin" gets no existing
+    "admin" account, even with adopt_existing_users; it gets one of its own otherwise."""
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import PermissionDenied
+
+    from saml_gate.contrib.django import sync_user
+
+    get_user_model().objects.create_user("admin", "admin@example.com", "pw")
+    service = identity(email=None, name_id="admin", issuer="saml-gate", kind="service")
+    with pytest.raises(PermissionDenied, match="a service never adopts"):
+        sync_user(service, mapping(adopt_existing_users=True))
+    ci = sync_user(identity(email=None, name_id="ci-deploy", kind="service"), mapping())
+    assert ci.username == "ci-deploy" and not ci.has_usable_password()
+
+
 def test_an_operator_can_link_one_existing_account_to_one_identity(db: None) -> None:
     from django.contrib.auth import get_user_model
     from django.core.exceptions import PermissionDenied

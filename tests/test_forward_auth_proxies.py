@@ -42,6 +42,7 @@ from websockets.sync.client import connect
 
 from saml_gate import SamlGate
 from saml_gate.testing import NAVIGATION, SamlTestIdp
+from saml_gate.testing.access_tokens import CLIENT_ID
 from tests.forward_auth import proxies
 from tests.forward_auth.proxies import RunningProxy, websocket_echo
 from tests.forward_auth.servers import (
@@ -86,8 +87,12 @@ def gate() -> Iterator[Gate]:
         allowed_hosts=["*.example.test"],
         authorized_groups=["staff"],
         public_paths=["/public/"],
-        # the example's second app (grafana) on each proxy: admins only, and its own audience
-        access_rules=[f"grafana-{name}.example.test/ groups=admins" for name in PROXIES],
+        # the example's second app (grafana) on each proxy: admins only, and its own audience;
+        # scripts reach /api/ with a bearer token
+        access_rules=[
+            *(f"grafana-{name}.example.test/ groups=admins" for name in PROXIES),
+            "/api/ accept=session,token",
+        ],
         forward_auth=True,
     )
     signed_in = Starlette(routes=[Route("/", lambda _: PlainTextResponse("Signed in."))])
@@ -167,6 +172,26 @@ def test_a_person_signs_in_through_the_proxy_and_lands_on_the_page(
         "X-Forwarded-Email": ["alice@example.test"],
         "X-Forwarded-Groups": ["staff,admins"],
     }
+
+
+def test_a_bearer_token_reaches_the_gate_through_the_proxy(gate: Gate, proxy: RunningProxy) -> None:
+    """The shipped configurations pass ``Authorization`` to the auth request (nginx: every
+    header of the request; Caddy: its forward_auth copies them): a CI job's access token gets
+    through to a token route, not to a browser-only one, and never from the query string."""
+    token = gate.idp.access_token(groups=["staff"])
+    bearer = {**API, "authorization": f"Bearer {token}"}
+    before = len(gate.upstream.received)
+    with browser() as client:
+        admitted = client.get(proxy.url + "/api/data", headers=bearer)
+        browser_only = client.get(proxy.url + "/private/page", headers=bearer)
+        in_query = client.get(proxy.url + "/api/data?access_token=" + token, headers=API)
+    assert admitted.status_code == 200, admitted.text
+    claims = admitted.json()["identity"]
+    assert claims["principal"] == "service" and claims["sub"] == claims["token_name"] == CLIENT_ID
+    assert identity_of(gate.upstream.received[-1])["X-Forwarded-User"] == [CLIENT_ID]
+    assert (browser_only.status_code, browser_only.json()["error"]) == (403, "token_not_accepted")
+    assert (in_query.status_code, in_query.json()["error"]) == (400, "token_in_query")
+    assert len(gate.upstream.received) == before + 1
 
 
 def test_api_clients_get_401_with_the_login_url(gate: Gate, proxy: RunningProxy) -> None:

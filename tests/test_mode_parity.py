@@ -25,8 +25,10 @@ from starlette.routing import Route
 
 from saml_gate import AuthEvent, MemoryStore, SamlGate, SamlUser
 from saml_gate.proxy import build_proxy_app
+from saml_gate.session.gate_tokens import GateTokens, new_token
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store.base import Feed, Write
+from saml_gate.testing.access_tokens import AUDIENCE, CLIENT_ID, ISSUER, AccessTokenIssuer
 from tests.support import ACS_URL, BASE_URL, IDP_ENTITY_ID, Harness, gate_options
 
 pytestmark = pytest.mark.anyio
@@ -116,12 +118,21 @@ class Scenario:
     session_cookie: Literal["kept", "cleared", "refreshed"] = "kept"
     error: str | None = None
     """The error code of a 401 or a refusal."""
+    bearer: Literal["none", "gate", "idp", "forged"] = "none"
+    """An ``Authorization: Bearer`` token sent: a gate service token, an IdP access token, or
+    a gate token that does not exist."""
+    query: str = ""
     host: str = HOST
     """The host the request is for (Host; forward-auth: the original URL's)."""
     identified: bool = False
     """A public path told who is signed in."""
     audience: str | None = None
     """The identity JWT's ``aud`` (default: base_url) when one is sent."""
+
+
+#: A token route for deployers (sessions and tokens), the rest browser-only (the default).
+TOKEN_RULES = {"access_rules": ["/api/ accept=session,token groups=deployers"]}
+SERVICE = {"gate": "ci-deploy", "idp": CLIENT_ID}
 
 
 RULES = {"access_rules": ["/ops/ groups=ops", "/step/ max_authn_age=600"]}
@@ -342,6 +353,89 @@ SCENARIOS = [
         events=(("request_refused", "failure", "bad_path"),),
         error="bad_path",
     ),
+    Scenario(
+        "gate token, token route",
+        "admit",
+        path="/api/x",
+        sign_in=False,
+        cookie="none",
+        bearer="gate",
+        options=TOKEN_RULES,
+        events=(("token_auth", "success", None),),
+    ),
+    Scenario(
+        "IdP access token, token route",
+        "admit",
+        path="/api/x",
+        sign_in=False,
+        cookie="none",
+        bearer="idp",
+        options=TOKEN_RULES,
+        events=(("token_auth", "success", None),),
+    ),
+    Scenario(
+        "token on a browser-only route",
+        "refuse",
+        sign_in=False,
+        cookie="none",
+        bearer="gate",
+        options=TOKEN_RULES,
+        status=403,
+        events=(("token_auth", "failure", "token_not_accepted"),),
+        error="token_not_accepted",
+    ),
+    Scenario(
+        "unknown token beside a session",
+        "refuse",
+        path="/api/x",
+        bearer="forged",
+        options=TOKEN_RULES,
+        status=401,
+        events=(("token_auth", "failure", "token_invalid"),),
+        error="token_invalid",
+    ),
+    Scenario(
+        "token in the query string",
+        "refuse",
+        path="/api/x",
+        query="access_token=sgt_x",
+        options=TOKEN_RULES,
+        status=400,
+        events=(("token_auth", "failure", "token_in_query"),),
+        error="token_in_query",
+    ),
+    Scenario(
+        "gate token at another host, its own audience",
+        "admit",
+        path="/api/x",
+        host="team.wiki.acme.example",
+        sign_in=False,
+        cookie="none",
+        bearer="gate",
+        options={"allowed_hosts": HOSTS["allowed_hosts"], **TOKEN_RULES},
+        events=(("token_auth", "success", None),),
+        audience="http://team.wiki.acme.example",
+    ),
+    Scenario(
+        "token at an unknown host",
+        "refuse",
+        path="/api/x",
+        host="evil.example",
+        sign_in=False,
+        cookie="none",
+        bearer="gate",
+        options={"allowed_hosts": HOSTS["allowed_hosts"], **TOKEN_RULES},
+        status=421,
+        events=(("request_refused", "failure", "unknown_host"),),
+        error="unknown_host",
+    ),
+    Scenario(
+        "token on a public path beside a session",
+        "public",
+        path="/public/a",
+        bearer="forged",
+        options={"public_paths": ["/public/"]},
+    ),
 ]
 
 #: How each mode answers a verdict that is not a refusal (page load, API call).
@@ -409,7 +503,13 @@ async def run(
     registry = CollectorRegistry()
     options = make(on_event=[events.append], metrics_registry=registry, **scenario.options)
     store = FlakyStore(options["clock"])
-    gate = build(mode, {**options, "store": store})
+    issuer = AccessTokenIssuer(harness_of.idp_keys)
+    access = {
+        "access_token_issuer": ISSUER,
+        "access_token_audiences": [AUDIENCE],
+        "access_token_keys": issuer.jwks,
+    }
+    gate = build(mode, {**options, **access, "store": store})
     h: Harness = harness_of(gate)
     if scenario.sign_in:
         assert (await h.login()).status_code == 303
@@ -432,6 +532,18 @@ async def run(
         session = gate.core.sessions.decode(str(value))
         assert session is not None
         await gate.core.revocations.revoke(session.user, h.clock())
+    bearer = None
+    if scenario.bearer == "gate":
+        await gate.core.start()
+        core = gate.core
+        tokens = GateTokens(core.store, core.revocations, h.clock, 90.0)
+        bearer = await tokens.create("ci-deploy", ["deployers"], 86400)
+    elif scenario.bearer == "idp":
+        bearer = issuer.token(h.clock(), groups=["deployers"])
+    elif scenario.bearer == "forged":
+        bearer = new_token()
+    if bearer is not None:
+        extra["authorization"] = f"Bearer {bearer}"
     h.clock.advance(scenario.advance)
     store.down = scenario.store_down
     await gate.core.events.drain()
@@ -439,17 +551,18 @@ async def run(
     before = metric_values(registry)
 
     headers = dict(PAGE if scenario.page_load else API) | extra
+    target = scenario.path + (f"?{scenario.query}" if scenario.query else "")
     if mode == "forward-auth":
         headers |= {
             "x-forwarded-method": "GET",
             "x-forwarded-proto": "http",
             "x-forwarded-host": scenario.host,
-            "x-forwarded-uri": scenario.path,
+            "x-forwarded-uri": target,
         }
         r = await h.client.get("/saml/auth", headers=headers)
         seen, token = r.headers.get("x-forwarded-user"), r.headers.get("x-saml-gate-jwt")
     else:
-        r = await h.client.get(scenario.path, headers=headers | {"host": scenario.host})
+        r = await h.client.get(target, headers=headers | {"host": scenario.host})
         body = r.json() if r.status_code == 200 else {}
         seen, token = body.get("user"), body.get("jwt")
     audience = jwt.decode(token, options={"verify_signature": False})["aud"] if token else None
@@ -487,13 +600,20 @@ async def _asks_idp(h: Harness, location: str) -> tuple[bool, bool]:
     return request.get("ForceAuthn") == "true", request.get("IsPassive") == "true"
 
 
-@pytest.fixture
-def harness_of(idp_keys: Any, sp_keys: Any, clock: Any) -> Callable[[SamlGate], Harness]:
-    def make(gate: SamlGate) -> Harness:
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gate), base_url=BASE_URL)
-        return Harness(gate=gate, client=client, idp_keys=idp_keys, sp_keys=sp_keys, clock=clock)
+class HarnessOf:
+    """Makes the harness of a gate (the test's IdP keys, for its access tokens too)."""
 
-    return make
+    def __init__(self, idp_keys: Any, sp_keys: Any, clock: Any) -> None:
+        self.idp_keys, self.sp_keys, self.clock = idp_keys, sp_keys, clock
+
+    def __call__(self, gate: SamlGate) -> Harness:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gate), base_url=BASE_URL)
+        return Harness(gate, client, self.idp_keys, self.sp_keys, self.clock)
+
+
+@pytest.fixture
+def harness_of(idp_keys: Any, sp_keys: Any, clock: Any) -> HarnessOf:
+    return HarnessOf(idp_keys, sp_keys, clock)
 
 
 @pytest.fixture
@@ -510,8 +630,11 @@ def expected_events(scenario: Scenario) -> list[tuple[Any, ...]]:
     """The scenario's events with who (when the decision knew) and what was asked."""
     before = ("store_unavailable", "bad_path", "unknown_host", "bad_host")
     known = scenario.cookie == "session" and scenario.error not in before
-    # (two session cookies: refused before either is read)
+    # (two session cookies: refused before either is read; a token: the cookie is not read)
+    known = known and scenario.bearer == "none" and not scenario.query
     name_id = "alice@example.com" if known else None
+    if scenario.verdict == "admit" and scenario.bearer != "none":
+        name_id = SERVICE[scenario.bearer]
     return [
         (event, outcome, code, name_id, "GET", scenario.path)
         for event, outcome, code in scenario.events
@@ -530,7 +653,8 @@ async def test_every_mode_decides_alike(
         else:
             assert outcome.status == STATUS[mode][scenario.verdict, scenario.page_load], where
         signed_in = scenario.verdict == "admit" or scenario.identified
-        assert outcome.who == ("alice@example.com" if signed_in else None), where
+        person = SERVICE.get(scenario.bearer, "alice@example.com")
+        assert outcome.who == (person if signed_in else None), where
         audience = (scenario.audience or BASE_URL) if signed_in else None
         assert outcome.audience == audience, where
         assert outcome.events == expected_events(scenario), where
@@ -560,11 +684,19 @@ def test_the_table_covers_what_the_issue_asks(
         "step-up, page load",
         "public path",
         "store down",
+        "gate token, token route",
+        "IdP access token, token route",
+        "token on a browser-only route",
+        "unknown token beside a session",
+        "token in the query string",
         "public path, signed in",
         "public path, garbage cookie",
         "unknown host",
         "per-host rule denial",
         "another host, its own audience",
+        "gate token at another host, its own audience",
+        "token at an unknown host",
+        "token on a public path beside a session",
     } <= names
 
 

@@ -206,3 +206,54 @@ def test_explain_decides_for_the_urls_host(tmp_path: Path) -> None:
     assert (code, answer["decision"]) == (0, "allowed")
     code, answer = explain(path, *who, "GET", "https://evil.example/d/1")
     assert (code, answer["decision"], answer["code"]) == (1, "refused", "unknown_host")
+
+
+TOKEN_POLICY = (
+    POLICY
+    + """
+[[rules]]
+path = "/api/"
+accept = ["session", "token"]
+groups = ["deployers"]
+
+[[rules]]
+path = "/hooks/"
+accept = ["token"]
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("who", "url", "status", "decision", "code"),
+    [
+        (["--token", "ci-deploy", "--groups", "staff,deployers"], "/api/x", 0, "allowed", None),
+        (["--token", "ci-deploy", "--groups", "staff"], "/api/x", 1, "refused", "forbidden"),
+        (["--token", "ci-deploy", "--groups", "staff,admins"], "/admin/", 1, "refused",
+         "token_not_accepted"),
+        (["--token", "ci-deploy", "--groups", "staff"], "/hooks/x", 0, "allowed", None),
+        (["--user", "ann@acme.example", "--groups", "staff"], "/hooks/x", 1, "refused",
+         "token_required"),
+        ([], "/hooks/x", 1, "refused", "token_required"),
+        (["--user", "ann@acme.example", "--groups", "staff,deployers"], "/api/x", 0, "allowed",
+         None),
+    ],
+)  # fmt: skip
+def test_explain_for_a_service_with_a_bearer_token(
+    tmp_path: Path, who: list[str], url: str, status: int, decision: str, code: str | None
+) -> None:
+    """``--token NAME``: the caller is a service, decided as the gate decides a bearer token
+    (the rule's ``accept`` first, then the same conditions); a person on a token-only route is
+    refused as the gate refuses them."""
+    path = tmp_path / "saml-gate.toml"
+    path.write_text(TOKEN_POLICY)
+    exit_status, answer = explain(path, *who, "GET", "https://app.example" + url)
+    assert (exit_status, answer["decision"], answer.get("code")) == (status, decision, code)
+
+
+def test_explain_takes_a_person_or_a_service_not_both(policy_file: Path) -> None:
+    command = [sys.executable, "-m", "saml_gate.cli", "policy", "explain", "--config"]
+    command += [str(policy_file), "--user", "a@acme.example", "--token", "ci", "GET"]
+    done = subprocess.run(
+        [*command, "https://app.example/"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and "--user or --token, not both" in done.stderr

@@ -27,19 +27,26 @@ def session_id_of(cookie: str) -> str:
     return str(fields_of(cookie)[10])
 
 
-def sessions(*args: str, store: str = TEST_REDIS_URL, prefix: str = "") -> tuple[int, str]:
+def store_command(
+    command: str, *args: str, store: str = TEST_REDIS_URL, prefix: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``saml-gate COMMAND ...`` as an operator runs it against the shared store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAML_GATE_")}
     env["SAML_GATE_STORE"] = store
     if prefix:
         env["SAML_GATE_STORE_PREFIX"] = prefix
-    done = subprocess.run(
-        [sys.executable, "-m", "saml_gate.cli", "sessions", *args],
+    return subprocess.run(
+        [sys.executable, "-m", "saml_gate.cli", command, *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def sessions(*args: str, store: str = TEST_REDIS_URL, prefix: str = "") -> tuple[int, str]:
+    done = store_command("sessions", *args, store=store, prefix=prefix)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -10,9 +10,7 @@ tests/test_universal_logout_hosts.py and benchmarks/bench_universal_logout.py.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -25,8 +23,9 @@ from saml_gate import SamlGate
 from saml_gate.errors import ConfigError
 from saml_gate.ops.events import AuthEvent
 from saml_gate.testing import SamlTestIdp, gate_error_code
+from saml_gate.testing.access_tokens import KeyServer
 from saml_gate.testing.universal_logout import ORG_URL, LogoutTokens
-from tests.support import KitSite, make_app
+from tests.support import KitSite, hmac_signed, make_app
 from tests.test_store_outage import free_port
 
 pytestmark = pytest.mark.anyio
@@ -240,13 +239,6 @@ REFUSED: dict[str, tuple[Any, int, str]] = {
 
 def _hmac_with(site: Site, secret: bytes) -> str:
     """The algorithm-confusion attack: HS256 with the RSA public key as the HMAC secret."""
-    import base64
-    import hashlib
-    import hmac
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
     now = int(site.idp.clock())
     header = {"alg": "HS256", "typ": "global-token-revocation+jwt", "kid": tokens(site).key.kid}
     claims = {
@@ -257,9 +249,7 @@ def _hmac_with(site: Site, secret: bytes) -> str:
         "iat": now,
         "exp": now + 300,
     }
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
+    return hmac_signed(header, claims, secret)
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
@@ -381,36 +371,6 @@ async def post(site: Site, body: Any, *, content_type: str = "application/json")
 
 
 # ---------------------------------------------------------------------- the org's keys by URL
-class KeyServer:
-    """The org's JWKS over HTTP on loopback, counting fetches; ``keys`` can change."""
-
-    def __init__(self, jwks: str) -> None:
-        self.jwks = jwks
-        self.fetches = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.fetches += 1
-                body = owner.jwks.encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/v1/keys"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def key_server(saml_idp: SamlTestIdp) -> Iterator[KeyServer]:
     server = KeyServer(saml_idp.logout_tokens.jwks)
@@ -558,17 +518,9 @@ async def test_the_setup_page_lists_them_too(site: Site) -> None:
 def test_saml_gate_check_fetches_the_orgs_keys(
     saml_idp: SamlTestIdp, key_server: KeyServer, tmp_path: Any
 ) -> None:
-    from tests.support import idp_metadata
-    from tests.test_cli import cli_env, saml_gate
+    from tests.test_cli import check_env, saml_gate
 
-    metadata = tmp_path / "idp.xml"
-    metadata.write_text(idp_metadata(saml_idp.keys))
-    env = cli_env(
-        SAML_GATE_IDP_METADATA=str(metadata),
-        SAML_GATE_SECRET_KEY="s" * 40,
-        SAML_GATE_STATE_DIR=str(tmp_path / "state"),
-        SAML_GATE_UNIVERSAL_LOGOUT_ISSUER=ORG_URL,
-    )
+    env = check_env(saml_idp.keys, tmp_path, SAML_GATE_UNIVERSAL_LOGOUT_ISSUER=ORG_URL)
     base = ("check", "--base-url", "https://acme.ngrok.app", "--universal-logout-keys")
     reached = saml_gate(*base, key_server.url, env=env)
     assert "ok    Universal Logout at https://acme.ngrok.app/saml/global-token-revocation" in (

@@ -120,9 +120,15 @@ def host_environment(saml_idp: SamlTestIdp, base_url: str, folder: Path) -> dict
     return env
 
 
-def start_host(name: str, port: int, env: dict[str, str], folder: Path) -> Host:
+def start_host(
+    name: str,
+    port: int,
+    env: dict[str, str],
+    folder: Path,
+    app: str = "tests.test_universal_logout_hosts:create_app",
+) -> Host:
     log = folder / f"{name}.log"
-    command = [sys.executable, "-m", "uvicorn", "tests.test_universal_logout_hosts:create_app"]
+    command = [sys.executable, "-m", "uvicorn", app]
     command += ["--factory", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -174,10 +180,16 @@ async def status(host: Host, cookie: str) -> int:
 
 async def opened(host: Host, cookie: str) -> ClientConnection:
     """A WebSocket to ``host`` with this session, past its hello and one echo."""
+    return await opened_with(host, ("Cookie", f"saml_gate_session={cookie}"))
+
+
+async def opened_with(host: Host, credential: tuple[str, str]) -> ClientConnection:
+    """A WebSocket to ``host`` with this header (a session cookie, a bearer token), past its
+    hello and one echo."""
     public = httpx.URL(host.public_url)  # its Host: the public URL's, as behind the balancer
     ws = await connect(
         f"ws://{public.netloc.decode()}/ws",
-        additional_headers=[("Cookie", f"saml_gate_session={cookie}")],
+        additional_headers=[credential],
         host="127.0.0.1",
         port=host.port,
     )

@@ -1,4 +1,6 @@
-"""The signed-in person as the app sees it: ``scope["user"]`` and ``scope["auth"]``."""
+"""Who calls, as the app sees it: ``scope["user"]`` and ``scope["auth"]``: a person signed in
+through the IdP (``kind == "person"``), or a service that presented a bearer token
+(``kind == "service"``: a gate service token or an IdP access token, ``token_name`` naming it)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from starlette.authentication import BaseUser
+
+PrincipalKind = Literal["person", "service"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +36,14 @@ class SamlUser(BaseUser):
     asserted_at: float = 0.0
     """When the IdP last vouched for this session, by the gate's clock: its sign-in, or its
     last re-assertion (``reassert_interval``)."""
+    kind: PrincipalKind = "person"
+    """``"person"``: signed in through the IdP (a session); ``"service"``: a bearer token."""
+    token_name: str | None = None
+    """A service's token: the gate token's name, or the IdP access token's client ID."""
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == "service"
 
     @property
     def is_authenticated(self) -> bool:

@@ -13,6 +13,7 @@ from tests.request_side import (
     cases_relay,
     cases_return_to,
     cases_roots,
+    cases_tokens,
     cases_websocket,
 )
 from tests.request_side.corpus import Case
@@ -29,6 +30,7 @@ CLASSES = (
     cases_relay.R,
     cases_return_to.R,
     cases_websocket.R,
+    cases_tokens.R,
 )
 CORPUS: tuple[Case, ...] = tuple(case for registry in CLASSES for case in registry.cases)
 CASES_BY_ID: dict[str, Case] = {case.id: case for case in CORPUS}

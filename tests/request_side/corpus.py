@@ -44,6 +44,16 @@ class Ctx(Protocol):
         """The session cookie's value for a principal (signed in through this target)."""
         ...
 
+    def token(self, principal: str, **wrong: Any) -> bytes:
+        """An access token of the test authorization server for a token principal (``wrong``:
+        :meth:`~saml_gate.testing.access_tokens.AccessTokenIssuer.token`'s spoilers)."""
+        ...
+
+    @property
+    def token_jwks(self) -> str:
+        """The authorization server's published key set (what an attacker can read)."""
+        ...
+
 
 Build = Callable[[Ctx], bytes]
 

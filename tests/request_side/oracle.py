@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from saml_gate import Rule
+from saml_gate.testing.access_tokens import AUDIENCE, CLIENT_ID, ISSUER
 
 PUBLIC_PATHS: Final = ("/static/", "/health")
 #: An app of its own (a host of ALLOWED_HOSTS' wildcard) for admins only: what host confusion
@@ -32,9 +33,17 @@ RULES: Final = (
     # a _method in a POST's body aims at.
     Rule("/forms/", methods=["POST"], public=True),
     Rule("/forms/", groups=["admins"]),
+    # Machine access: deployers, with a session or a bearer token; everything else is for
+    # sessions only (the default).
+    Rule("/machine/", accept=["session", "token"], groups=["deployers"]),
 )
 #: Hosts a sign-in may return to besides the target's own (tests.request_side.cases_return_to).
 ALLOWED_HOSTS: Final = ("allowed.example", "*.apps.example")
+#: The test authorization server whose access tokens the gates trust (the test IdP's key).
+ACCESS_TOKENS: Final[dict[str, Any]] = {
+    "access_token_issuer": ISSUER,
+    "access_token_audiences": [AUDIENCE],
+}
 GATE_POLICY: Final[dict[str, Any]] = {
     "public_paths": list(PUBLIC_PATHS),
     "access_rules": RULES,
@@ -48,13 +57,17 @@ class Principal:
     name: str
     name_id: str
     groups: tuple[str, ...]
+    token: bool = False
+    """A service with an IdP access token (``Ctx.token``), not a person with a session."""
 
     @property
     def identity(self) -> dict[str, str]:
-        """What the proxy must tell the upstream about this person (and nothing else)."""
+        """What the proxy must tell the upstream about this principal (and nothing else): a
+        service has no email."""
+        email = {} if self.token else {"x-forwarded-email": self.name_id}
         return {
             "x-forwarded-user": self.name_id,
-            "x-forwarded-email": self.name_id,
+            **email,
             "x-forwarded-groups": ",".join(self.groups),
         }
 
@@ -63,6 +76,8 @@ PRINCIPALS: Final = {
     "users": Principal("users", "uma@example.com", ("users",)),
     "admins": Principal("admins", "ada@example.com", ("admins", "users")),
     "editors": Principal("editors", "eddie@example.com", ("editors", "users")),
+    "ci": Principal("ci", CLIENT_ID, ("deployers",), token=True),
+    "ci-users": Principal("ci-users", CLIENT_ID, ("users",), token=True),
 }
 #: Credentials a request may carry that must count for nothing: a session cookie minted by
 #: another gate configuration (same secret, other base_url or entity_id).
@@ -74,10 +89,12 @@ _REPORT: Final = re.compile(r"/reports/[0-9]+")
 
 @dataclass(frozen=True)
 class Requirement:
-    """None of the fields set: any signed-in person. ``public``: anyone."""
+    """None of the fields set: any signed-in person. ``public``: anyone. ``tokens``: a bearer
+    token may prove who calls (else only a session)."""
 
     public: bool = False
     groups: frozenset[str] = frozenset()
+    tokens: bool = False
 
     def __str__(self) -> str:
         if self.public:
@@ -123,15 +140,22 @@ def requirement(path: str, method: str, hosts: Iterable[str] = ()) -> Requiremen
         return Requirement(groups=frozenset({"admins"}))
     if _under(path, "/forms/"):
         return Requirement(public=True) if method == "POST" else Requirement(frozenset({"admins"}))
+    if _under(path, "/machine/"):
+        return Requirement(groups=frozenset({"deployers"}), tokens=True)
     return Requirement()
 
 
-def held_groups(who: Iterable[str]) -> frozenset[str] | None:
-    """The groups the requester really holds (None: not signed in at all).
+def held_groups(who: Iterable[str], need: Requirement) -> frozenset[str] | None:
+    """The groups the requester really holds where ``need`` applies (None: not signed in).
 
     A request may carry several credentials (cookie tossing); the requester holds whatever any
-    valid one grants. Worthless credentials grant nothing."""
-    valid = [PRINCIPALS[w] for w in who if w not in WORTHLESS]
+    valid one grants. Worthless credentials grant nothing; a token grants nothing where the
+    rule takes no token."""
+    valid = [
+        PRINCIPALS[w]
+        for w in who
+        if w not in WORTHLESS and (need.tokens or not PRINCIPALS[w].token)
+    ]
     if not valid:
         return None
     return frozenset(g for p in valid for g in p.groups)

@@ -23,6 +23,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,9 +35,10 @@ from saml_gate import SamlGate
 from saml_gate.devidp.response import ResponseSpec, issue_response
 from saml_gate.proxy import build_proxy_app
 from saml_gate.saml.keys import KeyPair
+from saml_gate.testing.access_tokens import AccessTokenIssuer
 from tests.interop.servers import UvicornThread, bound_socket, stop_process
 from tests.request_side.apps import starlette_app
-from tests.request_side.oracle import GATE_POLICY, PRINCIPALS, Principal
+from tests.request_side.oracle import ACCESS_TOKENS, GATE_POLICY, PRINCIPALS, Principal
 from tests.request_side.real_upstreams import NAMES as REAL_NAMES
 from tests.request_side.real_upstreams import RealUpstreams
 from tests.request_side.servlet import ServletUpstream
@@ -106,6 +108,15 @@ class Target:
     def acs_url(self) -> str:
         return self.base_url + "/saml/acs"
 
+    def token(self, principal: str, **wrong: Any) -> bytes:
+        """An access token for the token principal ``principal``, valid now."""
+        groups = PRINCIPALS[principal].groups
+        return self.lab.access_tokens.token(time.time(), groups=groups, **wrong).encode()
+
+    @property
+    def token_jwks(self) -> str:
+        return self.lab.access_tokens.jwks
+
     def session(self, principal: str) -> bytes:
         """The session cookie value of ``principal``, signed in through this target once."""
         if principal not in self.sessions:
@@ -129,6 +140,8 @@ class Lab:
         self.sp_keys = sp_keys
         self.state_dir = state_dir
         self.watch = LogWatch()
+        self.access_tokens = AccessTokenIssuer(idp_keys)
+        """The test authorization server every target trusts (``ACCESS_TOKENS``)."""
         self._targets: dict[str, Target] = {}
         self._twins: dict[str, Target] = {}
         self._stops: list[Callable[[], None]] = []
@@ -149,6 +162,8 @@ class Lab:
             str(self.state_dir),
             base_url=base_url,
             verify_isolation="thread",
+            **ACCESS_TOKENS,
+            access_token_keys=self.access_tokens.jwks,
             **overrides,
         )
         del options["clock"]

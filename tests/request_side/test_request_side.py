@@ -110,7 +110,7 @@ def judge(
     if served is not None:
         resource, path, method = served
         need = requirement(path, method, sent_hosts(message, target))
-        held = held_groups(case.who)
+        held = held_groups(case.who, need)
         if not satisfies(held, need):
             holder = ", ".join(case.who) or "anonymous"
             problems.append(

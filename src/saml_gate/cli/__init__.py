@@ -1,8 +1,9 @@
 """The ``saml-gate`` command: one module per subcommand (``run``, ``proxy``, ``forward-auth``,
-``demo``, ``setup``, ``metadata``, ``keygen``, ``check``, ``sessions``, ``policy``), and what
-they share: :mod:`~saml_gate.cli.options` (what the flags give), :mod:`~saml_gate.cli.server`
-(the server commands' flags, workers, tunnel, serving), :mod:`~saml_gate.cli.summary` (what a
-server prints before serving), :mod:`~saml_gate.cli.app_import`.
+``demo``, ``setup``, ``metadata``, ``keygen``, ``check``, ``sessions``, ``tokens``, ``policy``),
+and what they share: :mod:`~saml_gate.cli.options` (what the flags give),
+:mod:`~saml_gate.cli.server` (the server commands' flags, workers, tunnel, serving),
+:mod:`~saml_gate.cli.summary` (what a server prints before serving),
+:mod:`~saml_gate.cli.app_import`.
 
 Every flag is a setting, declared with the others (:mod:`saml_gate.config`), and also read from
 its ``SAML_GATE_*`` variable; flags win.
@@ -28,6 +29,7 @@ from saml_gate.cli import (
     run,
     sessions,
     setup,
+    tokens,
 )
 from saml_gate.cli.options import LaunchError, fail, given_flags
 from saml_gate.cli.tunnel import TunnelError
@@ -50,6 +52,7 @@ COMMANDS: dict[str, ModuleType] = {
     "keygen": keygen,
     "check": check,
     "sessions": sessions,
+    "tokens": tokens,
     "policy": policy,
 }
 

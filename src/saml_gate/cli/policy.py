@@ -1,5 +1,6 @@
-"""``saml-gate policy explain``: what the gate would decide for a person and a request, why,
-and which rule (and its place in the configuration file) decided it.
+"""``saml-gate policy explain``: what the gate would decide for a person (``--user``) or a
+service with a bearer token (``--token``) and a request, why, and which rule (and its place in
+the configuration file) decided it.
 
 It asks the gate's own decision code (:class:`~saml_gate.policy.AccessPolicy`: ``decide`` then
 ``refusal``), built from the same settings the gate loads (flags, variables, ``--config``), so
@@ -22,12 +23,13 @@ from saml_gate.config.loading import load
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.policy import AccessPolicy, AllOf, Decision, Rule
+from saml_gate.policy.access import credential_refusal
 from saml_gate.runtime.policy_reload import placed_policy
 from saml_gate.user import SamlUser
 
 USAGE = (
-    "%(prog)s explain [--user EMAIL] [--groups a,b] [--attribute NAME=VALUE] [--authn-age"
-    " SECONDS] [--json] METHOD URL [flags]"
+    "%(prog)s explain [--user EMAIL | --token NAME] [--groups a,b] [--attribute NAME=VALUE]"
+    " [--authn-age SECONDS] [--json] METHOD URL [flags]"
 )
 HELP = "explain the access policy's decision for a person and a request"
 
@@ -42,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="the request's URL: https://app.example/admin/users")
     parser.add_argument(
         "--user", help="the signed-in person (NameID and email; default: nobody signed in)"
+    )
+    parser.add_argument(
+        "--token",
+        metavar="NAME",
+        help="a service with a bearer token instead: a gate token's name or an access token's"
+        " client (default: a person, --user)",
     )
     parser.add_argument(
         "--groups", default="", help="their groups, comma-separated, verbatim (default: none)"
@@ -83,6 +91,8 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
     url = urlsplit(args.url)
     if not url.scheme or not url.netloc:
         raise LaunchError(f"{args.url!r}: give a whole URL, such as https://app.example/path")
+    if args.user and args.token:
+        raise LaunchError("give --user or --token, not both: one credential decides a request")
     origin = f"{url.scheme}://{url.netloc}"
     given = flag_values(args, GateSettings)
     settings = load(
@@ -102,7 +112,8 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
         "headers": [(b"host", url.netloc.lower().encode())],
         "http_version": "1.1",
     }
-    answer: dict[str, Any] = {"request": f"{method} {args.url}", "user": args.user}
+    who = f"{args.token} (service, bearer token)" if args.token else args.user
+    answer: dict[str, Any] = {"request": f"{method} {args.url}", "user": who}
     try:  # the host first, as the gate: one it does not serve is refused before any rule
         host = policy.hosts.of_request(url.netloc, url.scheme.lower())
         decision = policy.decide(scope, scope["path"], host)
@@ -111,18 +122,41 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
     answer["rule"] = _rule_text(policy, decision)
     if decision.public:
         return answer | {"decision": PUBLIC}
-    if not args.user:
+    unaccepted = credential_refusal(decision, token=bool(args.token))  # the rule's accept
+    if unaccepted is not None:
+        return answer | {"decision": REFUSED, "reason": unaccepted.detail, "code": unaccepted.code}
+    if not args.user and not args.token:
         return answer | {"decision": SIGN_IN, "reason": "no signed-in person (give --user)"}
     now = time.time()
-    refusal = policy.refusal(decision, _person(args, settings, now), now)
+    caller = _service(args, now) if args.token else _person(args, settings, now)
+    refusal = policy.refusal(decision, caller, now)
     if refusal is None:
         return answer | {"decision": ALLOWED}
     outcome = STEP_UP if refusal.code == "step_up_required" else REFUSED
     return answer | {"decision": outcome, "reason": refusal.detail, "code": refusal.code}
 
 
+def _groups(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(g for g in args.groups.split(",") if g)
+
+
+def _service(args: argparse.Namespace, now: float) -> SamlUser:
+    """A service as the gate makes it of a token: no email, no attributes, never stepped up."""
+    return SamlUser(
+        name_id=args.token,
+        email=None,
+        name=args.token,
+        groups=_groups(args),
+        authenticated_at=now,
+        asserted_at=now,
+        expires_at=now + 3600,
+        kind="service",
+        token_name=args.token,
+    )
+
+
 def _person(args: argparse.Namespace, settings: GateSettings, now: float) -> SamlUser:
-    groups = tuple(g for g in args.groups.split(",") if g)
+    groups = _groups(args)
     attributes: dict[str, tuple[str, ...]] = {}
     for item in args.attribute:
         name, sep, value = item.partition("=")

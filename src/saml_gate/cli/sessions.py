@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "revoke"))
     parser.add_argument("--user", help="their NameID (default: everyone's sessions)")
     parser.add_argument("--session", help="one session, by its ID (default: none)")
+    add_store_flags(parser)
+
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """The store's flags and ``--config``: what :func:`settings` reads (``tokens`` too)."""
     add_flags(parser, [StoreSettings], READS)
     add_flags(parser, [GateSettings], {"config_file"})
 

@@ -200,6 +200,27 @@ class GateOptions(TypedDict, total=False):
     0oa..., as in its metadata URL)
     """
 
+    # Machine access: IdP access tokens
+    access_token_issuer: str | None
+    """the authorization server whose OAuth access tokens a rule with accept=token takes in
+    Authorization: Bearer (its iss: Okta's https://acme.okta.com/oauth2/default; see Machine
+    access)
+    """
+    access_token_audiences: Strings | None
+    """the aud values accepted (Okta: the authorization server's Audience); required with
+    access_token_issuer
+    """
+    access_token_keys: str | None
+    """the issuer's key set: a URL (fetched and refreshed like IdP metadata, refetched on an
+    unknown kid), a file or the JSON itself
+    """
+    access_token_algorithms: Strings | None
+    """the JWS algorithms accepted (asymmetric only: RS, PS, ES; never none nor HMAC)"""
+    access_token_groups_claim: str | None
+    """the claim whose values (verbatim) are the service's groups for the access rules"""
+    access_token_scope_groups: Strings | None
+    """scopes that also count as groups, scope=group (deploy:write=deployers)"""
+
     # Operating: proxies, error details, hooks, metrics, status
     trusted_proxies: Strings | None
     """proxies (addresses or networks, * for any) whose X-Forwarded-For / Forwarded the gate

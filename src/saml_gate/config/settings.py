@@ -34,6 +34,7 @@ from saml_gate.config.declaration import ENV_PREFIX
 from saml_gate.config.identity_settings import IdentityFields
 from saml_gate.config.kinds import MIN_SECRET_LENGTH
 from saml_gate.config.loading import DeclaredSettings
+from saml_gate.config.machine_settings import MachineFields, machine_problems
 from saml_gate.config.ops_settings import OpsFields, PerformanceFields, StorageFields
 from saml_gate.config.saml_settings import (
     IdpFields,
@@ -75,6 +76,7 @@ class GateSettings(
     MetadataFetchFields,
     StoreSettings,
     OpsFields,
+    MachineFields,
     ContinuousFields,
     IdentityFields,
     VerifierFields,
@@ -149,6 +151,7 @@ class GateSettings(
         if timeouts <= v.keys() and v["inactivity_timeout"] > v["maximum_duration"]:
             yield ConfigError("inactivity_timeout", "must be positive and at most maximum_duration")
         yield from continuous_problems(v)
+        yield from machine_problems(v)
 
     @classmethod
     def derived(cls, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,21 +18,22 @@ Configure with ``SAML_GATE_USERS`` in the Django settings (all optional)::
         "superuser_groups": ["admins"], # is_superuser exactly for members (idem; implies staff)
     }
 
-Each account the gate uses is linked to one identity: the IdP (issuer) and the NameID, read
-verbatim (never trimmed or case-folded), in the account's password field, which Django then
-treats as unusable (``!saml-gate:<SHA-256 of issuer and NameID>:<random>``; no migration
-needed). A person's account is the one named by their NameID (``username: "email"``: their
-email attribute), verbatim; it is created and linked on first use, and given to them only while
-linked to them. An account linked to another identity is never given to this one; an account
-the gate did not create (no link: made with ``createsuperuser``, the admin, a fixture) only
-when ``adopt_existing_users`` is True, which then links it, replacing its password (the gate is
-its only way in); :func:`link_account` links one account to one identity instead. So neither a
-NameID differing in case nor an email attribute equal to an administrator's can take the
-administrator's account. A password set on a linked account (the admin's "change password")
-unlinks it: it is then refused until linked again. A user made inactive in Django is refused
-(403), whatever the IdP says. Django's admin login form (a password form, which can never work
-under single sign-on) is never shown to a signed-in person: staff are sent on to the admin,
-everyone else gets a page naming what is missing (staff status, and which groups map to it).
+Each account the gate uses is linked to one identity: the IdP (issuer) and the NameID, read verbatim
+(never trimmed or case-folded), in the account's password field, which Django then treats as
+unusable (``!saml-gate:<SHA-256 of issuer and NameID>:<random>``; no migration needed). A person's
+account is the one named by their NameID (``username: "email"``: their email attribute), verbatim;
+it is created and linked on first use, and given to them only while linked to them. An account
+linked to another identity is never given to this one; an account the gate did not create (no link:
+made with ``createsuperuser``, the admin, a fixture) only when ``adopt_existing_users`` is True,
+which then links it, replacing its password (the gate is its only way in); :func:`link_account`
+links one account to one identity instead. So neither a NameID differing in case nor an email
+attribute equal to an administrator's can take the administrator's account; a service (a bearer
+token, ``request.user.kind == "service"``) gets an account of its own, never adopts one. A password
+set on a linked account (the admin's "change password") unlinks it: it is then refused until linked
+again. A user made inactive in Django is refused (403), whatever the IdP says. Django's admin login
+form (a password form, which can never work under single sign-on) is never shown to a signed-in
+person: staff are sent on to the admin, everyone else gets a page naming what is missing (staff
+status, and which groups map to it).
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ def _account_for(identity: SamlUser, username: str, mapping: UserMapping) -> tup
             username,
             "was not created by saml-gate, and adopt_existing_users is off",
         )
+    if identity.is_service:  # a token's name is an operator's choice, not the IdP's word
+        raise _refuse(identity, username, "was not created by saml-gate: a service never adopts")
     _link(user, identity)
     user.save(update_fields=["password"])
     log.warning(

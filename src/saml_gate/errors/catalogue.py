@@ -479,6 +479,63 @@ ERRORS: Final[dict[ErrorCode, ErrorInfo]] = {
         " this gate enforces what it could, and writes it to the store once it answers. Send"
         " the request again when the store (Redis) is back.",
     ),
+    # Machine access: bearer tokens (a gate service token, an IdP access token)
+    "token_invalid": ErrorInfo(
+        401,
+        "The bearer token is not valid",
+        "Send 'Authorization: Bearer <token>': a gate service token (sgt_..., from saml-gate"
+        " tokens create) that exists, or an access token of access_token_issuer signed with one"
+        " of its published keys (access_token_keys) by an allowed algorithm"
+        " (access_token_algorithms; never none nor HMAC).",
+    ),
+    "token_expired": ErrorInfo(
+        401,
+        "The bearer token is expired or not yet valid",
+        "Get a new token (saml-gate tokens create, or the issuer's token endpoint); check this"
+        " server's clock (clock_skew is the tolerance).",
+    ),
+    "token_wrong_issuer": ErrorInfo(
+        401,
+        "The access token comes from an issuer this gate does not trust",
+        "Its iss must be access_token_issuer (Okta: the authorization server's Issuer URI,"
+        " Security → API → Authorization Servers).",
+    ),
+    "token_wrong_audience": ErrorInfo(
+        401,
+        "The access token is meant for another API",
+        "Its aud must be one of access_token_audiences (Okta: the authorization server's"
+        " Audience).",
+    ),
+    "token_revoked": ErrorInfo(
+        401,
+        "The service token was revoked",
+        "Create a new one (saml-gate tokens create --name NAME) and give it to the client.",
+    ),
+    "token_in_query": ErrorInfo(
+        400,
+        "Tokens are not accepted in the URL",
+        "Send the token in the Authorization header ('Authorization: Bearer <token>'), never"
+        " as access_token= in the query string: URLs end up in logs and browser history."
+        " Revoke a token that was sent this way.",
+    ),
+    "token_not_accepted": ErrorInfo(
+        403,
+        "This page does not accept bearer tokens",
+        "Only a browser signed in through the IdP may use it. To let scripts and services in,"
+        " give its access rule accept=session,token (or accept=token).",
+    ),
+    "token_required": ErrorInfo(
+        401,
+        "This page takes a bearer token",
+        "Its access rule accepts only tokens (accept=token): send 'Authorization: Bearer <token>'.",
+    ),
+    "token_keys_unavailable": ErrorInfo(
+        503,
+        "The token issuer's signing keys are unavailable",
+        "The gate could not fetch access_token_keys to check the token; it tries again at the"
+        " next request (at most once a minute). Check that the URL is the issuer's key set and"
+        " that this server reaches it.",
+    ),
 }
 
 

@@ -78,6 +78,15 @@ ErrorCode = Literal[
     "universal_logout_keys_unavailable",
     "universal_logout_bad_request",
     "universal_logout_failed",
+    "token_invalid",
+    "token_expired",
+    "token_wrong_issuer",
+    "token_wrong_audience",
+    "token_revoked",
+    "token_in_query",
+    "token_not_accepted",
+    "token_required",
+    "token_keys_unavailable",
 ]
 """Every stable error code (a typo in a ``GateError`` is a type error); :data:`ERRORS` has one
 entry per code, checked at import."""

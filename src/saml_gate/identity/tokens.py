@@ -1,7 +1,8 @@
 """The identity JWT of a signed-in person, cached per session.
 
 Claims: ``iss`` (``base_url``), ``aud`` (the app's: see below), ``sub`` (the
-NameID, verbatim), ``email``, ``groups``, ``iat``, ``exp`` and ``sid`` (the gate's session id),
+NameID, verbatim), ``email``, ``groups``, ``iat``, ``exp``, ``sid`` (the gate's session id) and
+``principal`` (``person``, or ``service`` for a bearer token, whose name is ``token_name``),
 with ``kid`` in the header. A token lives ``jwt_lifetime`` seconds (never past the session's
 end) and is re-signed once less than a quarter of that is left, so the hot path costs one dict
 lookup per request and one signature per session every few minutes; an upstream always
@@ -90,7 +91,10 @@ class IdentityTokens:
             "iat": issued,
             "exp": expires,
             "sid": user.session_id,
+            "principal": user.kind,
         }
+        if user.token_name is not None:
+            claims["token_name"] = user.token_name
         signing = self._keys[0]  # loaded at start-up, before any request is decided
         token = jwt.encode(
             claims, signing.private, algorithm=signing.algorithm, headers={"kid": signing.kid}

@@ -53,6 +53,7 @@ EventKind = Literal[
     "request_refused",
     "reassertion",
     "universal_logout",
+    "token_auth",
 ]
 Outcome = Literal["success", "failure"]
 KINDS: Final = frozenset(get_args(EventKind))
@@ -81,7 +82,10 @@ class AuthEvent:
 
     @classmethod
     def about(cls, user: SamlUser, event: EventKind, outcome: Outcome, **fields: Any) -> AuthEvent:
-        """An event about a signed-in person: their identity fields filled in."""
+        """An event about a signed-in person or a service (a bearer token): their identity
+        fields filled in; a service's ``extra`` says so, with its token's name."""
+        if user.is_service:
+            fields.setdefault("extra", {"principal": "service", "token_name": user.token_name})
         return cls(
             event,
             outcome,

@@ -59,6 +59,15 @@ class AllOf:
         return any(rule.needs_fresh_sign_in for rule in self.rules)
 
     @property
+    def accepts_tokens(self) -> bool:
+        """A token passes only where every rule that is not public takes one."""
+        return all(rule.public or rule.accepts_tokens for rule in self.rules)
+
+    @property
+    def accepts_sessions(self) -> bool:
+        return all(rule.public or rule.accepts_sessions for rule in self.rules)
+
+    @property
     def audience(self) -> str | None:
         return next((rule.audience for rule in self.rules if rule.audience), None)
 
@@ -67,6 +76,22 @@ class AllOf:
 
 
 Decision = Rule | AllOf
+
+
+def credential_refusal(decision: Decision, token: bool) -> GateError | None:
+    """Whether the deciding rule(s) take what proves who calls (``accept``): None, else
+    ``token_not_accepted`` for a bearer token (``token``) where a rule takes none, or
+    ``token_required`` for anything else where a rule takes tokens only."""
+    if token:
+        if decision.accepts_tokens:
+            return None
+        rules = (decision,) if isinstance(decision, Rule) else decision.rules
+        accepted = dict.fromkeys(a for rule in rules if not rule.public for a in rule.accept)
+        return GateError("token_not_accepted", f"{decision}: accept={','.join(accepted)}")
+    if decision.accepts_sessions:
+        return None
+    return GateError("token_required", f"{decision}: accept=token")
+
 
 #: The decision for OPTIONS requests when ``options_passthrough`` is on.
 PASS_THROUGH: Final = Rule("/", public=True)

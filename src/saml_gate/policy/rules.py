@@ -6,6 +6,7 @@ Text form (environment, command line), one rule per string::
     /admin/ groups=admins|ops max_authn_age=600
     re:/reports/\\d+ attribute.department=finance|legal methods=GET
     /vault/ authn_context=urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract
+    /api/ accept=session,token groups=deployers
     grafana.acme.example/admin/ groups=admins audience=https://grafana.acme.example
     *.acme.example/ emails=*@acme.example|bob@partner.example
     re:/reports/\\d+ host=wiki.acme.example groups=finance
@@ -29,6 +30,8 @@ from saml_gate.policy.hosts import HostPattern, host_problem
 from saml_gate.policy.request_line import canonical_path, is_method
 
 SETTING: Final = "access_rules"
+#: What a rule may take as proof of who calls: a browser session, a bearer token, or both.
+CREDENTIALS: Final = ("session", "token")
 
 
 def _strings(value: Iterable[str] | str, what: str) -> tuple[str, ...]:
@@ -82,6 +85,9 @@ class Rule:
     back to the IdP with ForceAuthn rather than refusing. ``methods`` limits the rule to
     those methods (GET includes HEAD; a WebSocket handshake counts as GET). ``audience``:
     the identity JWT's ``aud`` for requests this rule decides (default: the app's origin).
+    ``accept`` names what proves who calls: ``"session"`` (the default), ``"token"`` (a bearer
+    token: a gate service token or an IdP access token), or both; a step-up rule never takes
+    a token.
     """
 
     path: str | re.Pattern[str]
@@ -94,6 +100,7 @@ class Rule:
     host: HostPattern | None
     emails: tuple[str, ...]
     audience: str | None
+    accept: tuple[str, ...]
 
     def __init__(
         self,
@@ -108,6 +115,7 @@ class Rule:
         host: str | None = None,
         emails: Iterable[str] | str = (),
         audience: str | None = None,
+        accept: Iterable[str] | str = ("session",),
     ) -> None:
         if isinstance(path, str):
             if not path.startswith("/"):
@@ -154,6 +162,7 @@ class Rule:
             raise ConfigError(
                 SETTING, f"{_path_text(path)}: a public rule cannot also require anything"
             )
+        accepted = _accepted(accept, path, public, max_authn_age is not None or bool(contexts))
         set_ = object.__setattr__
         set_(self, "path", path)
         set_(self, "public", bool(public))
@@ -165,6 +174,7 @@ class Rule:
         set_(self, "host", pattern)
         set_(self, "emails", email_list)
         set_(self, "audience", audience)
+        set_(self, "accept", accepted)
 
     @classmethod
     def parse(cls, text: str) -> Rule:
@@ -191,6 +201,7 @@ class Rule:
         audience: str | None = None
         max_age: float | None = None
         attributes: dict[str, tuple[str, ...]] = {}
+        accept: tuple[str, ...] = ("session",)
         for option in options:
             key, sep, value = option.partition("=")
             values = tuple(v for v in value.split("|") if v)
@@ -200,6 +211,8 @@ class Rule:
                 groups = values
             elif sep and key == "methods" and values:
                 methods = values
+            elif sep and key == "accept" and value:
+                accept = tuple(v for v in re.split(r"[,|]", value) if v)
             elif sep and key == "authn_context" and values:
                 contexts = values
             elif sep and key == "emails" and values:
@@ -220,7 +233,8 @@ class Rule:
                     SETTING,
                     f"{text!r}: unknown option {option!r} (public, authenticated, groups=a|b,"
                     " attribute.NAME=v1|v2, emails=*@domain|a@b, methods=GET|POST,"
-                    " max_authn_age=SECONDS, authn_context=URI|URI, host=HOST, audience=AUD)",
+                    " max_authn_age=SECONDS, authn_context=URI|URI, host=HOST, audience=AUD,"
+                    " accept=session,token)",
                 )
         return cls(
             path,
@@ -233,12 +247,22 @@ class Rule:
             host=host,
             emails=emails,
             audience=audience,
+            accept=accept,
         )
 
     @property
     def needs_fresh_sign_in(self) -> bool:
         """Whether a sign-in for this rule should ask the IdP to authenticate again."""
         return self.max_authn_age is not None or bool(self.authn_contexts)
+
+    @property
+    def accepts_tokens(self) -> bool:
+        """Whether a bearer token may prove who calls (``accept`` names ``"token"``)."""
+        return "token" in self.accept
+
+    @property
+    def accepts_sessions(self) -> bool:
+        return "session" in self.accept
 
     def matches(self, path: str, method: str, host: str = "", port: int = 0) -> bool:
         """Whether the rule decides ``method`` on ``path`` (canonical) of ``host`` (lower case)
@@ -268,6 +292,27 @@ def _names_a_host(text: str) -> bool:
     """Whether the text before a rule's path is a host: it has a dot, a port or brackets (so
     that ``admin/`` stays a path missing its ``/``; a one-label host takes ``host=``)."""
     return "." in text or ":" in text or text.startswith("[")
+
+
+def _accepted(
+    accept: Iterable[str] | str, path: str | re.Pattern[str], public: bool, step_up: bool
+) -> tuple[str, ...]:
+    """``accept`` checked: known credentials, none twice, no token for a step-up rule."""
+    values = tuple(dict.fromkeys(v.lower() for v in _strings(accept, "accept")))
+    unknown = [v for v in values if v not in CREDENTIALS]
+    if not values or unknown:
+        raise ConfigError(
+            SETTING, f"{_path_text(path)}: accept takes session, token or both, not {accept!r}"
+        )
+    if public and values != ("session",):
+        raise ConfigError(SETTING, f"{_path_text(path)}: a public rule takes no accept")
+    if step_up and "token" in values:
+        raise ConfigError(
+            SETTING,
+            f"{_path_text(path)}: a step-up rule (max_authn_age, authn_context) never accepts a"
+            " token: a token proves no recent sign-in",
+        )
+    return values
 
 
 def _path_text(path: str | re.Pattern[str]) -> str:

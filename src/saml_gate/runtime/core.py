@@ -59,6 +59,8 @@ class GateCore:
     tokens: IdentityTokens
     universal_logout_keys: RemoteKeySet | None = None
     """The Okta org's keys, where Universal Logout is on (``universal_logout_issuer``)."""
+    access_token_keys: RemoteKeySet | None = None
+    """The authorization server's keys, where IdP access tokens are on (``access_token_issuer``)."""
     policy_reload: PolicyReload | None = None
     """Reloads the access policy when the configuration file changes (where there is one)."""
     loaded: bool = field(default=False, init=False)
@@ -69,6 +71,11 @@ class GateCore:
 
     def __post_init__(self) -> None:
         self._warm = BackgroundJob(self.engine.warm)
+
+    @property
+    def _key_sets(self) -> tuple[RemoteKeySet, ...]:
+        """The signers' key sets this gate fetches and refreshes."""
+        return tuple(k for k in (self.universal_logout_keys, self.access_token_keys) if k)
 
     @property
     def workers(self) -> WorkerPool | None:
@@ -90,8 +97,8 @@ class GateCore:
         self.saml.start()
         self.warnings.start()
         self.agreement.start()  # gates sharing the store compare their keys and secrets
-        if self.universal_logout_keys is not None:
-            self.universal_logout_keys.start()
+        for key_set in self._key_sets:
+            key_set.start()
         if self.policy_reload is not None:
             await self.policy_reload.start()
 
@@ -108,8 +115,8 @@ class GateCore:
         except OSError as exc:  # a development key that cannot be written to state_dir
             raise ConfigError("state_dir", f"{self.settings.state_dir}: {exc}") from exc
         self.tokens.use_keys(keys)
-        if self.universal_logout_keys is not None:
-            await self.universal_logout_keys.load()
+        for key_set in self._key_sets:
+            await key_set.load()
         self.warnings.check()
         idp = self.saml.idp
         log.info(
@@ -130,8 +137,8 @@ class GateCore:
         await self.agreement.stop()
         await self.revocations.stop()
         await self.saml.stop()
-        if self.universal_logout_keys is not None:
-            await self.universal_logout_keys.stop()
+        for key_set in self._key_sets:
+            await key_set.stop()
         if self.policy_reload is not None:
             await self.policy_reload.stop()
         if not isinstance(self.store, MemoryStore):  # the memory store is the state itself

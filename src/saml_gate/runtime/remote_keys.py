@@ -30,6 +30,7 @@ import httpx
 
 from saml_gate.background import BackgroundJob
 from saml_gate.config.checks import is_url
+from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.identity.remote_jwt import KeysUnavailable
 from saml_gate.runtime.idp_source import describe_failure, fetch_text
@@ -95,6 +96,19 @@ class RemoteKeySet:
         """When an unknown kid last made it fetch (those fetches are rate-limited)."""
         self._fetch_lock: anyio.Lock | None = None
         self._refresher = BackgroundJob(self._refresh_forever)
+
+    @classmethod
+    def fetched_as_metadata(cls, settings: GateSettings, source: str, setting: str) -> RemoteKeySet:
+        """The key set at ``source`` fetched with the IdP metadata's timeout, size limit and
+        refresh interval."""
+        return cls(
+            source,
+            setting=setting,
+            timeout=settings.metadata_timeout,
+            max_bytes=settings.metadata_max_bytes,
+            refresh_interval=settings.metadata_refresh_interval,
+            clock=settings.clock,
+        )
 
     # ------------------------------------------------------------------ start-up
     async def load(self) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import httpx
@@ -32,6 +32,9 @@ from saml_gate.runtime.policy_reload import placed_policy
 from saml_gate.runtime.saml_state import LiveSaml, SamlState
 from saml_gate.saml.sp import load_sp_keys
 from saml_gate.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from saml_gate.runtime.remote_keys import RemoteKeySet
 
 
 @dataclass
@@ -194,6 +197,7 @@ def run_checks(options: dict[str, Any], describe: Callable[[ConfigError], str] =
             " (set sp_key or sign_authn_requests)"
         )
     _check_universal_logout(report, settings, describe)
+    _check_access_tokens(report, settings, describe)
     _check_clock(report, settings)
     _check_agreement(report, settings, state, describe)
     report.ok_(f"checked at {datetime.now(UTC).isoformat(timespec='seconds')}")
@@ -227,34 +231,76 @@ def _check_universal_logout(
     report: Report, settings: GateSettings, describe: Callable[[ConfigError], str]
 ) -> None:
     """Where Universal Logout is on: can the org's key set be had (the gate starts without)?"""
-    source = settings.universal_logout_keys_source
+    _check_key_set(
+        report,
+        settings,
+        describe,
+        ("universal_logout_keys", settings.universal_logout_keys_source),
+        settings.universal_logout_keys_shown,
+        "Universal Logout requests would be refused (503)",
+        f"Universal Logout at {settings.universal_logout_url}: {{}} signing key(s)"
+        f" of {settings.universal_logout_issuer}",
+    )
+
+
+def _check_access_tokens(
+    report: Report, settings: GateSettings, describe: Callable[[ConfigError], str]
+) -> None:
+    """Where IdP access tokens are on: can the issuer's key set be had?"""
+    source = settings.access_token_keys_source
+    _check_key_set(
+        report,
+        settings,
+        describe,
+        ("access_token_keys", source),
+        source if source is not None and is_url(source) else "the key set configured",
+        "access tokens would be refused (503)",
+        f"access tokens of {settings.access_token_issuer} for"
+        f" {', '.join(settings.access_token_audiences)}: {{}} signing key(s)",
+    )
+
+
+def _check_key_set(
+    report: Report,
+    settings: GateSettings,
+    describe: Callable[[ConfigError], str],
+    where: tuple[str, str | None],
+    shown: str,
+    consequence: str,
+    fetched: str,
+) -> None:
+    """A signer's key set (``where``: its setting and source, None when off) loaded once as
+    the gate loads it: ``fetched`` (its ``{}`` the number of keys) or why not."""
+    setting, source = where
     if source is None:
         return
+    keys = _key_set(report, settings, describe, source, setting)
+    if keys is None:
+        return
+    if not keys.keys:
+        report.fail(f"{setting}: cannot fetch {shown} ({keys.last_error}): {consequence}")
+        return
+    report.ok_(fetched.format(len(keys.keys)))
+
+
+def _key_set(
+    report: Report,
+    settings: GateSettings,
+    describe: Callable[[ConfigError], str],
+    source: str,
+    setting: str,
+) -> RemoteKeySet | None:
+    """The key set at ``source``, loaded once (no keys: a URL that could not be fetched, its
+    ``last_error`` says why); None when it is no key set at all (the failure reported)."""
     from saml_gate.runtime.remote_keys import RemoteKeySet
 
-    keys = RemoteKeySet(
-        source,
-        setting="universal_logout_keys",
-        timeout=settings.metadata_timeout,
-        max_bytes=settings.metadata_max_bytes,
-        refresh_interval=settings.metadata_refresh_interval,
-        clock=settings.clock,
-    )
+    keys = RemoteKeySet.fetched_as_metadata(settings, source, setting)
     try:
         anyio.run(keys.load)
     except ConfigError as exc:
         report.fail(describe(exc))
-        return
-    if not keys.keys:
-        report.fail(
-            f"universal_logout_keys: cannot fetch {settings.universal_logout_keys_shown}"
-            f" ({keys.last_error}): Universal Logout requests would be refused (503)"
-        )
-        return
-    report.ok_(
-        f"Universal Logout at {settings.universal_logout_url}: {len(keys.keys)} signing key(s)"
-        f" of {settings.universal_logout_issuer}"
-    )
+        return None
+    return keys
 
 
 def _check_agreement(

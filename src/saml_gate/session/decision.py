@@ -8,6 +8,7 @@ one of them.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from saml_gate.errors import GateError
@@ -22,7 +23,10 @@ Outcome = Literal["valid", "absent", "invalid", "expired", "idle", "revoked"]
 
 def reassertion_deadline(user: SamlUser, reassert_interval: float) -> float:
     """When the IdP's word on a session runs out (``reassert_interval`` after it last vouched):
-    from then on nothing is served until it vouches again."""
+    from then on nothing is served until it vouches again. A service (a bearer token) is never
+    re-asserted: its token's expiry and revocation end it."""
+    if user.is_service:
+        return math.inf
     return user.asserted_at + reassert_interval
 
 

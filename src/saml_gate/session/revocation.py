@@ -294,10 +294,19 @@ class Revocations:
         ]
         return await self._revoke(entries, now, removals)
 
+    async def revoke_ids(self, until: dict[str, float], now: float) -> int:
+        """End these credentials (ID → when each would have expired) on every gate, pushed as
+        a sign-out is (gate service tokens: :mod:`saml_gate.session.gate_tokens`)."""
+        return await self._revoke([_Entry(i, t, None) for i, t in until.items()], now, [])
+
+    async def revoked_now(self, now: float) -> dict[str, float]:
+        """The revoked IDs still live, with their end (one round trip)."""
+        return await self._store.expiring(REVOKED, now)
+
     async def live_sessions(self, now: float) -> list[SessionRecord]:
         """Sessions signed in and neither expired nor revoked (one or two round trips)."""
         records = await self._store.expiring(SESSIONS, now)
-        revoked = await self._store.expiring(REVOKED, now) if records else {}
+        revoked = await self.revoked_now(now) if records else {}
         found = [r for r in map(SessionRecord.decode, records) if r is not None]
         replaced = {r.replaces for r in found}  # re-asserted: the new session stands for it
         return [

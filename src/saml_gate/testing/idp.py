@@ -13,7 +13,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Unpack, cast
 from urllib.parse import urlencode, urlsplit
 
@@ -21,6 +21,7 @@ from saml_gate.config.options import GateOptions
 from saml_gate.devidp.metadata import idp_metadata_xml
 from saml_gate.saml import xmlconst as X
 from saml_gate.saml.keys import KeyPair, generate_keypair
+from saml_gate.testing.access_tokens import AUDIENCE, ISSUER, AccessTokenIssuer
 from saml_gate.testing.answers import AuthnRequestSeen, SignInFailed, redirected_message
 from saml_gate.testing.clients import AsyncClient, Flow, HttpStep, R, SyncClient, drive, drive_async
 from saml_gate.testing.messages import (
@@ -92,6 +93,8 @@ class SamlTestIdp:
         """SessionIndexes issued, by NameID: what ``logout`` ends."""
         self.logout_tokens = LogoutTokens(self.keys)
         """Signs its Universal Logout requests (the gate trusts its key set)."""
+        self.access_tokens = AccessTokenIssuer(self.keys)
+        """Its authorization server: OAuth access tokens for machine access."""
 
     @functools.cached_property
     def metadata_xml(self) -> str:
@@ -126,6 +129,10 @@ class SamlTestIdp:
             # its Universal Logout requests (``universal_logout``), signed as an Okta org would
             "universal_logout_issuer": ORG_URL,
             "universal_logout_keys": self.logout_tokens.jwks,
+            # its authorization server's access tokens (``access_token``), for machine access
+            "access_token_issuer": ISSUER,
+            "access_token_audiences": (AUDIENCE,),
+            "access_token_keys": self.access_tokens.jwks,
         }
         options.update(overrides)
         self._gate = options
@@ -281,6 +288,15 @@ class SamlTestIdp:
         yield HttpStep("POST", url, content=body, headers=headers)
 
     # ------------------------------------------------------------------ IdP-initiated
+    def access_token(
+        self, *, groups: Sequence[str] = (), scopes: Sequence[str] = (), **wrong: Any
+    ) -> str:
+        """An OAuth access token of its authorization server, as a CI job or a service gets
+        one (client credentials), valid now by the gate's clock; ``wrong`` passes
+        ``subject``, ``claims``, ``header`` or ``signing_key`` on to spoil it on purpose
+        (:meth:`AccessTokenIssuer.token`)."""
+        return self.access_tokens.token(self._now(), groups=groups, scopes=scopes, **wrong)
+
     def sign_in_idp_initiated(
         self, client: SyncClient[R], *, path: str = "/", **person: Unpack[PersonFields]
     ) -> R:

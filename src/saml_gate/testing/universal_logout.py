@@ -27,12 +27,11 @@ LIFETIME: Final = 300
 
 
 @dataclass(frozen=True)
-class LogoutTokens:
-    """Signs Universal Logout tokens with ``keys`` (the test IdP's RSA key), as ``issuer``."""
+class IssuerKey:
+    """A test issuer's signing key (``keys``: the test IdP's RSA key pair), its published key
+    set, and signing a JWT it issues."""
 
     keys: KeyPair
-    issuer: str = ORG_URL
-    app_id: str = APP_ID
 
     @cached_property
     def key(self) -> JwtKey:
@@ -40,8 +39,33 @@ class LogoutTokens:
 
     @property
     def jwks(self) -> str:
-        """The key set the gate checks the tokens with (``universal_logout_keys``)."""
+        """The key set a gate checks the tokens with (JWKS JSON)."""
         return json.dumps({"keys": [self.key.public_jwk]})
+
+    def signed(
+        self,
+        payload: dict[str, Any],
+        headers: dict[str, Any],
+        claims: Mapping[str, Any] | None,
+        header: Mapping[str, Any] | None,
+        signing_key: Any,
+    ) -> str:
+        """``payload`` signed, ``claims`` and ``header`` merged in (None removes a member),
+        with ``signing_key`` instead of the issuer's when given (``alg`` from ``header``)."""
+        _merge(payload, claims or {})
+        _merge(headers, header or {})
+        algorithm = str(headers.pop("alg", "RS256"))
+        key = self.key.private if signing_key is None else signing_key
+        return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
+
+
+@dataclass(frozen=True)
+class LogoutTokens(IssuerKey):
+    """Signs Universal Logout tokens with ``keys`` (the test IdP's RSA key), as ``issuer``."""
+
+    keys: KeyPair
+    issuer: str = ORG_URL
+    app_id: str = APP_ID
 
     def token(
         self,
@@ -65,11 +89,7 @@ class LogoutTokens:
             "iat": issued,
         }
         headers: dict[str, Any] = {"typ": TOKEN_TYPE, "kid": self.key.kid}
-        _merge(payload, claims or {})
-        _merge(headers, header or {})
-        algorithm = str(headers.pop("alg", "RS256"))
-        key = self.key.private if signing_key is None else signing_key
-        return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
+        return self.signed(payload, headers, claims, header, signing_key)
 
 
 def request_body(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from saml_gate.config.settings import GateSettings
+from saml_gate.errors import ConfigError
+from saml_gate.identity.access_tokens import AccessTokens
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.agreement import GateAgreement, GateFacts
@@ -27,6 +29,7 @@ from saml_gate.runtime.policy_reload import PolicyReload
 from saml_gate.runtime.remote_keys import RemoteKeySet
 from saml_gate.runtime.saml_state import LiveSaml
 from saml_gate.session.decision import Authenticator
+from saml_gate.session.gate_tokens import GateTokens
 from saml_gate.session.relay import RelayTracker
 from saml_gate.session.revocation import Revocations
 from saml_gate.session.sessions import SessionCodec
@@ -39,6 +42,7 @@ from saml_gate.web.gatekeeper import Gatekeeper
 from saml_gate.web.info import Info
 from saml_gate.web.login import Login
 from saml_gate.web.logout import Logout
+from saml_gate.web.machine_access import MachineAccess
 from saml_gate.web.refusals import Refusals
 from saml_gate.web.router import Endpoints, Handler
 from saml_gate.web.universal_logout import UniversalLogout
@@ -111,16 +115,8 @@ def assemble(
     reload = None
     if given is not None and s.config_file is not None:
         reload = PolicyReload(s, given, policy, metrics, on_reload=agreement.policy_reloaded)
-    logout_keys = None
-    if s.universal_logout_keys_source is not None:  # Okta Universal Logout is on
-        logout_keys = RemoteKeySet(
-            s.universal_logout_keys_source,
-            setting="universal_logout_keys",
-            timeout=s.metadata_timeout,
-            max_bytes=s.metadata_max_bytes,
-            refresh_interval=s.metadata_refresh_interval,
-            clock=s.clock,
-        )
+    logout_keys = _key_set(s, s.universal_logout_keys_source, "universal_logout_keys")
+    access_keys = _key_set(s, s.access_token_keys_source, "access_token_keys")
     core = GateCore(
         settings=s,
         store=shared,
@@ -135,6 +131,7 @@ def assemble(
         agreement=agreement,
         tokens=tokens,
         universal_logout_keys=logout_keys,
+        access_token_keys=access_keys,
         policy_reload=reload,
     )
 
@@ -149,6 +146,10 @@ def assemble(
         events,
         s.clock,
         s.reassert_interval,
+        MachineAccess(
+            GateTokens(shared, revocations, s.clock, s.clock_skew),
+            _access_tokens(s, access_keys),
+        ),
     )
     login = Login(s, policy, refusals, relay, engine, authenticator)
     info = Info(s, saml, authenticator, refusals, shared, warnings, agreement, tokens, metrics)
@@ -198,3 +199,27 @@ def assemble(
         forward_auth=forward_auth,
         watch=SessionWatch(revocations, s.clock, s.reassert_interval),
     )
+
+
+def _key_set(s: GateSettings, source: str | None, setting: str) -> RemoteKeySet | None:
+    """A signer's published keys, fetched as IdP metadata is (None: the feature is off)."""
+    return None if source is None else RemoteKeySet.fetched_as_metadata(s, source, setting)
+
+
+def _access_tokens(s: GateSettings, keys: RemoteKeySet | None) -> AccessTokens | None:
+    """The IdP access tokens' check (None while ``access_token_issuer`` is unset)."""
+    if keys is None or s.access_token_issuer is None:
+        return None
+    try:
+        return AccessTokens(
+            keys,
+            issuer=s.access_token_issuer,
+            audiences=s.access_token_audiences,
+            algorithms=s.access_token_algorithms,
+            groups_claim=s.access_token_groups_claim,
+            scope_groups=s.scope_group_map,
+            leeway=s.clock_skew,
+            clock=s.clock,
+        )
+    except ValueError as exc:
+        raise ConfigError("access_token_algorithms", str(exc)) from exc

@@ -8,11 +8,13 @@ session check. The answer is a typed verdict:
 
 * :class:`Public` — a public rule: the app serves the request to anyone, and is told who is
   signed in when a live session comes with it (``user``, ``jwt``: never a refusal nor a cookie
-  cleared on a public path, whatever the cookie); ``unclaimed_form`` marks a form POST no live
-  session sent, whose body (only) may be read for an IdP's SAMLResponse posted to the wrong
-  address;
-* :class:`Admit` — a live session whose person the rule allows: who, the identity JWT for the
-  app, and the refreshed session cookie when one is due;
+  cleared on a public path, whatever the cookie; a request with a bearer token is anonymous
+  there, its cookie not read); ``unclaimed_form`` marks a form POST no live session sent, whose
+  body (only) may be read for an IdP's SAMLResponse posted to the wrong address;
+* :class:`Admit` — a live session whose person the rule allows, or a bearer token (where the
+  rule's ``accept`` takes tokens) whose service it allows: who (``user.kind`` says which), the
+  identity JWT for the app, and the refreshed session cookie when one is due (never for a
+  token);
 * :class:`SignIn` — no live session, or a step-up (``force_authn``): sign in first;
   ``clear_cookie`` removes a session cookie that came and is no good (expired, idle, revoked,
   not this gate's, garbage), the same way in every mode; ``is_passive``: a live session whose
@@ -24,17 +26,20 @@ session check. The answer is a typed verdict:
   unreachable (``store_unavailable``), two session cookies (``duplicate_session``: the answer
   deletes them), or a person the access policy refuses (``forbidden``).
 
+A request with ``Authorization: Bearer`` is decided on the token alone
+(:mod:`saml_gate.web.machine_access`): the session cookie is not read, a refused token never
+falls back to it, and every token use is a ``token_auth`` event (success or failure).
+
 The decision emits its own auth events — ``policy_denied``, ``request_refused``,
-``session_expired`` — so every mode logs, hooks and counts them alike, and it turns an
-unreachable store into ``Refuse(store_unavailable)`` here, in one place.
+``session_expired``, ``token_auth`` — so every mode logs, hooks and counts them alike, and it
+turns an unreachable store into ``Refuse(store_unavailable)`` here, in one place.
 
 The host is an input like the path: :attr:`AppRequest.host` (the one ``Host`` header in
 middleware and proxy mode, the original URL's in forward-auth) must be one the gate serves, and
-rules with a host decide only for it. The identity JWT names the app it is for
-(:mod:`saml_gate.identity.tokens`): the origin of the host served unless it is base_url's
-(forward-auth: always), or the deciding rule's ``audience``. A bearer or service token (where a
-rule accepts tokens) would be a second kind of principal that an :class:`Admit` carries in
-``user``, with no cookie to refresh.
+rules with a host decide only for it — before any token is read. The identity JWT names the app
+it is for (:mod:`saml_gate.identity.tokens`): the origin of the host served unless it is
+base_url's (forward-auth: always), or the deciding rule's ``audience``, for a person and a
+service alike.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
 from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision
+from saml_gate.policy.access import credential_refusal
 from saml_gate.policy.hosts import AppHost
 from saml_gate.policy.live import LivePolicy
 from saml_gate.session.cookies import cookie_header_of
@@ -57,6 +63,7 @@ from saml_gate.session.decision import Authenticator, DuplicateSession, reassert
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
+from saml_gate.web.machine_access import MachineAccess, bearer_token, token_in_query
 from saml_gate.web.misdirected import may_be_misdirected
 from saml_gate.web.request import RequestView
 
@@ -148,8 +155,9 @@ class Public:
 
 @dataclass(slots=True)
 class Admit:
-    """A signed-in person the rule allows: ``jwt`` is the identity JWT (None when ``jwt_header``
-    is off), ``refresh_cookie`` the Set-Cookie value of the refreshed session when one is due."""
+    """A signed-in person, or a service with a bearer token, the rule allows: ``jwt`` is the
+    identity JWT (None when ``jwt_header`` is off), ``refresh_cookie`` the Set-Cookie value of
+    the refreshed session when one is due (never for a token)."""
 
     user: SamlUser
     jwt: bytes | None
@@ -197,9 +205,11 @@ class Gatekeeper:
         events: EventSink,
         clock: Callable[[], float],
         reassert_interval: float | None = None,
+        machine: MachineAccess | None = None,
     ) -> None:
         """``tokens``: None when no identity JWT is sent (``jwt_header`` empty);
-        ``reassert_interval``: how long the IdP's word on a session holds (None: its life)."""
+        ``reassert_interval``: how long the IdP's word on a session holds (None: its life);
+        ``machine``: bearer tokens (None: every token is refused)."""
         self._policy = policy
         self._authenticate = authenticator.authenticate
         self._sessions = sessions
@@ -207,6 +217,7 @@ class Gatekeeper:
         self._events = events
         self._clock = clock
         self._reassert_after = reassert_interval
+        self._machine = machine
 
     async def decide(self, request: AppRequest) -> Verdict:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
@@ -219,6 +230,18 @@ class Gatekeeper:
             return self._refused(request, error)
         if rule.public:
             return await self._public(request, policy, rule, host)
+        scope = request.scope
+        try:
+            bearer = bearer_token(scope["headers"])
+            if token_in_query(scope.get("query_string", b"")):
+                raise GateError("token_in_query", "access_token in the query string")
+        except GateError as error:
+            return self._refused(request, error, kind="token_auth")
+        if bearer is not None:  # decided on the token alone: the cookie is not read
+            return await self._decide_token(request, policy, rule, host, bearer)
+        unaccepted = credential_refusal(rule, token=False)
+        if unaccepted is not None:  # accept=token: no session is read
+            return self._refused(request, unaccepted)
         now = self._clock()
         try:
             session, outcome = await self._authenticate(
@@ -258,19 +281,51 @@ class Gatekeeper:
             else None,
         )
 
+    async def _decide_token(
+        self, request: AppRequest, policy: AccessPolicy, rule: Decision, host: AppHost, bearer: str
+    ) -> Verdict:
+        """A bearer token's verdict: the rule must take tokens, the token must stand for a
+        service, and the access policy must allow it (``authorized_groups`` too)."""
+        machine = self._machine
+        unaccepted = credential_refusal(rule, token=True)
+        if unaccepted is not None or machine is None:
+            error = unaccepted or GateError("token_not_accepted", f"{rule}: no token is checked")
+            return self._refused(request, error, kind="token_auth")
+        try:
+            user = await machine.principal(bearer)
+        except GateError as error:
+            return self._refused(request, error, kind="token_auth")
+        except StoreUnavailable as exc:
+            down = GateError("store_unavailable", f"checking a service token: {exc}")
+            return self._refused(request, down, kind="token_auth")
+        now = self._clock()
+        refusal = policy.refusal(rule, user, now)
+        if refusal is not None:
+            return self._refused(request, refusal, user)
+        self._emit(request, "token_auth", user, reason="bearer token", outcome="success")
+        return Admit(user, self._token(request, policy, rule, host, user, now), None)
+
     async def _public(
         self, request: AppRequest, policy: AccessPolicy, rule: Decision, host: AppHost
     ) -> Public:
         """Anyone may pass; who is signed in, when a live session allowed past
         ``authorized_groups`` came with the request. Nothing else: a cookie that is no good,
         two of them, a store down or a re-assertion due make the request anonymous, never
-        refused, and its cookie is neither cleared nor refreshed here. A form POST no live
-        session sent is ``unclaimed_form``; when who sent it is unknown (the store unreachable,
-        two session cookies) it is not, and its body is left to the app unread."""
+        refused, and its cookie is neither cleared nor refreshed here. A request with a bearer
+        token is anonymous too: its cookie is not read (one credential per request) and the
+        token is not checked (nothing here needs it). A form POST no live session sent is
+        ``unclaimed_form``; when who sent it is unknown (the store unreachable, two session
+        cookies) it is not, and its body is left to the app unread."""
         form = request.scope.get("method") == "POST" and may_be_misdirected(request.view)
-        cookies = cookie_header_of(request.scope["headers"])
+        headers = request.scope["headers"]
+        cookies = cookie_header_of(headers)
         if cookies is None:  # the hot path of public files: nothing to read
             return UNCLAIMED_FORM if form else PUBLIC
+        try:
+            if bearer_token(headers) is not None:
+                return PUBLIC
+        except GateError:  # a malformed Authorization: still a token's request, anonymous
+            return PUBLIC
         now = self._clock()
         try:
             session, outcome = await self._authenticate(cookies, now)
@@ -305,9 +360,14 @@ class Gatekeeper:
         return tokens.token(user, now, audience)
 
     def _refused(
-        self, request: AppRequest, error: GateError, user: SamlUser | None = None
+        self,
+        request: AppRequest,
+        error: GateError,
+        user: SamlUser | None = None,
+        kind: EventKind | None = None,
     ) -> Refuse:
-        kind: EventKind = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
+        if kind is None:
+            kind = "policy_denied" if error.code in POLICY_DENIALS else "request_refused"
         reason = error.detail or error.info.title
         self._emit(request, kind, user, reason=reason, error_code=error.code)
         return Refuse(error, user)
