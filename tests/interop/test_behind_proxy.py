@@ -171,15 +171,28 @@ async def test_forged_headers_do_not_move_the_sp_urls(
     forger: Forger,
 ) -> None:
     client, base, seen = forger
-    echo = (await client.get(base + "/public/echo")).json()
-    assert echo["host"] == "evil.example"
-    assert {"scheme": echo["scheme"], "client": echo["client"]} == seen
-    start = await client.get(base + "/private/report", headers=HTML_ACCEPT)
-    # A forged Host is sent to base_url before any sign-in starts, never to the forged host;
-    # where the redirect comes straight back (a proxy rewriting Host), the sign-in starts.
-    assert (start.status_code, start.headers["location"]) == (303, PUBLIC_URL + "/private/report")
+    # A host the gate does not serve: a page load goes once to the same page at base_url, never
+    # to the forged host; when it comes straight back (a proxy rewriting Host), the answer is
+    # unknown_host, before any rule, public paths included.
     guard = {**HTML_ACCEPT, "cookie": "saml_gate_readdressed=1"}
-    start = await client.get(base + "/private/report", headers=guard)
+    first = await client.get(base + "/public/echo", headers=HTML_ACCEPT)
+    assert (first.status_code, first.headers["location"]) == (303, PUBLIC_URL + "/public/echo")
+    for path in ("/public/echo", "/private/report"):
+        again = await client.get(base + path, headers=guard)
+        assert again.status_code == 421 and "unknown_host" in again.text, again.text
+    # At the gate's own host, the forged forwarding headers move neither what uvicorn tells the
+    # app nor the SP's URLs.
+    own = {"host": PUBLIC_HOST}
+    client.cookies.clear()
+    echo = (await client.get(base + "/public/echo", headers=own)).json()
+    assert echo["host"] == PUBLIC_HOST
+    assert {"scheme": echo["scheme"], "client": echo["client"]} == seen
+    start = await client.get(base + "/private/report", headers={**HTML_ACCEPT, **own})
+    # Plain http straight to uvicorn is not base_url's origin: sent there once, as any address
+    # away from base_url is; when it comes straight back, the sign-in starts.
+    if "SAMLRequest" not in start.headers["location"]:
+        assert start.headers["location"] == PUBLIC_URL + "/private/report"
+        start = await client.get(base + "/private/report", headers={**guard, **own})
     assert start.status_code == 303
     request = authn_request(start.headers["location"])
     assert request.get("AssertionConsumerServiceURL") == PUBLIC_ACS

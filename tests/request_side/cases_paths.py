@@ -9,7 +9,17 @@ fragments (an HTTP client drops them before forwarding). The rules and apps are 
 
 from __future__ import annotations
 
-from tests.request_side.corpus import BAD, EVERY, FORBIDDEN, LOGIN, Expect, Registry, http, served
+from tests.request_side.corpus import (
+    BAD,
+    EVERY,
+    FORBIDDEN,
+    LOGIN,
+    Expect,
+    Registry,
+    http,
+    served,
+    status,
+)
 
 R = Registry("paths", EVERY)
 
@@ -166,7 +176,9 @@ add("relative-target", "admin/users", BAD)
 # ---------------------------------------------------------------- long and non-ASCII paths
 add("long-static-anon", "/static/" + "a" * 8000, served("static"), who="anon")
 add("long-admin", "/admin/" + "a" * 8000, FORBIDDEN)
-add("overlong-target", "/admin/" + "a" * 70_000, FORBIDDEN)
+# h11 refuses a request head over 16 KiB only when it arrives in more than one read (how the
+# bytes are split on loopback varies with load): the HTTP server's 400 or the gate's 403.
+add("overlong-target", "/admin/" + "a" * 70_000, status(400, 403))
 add("raw-utf8", "/admin/\xc3\xa9".encode("latin-1"), BAD)
 add("overlong-utf8-dots", "/static/%c0%ae%c0%ae/admin/users", Expect("any"), who="anon")
 add("overlong-utf8-slash", "/%c0%afadmin/users", Expect("any"))
