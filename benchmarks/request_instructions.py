@@ -1,0 +1,65 @@
+"""Instructions per admitted request, counted by callgrind (repeatable on a loaded machine,
+where section 1's times are not).
+
+    python benchmarks/acs_instructions.py --world /tmp/world.pickle --make   # keys, once
+    for row in bare gated starlette; do for n in 0 2000; do
+        valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-$row-$n \\
+            python benchmarks/request_instructions.py --world /tmp/world.pickle $row $n
+    done; done
+
+(Ir of the N=2000 run minus Ir of the N=0 run) / 2000 is one request's count ("I refs" in
+valgrind's output); the gate's overhead is gated minus bare, compared with SessionMiddleware's
+(starlette minus bare) as section 1 does, with the identity JWT on (the default). Every run
+signs in once through the real ACS (verification in a thread) and sends 200 requests before
+counting starts to matter, so caches (decoded cookie, JWT) are warm, as on a signed-in person's
+requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pickle
+from pathlib import Path
+from typing import Any
+
+from bench_common import World, call, hello_app, status_of
+from bench_requests import Subjects
+
+from saml_gate.identity.tokens import JWT_SCOPE_KEY
+
+WARM = 200
+
+
+async def requests(world: World, row: str, count: int) -> None:
+    subjects = await Subjects.create(world)
+    app, scopes = subjects.rows()[row]
+    scope = scopes[0]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    first = dict(scope)
+    sent = await call(app, first)
+    assert status_of(sent) == 200, sent
+    assert row != "gated" or first.get(JWT_SCOPE_KEY), "the gated row must carry the JWT"
+    for _ in range(WARM + count):
+        await app(dict(scope), receive, send)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--world", type=Path, required=True, help="the keys, pickled")
+    parser.add_argument("row", choices=("bare", "gated", "starlette"))
+    parser.add_argument("count", type=int, nargs="?", default=0, help=f"requests after {WARM}")
+    args = parser.parse_args()
+    world = pickle.loads(args.world.read_bytes())  # our own file
+    world.gate(hello_app)  # nothing started: the import and build cost the same in every row
+    asyncio.run(requests(world, args.row, args.count))
+
+
+if __name__ == "__main__":
+    main()
