@@ -215,8 +215,11 @@ class SessionCodec:
         """The complete session in a cookie value, its data fetched from the store if it lives
         there; None when the cookie is not one of ours or its data is gone.
         Raises :class:`~saml_gate.store.StoreUnavailable` when that fetch fails."""
+        cached = self._cache.get(value)  # complete: a stored one only once its data is here
+        if cached is not None:  # the hot path: one lookup, no call
+            return cached if cached.user.issuer == self._issuer() else None
         session = self.decode(value)
-        if session is None or not session.stored or value in self._cache:
+        if session is None or not session.stored:
             return session
         sid = session.user.session_id
         kept = self._data.get(sid)
