@@ -210,7 +210,10 @@ class SamlGate:
         if not self._started and await self._start_safely() is not None:
             await self._misconfigured(scope, receive, send)  # no lifespan ran to stop the server
             return
-        path = route_path(scope["path"], scope.get("root_path", ""))
+        path = scope["path"]
+        root_path = scope.get("root_path")
+        if root_path:  # most servers send "": no call then
+            path = route_path(path, root_path)
         parts = self.parts
         prefix = self._prefix  # startswith first: the hot path pays no call for app paths
         if path.startswith(prefix) and gate_subpath(path, prefix) is not None:
@@ -349,28 +352,25 @@ def _with_cookie(send: Send, header: bytes) -> Send:
 
 
 def _name_to_app(scope: Scope, name: bytes, jwt: bytes | None) -> None:
-    """The request's headers without a client-sent ``name`` header, with the gate's identity
-    JWT under that name when there is one (``scope[JWT_SCOPE_KEY]`` too). The server's list is
-    never changed in place; a request that names no such header keeps it when no JWT is added."""
-    headers = _without(scope["headers"], name)
+    """The request's headers without a client-sent ``name`` header, also spelled with ``_``
+    (Django's ASGI handler reads ``X_Saml_Gate_Jwt`` as ``X-Saml-Gate-Jwt``), with the gate's
+    identity JWT under that name when there is one (``scope[JWT_SCOPE_KEY]`` too). The server's
+    list is never changed in place. ``lower`` and the ``_`` swap keep a name's length, so only
+    names of ``name``'s length are compared (the hot path: a request without one folds none)."""
+    headers = scope["headers"]
+    size = len(name)
+    for key, _ in headers:
+        if len(key) == size and key.lower().replace(b"_", b"-") == name:
+            headers = [
+                (k, v)
+                for k, v in headers
+                if len(k) != size or k.lower().replace(b"_", b"-") != name
+            ]
+            break
     if jwt is not None:
         scope[JWT_SCOPE_KEY] = jwt
         headers = [*headers, (name, jwt)]
     scope["headers"] = headers
-
-
-def _without(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
-    """``headers`` without ``name``, also spelled with ``_`` (Django's ASGI handler reads
-    ``X_Saml_Gate_Jwt`` as ``X-Saml-Gate-Jwt``): the same list when none is there, else a copy.
-    ``lower`` and the ``_`` swap keep a name's length, so only names of ``name``'s length are
-    compared (the hot path: a request without one folds no header name)."""
-    size = len(name)
-    for key, _ in headers:
-        if len(key) == size and key.lower().replace(b"_", b"-") == name:
-            break
-    else:
-        return headers
-    return [(k, v) for k, v in headers if len(k) != size or k.lower().replace(b"_", b"-") != name]
 
 
 @lru_cache(maxsize=1024)
