@@ -7,7 +7,8 @@ machine does not move.
 Each variant is bench_server.py (one worker, the Starlette app bare or behind the gate's
 defaults, identity JWT on) under ``valgrind --tool=callgrind``; one client in this process sends
 keep-alive GETs of /hello over loopback (the session cookie to both, as http_breakdown.py's
-"bare, sent the session cookie" row). After a warm-up the counters are zeroed
+"bare, sent the session cookie" row; minted once the server is up, so that no refresh is due:
+a Set-Cookie in an answer stops the run). After a warm-up the counters are zeroed
 (``callgrind_control -z``), N requests are sent, and the counters dumped (``-d``): the dump's
 total divided by N is one request's instructions, server start-up and shutdown left out.
 ``--cache`` also simulates the caches (``--cache-sim=yes``: first-level and last-level misses
@@ -86,6 +87,8 @@ def send(port: int, cookie: str, count: int) -> None:
                 name, _, value = line.partition(b":")
                 if name.lower() == b"content-length":
                     length = int(value)
+                elif name.lower() == b"set-cookie":  # a refresh on every request is not the
+                    raise RuntimeError("a session refresh was due: mint the cookie later")
             reader.read(length)
 
 
@@ -100,9 +103,11 @@ def counted(pid: int, folder: Path) -> dict[str, int]:
 
 
 def measure(
-    world: World, cookie: str, gated: bool, stack: str, cache: bool, n: int, options: Any
+    world: World, gated: bool, stack: str, cache: bool, n: int, options: Any
 ) -> dict[str, float]:
     with traced_server(world, gated, stack, cache, options) as (port, pid, folder):
+        # minted now: the server's start under valgrind outlasts the session's refresh interval
+        cookie = session_cookie(world)
         send(port, cookie, WARM)
         subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True)
         send(port, cookie, n)
@@ -116,9 +121,8 @@ def main() -> None:
     parser.add_argument("--cache", action="store_true", help="simulate the caches too")
     args = parser.parse_args()
     world = World.create()
-    cookie = session_cookie(world)
     rows = {
-        name: measure(world, cookie, gated, args.stack, args.cache, args.requests, options)
+        name: measure(world, gated, args.stack, args.cache, args.requests, options)
         for name, (gated, options) in VARIANTS.items()
     }
     bare = rows["bare"]["Ir"]
