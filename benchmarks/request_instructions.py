@@ -2,12 +2,12 @@
 where section 1's times are not).
 
     python benchmarks/acs_instructions.py --world /tmp/world.pickle --make   # keys, once
-    for row in bare gated starlette; do for n in 0 2000; do
-        valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-$row-$n \\
+    for row in bare gated starlette; do for n in 0 5000; do
+        PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-$row-$n \\
             python benchmarks/request_instructions.py --world /tmp/world.pickle $row $n
     done; done
 
-(Ir of the N=2000 run minus Ir of the N=0 run) / 2000 is one request's count ("I refs" in
+(Ir of the N=5000 run minus Ir of the N=0 run) / 5000 is one request's count ("I refs" in
 valgrind's output); the gate's overhead is gated minus bare, compared with SessionMiddleware's
 (starlette minus bare) as section 1 does, with the identity JWT on (the default). Every run
 signs in once through the real ACS (verification in a thread) and sends 200 requests before
