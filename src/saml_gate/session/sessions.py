@@ -215,11 +215,8 @@ class SessionCodec:
         """The complete session in a cookie value, its data fetched from the store if it lives
         there; None when the cookie is not one of ours or its data is gone.
         Raises :class:`~saml_gate.store.StoreUnavailable` when that fetch fails."""
-        cached = self._cache.get(value)  # complete: a stored one only once its data is here
-        if cached is not None:  # the hot path: one lookup, no call
-            return cached if cached.user.issuer == self._issuer() else None
         session = self.decode(value)
-        if session is None or not session.stored:
+        if session is None or not session.stored or value in self._cache:
             return session
         sid = session.user.session_id
         kept = self._data.get(sid)
@@ -241,6 +238,15 @@ class SessionCodec:
         )
         self._cache_put(value, complete)
         return complete
+
+    def cached(self, value: str) -> Session | None:
+        """The complete session of a cookie value this process has read before (a stored one
+        only once its data is here), else None: :meth:`load`'s answer without awaiting it (the
+        hot path)."""
+        cached = self._cache.get(value)
+        if cached is not None and cached.user.issuer == self._issuer():
+            return cached
+        return None
 
     def decode(self, value: str) -> Session | None:
         """The session in a cookie value, or None when it is not one of ours. A session whose
