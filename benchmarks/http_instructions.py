@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_http
 from bench_common import BASE_URL, World
-from bench_http import free_port, session_cookie
+from bench_http import session_cookie
 
-HERE = Path(__file__).resolve().parent
 WARM = 300
 VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
     "bare": (False, {}),
@@ -49,26 +47,12 @@ def traced_server(
 ) -> Iterator[tuple[int, int, Path]]:
     """(port, valgrind's pid, its output folder) of bench_server.py under callgrind."""
     folder = Path(tempfile.mkdtemp(prefix="saml-gate-bench-cg-"))
-    settings = folder / "options.json"
-    settings.write_text(json.dumps({**world.write(folder), **options}))
-    port = free_port()
-    args = ["valgrind", "--tool=callgrind", f"--cache-sim={'yes' if cache else 'no'}"]
-    args += [f"--callgrind-out-file={folder}/callgrind.out.%p", "--dump-instr=no"]
-    args += [sys.executable, str(HERE / "bench_server.py"), "--port", str(port)]
-    args += ["--options", str(settings), "--stack", stack] + ["--gated"] * gated
-    process = subprocess.Popen(args, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the traced server did not start (exit {process.poll()})")
-            time.sleep(0.5)
-        yield port, process.pid, folder
-    finally:
-        process.terminate()
-        process.wait(120)
+    valgrind = ["valgrind", "--tool=callgrind", f"--cache-sim={'yes' if cache else 'no'}"]
+    valgrind += [f"--callgrind-out-file={folder}/callgrind.out.%p", "--dump-instr=no"]
+    with bench_http.server(
+        world, gated=gated, stack=stack, under=valgrind, start_timeout=300, **options
+    ) as server:
+        yield server.port, server.process.pid, folder
 
 
 def send(port: int, cookie: str, count: int) -> None:
