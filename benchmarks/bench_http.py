@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,19 +61,22 @@ def server(
     gated: bool,
     monitor: bool = False,
     stack: str = "default",
+    under: Sequence[str] = (),
+    start_timeout: float = 30,
     **gate_options: Any,
 ) -> Iterator[Server]:
-    """A uvicorn server in its own process, stopped on exit; ``stack``: bench_server.STACKS."""
+    """A uvicorn server in its own process, stopped on exit; ``stack``: bench_server.STACKS;
+    ``under``: a command that runs it (valgrind and its options)."""
     folder = Path(tempfile.mkdtemp(prefix="saml-gate-bench-srv-"))
     options = folder / "options.json"
     options.write_text(json.dumps({**world.write(folder), **gate_options}))
     port = free_port()
-    args = [sys.executable, str(HERE / "bench_server.py"), "--port", str(port)]
+    args = [*under, sys.executable, str(HERE / "bench_server.py"), "--port", str(port)]
     args += ["--options", str(options)]
     args += ["--gated"] * gated + ["--monitor"] * monitor + ["--stack", stack]
     process = subprocess.Popen(args)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_timeout
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
                 break
@@ -83,7 +86,7 @@ def server(
         yield Server(port, process)
     finally:
         process.terminate()
-        process.wait(10)
+        process.wait(max(10, start_timeout))
 
 
 def session_cookie(world: World) -> str:

@@ -132,3 +132,17 @@ def test_peers_section_without_the_debian_packages_says_so() -> None:
     assert "apt-get install apache2 libapache2-mod-shib" in result.stdout
     rows = result.stdout.split("ROWS", 1)[1]
     assert "'peers (Shibboleth SP, mod_auth_mellon)'" in rows and "None)" in rows
+
+
+def test_request_instructions_rows_admit_the_signed_in_request(tmp_path: Path) -> None:
+    """benchmarks/request_instructions.py without valgrind: every row it counts answers 200, the
+    gated ones with the identity JWT (the script asserts both), so a count is of the real path."""
+    world = tmp_path / "world.pickle"
+    bench = ROOT / "benchmarks"
+    make = [sys.executable, "acs_instructions.py", "--world", str(world), "--make"]
+    subprocess.run(make, cwd=bench, check=True, capture_output=True, timeout=300)
+    rows = ("bare", "gated", "starlette", "gated, verdict given", "gated, session given")
+    for row in rows:
+        script = [sys.executable, "request_instructions.py", "--world", str(world), row, "3"]
+        done = subprocess.run(script, cwd=bench, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (row, done.stderr[-2000:])

@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from saml_gate.proxy import build_proxy_app
-from saml_gate.session.cookies import MAX_PATHS
+from saml_gate.session.cookies import MAX_PATHS, AmbiguousCookie, only_cookie
 from tests.support import FrozenClock, Harness, gate_options
 from tests.test_websocket_uvicorn import serve, session_cookie
 
@@ -222,3 +222,48 @@ async def test_forward_auth_refuses_and_deletes_where_the_browser_asked(
     found = deletions(head)
     assert {("example.test", "/private"), ("", "/private/page")} <= found
     assert not any(path.startswith("/saml") for _, path in found)
+
+
+def _scanned(header: str, name: str) -> str | None:
+    """The session cookie as the general scan reads it: every ``name=`` at a cookie's start,
+    one value or AmbiguousCookie (what only_cookie's single-occurrence shortcut must agree with)."""
+    values = []
+    for chunk in header.split(";"):
+        stripped = chunk.lstrip(" ")
+        if stripped.startswith(name + "=") and (chunk == stripped or chunk.startswith(" ")):
+            values.append(stripped[len(name) + 1 :].strip())
+    if len(set(values)) > 1:
+        raise AmbiguousCookie(name)
+    return values[0] if values else None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "sg_session=abc",
+        "a=1; sg_session=abc",
+        "sg_session=abc; a=1",
+        "a=1;sg_session=abc;b=2",
+        "xsg_session=evil; sg_session=abc",  # a longer name ending in ours is not ours
+        "xsg_session=evil",
+        "a=sg_session=evil",  # our name inside another cookie's value
+        "a=sg_session=evil; sg_session=abc",
+        "sg_session=abc; a=sg_session=evil",
+        "sg_session=abc; sg_session=abc",
+        "sg_session=abc; sg_session=other",
+        "a=1; sg_session=abc;  sg_session=other ",
+        "sg_session= abc ; b=2",
+        "sg_session=",
+        "",
+    ],
+)
+def test_reading_the_session_cookie_agrees_with_the_general_scan(header: str) -> None:
+    try:
+        expected: str | type[AmbiguousCookie] | None = _scanned(header, "sg_session")
+    except AmbiguousCookie:
+        expected = AmbiguousCookie
+    try:
+        got: str | type[AmbiguousCookie] | None = only_cookie(header, "sg_session")
+    except AmbiguousCookie:
+        got = AmbiguousCookie
+    assert got == expected

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from functools import lru_cache
 from types import FrameType
 from typing import Any, Unpack
 
@@ -31,7 +32,6 @@ from saml_gate.identity.tokens import JWT_SCOPE_KEY, jwt_header_name
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.policy.request_line import route_path
 from saml_gate.runtime.core import GateCore
-from saml_gate.user import SamlUser
 from saml_gate.web.address import away_from_unknown_host
 from saml_gate.web.assembly import GateParts, assemble
 from saml_gate.web.gatekeeper import Admit, AppRequest, Public, SignIn
@@ -210,7 +210,10 @@ class SamlGate:
         if not self._started and await self._start_safely() is not None:
             await self._misconfigured(scope, receive, send)  # no lifespan ran to stop the server
             return
-        path = route_path(scope["path"], scope.get("root_path", ""))
+        path = scope["path"]
+        root_path = scope.get("root_path")
+        if root_path:  # most servers send "": no call then
+            path = route_path(path, root_path)
         parts = self.parts
         prefix = self._prefix  # startswith first: the hot path pays no call for app paths
         if path.startswith(prefix) and gate_subpath(path, prefix) is not None:
@@ -225,12 +228,9 @@ class SamlGate:
             user = verdict.user
             jwt_header = self._jwt_header
             if jwt_header:  # only the gate names the person to the app
-                scope["headers"] = _without(scope["headers"], jwt_header)
-                if verdict.jwt is not None:
-                    scope[JWT_SCOPE_KEY] = verdict.jwt
-                    scope["headers"].append((jwt_header, verdict.jwt))
+                _name_to_app(scope, jwt_header, verdict.jwt)
             scope["user"] = user
-            scope["auth"] = AuthCredentials(_scopes(user))
+            scope["auth"] = AuthCredentials(_scopes(user.groups))
             if kind == "websocket":  # closed (1008) when its session is revoked or expires
                 await parts.watch.run(self.app, scope, receive, send, user)
             elif verdict.refresh_cookie is not None:  # re-issued on this response only
@@ -243,19 +243,16 @@ class SamlGate:
                 if refusal is not None:
                     await refusal(scope, receive, send)
                     return
+            person = verdict.user
             jwt_header = self._jwt_header
             if jwt_header:
-                scope["headers"] = _without(scope["headers"], jwt_header)
-            person = verdict.user
+                _name_to_app(scope, jwt_header, None if person is None else verdict.jwt)
             if person is None:
                 scope["user"] = UnauthenticatedUser()
                 scope["auth"] = AuthCredentials()
             else:  # a public page told who is signed in
-                if jwt_header and verdict.jwt is not None:
-                    scope[JWT_SCOPE_KEY] = verdict.jwt
-                    scope["headers"].append((jwt_header, verdict.jwt))
                 scope["user"] = person
-                scope["auth"] = AuthCredentials(_scopes(person))
+                scope["auth"] = AuthCredentials(_scopes(person.groups))
             await self.app(scope, receive, send)
         elif isinstance(verdict, SignIn):
             await parts.login.sign_in(request, verdict, receive, send)
@@ -354,11 +351,30 @@ def _with_cookie(send: Send, header: bytes) -> Send:
     return send_with_cookie
 
 
-def _without(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
-    """A copy of ``headers`` without ``name``, also spelled with ``_`` (Django's ASGI handler
-    reads ``X_Saml_Gate_Jwt`` as ``X-Saml-Gate-Jwt``)."""
-    return [(k, v) for k, v in headers if k.lower().replace(b"_", b"-") != name]
+def _name_to_app(scope: Scope, name: bytes, jwt: bytes | None) -> None:
+    """The request's headers without a client-sent ``name`` header, also spelled with ``_``
+    (Django's ASGI handler reads ``X_Saml_Gate_Jwt`` as ``X-Saml-Gate-Jwt``), with the gate's
+    identity JWT under that name when there is one (``scope[JWT_SCOPE_KEY]`` too). The server's
+    list is never changed in place. ``lower`` and the ``_`` swap keep a name's length, so only
+    names of ``name``'s length are compared (the hot path: a request without one folds none)."""
+    headers = scope["headers"]
+    size = len(name)
+    for key, _ in headers:
+        if len(key) == size and key.lower().replace(b"_", b"-") == name:
+            headers = [
+                (k, v)
+                for k, v in headers
+                if len(k) != size or k.lower().replace(b"_", b"-") != name
+            ]
+            break
+    if jwt is not None:
+        scope[JWT_SCOPE_KEY] = jwt
+        headers = [*headers, (name, jwt)]
+    scope["headers"] = headers
 
 
-def _scopes(user: SamlUser) -> list[str]:
-    return ["authenticated", *("group:" + g for g in user.groups)]
+@lru_cache(maxsize=1024)
+def _scopes(groups: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``scope["auth"]`` scopes of a person in ``groups`` (built once per set of groups;
+    ``AuthCredentials`` copies them into a list of each request's own)."""
+    return ("authenticated", *("group:" + g for g in groups))

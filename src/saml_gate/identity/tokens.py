@@ -74,12 +74,12 @@ class IdentityTokens:
         ``audience`` (None: :attr:`default_audience`)."""
         audience = audience or self._audience
         key = (user.session_id or user.name_id, audience)
-        session_end = int(user.expires_at) or int(now) + self._lifetime
         cached = self._cache.get(key)
-        if cached is not None and (
-            cached[1] - now > self._renew_before or now < cached[1] >= session_end
-        ):  # fresh enough, or valid as long as the session itself
-            return cached[0]
+        if cached is not None and cached[1] - now > self._renew_before:
+            return cached[0]  # fresh enough: the hot path
+        session_end = int(user.expires_at) or int(now) + self._lifetime
+        if cached is not None and now < cached[1] >= session_end:
+            return cached[0]  # valid as long as the session itself
         issued = int(now)
         expires = max(issued + 1, min(issued + self._lifetime, session_end))
         claims = {

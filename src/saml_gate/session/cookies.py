@@ -78,7 +78,13 @@ def only_cookie(header: str, name: str) -> str | None:
     before the gate's own, and which of the two a reader takes differs from reader to reader.
     The same value twice is no question."""
     needle = name + "="
-    found = _find(header, needle, 0)
+    index = header.find(needle)
+    if index < 0:
+        return None
+    if (index == 0 or header[index - 1] in "; ") and header.find(needle, index + 1) < 0:
+        end = header.find(";", index)  # the hot path: named once, at a cookie's start
+        return header[index + len(needle) : end if end >= 0 else len(header)].strip()
+    found = _find(header, needle, index)
     if found is None:
         return None
     value, end = found

@@ -67,7 +67,7 @@ class Authenticator:
         raw = self._value(cookie_header)
         if not raw:
             return None, "absent"
-        session = await self._codec.load(raw)
+        session = self._codec.cached(raw) or await self._codec.load(raw)
         if session is None:
             return None, "invalid"
         state = self._codec.state(session, now)

@@ -92,7 +92,7 @@ def assemble(
         if isinstance(shared, GuardedStore):
             shared.on_failure = metrics.store_errors.inc
     events = EventSink(s.on_event, metrics)
-    sessions = SessionCodec(s, shared, issuer=lambda: saml.idp.entity_id)
+    sessions = SessionCodec(s, shared, issuer=lambda: saml.state.idp.entity_id)
     revocations = Revocations(shared, s)
     relay = RelayTracker(s)
     engine = engine_for(saml)
