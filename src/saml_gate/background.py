@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
+
+#: Seconds a stopping job gets to end before it is cancelled again.
+_CANCEL_AGAIN_AFTER: Final = 0.5
 
 
 class BackgroundJob:
@@ -27,8 +30,11 @@ class BackgroundJob:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        await asyncio.wait({task})
+        # Cancelled again until it ends: a cancellation can be lost on the way (redis-py turning
+        # it into an error, asyncio.wait_for on Python 3.11 swallowing one that races a result).
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=_CANCEL_AGAIN_AFTER)
         if not task.cancelled():
             task.result()  # the job's own error, if it failed while stopping
 

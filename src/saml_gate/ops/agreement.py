@@ -288,6 +288,7 @@ class GateAgreement:
             except Exception:  # never take the gate down over a comparison
                 raise_if_cancelled()
                 log.exception("saml-gate could not compare its keys with the other gates")
+            raise_if_cancelled()  # a stop lost inside the store's client
             await asyncio.sleep(self._interval)
 
     async def compare(self, *, announce: bool) -> list[Comparison]:
