@@ -99,3 +99,12 @@ def test_revoke_needs_one_target() -> None:
 def test_unreachable_store_is_a_clear_failure() -> None:
     code, out = sessions("list", store="redis://127.0.0.1:1/0")
     assert code == 2 and "the store is unreachable" in out and "Traceback" not in out
+
+
+def test_session_ids_never_start_like_an_option() -> None:
+    """A session ID is typed after --session: one starting with "-" would be read as an option
+    (argparse exits 2); about one in 64 random IDs did."""
+    from saml_gate.session.sessions import new_session_id
+
+    ids = {new_session_id() for _ in range(5000)}
+    assert len(ids) == 5000 and not any(i.startswith("-") for i in ids)

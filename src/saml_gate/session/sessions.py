@@ -60,6 +60,15 @@ class Session:
         return self.user.expires_at
 
 
+def new_session_id() -> str:
+    """96 random bits, URL-safe, never starting with "-": an ID is typed on command lines
+    (``saml-gate sessions revoke --session ID``), where a leading "-" reads as an option."""
+    while True:
+        session_id = secrets.token_urlsafe(12)
+        if not session_id.startswith("-"):
+            return session_id
+
+
 class Issued(NamedTuple):
     """A new session (:meth:`SessionCodec.issue`): as kept, its Set-Cookie value, and what to
     write to the store for it."""
@@ -115,7 +124,7 @@ class SessionCodec:
             issuer=login.issuer,
             authenticated_at=float(math.floor(login.authn_instant.timestamp())),
             expires_at=float(math.floor(expires)),
-            session_id=secrets.token_urlsafe(12),
+            session_id=new_session_id(),
             authn_context=login.authn_context,
             asserted_at=float(math.floor(now)),
         )
