@@ -54,7 +54,8 @@ async def api(client: httpx.AsyncClient, path: str = "/private/x") -> httpx.Resp
 
 async def test_within_the_interval_nothing_is_asked(site: Site) -> None:
     ann = await site.signed_in(groups=["admins"])
-    site.idp.clock.advance(INTERVAL - 1)
+    # Well inside: the clock also runs on in real time while a loaded machine signs in.
+    site.idp.clock.advance(INTERVAL - 60)
     assert (await api(ann, "/private/admin/x")).status_code == 200
     page = await ann.get("/private/admin/x", headers=NAVIGATION)
     assert page.status_code == 200

@@ -210,9 +210,15 @@ async def test_cluster_failover_in_the_middle_of_traffic_loses_nothing_confirmed
     options = {"store": url, "store_prefix": "failover:", "store_timeout": 1.0}
     gate: Harness = make_harness(**options)
     watcher: Harness = make_harness(**options)  # another gate process, living through it
-    await sign_in(watcher)  # started: it follows the revocations
     master, replica = site.shard_of("{failover:}")
     assert replica is not None
+    # A fresh cluster's replicas may still be syncing (a loaded machine): wait_replicas=1
+    # writes are refused until the link is up, so wait for it before the first sign-in.
+    poll(
+        lambda: "master_link_status:up" in cli(replica, None, "info", "replication"),
+        "the replica of the gate's slot is in sync with its master",
+    )
+    await sign_in(watcher)  # started: it follows the revocations
 
     def took_over() -> bool:
         return (
