@@ -230,3 +230,115 @@ def test_paths_routes_stems_and_parameters() -> None:
     with pytest.raises(GateError):
         check_raw_path(b"/a;x", "/a;x", allow_parameters=False)
     check_raw_path(b"/a;x", "/a;x", allow_parameters=True)
+
+
+# ------------------------------------------------ decisions kept for the next request
+
+
+def _scope(
+    method: str = "GET",
+    path: str = "/api/x",
+    query: bytes = b"",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    version: str = "1.1",
+) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": [(b"host", b"127.0.0.1:8000"), *headers],
+        "http_version": version,
+    }
+
+
+def _outcome(p: AccessPolicy, scope: dict[str, Any]) -> object:
+    try:
+        return p.decide(scope, scope["path"])
+    except GateError as error:
+        return error.code
+
+
+def test_a_kept_decision_serves_only_requests_the_same_in_every_part_it_depends_on() -> None:
+    """The decision kept for GET /api/x must not answer the same path with an override header,
+    an override in the query (also as PHP names it), a POST with a body, another host."""
+    p = policy(access_rules=["/api/ methods=DELETE groups=admins", "/api/ methods=PUT public"])
+    mallory = user(groups=("users",))
+    plain = p.decide(_scope(), "/api/x")
+    assert p.decide(_scope(), "/api/x") is plain and p.refusal(plain, mallory, NOW) is None
+    refused = [
+        _scope(headers=((b"x-http-method-override", b"DELETE"),)),
+        _scope(headers=((b"x_method_override", b"delete"),)),
+        _scope(query=b"_method=DELETE"),
+        _scope(query=b"a=1&.method=DELETE"),
+        _scope(query=b"%5Fmethod=DELETE"),
+        _scope("POST", headers=((b"content-length", b"14"),)),
+        _scope("POST", headers=((b"transfer-encoding", b"chunked"),)),
+        _scope("POST", version="2"),
+        _scope("DELETE"),
+    ]
+    for scope in refused:
+        for _ in range(2):  # decided, then kept: refused both times
+            assert p.refusal(p.decide(scope, "/api/x"), mallory, NOW), scope
+    for scope in (_scope("POST", headers=((b"content-length", b"0"),)), _scope(query=b"a=1")):
+        assert p.refusal(p.decide(scope, "/api/x"), mallory, NOW) is None
+    assert p.decide(_scope(), "/api/x") is plain
+
+
+def test_kept_decisions_agree_with_fresh_ones_on_random_requests() -> None:
+    """Requests drawn from parts that each change a decision, in random order and repeated:
+    the policy that keeps decisions answers each as a policy deciding it for the first time."""
+    import random
+
+    rules = ["/api/ methods=DELETE groups=admins", "/api/open public", "/files/ public"]
+    rng = random.Random(1729)
+    kept = policy(access_rules=rules, public_paths=["/health"])
+    parts = {
+        "method": ["GET", "POST", "DELETE", "PUT", "get", "OPTIONS"],
+        "path": [
+            "/api/x",
+            "/api/open",
+            "/api/open.json",
+            "/files/a.txt",
+            "/health",
+            "/h//x",
+            "/api/../x",
+            "/a;b",
+            "/api/x/",
+        ],
+        "query": [
+            b"",
+            b"a=1",
+            b"_method=DELETE",
+            b"_method=PUT",
+            b"x%2Emethod=DELETE",
+            b"_method=bad value",
+        ],
+        "headers": [
+            (),
+            ((b"x-http-method-override", b"DELETE"),),
+            ((b"content-length", b"3"),),
+            ((b"content-length", b"0"),),
+            ((b"x-http-method", b"PUT"),),
+        ],
+        "version": ["1.1", "2"],
+    }
+    for _ in range(3000):
+        scope = _scope(**{name: rng.choice(values) for name, values in parts.items()})
+        fresh = policy(access_rules=rules, public_paths=["/health"])
+        assert _outcome(kept, scope) == _outcome(fresh, scope), scope
+
+
+def test_kept_decisions_are_bounded_and_refusals_and_long_requests_are_not_kept() -> None:
+    p = policy(access_rules=["/admin/ groups=admins"])
+    for n in range(5000):
+        p.decide(_scope(path=f"/page{n}.json"), f"/page{n}.json")
+    assert 0 < len(p._decided) <= 4096
+    long = "/x" * 200 + ".json"
+    p.decide(_scope(path=long), long)
+    assert not any(key[1] == long for key in p._decided)
+    p._decided.clear()
+    with pytest.raises(GateError):
+        p.decide(_scope(path="/a/../admin/"), "/a/../admin/")
+    assert not p._decided

@@ -25,8 +25,10 @@ from saml_gate.policy.request_line import (
     check_raw_path,
     checked_method,
     format_stems,
-    override_methods,
+    methods_overridden,
+    override_values,
     posts_a_body,
+    query_may_override,
     without_parameters,
 )
 from saml_gate.policy.rules import Rule, email_matches
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 
 #: Every method no rule names (no rule can name "*"), as a ``_method`` in a POST's body may be.
 ANY_OTHER_METHOD: Final = "*"
-_CACHE_SIZE, _CACHED_PATH = 4096, 256  # decisions kept for paths with a format suffix
+_CACHE_SIZE, _CACHED_KEY = 4096, 256  # decisions kept, for requests of at most that many bytes
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class AllOf:
 
 
 Decision = Rule | AllOf
+#: What a decision depends on besides the policy: method, routed path, raw path, the query
+#: string when it may override the method, override headers' values, whether a POST has a body,
+#: the host.
+_Key = tuple[str, str, bytes | None, bytes, tuple[bytes, ...], bool, AppHost | None]
 
 
 def credential_refusal(decision: Decision, token: bool) -> GateError | None:
@@ -119,7 +125,7 @@ class AccessPolicy:
         self._options_passthrough = settings.options_passthrough
         self._skew = settings.clock_skew
         self._path_parameters = settings.allow_path_parameters
-        self._suffixed: dict[tuple[str, tuple[str, ...], AppHost | None], Decision] = {}
+        self._decided: dict[_Key, Decision] = {}
         #: What a POST with a body may become through a ``_method`` in it, which is not read.
         self._body_methods: tuple[str, ...] = (
             (*sorted({m for rule in self.rules for m in rule.methods} - {"POST"}), ANY_OTHER_METHOD)
@@ -134,16 +140,51 @@ class AccessPolicy:
         Every method the app may run (its own, the overrides, any for a POST with a body) on
         every resource the path may name (also without a format suffix) must be allowed. Raises
         ``GateError`` (``bad_method``, ``bad_path``) for requests the app could read otherwise
-        than the gate (see :mod:`saml_gate.policy.request_line`)."""
+        than the gate (see :mod:`saml_gate.policy.request_line`).
+
+        The decision is a function of the request's parts in the key below and of this policy,
+        which never changes (a reload makes a new one): it is kept for the next request with the
+        same key, as the same pages are asked for again and again. A refused request is not kept.
+        """
         method: str = scope.get("method", "GET")
+        headers = scope["headers"]
+        overridden = override_values(headers)
+        query: bytes = scope.get("query_string", b"")
+        if not query_may_override(query):
+            query = b""  # plays no part: not in the key
+        body = (
+            method == "POST"
+            and bool(self._body_methods)
+            and posts_a_body(method, headers, scope.get("http_version", "1.1"))
+        )
+        raw_path: bytes | None = scope.get("raw_path")
+        key = (method, path, raw_path, query, overridden, body, host)
+        decision = self._decided.get(key)
+        if decision is None:
+            decision = self._decide(method, path, raw_path, query, overridden, body, host)
+            if len(path) + len(raw_path or b"") + len(query) <= _CACHED_KEY:
+                if len(self._decided) >= _CACHE_SIZE:
+                    self._decided.clear()
+                self._decided[key] = decision
+        return decision
+
+    def _decide(
+        self,
+        method: str,
+        path: str,
+        raw_path: bytes | None,
+        query: bytes,
+        overridden: tuple[bytes, ...],
+        body: bool,
+        host: AppHost | None,
+    ) -> Decision:
         checked_method(method)
-        check_raw_path(scope.get("raw_path"), path, self._path_parameters)
+        check_raw_path(raw_path, path, self._path_parameters)
         if self._path_parameters:
             path = without_parameters(path)
         path = canonical_path(path)
-        headers = scope["headers"]
-        overrides = override_methods(headers, scope.get("query_string", b""))
-        if self._body_methods and posts_a_body(method, headers, scope.get("http_version", "1.1")):
+        overrides = methods_overridden(overridden, query)
+        if body:
             overrides += self._body_methods
         return self._decision(path, (method, *overrides), host or self.hosts.base)
 
@@ -173,19 +214,9 @@ class AccessPolicy:
         return any(rule.matches(path, "GET") for rule in self._api)
 
     def _decision(self, path: str, methods: tuple[str, ...], host: AppHost | None) -> Decision:
-        if "." not in path:  # no format suffix: the hot path
-            if len(methods) == 1:
-                return self._match(path, methods[0], host)
-            return self._all(path, methods, host)
-        key = (path, methods, host)
-        decision = self._suffixed.get(key)
-        if decision is None:  # a static file's path comes again and again: cached
-            decision = self._all(path, methods, host, *format_stems(path))
-            if len(path) <= _CACHED_PATH:
-                if len(self._suffixed) >= _CACHE_SIZE:
-                    self._suffixed.clear()
-                self._suffixed[key] = decision
-        return decision
+        if "." not in path and len(methods) == 1:  # no format suffix, no override
+            return self._match(path, methods[0], host)
+        return self._all(path, methods, host, *format_stems(path))
 
     def _all(
         self, path: str, methods: tuple[str, ...], host: AppHost | None, *stems: str

@@ -72,11 +72,30 @@ def override_methods(
     headers: Iterable[tuple[bytes, bytes]], query_string: bytes
 ) -> tuple[str, ...]:
     """The methods a framework may run this request as, besides its own (upper-cased)."""
-    found: list[str] = []
+    return methods_overridden(override_values(headers), query_string)
+
+
+def override_values(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, ...]:
+    """The values of the request's method override headers, as sent (usually none)."""
+    found: list[bytes] | None = None
     for key, value in headers:
         if key in OVERRIDE_HEADERS:
-            found.append(value.decode("latin-1").strip().upper())
-    if b"method" in query_string.lower() or b"%" in query_string:  # the name may be encoded
+            if found is None:
+                found = []
+            found.append(value)
+    return () if found is None else tuple(found)
+
+
+def query_may_override(query_string: bytes) -> bool:
+    """Whether a query key may be read as ``_method``: it names ``method``, or has a
+    percent-encoded name that may. Otherwise the query string plays no part in the method."""
+    return bool(query_string) and (b"method" in query_string.lower() or b"%" in query_string)
+
+
+def methods_overridden(header_values: Iterable[bytes], query_string: bytes) -> tuple[str, ...]:
+    """The override methods of :func:`override_methods`, from :func:`override_values`."""
+    found = [value.decode("latin-1").strip().upper() for value in header_values]
+    if query_may_override(query_string):
         found += [value.strip().upper() for value in _query_overrides(query_string)]
     for method in found:
         if _METHOD.fullmatch(method) is None:
