@@ -92,8 +92,8 @@ def package(module: str) -> str:
 
 def module_edges() -> dict[tuple[str, str], list[str]]:
     """(package, package) → the module imports that make the first depend on the second, at
-    run time (lazy imports too): not to leaf modules, not the temporary edges, not the
-    development IdP switch (checked on its own below)."""
+    run time (lazy imports too): not to leaf modules, not the development IdP switch (checked on
+    its own below)."""
     edges: dict[tuple[str, str], list[str]] = {}
     for name, path in modules():
         for target, top in imports(path):

@@ -126,3 +126,24 @@ async def test_dev_idp_refuses_a_public_base_url(tmp_path: Path) -> None:
             secret_key="d" * 40,
             state_dir=str(tmp_path),
         )
+
+
+async def test_a_configuration_files_rules_replace_the_examples_own(tmp_path: Path) -> None:
+    """`saml-gate demo --config FILE` (config_file): the file's [[rules]] decide, not the
+    example's ACCESS_RULES, which a keyword would otherwise put above the file."""
+    config = tmp_path / "saml-gate.toml"
+    config.write_text('[[rules]]\npath = "/admin/"\npublic = true\n')
+    app = create_app(
+        base_url=BASE_URL,
+        dev_idp=True,
+        secret_key="d" * 40,
+        state_dir=str(tmp_path),
+        clock=FrozenClock(),
+        config_file=str(config),
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+        public = await c.get("/admin/", headers={"accept": "text/html"})
+        assert public.status_code != 303, "the example's step-up rule decided, not the file's"
+        healthz = await c.get("/healthz", headers={"accept": "text/html"})
+        assert healthz.status_code == 303  # the example's public /healthz is not in force

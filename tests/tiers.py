@@ -47,6 +47,7 @@ SLOW_PATHS = (
     "test_gate_agreement.py",  # saml-gate run processes on one Redis
     "test_gc_freeze.py",  # a fresh interpreter per check
     "test_logging_defaults.py",  # uvicorn and the CLI as subprocesses
+    "test_machine_access_hosts.py",  # two uvicorn hosts on one Redis, the tokens command
     "test_multihost.py",  # three gate processes behind HAProxy
     "test_multiworker.py",  # uvicorn --workers
     "test_packaging.py",  # builds the wheel

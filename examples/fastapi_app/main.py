@@ -123,9 +123,17 @@ app = build_app()
 def create_app(**gate_options: Unpack[GateOptions]) -> FastAPI:
     """The app behind the gate; options not given are read from SAML_GATE_* variables.
 
-    ``ACCESS_RULES`` apply unless ``access_rules`` is given here or in the environment.
+    ``ACCESS_RULES`` apply unless rules come from elsewhere: ``access_rules`` given here, the
+    environment, or a configuration file (``config_file`` here, ``--config``,
+    ``SAML_GATE_CONFIG_FILE``), whose ``[[rules]]`` a keyword would otherwise override.
     """
-    if "access_rules" not in gate_options and not os.environ.get("SAML_GATE_ACCESS_RULES"):
+    rules_elsewhere = (
+        "access_rules" in gate_options
+        or gate_options.get("config_file")
+        or os.environ.get("SAML_GATE_ACCESS_RULES")
+        or os.environ.get("SAML_GATE_CONFIG_FILE")
+    )
+    if not rules_elsewhere:
         gate_options["access_rules"] = ACCESS_RULES
     app = build_app()
     app.add_middleware(SamlGate, **gate_options)
