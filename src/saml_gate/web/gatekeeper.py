@@ -233,7 +233,8 @@ class Gatekeeper:
         scope = request.scope
         try:
             bearer = bearer_token(scope["headers"])
-            if token_in_query(scope.get("query_string", b"")):
+            query = scope.get("query_string")
+            if query and token_in_query(query):
                 raise GateError("token_in_query", "access_token in the query string")
         except GateError as error:
             return self._refused(request, error, kind="token_auth")
