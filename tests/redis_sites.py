@@ -298,12 +298,23 @@ def start_cluster(servers: Servers, replicas: int = 0, tls: Tls | None = None) -
         poll(
             lambda port=port: (
                 "cluster_state:ok" in cli(port, tls, "cluster", "info")
-                and (role(port, tls) == "master" or in_sync(port, tls))
+                and (
+                    acknowledged(port, tls, replicas)
+                    if role(port, tls) == "master"
+                    else in_sync(port, tls)
+                )
             ),
-            f"cluster node {port} is ok (and in sync, if a replica)",
+            f"cluster node {port} is ok (a master: its replicas acknowledge; a replica: in sync)",
             servers,
         )
     return site
+
+
+def acknowledged(port: int, tls: Tls | None, replicas: int) -> bool:
+    """Whether the master at ``port`` has ``replicas`` replicas acknowledging its writes (what
+    a ``wait_replicas`` write needs): a replica whose link is up counts only once the master
+    has its first acknowledgement, up to a second later."""
+    return not replicas or cli(port, tls, "wait", str(replicas), "1000").strip() == str(replicas)
 
 
 # ------------------------------------------------------------------------------------ Sentinel
