@@ -209,6 +209,39 @@ def test_api_clients_get_401_with_the_login_url(gate: Gate, proxy: RunningProxy)
     assert len(gate.upstream.received) == before
 
 
+def www_authenticate(
+    proxy: RunningProxy, method: str, path: str, headers: dict[str, str]
+) -> tuple[int, list[str], bytes]:
+    """The proxy's status, every ``WWW-Authenticate`` line it sent (repeats kept), its body."""
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.addresses.port, timeout=30)
+    try:
+        host = f"{proxy.addresses.site}:{proxy.addresses.port}"
+        connection.request(method, path, headers={"Host": host, **headers})
+        answer = connection.getresponse()
+        body = answer.read()
+    finally:
+        connection.close()
+    return answer.status, answer.headers.get_all("www-authenticate") or [], body
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_401_through_the_proxy_says_www_authenticate_once(
+    gate: Gate, proxy: RunningProxy, method: str
+) -> None:
+    """nginx's auth_request copies the WWW-Authenticate of the gate's 401 onto its own answer,
+    and the shipped ``@saml_gate`` location (which asks the gate again) hides the second one;
+    Caddy passes the gate's answer on as it is. A page load's 302 never carries two either."""
+    body = {"content-type": "application/json"} if method == "POST" else {}
+    status, challenges, answer = www_authenticate(proxy, method, "/private/data", {**API, **body})
+    assert status == 401, answer
+    assert challenges == ['SAML realm="saml-gate"']
+    assert json.loads(answer)["error"] == "not_authenticated"
+    assert json.loads(answer)["login_url"].startswith(gate.url + "/saml/login?")
+    status, challenges, _ = www_authenticate(proxy, "GET", "/private/page", {})
+    assert status == 302  # to sign in
+    assert len(challenges) <= 1  # nginx: auth_request's copy; Caddy: none
+
+
 def test_spoofed_identity_headers_never_reach_the_upstream(gate: Gate, proxy: RunningProxy) -> None:
     spoofed = [(name, "mallory@evil.test") for name in SPOOFED]
     page = proxy.url + "/private/page"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -187,3 +188,37 @@ async def test_setup_sheet_is_served(harness: Harness) -> None:
     assert fields["NameID format"] == "EmailAddress"
     okta = {row["okta"]: row["value"] for row in data["rows"]}
     assert okta["Audience URI (SP Entity ID)"] == ENTITY_ID
+
+
+@pytest.mark.parametrize(
+    ("base_url", "prefix", "warning"),
+    [
+        ("http://app.example.com", "/saml", "is plain http on a public host"),
+        ("https://x.example/saml", "/saml", "ends in the gate's prefix /saml"),
+        ("https://x.example/sso", "/sso", "ends in the gate's prefix /sso"),
+        ("https://x.example", "/saml", None),
+        ("https://x.example/samlapp", "/saml", None),
+    ],
+)
+async def test_the_setup_page_warns_on_a_base_url_that_is_probably_wrong(
+    make_harness,  # type: ignore[no-untyped-def]
+    base_url: str,
+    prefix: str,
+    warning: str | None,
+) -> None:
+    """What ``saml-gate setup`` warns about (tests/test_cli.py), the served sheet says too, as a
+    page and as JSON: the same settings' decision (``base_url_warnings``)."""
+    h = make_harness(base_url=base_url, prefix=prefix)
+    page = await h.client.get(f"{prefix}/setup", headers={"accept": "text/html"})
+    data = (await h.client.get(f"{prefix}/setup", headers={"accept": "application/json"})).json()
+    assert page.status_code == 200, page.text
+    acs = base_url + prefix + "/acs"
+    assert acs in page.text  # the sheet of this base_url
+    if warning is None:
+        assert data["warnings"] == []
+        assert "<p class=detail>base_url" not in page.text
+        return
+    (said,) = data["warnings"]
+    assert said.startswith(f"base_url {base_url} ") and warning in said
+    assert f"<p class=detail>{html.escape(said)}</p>" in page.text
+    assert page.text.index(html.escape(said)) < page.text.index("<table")  # before the values
