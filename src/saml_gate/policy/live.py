@@ -5,6 +5,10 @@ request decision reads :attr:`LivePolicy.current` once per request and decides o
 alone, so a request in flight keeps the policy it started with and the next one gets the new
 one: a swap is one attribute assignment, atomic between requests. Each worker process holds its
 own and reloads it itself.
+
+The hosts the gate serves (``allowed_hosts``, ``base_url``'s) are the policy's too
+(:attr:`AccessPolicy.hosts`): a ``return_to``'s host and a sign-out's ``Origin`` are checked
+against :meth:`LivePolicy.known_hosts`, never against a copy made at start.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from saml_gate.policy.access import AccessPolicy
 
 if TYPE_CHECKING:
     from saml_gate.errors import GateError
-    from saml_gate.policy.hosts import AppHost
+    from saml_gate.policy.hosts import AppHost, KnownHosts
     from saml_gate.saml.response import VerifiedLogin
     from saml_gate.user import SamlUser
 
@@ -31,6 +35,11 @@ class LivePolicy:
     def swap(self, policy: AccessPolicy) -> None:
         """Put ``policy`` in force for every request that starts from now on."""
         self.current = policy
+
+    def known_hosts(self) -> KnownHosts:
+        """The hosts of the policy in force, for a check that asks the policy nothing else (a
+        sign-out's ``Origin``, a pending sign-in's ``return_to``)."""
+        return self.current.hosts
 
     def fresh_sign_in_for(self, path: str, host: AppHost | None = None) -> bool:
         """See :meth:`AccessPolicy.fresh_sign_in_for`."""
