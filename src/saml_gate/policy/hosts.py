@@ -138,21 +138,34 @@ def app_host(text: str, scheme: str) -> AppHost | None:
 class KnownHosts:
     """The hosts the gate serves: ``base_url``'s (on any port) and ``allowed_hosts``; any
     other is refused before any rule (``unknown_host``), so that no request reaches an app
-    under a name its rules do not expect."""
+    under a name its rules do not expect. Each access policy owns one
+    (:attr:`~saml_gate.policy.access.AccessPolicy.hosts`): every check of a host against
+    ``allowed_hosts`` (a request's, a ``return_to``'s, a sign-out's ``Origin``) asks the policy
+    in force, so a reloaded ``allowed_hosts`` reaches them all at once."""
 
     def __init__(self, allowed_hosts: Iterable[str], base_url: str) -> None:
-        patterns = [p for p in map(HostPattern.of, allowed_hosts) if p is not None]
+        allowed = tuple(p for p in map(HostPattern.of, allowed_hosts) if p is not None)
         base = urlsplit(base_url)
         parsed = parse_host(base.netloc) if base.netloc else None
         self.base: AppHost | None = app_host(base.netloc, base.scheme) if parsed else None
+        self.allowed: tuple[HostPattern, ...] = allowed
+        """``allowed_hosts`` alone (without ``base_url``'s host)."""
+        self.patterns: tuple[HostPattern, ...] = allowed
+        """``allowed_hosts`` and ``base_url``'s host (on any port)."""
         if parsed is not None:
-            patterns.append(HostPattern(parsed[0], None, wildcard=False))
-        self.patterns: tuple[HostPattern, ...] = tuple(patterns)
+            self.patterns += (HostPattern(parsed[0], None, wildcard=False),)
         self.scheme = base.scheme or "https"
         self._served: dict[tuple[str, str | None], AppHost] = {}  # the hot path: one lookup
 
     def allows(self, name: str, port: int | None) -> bool:
+        """Whether ``name`` on ``port`` is ``base_url``'s host (any port) or in
+        ``allowed_hosts``."""
         return any(pattern.matches(name, port) for pattern in self.patterns)
+
+    def in_allowed_hosts(self, name: str, port: int | None) -> bool:
+        """Whether ``name`` on ``port`` is in ``allowed_hosts`` (``base_url``'s host on
+        another port is not: the origins of the apps a sign-out may come from)."""
+        return any(pattern.matches(name, port) for pattern in self.allowed)
 
     def of_request(self, text: str | None, scheme: str | None = None) -> AppHost:
         """The :class:`AppHost` of a request's host; raises ``GateError`` ``bad_host`` (none,

@@ -5,6 +5,12 @@ request decision reads :attr:`LivePolicy.current` once per request and decides o
 alone, so a request in flight keeps the policy it started with and the next one gets the new
 one: a swap is one attribute assignment, atomic between requests. Each worker process holds its
 own and reloads it itself.
+
+The hosts the gate serves (``allowed_hosts``, ``base_url``'s) are the policy's too
+(:attr:`AccessPolicy.hosts`): a request's host, a ``return_to``'s at ``/login`` and the ACS
+(each reads :attr:`LivePolicy.current` once, for its hosts and its rules alike) and a sign-out's
+``Origin`` (:meth:`LivePolicy.known_hosts`) are checked against the policy in force, never
+against a copy made at start.
 """
 
 from __future__ import annotations
@@ -14,14 +20,12 @@ from typing import TYPE_CHECKING
 from saml_gate.policy.access import AccessPolicy
 
 if TYPE_CHECKING:
-    from saml_gate.errors import GateError
-    from saml_gate.policy.hosts import AppHost
-    from saml_gate.saml.response import VerifiedLogin
-    from saml_gate.user import SamlUser
+    from saml_gate.policy.hosts import KnownHosts
 
 
 class LivePolicy:
-    """The policy in force (:attr:`current`), and the one-call questions on it."""
+    """The policy in force (:attr:`current`). A handler reads it once and asks that object
+    everything it needs (hosts and rules alike), so that one request never mixes two."""
 
     __slots__ = ("current",)
 
@@ -32,20 +36,7 @@ class LivePolicy:
         """Put ``policy`` in force for every request that starts from now on."""
         self.current = policy
 
-    def fresh_sign_in_for(self, path: str, host: AppHost | None = None) -> bool:
-        """See :meth:`AccessPolicy.fresh_sign_in_for`."""
-        return self.current.fresh_sign_in_for(path, host)
-
-    def host_of(self, return_to: str) -> AppHost | None:
-        """See :meth:`AccessPolicy.host_of`."""
-        return self.current.host_of(return_to)
-
-    def groups_missing(self, login: VerifiedLogin) -> GateError | None:
-        """See :meth:`AccessPolicy.groups_missing`."""
-        return self.current.groups_missing(login)
-
-    def unmet_step_up(
-        self, path: str, user: SamlUser, now: float, host: AppHost | None = None
-    ) -> GateError | None:
-        """See :meth:`AccessPolicy.unmet_step_up`."""
-        return self.current.unmet_step_up(path, user, now, host)
+    def known_hosts(self) -> KnownHosts:
+        """The hosts of the policy in force, for a check that asks the policy nothing else (a
+        sign-out's ``Origin``, a pending sign-in's ``return_to``)."""
+        return self.current.hosts

@@ -8,10 +8,16 @@ whole, and:
 
 * a file that does not validate changes nothing: one log line names the file, the line and the
   setting, and ``saml_gate_policy_reload_failures_total`` counts it;
-* the access policy (:data:`RELOADABLE`) is built anew and swapped in whole
+* the access policy (:data:`RELOADABLE`: the rules, public paths, authorized groups and the
+  hosts the gate serves) is built anew and swapped in whole
   (:class:`~saml_gate.policy.live.LivePolicy`), ``saml_gate_policy_reloads_total`` counts it;
-* a change to any other setting (secret, store, keys, base URL...) is never applied: the
-  running parts were built from it at start, so one line says it needs a restart.
+  every check of a host against ``allowed_hosts`` (a request's, a ``return_to``'s, a sign-out's
+  ``Origin``) asks the policy in force, so the new hosts apply to all of them at once;
+* a change to any other setting (secret, store, keys, base URL, cookie domain...) is never
+  applied: the running parts were built from it at start, so one line says it needs a restart;
+* a reloadable setting that changed together with one it goes with (:data:`COUPLED`:
+  ``allowed_hosts`` with ``cookie_domain``) waits for that restart too, and the line says so,
+  rather than being applied half.
 
 Each worker process reloads its own policy from the same file.
 """
@@ -42,9 +48,17 @@ from saml_gate.policy.live import LivePolicy
 
 log = logging.getLogger("saml_gate")
 
-#: The settings a reload applies: what :class:`AccessPolicy` is built from and nothing else
-#: reads. Every other setting needs a restart.
-RELOADABLE: Final = frozenset(("access_rules", "public_paths", "authorized_groups"))
+#: The settings a reload applies: what :class:`AccessPolicy` is built from, which nothing else
+#: keeps a copy of (the hosts are asked of the policy in force). Every other setting needs a
+#: restart.
+RELOADABLE: Final = frozenset(
+    ("access_rules", "public_paths", "authorized_groups", "allowed_hosts")
+)
+#: Reloadable settings that are not applied while a restart-only setting they go with changed
+#: too: one sign-in covers the hosts of ``allowed_hosts`` through ``cookie_domain``, so a host
+#: added for a new cookie domain would, under the running one, get no session cookie and send
+#: its visitors round the IdP again and again.
+COUPLED: Final = {"allowed_hosts": frozenset(("cookie_domain",))}
 #: How often the file is looked at.
 POLL_SECONDS: Final = 1.0
 #: How long a changed file must stay unchanged before it is read.
@@ -156,8 +170,16 @@ class PolicyReload:
             for f in dataclasses.fields(GateSettings)
             if f.compare and getattr(new, f.name) != getattr(old, f.name)
         ]
-        restart = tuple(name for name in changed if name not in RELOADABLE)
-        update = {name: getattr(new, name) for name in changed if name in RELOADABLE}
+        needs_restart = [name for name in changed if name not in RELOADABLE]
+        held = {  # reloadable, but changed with a restart-only setting it goes with
+            name: goes_with
+            for name in changed
+            if (goes_with := sorted(COUPLED.get(name, frozenset()).intersection(needs_restart)))
+        }
+        restart = (*needs_restart, *held)
+        update = {
+            name: getattr(new, name) for name in changed if name in RELOADABLE and name not in held
+        }
         merged = dataclasses.replace(old, **update) if update else old
         try:
             policy = placed_policy(merged)
@@ -185,9 +207,14 @@ class PolicyReload:
             )
         if restart:
             log.warning(
-                "%s: %s changed and needs a restart; not applied (the running value stays)",
+                "%s: %s changed and needs a restart; not applied (the running value stays)%s",
                 self.path,
                 ", ".join(restart),
+                "".join(
+                    f"; {name} waits for that restart too, as it changed with"
+                    f" {', '.join(goes_with)}: one is not applied without the other"
+                    for name, goes_with in held.items()
+                ),
                 extra={"event": "policy_reload_needs_restart"},
             )
         return ReloadResult(applied=bool(update), restart=restart)

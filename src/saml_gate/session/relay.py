@@ -39,6 +39,7 @@ from typing import Final
 from itsdangerous import BadSignature, SignatureExpired
 
 from saml_gate.config.settings import GateSettings
+from saml_gate.policy.hosts import KnownHosts
 from saml_gate.session.cookies import cookie_header, find_cookie
 from saml_gate.session.return_to import MAX_RETURN_PATH, ReturnTargets, safe_return_path
 from saml_gate.session.signing import ExpiringCookie, timed_serializer
@@ -95,7 +96,15 @@ class PendingLogin:
 
 
 class RelayTracker:
-    def __init__(self, settings: GateSettings) -> None:
+    """Starts sign-ins (their RelayState and pending cookies) and finds them again at the ACS.
+
+    ``hosts``: the hosts a ``return_to`` URL may be on, asked at each use: the gate's is its
+    live access policy's (a reloaded ``allowed_hosts`` applies to the next sign-in, and a
+    pending one whose host was removed returns nowhere); without it, the settings' (fixed)."""
+
+    def __init__(
+        self, settings: GateSettings, hosts: Callable[[], KnownHosts] | None = None
+    ) -> None:
         self._settings = settings
         self._timeout = int(settings.login_timeout)
         self._relay = timed_serializer(settings.secret_key, "relay")
@@ -105,12 +114,28 @@ class RelayTracker:
             settings, settings.secret_key, "pending", lifetime=self._timeout, path=self.cookie_path
         )
         self.turn_cookie = settings.cookie_prefix + "_reqslot"
-        self.targets = ReturnTargets(settings.allowed_hosts, settings.base_url)
+        if hosts is None:
+            fixed = KnownHosts(settings.allowed_hosts, settings.base_url)
+            self._hosts: Callable[[], KnownHosts] = lambda: fixed
+        else:
+            self._hosts = hosts
 
-    def start(self, return_path: str = "/", cookie_header: str | None = None) -> tuple[str, str]:
+    @property
+    def targets(self) -> ReturnTargets:
+        """Where a sign-in may return, on the hosts in force now (read it once per request)."""
+        return ReturnTargets(self._hosts())
+
+    def start(
+        self,
+        return_path: str = "/",
+        cookie_header: str | None = None,
+        targets: ReturnTargets | None = None,
+    ) -> tuple[str, str]:
         """(key, RelayState token) for a new sign-in; ``cookie_header``: the request's (for the
-        turn). Give :meth:`pending_cookies` the same ``return_path``: it decides the slot."""
-        if _path_bytes(storable_return_path(return_path, self.targets.check)) > SHORT_PATH_BYTES:
+        turn). Give :meth:`pending_cookies` the same ``return_path`` (and ``targets``, None:
+        :attr:`targets`): it decides the slot."""
+        check = (targets or self.targets).check
+        if _path_bytes(storable_return_path(return_path, check)) > SHORT_PATH_BYTES:
             slot = LONG_SLOT
         else:
             turn = find_cookie(cookie_header, self.turn_cookie) if cookie_header else None
@@ -124,13 +149,14 @@ class RelayTracker:
         request_id: str,
         return_path: str,
         reasserting: Reasserting | None = None,
+        targets: ReturnTargets | None = None,
     ) -> list[bytes]:
         """Set-Cookie values for a started sign-in: its slot (two on http loopback: see
         cookies.py), then the turn cookie when the slot takes turns. ``reasserting``: the
         session a passive sign-in asks about (the ACS cannot read the session cookie: it is
         SameSite=Lax, and the IdP's POST is cross-site)."""
         slot = self._slot(key)
-        stored = storable_return_path(return_path, self.targets.check)
+        stored = storable_return_path(return_path, (targets or self.targets).check)
         value: list[object] = [key, request_id, stored]
         if reasserting is not None:
             r = reasserting
@@ -162,23 +188,27 @@ class RelayTracker:
         except (SignatureExpired, BadSignature):
             return None
 
-    def pending(self, cookies: Mapping[str, str]) -> list[PendingLogin]:
-        """Every valid pending sign-in this browser holds."""
+    def pending(
+        self, cookies: Mapping[str, str], targets: ReturnTargets | None = None
+    ) -> list[PendingLogin]:
+        """Every valid pending sign-in this browser holds (whose return path is one of
+        ``targets``, None: :attr:`targets`)."""
+        targets = targets or self.targets
         found: list[PendingLogin] = []
         for slot in (*SLOTS, LONG_SLOT):
             for value in self._pending.read(cookies, self.cookie_prefix + slot):
-                login = self._login(slot, value)
+                login = self._login(slot, value, targets)
                 if login is not None and login not in found:
                     found.append(login)
         return found
 
-    def _login(self, slot: str, value: object) -> PendingLogin | None:
+    def _login(self, slot: str, value: object, targets: ReturnTargets) -> PendingLogin | None:
         """The pending sign-in in a cookie's (verified) value, if it is well-formed, safe and
         in the slot its key names."""
         if not isinstance(value, list) or len(value) not in (3, 4):
             return None
         key, request_id, path = (str(part) for part in value[:3])
-        safe = self.targets.check(path)
+        safe = targets.check(path)
         if safe is None or self._slot(key) != slot:
             return None
         reasserting = None

@@ -15,7 +15,6 @@ matches ``app.example.com`` exactly (any port unless the pattern names one), or
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
@@ -47,10 +46,13 @@ def safe_return_path(value: str | None, default: str = "/") -> str | None:
 
 
 class ReturnTargets:
-    """Decides whether a ``return_to`` is a safe place to send the browser after sign-in."""
+    """Decides whether a ``return_to`` is a safe place to send the browser after sign-in: on
+    the hosts of ``hosts``, the access policy's (:class:`~saml_gate.policy.hosts.KnownHosts`)."""
 
-    def __init__(self, allowed_hosts: Iterable[str], base_url: str) -> None:
-        self._hosts = KnownHosts(allowed_hosts, base_url)
+    __slots__ = ("_hosts",)
+
+    def __init__(self, hosts: KnownHosts) -> None:
+        self._hosts = hosts
 
     def allows_host(self, host: str, port: int | None) -> bool:
         return self._hosts.allows(host, port)

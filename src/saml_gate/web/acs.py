@@ -24,6 +24,7 @@ from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.engine import Engine
 from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.relay import PendingLogin, RelayTracker, safe_return_path
+from saml_gate.session.return_to import ReturnTargets
 from saml_gate.session.revocation import Revocations
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import Store, StoreUnavailable
@@ -66,14 +67,15 @@ class AssertionConsumer:
         saml_response = form.get("SAMLResponse")  # decoded by the verification worker
         if not saml_response:
             raise GateError("missing_saml_response")
-        pending = self.relay.pending(view.cookies)
+        policy = self.policy.current  # once: the return path's hosts and the rules agree
+        pending = self.relay.pending(view.cookies, ReturnTargets(policy.hosts))
         now = settings.clock()
         relay_state = form.get("RelayState")
         passive = self._passive(relay_state, pending)
         try:
             login, verify_seconds = await self._verify(view, saml_response, pending, now)
             return_path, clear = self._return_path(login, relay_state, pending)
-            refusal = self.policy.groups_missing(login)
+            refusal = policy.groups_missing(login)
             if refusal is not None:
                 raise refusal
             await self._check_replay(login, now)
@@ -97,8 +99,8 @@ class AssertionConsumer:
                 and replaces is None
                 and (
                     settings.force_authn
-                    or self.policy.fresh_sign_in_for(
-                        view.app_path(return_path), self.policy.host_of(return_path)
+                    or policy.fresh_sign_in_for(
+                        view.app_path(return_path), policy.host_of(return_path)
                     )
                 ),
                 duration_ms=round(verify_seconds * 1000, 3),
@@ -109,8 +111,8 @@ class AssertionConsumer:
         # answered our (ForceAuthn) request: never loop on a step-up. A passive answer could not
         # authenticate anyone again: the page then asks for the step-up itself.
         if login.in_response_to is not None and replaces is None:
-            unmet = self.policy.unmet_step_up(
-                view.app_path(return_path), session.user, now, self.policy.host_of(return_path)
+            unmet = policy.unmet_step_up(
+                view.app_path(return_path), session.user, now, policy.host_of(return_path)
             )
             if unmet is not None:
                 response = self.refusals.error(view, unmet, event="policy_denied")

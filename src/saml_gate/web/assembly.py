@@ -94,7 +94,8 @@ def assemble(
     events = EventSink(s.on_event, metrics)
     sessions = SessionCodec(s, shared, issuer=lambda: saml.state.idp.entity_id)
     revocations = Revocations(shared, s)
-    relay = RelayTracker(s)
+    policy = LivePolicy(AccessPolicy(s))
+    relay = RelayTracker(s, policy.known_hosts)  # return_to's hosts: the policy in force
     engine = engine_for(saml)
     tokens = IdentityTokens(s)
 
@@ -111,7 +112,6 @@ def assemble(
         return GateFacts(saml.keys.cert_pem, saml.idp.entity_id, kids)
 
     agreement = GateAgreement(s, shared, facts)
-    policy = LivePolicy(AccessPolicy(s))
     reload = None
     if given is not None and s.config_file is not None:
         reload = PolicyReload(s, given, policy, metrics, on_reload=agreement.policy_reloaded)
@@ -166,6 +166,7 @@ def assemble(
         store=shared,
         events=events,
         refusals=refusals,
+        policy=policy,
     )
     routes: dict[str, Handler] = {
         "/metadata": info.metadata,

@@ -20,6 +20,7 @@ from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.engine import Engine
 from saml_gate.session.decision import Authenticator, reassertion_deadline
 from saml_gate.session.relay import Reasserting, RelayTracker
+from saml_gate.session.return_to import ReturnTargets
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
 from saml_gate.web.address import guard_cookie, on_base_url, wrong_address
@@ -56,7 +57,9 @@ class Login:
         """``/login?return_to=/path``: sign in, then back to that path on this site; or to an
         absolute URL on a host of ``allowed_hosts`` (see :mod:`saml_gate.session.return_to`)."""
         require_method(view, "GET", "HEAD")
-        return_path = self.relay.targets.check(view.query("return_to"))
+        policy = self.policy.current  # once: its hosts and its rules, never two policies
+        targets = ReturnTargets(policy.hosts)
+        return_path = targets.check(view.query("return_to"))
         if return_path is None:
             raise GateError(
                 "bad_relay_state",
@@ -64,10 +67,12 @@ class Login:
                 " allowed_hosts",
             )
         reassert = await self._due_for_reassertion(view)
-        force = reassert is None and self.policy.fresh_sign_in_for(
-            view.app_path(return_path), self.policy.host_of(return_path)
+        force = reassert is None and policy.fresh_sign_in_for(
+            view.app_path(return_path), policy.host_of(return_path)
         )
-        return await self.start(view, return_path, force_authn=force, reassert=reassert)
+        return await self.start(
+            view, return_path, force_authn=force, reassert=reassert, targets=targets
+        )
 
     async def _due_for_reassertion(self, view: RequestView) -> SamlUser | None:
         """The person of this browser's live session when the IdP must vouch for them again."""
@@ -134,9 +139,11 @@ class Login:
         extra_cookies: Iterable[bytes] = (),
         force_authn: bool = False,
         reassert: SamlUser | None = None,
+        targets: ReturnTargets | None = None,
     ) -> Response:
         """A 303 to the IdP with a pending-login cookie; a refusal if this is not a navigation.
-        ``reassert``: the person of a live session the IdP is asked about without a prompt."""
+        ``reassert``: the person of a live session the IdP is asked about without a prompt;
+        ``targets``: where ``return_path`` was found safe (None: the hosts in force now)."""
         refusal = _not_a_navigation(view)
         if refusal is not None:
             return with_cookies(self.refusals.error(view, refusal), extra_cookies)
@@ -150,13 +157,14 @@ class Login:
         if readdress is not None:
             return see_other(readdress, [*extra_cookies, guard_cookie(settings)])
         relay = self.relay
-        key, relay_state = relay.start(return_path, view.cookie_header)
+        targets = targets or relay.targets
+        key, relay_state = relay.start(return_path, view.cookie_header, targets)
         passive = reassert is not None
         request_id, location = await self.engine.authn_request_url(
             relay_state, force_authn, is_passive=passive
         )
         reasserting = Reasserting.of(reassert) if reassert is not None else None
-        pending = relay.pending_cookies(key, request_id, return_path, reasserting)
+        pending = relay.pending_cookies(key, request_id, return_path, reasserting, targets)
         return see_other(location, [*pending, *extra_cookies])
 
     def _warn_if_foreign(self, seen: str) -> None:

@@ -14,6 +14,7 @@ from starlette.types import Receive
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.ops.events import AuthEvent, EventSink
+from saml_gate.policy.live import LivePolicy
 from saml_gate.runtime.engine import Engine
 from saml_gate.runtime.saml_state import LiveSaml
 from saml_gate.saml.logout import IdpLogoutMessage, IdpLogoutRequest, IdpLogoutResponse
@@ -48,7 +49,10 @@ class Logout:
         store: Store,
         events: EventSink,
         refusals: Refusals,
+        policy: LivePolicy,
     ) -> None:
+        """``policy``: the access policy in force, whose hosts a one-click sign-out's
+        ``Origin`` may be on."""
         self._settings = s = settings
         self._saml = saml  # its IdP changes when the metadata is refreshed
         self._engine = engine
@@ -59,7 +63,7 @@ class Logout:
         self._events = events
         self._refusals = refusals
         self._signer = signer(s.secret_key, "logout")
-        self._origins = SignOutOrigins(s)
+        self._origins = SignOutOrigins(s, policy.known_hosts)
         self._pending = PendingLogout(s)
 
     async def logout(self, view: RequestView, receive: Receive) -> Response:

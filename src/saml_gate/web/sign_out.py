@@ -8,33 +8,35 @@ stands in for it: the ``Origin`` header of the POST is this gate's origin (``bas
 that of a host in ``allowed_hosts``, or, where the browser sends no usable ``Origin`` (a
 ``Referrer-Policy: no-referrer`` page sends ``null``), ``Sec-Fetch-Site`` is ``same-origin``.
 Browsers set both headers themselves and a page cannot forge them. Without either, the gate
-shows its confirmation form instead of signing out.
+shows its confirmation form instead of signing out. The hosts are those of the access policy in
+force (:meth:`~saml_gate.policy.live.LivePolicy.known_hosts`), so a reloaded ``allowed_hosts``
+applies to the next POST.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
 from saml_gate.config.settings import GateSettings
-from saml_gate.session.return_to import ReturnTargets
+from saml_gate.policy.hosts import KnownHosts
 
 DEFAULT_PREFIX: Final = "/saml"
 
 
 class SignOutOrigins:
     """Decides whether a POST to ``/logout`` comes from a page of this site (or of an app on
-    one of ``allowed_hosts``)."""
+    one of ``allowed_hosts``). ``hosts``: the hosts in force, asked at each POST."""
 
-    def __init__(self, settings: GateSettings) -> None:
+    def __init__(self, settings: GateSettings, hosts: Callable[[], KnownHosts]) -> None:
         base = urlsplit(settings.base_url)
         self._scheme = base.scheme
         self._origin = f"{base.scheme}://{base.netloc}".lower()
-        self._hosts = ReturnTargets(settings.allowed_hosts, base_url="")  # theirs only
+        self._hosts = hosts
 
     def posted_from_site(self, headers: Mapping[str, str]) -> bool:
         origin = headers.get("origin", "").strip().lower()
@@ -52,7 +54,8 @@ class SignOutOrigins:
             port = parts.port
         except ValueError:
             return False
-        return self._hosts.allows_host(parts.hostname, port)
+        # allowed_hosts only: base_url's host on another port is another origin, not this site
+        return self._hosts().in_allowed_hosts(parts.hostname, port)
 
 
 def sign_out_form(
