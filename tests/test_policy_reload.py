@@ -383,6 +383,7 @@ def wait_for_lines(server: Running, text: str, count: int) -> None:
     raise AssertionError(f"{count} x {text!r} never logged:\n" + server.log.read_text())
 
 
+@pytest.mark.slow  # saml-gate run processes
 @pytest.mark.anyio
 async def test_every_worker_applies_a_good_file_and_none_a_bad_one(
     running: Running, config: Path
@@ -416,6 +417,7 @@ async def test_every_worker_applies_a_good_file_and_none_a_bad_one(
     assert running.process.poll() is None  # nobody died of the signal
 
 
+@pytest.mark.slow  # saml-gate run processes
 @pytest.mark.anyio
 async def test_sighup_reloads_a_single_process_server(
     tmp_path: Path,
