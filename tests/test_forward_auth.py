@@ -202,6 +202,26 @@ async def test_method_rules_and_overrides_apply_to_the_original_method(make_harn
         assert (await client.get("/saml/auth", headers=override)).status_code == 401
 
 
+@pytest.mark.parametrize("in_body", [True, False])
+async def test_every_original_post_may_carry_a_method_in_its_body(
+    make_harness: Any, in_body: bool
+) -> None:
+    """Forward-auth never sees the body, so an original POST may carry ``_method=DELETE`` for
+    the upstream: with ``method_override_in_body`` (default) it must meet DELETE's rule too."""
+    h = await signed_in(
+        make_harness,
+        access_rules=["/api/ methods=DELETE groups=ops"],
+        method_override_in_body=in_body,
+    )
+    get = {"X-Original-URL": APP + "/api/items/1", "X-Original-Method": "GET"}
+    assert (await h.client.get("/saml/auth", headers=get)).status_code == 200
+    post = {**get, "X-Original-Method": "POST"}
+    r = await h.client.get("/saml/auth", headers=post)
+    assert r.status_code == (403 if in_body else 200)
+    delete = {**get, "X-Original-Method": "DELETE"}
+    assert (await h.client.get("/saml/auth", headers=delete)).status_code == 403
+
+
 @pytest.mark.parametrize(
     "headers",
     [
