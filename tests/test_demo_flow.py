@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,16 +24,19 @@ def hidden_fields(page: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def demo_client(tmp_path: Path, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser on the example app behind the gate with the development IdP (and ``options``)."""
     app = create_app(
-        base_url=BASE_URL,
-        dev_idp=True,
-        secret_key="d" * 40,
-        state_dir=str(tmp_path),
-        clock=FrozenClock(),
+        base_url=BASE_URL, dev_idp=True, secret_key="d" * 40, state_dir=str(tmp_path), **options
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as c:
+        yield c
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with demo_client(tmp_path, clock=FrozenClock()) as c:
         yield c
 
 
@@ -90,14 +95,7 @@ async def test_demo_idp_initiated_is_refused_by_default(demo: httpx.AsyncClient)
 
 
 async def test_demo_idp_initiated_when_allowed(tmp_path: Path) -> None:
-    app = create_app(
-        base_url=BASE_URL,
-        dev_idp=True,
-        secret_key="d" * 40,
-        state_dir=str(tmp_path),
-        allow_idp_initiated=True,
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as c:
+    async with demo_client(tmp_path, allow_idp_initiated=True) as c:
         posted = await c.post("/saml/devidp/initiate", data={"user": "1", "relay_state": "/api/me"})
         form = hidden_fields(posted.text)
         r = await c.post(
@@ -133,16 +131,7 @@ async def test_a_configuration_files_rules_replace_the_examples_own(tmp_path: Pa
     example's ACCESS_RULES, which a keyword would otherwise put above the file."""
     config = tmp_path / "saml-gate.toml"
     config.write_text('[[rules]]\npath = "/admin/"\npublic = true\n')
-    app = create_app(
-        base_url=BASE_URL,
-        dev_idp=True,
-        secret_key="d" * 40,
-        state_dir=str(tmp_path),
-        clock=FrozenClock(),
-        config_file=str(config),
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+    async with demo_client(tmp_path, clock=FrozenClock(), config_file=str(config)) as c:
         public = await c.get("/admin/", headers={"accept": "text/html"})
         assert public.status_code != 303, "the example's step-up rule decided, not the file's"
         healthz = await c.get("/healthz", headers={"accept": "text/html"})
