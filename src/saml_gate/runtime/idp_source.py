@@ -26,11 +26,10 @@ import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.to_thread
-import httpx
 
 from saml_gate.background import BackgroundJob
 from saml_gate.config.checks import is_loopback_host, is_url
@@ -38,6 +37,9 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.policy.hosts import is_number
 from saml_gate.saml.idp import IdpInfo, parse_idp_metadata
+
+if TYPE_CHECKING:  # httpx is imported by the fetches only: a file or inline source never loads it
+    import httpx
 
 log = logging.getLogger("saml_gate")
 
@@ -77,6 +79,8 @@ def read_metadata_source(value: str) -> str:
 
 def describe_failure(exc: Exception) -> str:
     """One line for the log or a ConfigError: no traceback, no httpx help text."""
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         text = "the IdP did not answer in time (metadata_timeout)"
     elif isinstance(exc, httpx.HTTPError):
@@ -94,6 +98,8 @@ def _shown(url: httpx.URL) -> str:
 def redirect_target(current: httpx.URL, location: str) -> httpx.URL:
     """Where a redirect from ``current`` leads, if it may be followed: https → https only; plain
     http only from a loopback http URL to another loopback http URL (or up to https)."""
+    import httpx
+
     try:
         target = current.join(location)
     except httpx.InvalidURL:
@@ -160,6 +166,8 @@ async def fetch_text(
     docstring says: one ``timeout`` deadline (``metadata_timeout``) for everything, at most
     ``max_bytes`` decoded, redirects https to https only. Raises :class:`MetadataFetchError`
     or :class:`httpx.HTTPError`."""
+    import httpx
+
     try:
         with anyio.fail_after(timeout):
             async with httpx.AsyncClient(timeout=timeout, transport=transport) as client:
@@ -253,6 +261,8 @@ class IdpMetadataSource:
         return info
 
     async def _initial_from_url(self) -> IdpInfo:
+        import httpx
+
         error = ""
         attempts = len(RETRY_PAUSES) + 1
         for attempt in range(attempts):
@@ -320,6 +330,8 @@ class IdpMetadataSource:
 
     async def refresh_now(self) -> bool:
         """Fetch once; True when new metadata was adopted. Failures keep the current copy."""
+        import httpx
+
         try:
             xml = await self.fetch()
             info = parse_idp_metadata(xml, self._settings.idp_entity_id)

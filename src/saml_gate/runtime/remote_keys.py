@@ -22,11 +22,10 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import anyio.to_thread
-import httpx
 
 from saml_gate.background import BackgroundJob
 from saml_gate.config.checks import is_url
@@ -34,6 +33,9 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.identity.remote_jwt import KeysUnavailable
 from saml_gate.runtime.idp_source import describe_failure, fetch_text
+
+if TYPE_CHECKING:  # imported by the fetches only (a URL source)
+    import httpx
 
 log = logging.getLogger("saml_gate")
 
@@ -153,6 +155,8 @@ class RemoteKeySet:
     async def _fetch(self, *, rate_limited: bool = False) -> bool:
         """Fetch the URL's set; True when it was adopted. Concurrent callers share one fetch;
         ``rate_limited`` ones (an unknown kid) skip it within a minute of the last such one."""
+        import httpx
+
         if self._fetch_lock is None:
             self._fetch_lock = anyio.Lock()
         seen = self.keys

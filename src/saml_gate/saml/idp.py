@@ -1,9 +1,10 @@
 """IdP metadata: the few facts the gate takes from it (reading and fetching it is
 :mod:`saml_gate.runtime.idp_source`'s).
 
-pysaml2 parses the metadata (with defusedxml); the gate keeps only the entity ID, the SSO and SLO
-endpoints, whether requests must be signed, and the signing certificates. Those certificates are
-the only keys the verifier ever trusts.
+Read with lxml (no DTD, no entities, no network), as pysaml2's metadata store read it; the gate
+keeps only the entity ID, the SSO and SLO endpoints, whether requests must be signed, and the
+signing certificates. Those certificates are the only keys the verifier ever trusts. Not pysaml2:
+the app's process then never imports it (about 20 MB).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import base64
 import textwrap
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from saml_gate.errors import ConfigError
 from saml_gate.saml import xmlconst as X
@@ -43,17 +45,34 @@ def der_b64_to_pem(b64: str) -> bytes:
 
 
 def parse_idp_metadata(xml: str, entity_id: str | None = None) -> IdpInfo:
-    """Extract the IdP facts; raise ConfigError naming ``idp_metadata`` when they are missing."""
-    from saml2 import SAMLError
-    from saml2.attribute_converter import ac_factory
-    from saml2.mdstore import InMemoryMetaData
+    """Extract the IdP facts; raise ConfigError naming ``idp_metadata`` when they are missing.
 
-    store = InMemoryMetaData(ac_factory(), xml)
-    try:
-        store.load()
-    except (SAMLError, ValueError, TypeError) as exc:
-        raise ConfigError("idp_metadata", f"is not valid SAML metadata: {exc}") from exc
-    idps = [eid for eid in store.keys() if store[eid].get("idpsso_descriptor")]  # noqa: SIM118
+    What pysaml2's metadata store took (tests/test_idp_metadata.py compares the two): an
+    EntityDescriptor, or the EntityDescriptors directly in an EntitiesDescriptor (the first of
+    an entityID; one whose validUntil has passed is left out, a whole document whose validUntil
+    has passed is refused); its IDPSSODescriptors that support SAML 2.0; in their order, the
+    first HTTP-Redirect SingleSignOnService and SingleLogoutService; the X509Certificate of
+    each KeyDescriptor with use="signing" or no use."""
+    root = _metadata_root(xml)
+    entities: dict[str, list[Any]] = {}
+    if root.tag == _MD + "EntitiesDescriptor":
+        if _expired(root):
+            raise ConfigError(
+                "idp_metadata", "is not valid SAML metadata: its validUntil has passed"
+            )
+        found = root.findall(_MD + "EntityDescriptor")
+    else:
+        found = [root] if root.tag == _MD + "EntityDescriptor" else []
+    for entity in found:
+        name = entity.get("entityID")
+        if name is None or name in entities or _expired(entity):
+            continue
+        entities[name] = [
+            descriptor
+            for descriptor in entity.findall(_MD + "IDPSSODescriptor")
+            if X.NS_SAMLP in descriptor.get("protocolSupportEnumeration", "").split(" ")
+        ]
+    idps = [name for name, descriptors in entities.items() if descriptors]
     if entity_id is not None:
         if entity_id not in idps:
             raise ConfigError(
@@ -67,37 +86,92 @@ def parse_idp_metadata(xml: str, entity_id: str | None = None) -> IdpInfo:
     else:
         raise ConfigError("idp_entity_id", f"the metadata has several IdPs, choose one of {idps}")
 
-    sso = _location(store, chosen, "single_sign_on_service", X.BINDING_HTTP_REDIRECT)
+    descriptors = entities[chosen]
+    sso = _location(descriptors, "SingleSignOnService")
     if sso is None:
         raise ConfigError(
             "idp_metadata", "the IdP has no SingleSignOnService with the HTTP-Redirect binding"
         )
-    slo = _location(store, chosen, "single_logout_service", X.BINDING_HTTP_REDIRECT)
     certs = tuple(
-        dict.fromkeys(der_b64_to_pem(c[1]) for c in store.certs(chosen, "idpsso", "signing"))
+        dict.fromkeys(der_b64_to_pem(text) for text in _signing_certificates(descriptors))
     )
     if not certs:
         raise ConfigError("idp_metadata", "the IdP publishes no signing certificate")
-    descriptor: dict[str, Any] = store[chosen]["idpsso_descriptor"][0]
-    wants_signed = str(descriptor.get("want_authn_requests_signed", "false")).lower() in (
-        "true",
-        "1",
-    )
+    wants_signed = descriptors[0].get("WantAuthnRequestsSigned", "false").lower() in ("true", "1")
     return IdpInfo(
         entity_id=chosen,
         sso_url=sso,
-        slo_url=slo,
+        slo_url=_location(descriptors, "SingleLogoutService"),
         signing_certs=certs,
         want_authn_requests_signed=wants_signed,
         metadata_xml=xml,
     )
 
 
-def _location(store: Any, entity_id: str, service: str, binding: str) -> str | None:
-    from saml2.s_utils import UnsupportedBinding
+_MD: Final = f"{{{X.NS_MD}}}"
+_DS: Final = f"{{{X.NS_DS}}}"
 
+
+def _metadata_root(xml: str) -> Any:
+    """The document element, parsed with no DTD, no entities and no network (the document is
+    read as UTF-8 whatever it declares: it came as text)."""
+    from lxml import etree
+
+    parser = etree.XMLParser(
+        encoding="utf-8",
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
     try:
-        found = store.service(entity_id, "idpsso_descriptor", service, binding)
-    except UnsupportedBinding:
-        return None
-    return str(found[0]["location"]) if found else None
+        root = etree.fromstring(xml.encode("utf-8"), parser)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise ConfigError("idp_metadata", f"is not valid SAML metadata: {exc}") from exc
+    info: Any = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None:
+        raise ConfigError("idp_metadata", "is not valid SAML metadata: it has a DOCTYPE")
+    return root
+
+
+def _expired(element: Any) -> bool:
+    """Whether the element's validUntil has passed."""
+    text = element.get("validUntil")
+    if text is None:
+        return False
+    try:
+        until = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(
+            "idp_metadata", f"is not valid SAML metadata: validUntil {text!r}"
+        ) from exc
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return until <= datetime.now(UTC)
+
+
+def _location(descriptors: list[Any], service: str) -> str | None:
+    """The Location of the first ``service`` with the HTTP-Redirect binding, or None."""
+    for descriptor in descriptors:
+        for endpoint in descriptor.iterfind(_MD + service):
+            if endpoint.get("Binding") == X.BINDING_HTTP_REDIRECT:
+                location = endpoint.get("Location")
+                if location is None:
+                    raise ConfigError("idp_metadata", f"a {service} has no Location")
+                return str(location)
+    return None
+
+
+def _signing_certificates(descriptors: list[Any]) -> list[str]:
+    """The base64 text of each signing certificate: one per X509Data (its last, as pysaml2)."""
+    found = []
+    for descriptor in descriptors:
+        for key in descriptor.iterfind(_MD + "KeyDescriptor"):
+            if key.get("use", "signing") != "signing":
+                continue
+            for data in key.iterfind(f"{_DS}KeyInfo/{_DS}X509Data"):
+                certificates = data.findall(_DS + "X509Certificate")
+                if certificates:
+                    found.append(certificates[-1].text or "")
+    return found

@@ -1,8 +1,9 @@
 """pysaml2 wiring: the SP's keys, its metadata and the requests it sends (sign-in, logout).
 
-pysaml2 is used for what it does well and what is not on the hot path: building the SP
-EntityDescriptor and the signed LogoutRequests and LogoutResponses of Single Logout. AuthnRequests,
-built on every sign-in start, are :mod:`saml_gate.saml.outgoing`'s. It never reads what the IdP
+pysaml2 is used for what it does well and what is not on the hot path: the signed
+LogoutRequests and LogoutResponses of Single Logout (its client built on the first of them).
+The SP EntityDescriptor is built here with lxml, AuthnRequests, built on every sign-in start, by
+:mod:`saml_gate.saml.outgoing`. It never reads what the IdP
 sends: Responses go to :mod:`saml_gate.saml.response`, logout messages to
 :mod:`saml_gate.saml.logout`.
 pysaml2's logging is quieted by :func:`saml_gate.saml.process_policy.install_process_policy`.
@@ -133,52 +134,46 @@ def sp_config(settings: GateSettings, keys: SpKeys, sign_requests: bool) -> dict
 
 
 def sp_metadata_xml(settings: GateSettings, keys: SpKeys, sign_requests: bool) -> bytes:
-    """The SP EntityDescriptor. Needs no IdP metadata: Okta wants these values first."""
-    from saml2.config import SPConfig
-    from saml2.metadata import entity_descriptor
-
-    conf = SPConfig().load(sp_config(settings, keys, sign_requests))
-    return readable_metadata(str(entity_descriptor(conf)))
-
-
-#: The prefixes people know from IdP screens and other SPs' metadata (pysaml2 writes ns0:, ns1:).
-_PREFIXES: dict[str, str] = {
-    X.NS_MD: "md",
-    X.NS_DS: "ds",
-    X.NS_XENC: "xenc",
-    X.NS_SAML: "saml",
-    "urn:oasis:names:tc:SAML:metadata:attribute": "mdattr",
-    "urn:oasis:names:tc:SAML:metadata:ui": "mdui",
-    "urn:oasis:names:tc:SAML:metadata:algsupport": "alg",
-}
-
-
-def readable_metadata(xml: str) -> bytes:
-    """Our own (unsigned) metadata, indented, with ``md:`` / ``ds:`` prefixes declared once at
-    the top: the same elements and values, for people reading or pasting it."""
+    """The SP EntityDescriptor (unsigned), indented, with ``md:`` / ``ds:`` prefixes declared
+    once at the top. Needs no IdP metadata: Okta wants these values first. Built here rather
+    than by pysaml2 (byte for byte what pysaml2's ``entity_descriptor`` of :func:`sp_config`
+    gave, which tests/test_differential.py checks), so the app's process never imports it."""
     from lxml import etree
 
-    source = etree.fromstring(
-        xml.encode(), etree.XMLParser(resolve_entities=False, no_network=True)
+    md = f"{{{X.NS_MD}}}"
+    ds = f"{{{X.NS_DS}}}"
+    root = etree.Element(
+        md + "EntityDescriptor",
+        {"entityID": settings.entity_id},
+        nsmap={"md": X.NS_MD, "ds": X.NS_DS},
     )
-    used = {etree.QName(e).namespace for e in source.iter() if isinstance(e.tag, str)}
-    nsmap = {prefix: uri for uri, prefix in _PREFIXES.items() if uri in used}
-    root = etree.Element(source.tag, dict(source.attrib), nsmap=nsmap)
-    _copy_children(source, root)
+    sp = etree.SubElement(root, md + "SPSSODescriptor")
+    sp.set("protocolSupportEnumeration", X.NS_SAMLP)
+    sp.set("AuthnRequestsSigned", "true" if sign_requests else "false")
+    sp.set("WantAssertionsSigned", "true" if settings.want_assertions_signed else "false")
+    certificate = "".join(
+        line.strip() for line in keys.cert_pem.decode().splitlines() if "-----" not in line
+    )
+    for use in ("signing", "encryption"):
+        key_info = etree.SubElement(
+            etree.SubElement(sp, md + "KeyDescriptor", {"use": use}), ds + "KeyInfo"
+        )
+        etree.SubElement(
+            etree.SubElement(key_info, ds + "X509Data"), ds + "X509Certificate"
+        ).text = certificate
+    for binding in (X.BINDING_HTTP_REDIRECT, X.BINDING_HTTP_POST):  # Okta posts, others redirect
+        etree.SubElement(
+            sp, md + "SingleLogoutService", {"Binding": binding, "Location": settings.slo_url}
+        )
+    etree.SubElement(sp, md + "NameIDFormat").text = settings.name_id_format
+    etree.SubElement(
+        sp,
+        md + "AssertionConsumerService",
+        {"Binding": X.BINDING_HTTP_POST, "Location": settings.acs_url, "index": "1"},
+    )
     etree.indent(root, space="  ")
     text: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return text
-
-
-def _copy_children(source: Any, target: Any) -> None:
-    from lxml import etree
-
-    target.text = source.text
-    for child in source:
-        if not isinstance(child.tag, str):
-            continue
-        copy = etree.SubElement(target, child.tag, dict(child.attrib))
-        _copy_children(child, copy)
 
 
 class ServiceProvider:
@@ -186,24 +181,33 @@ class ServiceProvider:
     AuthnRequests (:class:`~saml_gate.saml.outgoing.AuthnRequests`)."""
 
     def __init__(self, settings: GateSettings, idp: IdpInfo, keys: SpKeys) -> None:
-        from saml2.client import Saml2Client
-        from saml2.config import SPConfig
-        from saml2.sigver import RSACrypto, import_rsa_key_from_file
-
         self._settings = settings
         self._idp = idp
+        self._keys = keys
         self._authn = AuthnRequests(settings, idp, keys.key_pem)
         self.sign_requests = self._authn.signed
-        config = sp_config(settings, keys, self.sign_requests)
-        config["metadata"] = {"inline": [idp.metadata_xml]}
-        conf = SPConfig().load(config)
-        self._client = Saml2Client(conf)
-        self._client.sec.sec_backend = RSACrypto(import_rsa_key_from_file(keys.key_path))
-        self._client.signing_algorithm = X.RSA_SHA256
-        self._client.digest_algorithm = X.DIGEST_SHA256
         # pysaml2 keeps mutable state (signer key globals, Config.context): one caller at a time.
         self._lock = threading.Lock()
+        self._saml2_client: Any = None
         self.metadata_xml = sp_metadata_xml(settings, keys, self.sign_requests)
+
+    def _client(self) -> Any:
+        """pysaml2's client, built on the first logout message (call with ``_lock`` held): a
+        process that sends none (the app's, when children do the SAML work) never imports
+        pysaml2 (about 20 MB)."""
+        if self._saml2_client is None:
+            from saml2.client import Saml2Client
+            from saml2.config import SPConfig
+            from saml2.sigver import RSACrypto, import_rsa_key_from_file
+
+            config = sp_config(self._settings, self._keys, self.sign_requests)
+            config["metadata"] = {"inline": [self._idp.metadata_xml]}
+            client = Saml2Client(SPConfig().load(config))
+            client.sec.sec_backend = RSACrypto(import_rsa_key_from_file(self._keys.key_path))
+            client.signing_algorithm = X.RSA_SHA256
+            client.digest_algorithm = X.DIGEST_SHA256
+            self._saml2_client = client
+        return self._saml2_client
 
     def authn_request_url(
         self, relay_state: str, *, force_authn: bool = False, is_passive: bool = False
@@ -224,14 +228,15 @@ class ServiceProvider:
         if destination is None:
             return None
         with self._lock:
-            request_id, request = self._client.create_logout_request(
+            client = self._client()
+            request_id, request = client.create_logout_request(
                 destination=destination,
                 issuer_entity_id=self._idp.entity_id,
                 name_id=NameID(text=user.name_id, format=user.name_id_format),
                 session_indexes=[user.session_index] if user.session_index else None,
                 sign=False,
             )
-            info = self._client.apply_binding(
+            info = client.apply_binding(
                 X.BINDING_HTTP_REDIRECT, str(request), destination, sign=True, sigalg=SIG_RSA_SHA256
             )
         return str(request_id), str(dict(info["headers"])["Location"])
@@ -246,9 +251,10 @@ class ServiceProvider:
         from saml2.s_utils import status_message_factory
         from saml2.xmldsig import SIG_RSA_SHA256
 
-        endpoints = self._client.metadata.single_logout_service(
-            self._idp.entity_id, X.BINDING_HTTP_REDIRECT, "idpsso"
-        )
+        with self._lock:
+            endpoints = self._client().metadata.single_logout_service(
+                self._idp.entity_id, X.BINDING_HTTP_REDIRECT, "idpsso"
+            )
         if not endpoints:
             return None
         destination = str(endpoints[0].get("response_location") or endpoints[0]["location"])
@@ -261,11 +267,12 @@ class ServiceProvider:
             id=in_response_to, issuer=saml.Issuer(text=self._idp.entity_id)
         )
         with self._lock:
-            response = self._client.create_logout_response(
+            client = self._client()
+            response = client.create_logout_response(
                 request, [X.BINDING_HTTP_REDIRECT], status=status, sign=False
             )
             response.destination = destination
-            info = self._client.apply_binding(
+            info = client.apply_binding(
                 X.BINDING_HTTP_REDIRECT,
                 str(response),
                 destination,
