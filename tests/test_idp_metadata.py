@@ -171,3 +171,11 @@ def test_metadata_that_is_not_usable_is_refused_naming_the_setting(xml: str) -> 
     with pytest.raises(ConfigError) as caught:
         parse_idp_metadata(xml)
     assert caught.value.setting == "idp_metadata"
+
+
+def test_a_signing_certificate_whose_key_cannot_be_read_is_refused(idp_keys: KeyPair) -> None:
+    cert = _cert(idp_keys)
+    broken = idp_metadata(idp_keys).replace(cert, "bm90IGEgY2VydGlmaWNhdGU=")  # valid base64
+    with pytest.raises(ConfigError) as caught:
+        parse_idp_metadata(broken)
+    assert caught.value.setting == "idp_metadata"

@@ -27,6 +27,7 @@ from saml_gate.runtime import workers
 from saml_gate.runtime.engine import ProcessEngine
 from saml_gate.runtime.worker_wire import LENGTH, READY, read_frame
 from saml_gate.runtime.workers import WorkerPool, WorkSpec
+from tests.conftest import HarnessFactory
 from tests.support import Harness
 
 pytestmark = pytest.mark.anyio
@@ -339,3 +340,19 @@ async def test_a_child_imports_only_what_its_work_needs(harness: Harness, tmp_pa
     ours = ("saml_gate.user", "saml_gate.runtime.workers", "saml_gate.saml.sp", "saml_gate.web")
     found = [m for m in modules if m.split(".")[0] in unwanted or m.startswith(ours)]
     assert found == []
+
+
+async def test_the_app_process_builds_the_verifiers_only_where_it_verifies(
+    make_harness: HarnessFactory,
+) -> None:
+    """With children doing the SAML work, the app's process builds no verifier (no libxmlsec
+    keys, no XSD: about 5 MB); verifying in threads, start-up builds them."""
+    children = make_harness(verify_isolation="process")
+    threads = make_harness(verify_isolation="thread")
+    for h in (children, threads):
+        await h.gate.start()
+    assert "verifier" not in vars(children.gate.core.saml.state)
+    assert "logout_verifier" not in vars(children.gate.core.saml.state)
+    assert {"verifier", "logout_verifier"} <= set(vars(threads.gate.core.saml.state))
+    for h in (children, threads):
+        await h.gate.stop()

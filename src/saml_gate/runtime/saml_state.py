@@ -11,7 +11,8 @@ and never mixes two IdPs' (the engine, the ACS, the status pages read it at each
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +24,12 @@ from saml_gate.runtime.idp_source import IdpMetadataSource
 from saml_gate.runtime.workers import WorkSpec
 from saml_gate.saml.idp import IdpInfo, parse_idp_metadata
 from saml_gate.saml.keys import SpKeys
-from saml_gate.saml.logout import LogoutVerifier
-from saml_gate.saml.response import ResponseVerifier
 from saml_gate.saml.sp import ServiceProvider, load_sp_keys
 
 if TYPE_CHECKING:
     from saml_gate.devidp import DevIdP
+    from saml_gate.saml.logout import LogoutVerifier
+    from saml_gate.saml.response import ResponseVerifier
 
 log = logging.getLogger("saml_gate")
 
@@ -39,25 +40,41 @@ class NotStarted(RuntimeError):
 
 @dataclass(frozen=True)
 class SamlState:
-    """One IdP's SAML objects, built together from its metadata and the SP key pair."""
+    """One IdP's SAML objects, built together from its metadata and the SP key pair. The
+    verifiers are built where they are used: at once when verifying in threads, else on first
+    use only (the work is the children's; this process then loads neither libxmlsec nor the
+    XSD, about 5 MB)."""
 
     keys: SpKeys
     idp: IdpInfo
     sp: ServiceProvider
-    verifier: ResponseVerifier
-    logout_verifier: LogoutVerifier
     work_spec: WorkSpec
+    settings: GateSettings = field(repr=False)
 
     @classmethod
     def of(cls, settings: GateSettings, idp: IdpInfo, keys: SpKeys) -> SamlState:
-        return cls(
+        state = cls(
             keys=keys,
             idp=idp,
             sp=ServiceProvider(settings, idp, keys),
-            verifier=ResponseVerifier(settings, idp, keys.key_pem),
-            logout_verifier=LogoutVerifier(settings, idp),
             work_spec=WorkSpec.of(settings, idp, keys),
+            settings=settings,
         )
+        if settings.verify_isolation != "process":  # the engine verifies in threads
+            assert state.verifier is not None and state.logout_verifier is not None
+        return state
+
+    @cached_property
+    def verifier(self) -> ResponseVerifier:
+        from saml_gate.saml.response import ResponseVerifier
+
+        return ResponseVerifier(self.settings, self.idp, self.keys.key_pem)
+
+    @cached_property
+    def logout_verifier(self) -> LogoutVerifier:
+        from saml_gate.saml.logout import LogoutVerifier
+
+        return LogoutVerifier(self.settings, self.idp)
 
 
 class LiveSaml:

@@ -97,6 +97,8 @@ def parse_idp_metadata(xml: str, entity_id: str | None = None) -> IdpInfo:
     )
     if not certs:
         raise ConfigError("idp_metadata", "the IdP publishes no signing certificate")
+    for pem in certs:
+        _check_certificate(pem)
     wants_signed = descriptors[0].get("WantAuthnRequestsSigned", "false").lower() in ("true", "1")
     return IdpInfo(
         entity_id=chosen,
@@ -133,6 +135,17 @@ def _metadata_root(xml: str) -> Any:
     if info.doctype or info.internalDTD is not None:
         raise ConfigError("idp_metadata", "is not valid SAML metadata: it has a DOCTYPE")
     return root
+
+
+def _check_certificate(pem: bytes) -> None:
+    """Refuse a signing certificate whose public key cannot be read: the verifiers (built in
+    the children, or on first use) would fail on it at every sign-in."""
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificate(pem).public_key()
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("idp_metadata", f"a signing certificate cannot be read: {exc}") from exc
 
 
 def _expired(element: Any) -> bool:
