@@ -6,6 +6,7 @@ import html
 import json
 
 import pytest
+from starlette.authentication import AuthCredentials
 
 from saml_gate.saml import xmlconst as X
 from tests.support import ACS_URL, ENTITY_ID, Harness, decode_redirect_request
@@ -222,3 +223,12 @@ async def test_the_setup_page_warns_on_a_base_url_that_is_probably_wrong(
     assert said.startswith(f"base_url {base_url} ") and warning in said
     assert f"<p class=detail>{html.escape(said)}</p>" in page.text
     assert page.text.index(html.escape(said)) < page.text.index("<table")  # before the values
+
+
+def test_the_apps_credentials_are_what_starlette_builds() -> None:
+    """The middleware builds ``scope["auth"]`` without calling ``AuthCredentials.__init__`` (the
+    hot path): it must stay the object that ``__init__`` makes, its scopes a list of its own."""
+    scopes = ("authenticated", "group:admins")
+    made = object.__new__(AuthCredentials)
+    made.scopes = list(scopes)
+    assert vars(made) == vars(AuthCredentials(scopes)) == {"scopes": list(scopes)}

@@ -40,6 +40,9 @@ from saml_gate.web.refusals import Refusals
 from saml_gate.web.request import RequestView, gate_subpath
 
 log = logging.getLogger("saml_gate")
+#: ``AuthCredentials`` built without calling its ``__init__`` on the hot path (it only sets
+#: ``scopes``: tests/test_gate_flow.py holds the two to the same ``vars``); half its cost.
+_new = object.__new__
 
 #: The gate whose lifespan is starting the app it wraps: apps that build their own gate lazily
 #: (FastAPI's middleware stack, the Django example) build it there, so a nested gate is caught
@@ -142,6 +145,7 @@ class SamlGate:
         self._prefix = s.prefix
         self._metrics_path = s.metrics_path
         self._jwt_header = jwt_header_name(s)
+        self._jwt_size = len(self._jwt_header)
         self._decide = self.parts.gatekeeper.decide
         self._addresses = self.parts.addresses
 
@@ -222,15 +226,17 @@ class SamlGate:
         if path == self._metrics_path:
             await parts.info.metrics(parts.endpoints.view(scope), receive, send)
             return
-        request = AppRequest(scope, path, self._addresses)
+        jwt_header = self._jwt_header
+        request = AppRequest(scope, path, self._addresses, jwt_size=self._jwt_size)
         verdict = await self._decide(request)
         if isinstance(verdict, Admit):
             user = verdict.user
-            jwt_header = self._jwt_header
             if jwt_header:  # only the gate names the person to the app
-                _name_to_app(scope, jwt_header, verdict.jwt)
+                _name_to_app(scope, jwt_header, verdict.jwt, request.jwt_named)
             scope["user"] = user
-            scope["auth"] = AuthCredentials(_scopes(user.groups))
+            auth = _new(AuthCredentials)  # its __init__ alone, without the Python call
+            auth.scopes = list(_scopes(user.groups))  # each request's own list
+            scope["auth"] = auth
             if kind == "websocket":  # closed (1008) when its session is revoked or expires
                 await parts.watch.run(self.app, scope, receive, send, user)
             elif verdict.refresh_cookie is not None:  # re-issued on this response only
@@ -244,9 +250,9 @@ class SamlGate:
                     await refusal(scope, receive, send)
                     return
             person = verdict.user
-            jwt_header = self._jwt_header
             if jwt_header:
-                _name_to_app(scope, jwt_header, None if person is None else verdict.jwt)
+                jwt = None if person is None else verdict.jwt
+                _name_to_app(scope, jwt_header, jwt, request.jwt_named)
             if person is None:
                 scope["user"] = UnauthenticatedUser()
                 scope["auth"] = AuthCredentials()
@@ -351,22 +357,21 @@ def _with_cookie(send: Send, header: bytes) -> Send:
     return send_with_cookie
 
 
-def _name_to_app(scope: Scope, name: bytes, jwt: bytes | None) -> None:
+def _name_to_app(scope: Scope, name: bytes, jwt: bytes | None, named: bool) -> None:
     """The request's headers without a client-sent ``name`` header, also spelled with ``_``
     (Django's ASGI handler reads ``X_Saml_Gate_Jwt`` as ``X-Saml-Gate-Jwt``), with the gate's
     identity JWT under that name when there is one (``scope[JWT_SCOPE_KEY]`` too). The server's
     list is never changed in place. ``lower`` and the ``_`` swap keep a name's length, so only
-    names of ``name``'s length are compared (the hot path: a request without one folds none)."""
+    names of ``name``'s length are compared, and none when no header has it (``named``, from
+    :attr:`AppRequest.jwt_named`'s one pass over the headers: the hot path)."""
     headers = scope["headers"]
-    size = len(name)
-    for key, _ in headers:
-        if len(key) == size and key.lower().replace(b"_", b"-") == name:
-            headers = [
-                (k, v)
-                for k, v in headers
-                if len(k) != size or k.lower().replace(b"_", b"-") != name
-            ]
-            break
+    if named:
+        size = len(name)
+        kept = [
+            (k, v) for k, v in headers if len(k) != size or k.lower().replace(b"_", b"-") != name
+        ]
+        if len(kept) != len(headers):
+            headers = kept
     if jwt is not None:
         scope[JWT_SCOPE_KEY] = jwt
         headers = [*headers, (name, jwt)]

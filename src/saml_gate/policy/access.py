@@ -133,9 +133,17 @@ class AccessPolicy:
             else ()
         )
 
-    def decide(self, scope: Scope, path: str, host: AppHost | None = None) -> Decision:
+    def decide(
+        self,
+        scope: Scope,
+        path: str,
+        host: AppHost | None = None,
+        overridden: tuple[bytes, ...] | None = None,
+    ) -> Decision:
         """The rule(s) deciding a request for the app; ``path`` is the path the app routes,
-        ``host`` the host it serves (None: base_url's).
+        ``host`` the host it serves (None: base_url's); ``overridden``: the values of its
+        method override headers when the caller has read its headers (``()``: it has none),
+        None to read them here.
 
         Every method the app may run (its own, the overrides, any for a POST with a body) on
         every resource the path may name (also without a format suffix) must be allowed. Raises
@@ -148,9 +156,10 @@ class AccessPolicy:
         """
         method: str = scope.get("method", "GET")
         headers = scope["headers"]
-        overridden = override_values(headers)
+        if overridden is None:
+            overridden = override_values(headers)
         query: bytes = scope.get("query_string", b"")
-        if not query_may_override(query):
+        if query and not query_may_override(query):
             query = b""  # plays no part: not in the key
         body = (
             method == "POST"

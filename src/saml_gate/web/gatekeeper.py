@@ -58,6 +58,7 @@ from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision
 from saml_gate.policy.access import credential_refusal
 from saml_gate.policy.hosts import AppHost
 from saml_gate.policy.live import LivePolicy
+from saml_gate.policy.request_line import OVERRIDE_HEADERS
 from saml_gate.session.cookies import cookie_header_of
 from saml_gate.session.decision import Authenticator, DuplicateSession, reassertion_deadline
 from saml_gate.session.sessions import SessionCodec
@@ -67,6 +68,8 @@ from saml_gate.web.machine_access import MachineAccess, bearer_token, token_in_q
 from saml_gate.web.misdirected import may_be_misdirected
 from saml_gate.web.request import RequestView
 
+#: The headers :class:`AppRequest` reads in its one pass over them.
+_NOTED: Final = frozenset({b"host", b"cookie", b"authorization", *OVERRIDE_HEADERS})
 #: Refusals that are the access policy's (counted as ``policy_denied``).
 POLICY_DENIALS: Final = frozenset({"forbidden", "step_up_failed", "groups_missing"})
 
@@ -83,8 +86,13 @@ class AppRequest:
     __slots__ = (
         "_addresses",
         "_host",
+        "_hosts",
         "_return_to",
         "_view",
+        "authorization",
+        "cookie_header",
+        "jwt_named",
+        "overridden",
         "own_origin",
         "path",
         "scheme",
@@ -100,15 +108,57 @@ class AppRequest:
         return_to: str | None = None,
         scheme: str | None = None,
         own_origin: bool = False,
+        jwt_size: int = 0,
     ) -> None:
+        """``jwt_size``: the length of the identity JWT header's name (0: none), for
+        :attr:`jwt_named`."""
         self.scope = scope
         self.path = path
         self._addresses = addresses
-        self._host = host
         self._return_to = return_to
         self._view: RequestView | None = None
         self.scheme = scheme
         self.own_origin = own_origin
+        # One pass over the headers for everything the decision reads (the hot path walked
+        # them once per question): the rare cases (two Cookie headers, override headers) are
+        # read again by the readers that know them.
+        headers = scope["headers"]
+        found_host = cookie = None
+        hosts = cookies = 0
+        authorization = jwt_named = False
+        overridden: tuple[bytes, ...] | None = ()
+        for key, value in headers:
+            if key in _NOTED:
+                if key == b"cookie":
+                    cookie, cookies = value, cookies + 1
+                elif key == b"host":
+                    found_host, hosts = value, hosts + 1
+                elif key == b"authorization":
+                    authorization = True
+                else:  # a method override header: the policy reads their values
+                    overridden = None
+            if len(key) == jwt_size:  # lower() and the _ swap keep a name's length
+                jwt_named = True
+        self.authorization = authorization
+        """Whether the request has an ``Authorization`` header (read only then)."""
+        self.jwt_named = jwt_named
+        """Whether a header may be the identity JWT's, spelled any way (see the middleware)."""
+        self.overridden = overridden
+        """``()``: no method override header; None: some (the policy reads their values)."""
+        self.cookie_header: str | None = (
+            None
+            if cookie is None
+            else cookie.decode("latin-1")
+            if cookies == 1
+            else cookie_header_of(headers)
+        )
+        """The request's Cookie headers joined (HTTP/2 may split them), or None."""
+        if host is None and found_host is not None:
+            host = found_host.decode("latin-1")
+        else:
+            hosts = 1 if host is not None else 0  # forward-auth: the original URL's
+        self._host = host
+        self._hosts = hosts
 
     @property
     def view(self) -> RequestView:
@@ -122,12 +172,8 @@ class AppRequest:
     def host(self) -> str | None:
         """The host the app will serve as the request names it: its one ``Host`` header (None
         when it has none); raises ``GateError`` ``bad_host`` for more than one."""
-        if self._host is None:
-            for key, value in self.scope["headers"]:
-                if key == b"host":
-                    if self._host is not None:
-                        raise GateError("bad_host", "more than one Host header")
-                    self._host = value.decode("latin-1")
+        if self._hosts > 1:
+            raise GateError("bad_host", "more than one Host header")
         return self._host
 
     @property
@@ -225,14 +271,14 @@ class Gatekeeper:
         policy = self._policy.current  # once: a reload swaps it between requests, never within
         try:  # the host first: no rule decides for a host the gate does not serve
             host = policy.hosts.of_request(request.host, request.scheme)
-            rule = policy.decide(request.scope, request.path, host)
+            rule = policy.decide(request.scope, request.path, host, request.overridden)
         except GateError as error:  # a host, method or path the app could read otherwise
             return self._refused(request, error)
         if rule.public:
             return await self._public(request, policy, rule, host)
         scope = request.scope
         try:
-            bearer = bearer_token(scope["headers"])
+            bearer = bearer_token(scope["headers"]) if request.authorization else None
             query = scope.get("query_string")
             if query and token_in_query(query):
                 raise GateError("token_in_query", "access_token in the query string")
@@ -240,14 +286,13 @@ class Gatekeeper:
             return self._refused(request, error, kind="token_auth")
         if bearer is not None:  # decided on the token alone: the cookie is not read
             return await self._decide_token(request, policy, rule, host, bearer)
-        unaccepted = credential_refusal(rule, token=False)
-        if unaccepted is not None:  # accept=token: no session is read
-            return self._refused(request, unaccepted)
+        if not rule.accepts_sessions:  # accept=token: no session is read
+            unaccepted = credential_refusal(rule, token=False)
+            if unaccepted is not None:
+                return self._refused(request, unaccepted)
         now = self._clock()
         try:
-            session, outcome = await self._authenticate(
-                cookie_header_of(request.scope["headers"]), now
-            )
+            session, outcome = await self._authenticate(request.cookie_header, now)
         except StoreUnavailable as exc:  # the session needs the store, which is unreachable
             down = GateError("store_unavailable", f"checking a session: {exc}")
             return self._refused(request, down)
@@ -318,12 +363,11 @@ class Gatekeeper:
         ``unclaimed_form``; when who sent it is unknown (the store unreachable, two session
         cookies) it is not, and its body is left to the app unread."""
         form = request.scope.get("method") == "POST" and may_be_misdirected(request.view)
-        headers = request.scope["headers"]
-        cookies = cookie_header_of(headers)
+        cookies = request.cookie_header
         if cookies is None:  # the hot path of public files: nothing to read
             return UNCLAIMED_FORM if form else PUBLIC
         try:
-            if bearer_token(headers) is not None:
+            if request.authorization and bearer_token(request.scope["headers"]) is not None:
                 return PUBLIC
         except GateError:  # a malformed Authorization: still a token's request, anonymous
             return PUBLIC
