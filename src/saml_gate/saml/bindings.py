@@ -10,14 +10,22 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from saml_gate.errors import GateError
 
 
 def decode_form_value(encoded: str) -> str:
-    """One name or value of a form: '+' is a space, %XX escapes are decoded (as parse_qs)."""
-    return unquote_plus(encoded) if "%" in encoded or "+" in encoded else encoded
+    """One name or value of a form: '+' is a space, %XX escapes are decoded (as parse_qs).
+
+    An ASCII value (a SAMLResponse always is) skips unquote's regular-expression split into
+    ASCII runs, which costs about a third of a millisecond for a 10 KB value: for ASCII text
+    ``unquote`` is exactly ``unquote_to_bytes`` decoded as UTF-8 with replacement."""
+    if "%" not in encoded:
+        return encoded.replace("+", " ") if "+" in encoded else encoded
+    if encoded.isascii():
+        return unquote_to_bytes(encoded.replace("+", " ")).decode("utf-8", "replace")
+    return unquote_plus(encoded)
 
 
 def decode_post_value(value: str, max_bytes: int) -> bytes:

@@ -81,7 +81,8 @@ def parse_strict(
     namespace declarations in scope at one element, and ``max_elements`` attributes and as many
     namespace declarations in the whole document."""
     try:
-        data.decode("utf-8")
+        if not data.isascii():  # ASCII is UTF-8: no need to build the decoded text
+            data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise GateError("malformed_response", "the document is not UTF-8") from exc
     try:
@@ -172,7 +173,8 @@ def parse_instant(value: str | None, what: str) -> datetime:
     if not value:
         raise GateError("schema_invalid", f"{what} is missing")
     text = value.strip()
-    if "." in text:  # only a fraction of seconds has digits to cut
+    dot = text.find(".")
+    if dot >= 0 and len(text) - dot > 7:  # only a fraction of more than 6 digits has some to cut
         text = _FRACTION.sub(r"\1", text)
     if not text.endswith("Z"):  # SAML core 1.3.3: UTC, written with the Z designator
         raise GateError("schema_invalid", f"{what} is not a UTC time ending in Z")
