@@ -74,9 +74,7 @@ class MemoryStore:
         self._prune(now)
 
     async def add_once(self, key: str, ttl: float) -> bool:
-        return self._add_once(key, ttl, self._clock())
-
-    def _add_once(self, key: str, ttl: float, now: float) -> bool:
+        now = self._clock()
         self._prune(now)
         if self._live(key, now):
             return False
@@ -88,9 +86,7 @@ class MemoryStore:
         return self._live(key, self._clock())
 
     async def put(self, key: str, value: str, ttl: float) -> None:
-        self._put(key, value, ttl, self._clock())
-
-    def _put(self, key: str, value: str, ttl: float, now: float) -> None:
+        now = self._clock()
         self._values[key] = value
         self._set_expiry(key, now + max(ttl, 0.0), now)
 
@@ -99,9 +95,7 @@ class MemoryStore:
         return value if isinstance(value, str) else None
 
     async def add_member(self, key: str, member: str, ttl: float) -> None:
-        self._add_member(key, member, ttl, self._clock())
-
-    def _add_member(self, key: str, member: str, ttl: float, now: float) -> None:
+        now = self._clock()
         current = self._values.get(key) if self._live(key, now) else None
         members = current if isinstance(current, dict) else {}
         members.pop(member, None)
@@ -123,33 +117,27 @@ class MemoryStore:
         return frozenset(current) if isinstance(current, dict) else frozenset()
 
     async def remove_members(self, key: str, members: Iterable[str]) -> None:
-        self._remove_members(key, members)
-
-    def _remove_members(self, key: str, members: Iterable[str]) -> None:
         current = self._values.get(key)
         if isinstance(current, dict):
             for member in members:
                 current.pop(member, None)
 
-    # A batch is done at one instant, without an await per item (nothing else can run between
-    # them: a memory store has no round trips to save, only the coroutines).
     async def add_once_each(self, items: Sequence[tuple[str, float]]) -> tuple[bool, ...]:
-        now = self._clock()
-        return tuple([self._add_once(key, ttl, now) for key, ttl in items])
+        return tuple([await self.add_once(key, ttl) for key, ttl in items])
 
     async def write(self, writes: Sequence[Write]) -> None:
-        now = self._clock()
         for w in writes:
             if isinstance(w, Put):
-                self._put(w.key, w.value, w.ttl, now)
+                await self.put(w.key, w.value, w.ttl)
             elif isinstance(w, AddMember):
-                self._add_member(w.key, w.member, w.ttl, now)
+                await self.add_member(w.key, w.member, w.ttl)
             elif isinstance(w, RemoveMembers):
-                self._remove_members(w.key, w.members)
+                await self.remove_members(w.key, w.members)
             else:
-                self._announce(w, now)
+                self._announce(w)
 
-    def _announce(self, w: Announce, now: float) -> None:
+    def _announce(self, w: Announce) -> None:
+        now = self._clock()
         members = self._expiring.setdefault(w.key, {})
         if len(members) >= self._max:  # drop the expired, then the soonest to expire
             for member, when in sorted(members.items(), key=lambda item: item[1]):
