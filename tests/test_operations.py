@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from saml_gate.ops.events import EVENT_FIELDS, AuthEvent
+from saml_gate.ops.events import EVENT_FIELDS, AuthEvent, EventSink
 from saml_gate.ops.logs import JsonFormatter
 from saml_gate.saml.keys import generate_keypair
 from tests.support import Harness
@@ -64,6 +64,28 @@ async def test_sign_in_and_refusal_are_logged_with_stable_fields(
     assert refused.levelno == logging.WARNING and refused.issuer  # type: ignore[attr-defined]
     assert again.json()["request_id"] == refused.request_id  # type: ignore[attr-defined]
     no_secrets(caplog, body, str(harness.client.cookies.get("saml_gate_session")))
+
+
+async def test_an_event_line_is_built_for_a_listener_and_the_metrics_count_it_anyway(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    counted: list[AuthEvent] = []
+
+    class Metrics:
+        def record(self, event: AuthEvent) -> None:
+            counted.append(event)
+
+    sink = EventSink(metrics=Metrics())
+    event = AuthEvent("login", "success", name_id="alice@example.com", groups=("admins",))
+    caplog.set_level(logging.WARNING, logger="saml_gate.auth")
+    sink.emit(event)
+    assert not auth_records(caplog) and counted == [event]
+    caplog.set_level(logging.INFO, logger="saml_gate.auth")
+    sink.emit(event)
+    (line,) = auth_records(caplog)
+    assert line.getMessage().startswith("saml-gate login alice@example.com groups=[admins]")
+    assert line.levelno == logging.INFO and line.groups == ("admins",)  # type: ignore[attr-defined]
+    assert line.filename == "events.py" and counted == [event, event]
 
 
 async def test_logout_expiry_and_policy_denial_are_events(

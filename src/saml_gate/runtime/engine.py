@@ -223,9 +223,13 @@ class ProcessEngine(Engine):
         ``in_thread`` when no child can be started here."""
         pool = self.workers
         if pool is not None:
+            limiter = self._threads.limiter
             try:
-                async with self._threads.limiter:
+                await _take_slot(limiter)
+                try:
                     return await pool.ask(self._parts.work_spec, read, op, *args)
+                finally:
+                    limiter.release()
             except WorkersUnavailable as exc:
                 self._no_workers(exc)
             except WorkerFailed as exc:
@@ -325,6 +329,15 @@ class ProcessEngine(Engine):
                 exc,
                 extra={"event": "workers_unavailable"},
             )
+
+
+async def _take_slot(limiter: anyio.CapacityLimiter) -> None:
+    """A slot of ``limiter`` for this task: at once when one is free (``acquire`` would pass
+    through the event loop even then: a loop turn per sign-in), else waiting in line."""
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        await limiter.acquire()
 
 
 def engine_for(parts: SamlParts) -> Engine:

@@ -169,7 +169,11 @@ class _Child:
 
     async def _receive_frame(self) -> bytes:
         """The next answer; the buffer is only consumed whole frames at a time, so a caller
-        cancelled while waiting leaves it intact for the next."""
+        cancelled while waiting leaves it intact for the next.
+
+        It waits for the pipe before reading it: an answer is never there the moment its
+        request is written, and a read that finds nothing costs a system call and an exception.
+        """
         fd = self._from.fileno()
         while True:
             if len(self._buffer) >= LENGTH.size:
@@ -178,10 +182,10 @@ class _Child:
                     frame = bytes(self._buffer[LENGTH.size : LENGTH.size + size])
                     del self._buffer[: LENGTH.size + size]
                     return frame
+            await anyio.wait_readable(fd)
             try:
                 chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                await anyio.wait_readable(fd)
+            except BlockingIOError:  # a spurious wake-up
                 continue
             if not chunk:
                 raise WorkerFailed(f"the worker process exited (status {self.process.poll()})")

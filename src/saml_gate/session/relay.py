@@ -114,6 +114,10 @@ class RelayTracker:
             settings, settings.secret_key, "pending", lifetime=self._timeout, path=self.cookie_path
         )
         self.turn_cookie = settings.cookie_prefix + "_reqslot"
+        self._names = tuple((slot, self.cookie_prefix + slot) for slot in (*SLOTS, LONG_SLOT))
+        """Each slot and its cookie's name."""
+        self._clears = {slot: self._pending.clear(name) for slot, name in self._names}
+        """Each slot's clearing Set-Cookie values: fixed for a configuration, built once."""
         if hosts is None:
             fixed = KnownHosts(settings.allowed_hosts, settings.base_url)
             self._hosts: Callable[[], KnownHosts] = lambda: fixed
@@ -173,7 +177,7 @@ class RelayTracker:
         return self.pending_cookies(key, request_id, return_path)[0]
 
     def clear_cookies(self, key: str) -> list[bytes]:
-        return self._pending.clear(self.cookie_prefix + self._slot(key))
+        return list(self._clears[self._slot(key)])
 
     @staticmethod
     def _slot(key: str) -> str:
@@ -195,8 +199,8 @@ class RelayTracker:
         ``targets``, None: :attr:`targets`)."""
         targets = targets or self.targets
         found: list[PendingLogin] = []
-        for slot in (*SLOTS, LONG_SLOT):
-            for value in self._pending.read(cookies, self.cookie_prefix + slot):
+        for slot, name in self._names:
+            for value in self._pending.read(cookies, name):
                 login = self._login(slot, value, targets)
                 if login is not None and login not in found:
                     found.append(login)

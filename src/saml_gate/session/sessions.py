@@ -33,7 +33,7 @@ from itsdangerous import BadSignature
 from saml_gate.config.settings import GateSettings
 from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.cookies import cookie_header, expiring_everywhere
-from saml_gate.session.signing import CompactSigner, serializer
+from saml_gate.session.signing import CompactSigner, compact_json, serializer
 from saml_gate.store import Store
 from saml_gate.store.base import Put, Write
 from saml_gate.user import SamlUser
@@ -200,7 +200,7 @@ class SessionCodec:
             round(session.last_seen),
             round(u.asserted_at),
         ]
-        return self._signer.dumps(json.dumps(payload, separators=(",", ":")).encode())
+        return self._signer.dumps(compact_json(payload).encode())
 
     def _fields(self, value: str) -> list[Any] | None:
         """The session's fields in :meth:`_dumps`'s order from a cookie of either format; None

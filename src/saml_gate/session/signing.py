@@ -151,7 +151,10 @@ class CompactSigner:
         tag_bytes: int = 32,
     ) -> None:
         salt = _salt(purpose, bound_to).encode()
-        self._keys = [hmac.digest(secret.encode(), salt, "sha256") for secret in secrets]
+        keys = [hmac.digest(secret.encode(), salt, "sha256") for secret in secrets]
+        self._macs = [hmac.new(key, digestmod="sha256") for key in keys]
+        """Each key's HMAC with the key already absorbed: a copy of it tags a value (a quarter
+        fewer instructions than ``hmac.digest``, which sets OpenSSL's HMAC up each time)."""
         self.prefixes = (kind + "2.", kind + "2z.")
         self._compress_from = compress_from
         self._tag_bytes = tag_bytes
@@ -167,7 +170,7 @@ class CompactSigner:
         signed = head + _b64(payload)
         if stamp is not None:
             signed += "." + _b64(stamp.to_bytes(5, "big"))
-        return signed + "." + self._tag(self._keys[0], signed)
+        return signed + "." + self._tag(self._macs[0], signed)
 
     def loads(self, value: str, max_age: float | None = None) -> bytes | None:
         """The payload, or None unless ``value`` is one of ours, signed with one of the secrets
@@ -175,7 +178,7 @@ class CompactSigner:
         signed, dot, tag = value.rpartition(".")
         if not dot or not signed.startswith(self.prefixes) or not signed.isascii():
             return None
-        if not any(hmac.compare_digest(tag, self._tag(key, signed)) for key in self._keys):
+        if not any(hmac.compare_digest(tag, self._tag(mac, signed)) for mac in self._macs):
             return None
         head, body, *stamp = signed.split(".")
         try:
@@ -192,8 +195,10 @@ class CompactSigner:
             return None
         return payload
 
-    def _tag(self, key: bytes, signed: str) -> str:
-        return _b64(hmac.digest(key, signed.encode(), "sha256")[: self._tag_bytes])
+    def _tag(self, mac: hmac.HMAC, signed: str) -> str:
+        mac = mac.copy()
+        mac.update(signed.encode())
+        return _b64(mac.digest()[: self._tag_bytes])
 
 
 class TimedValues:
@@ -208,7 +213,7 @@ class TimedValues:
         self._previous = _TimedSerializer(list(reversed(secrets)), salt=_salt(purpose, ""))
 
     def dumps(self, value: Any) -> str:
-        payload = json.dumps(value, separators=(",", ":")).encode()
+        payload = compact_json(value).encode()
         return self._signer.dumps(payload, stamp=int(time.time()))
 
     def loads(self, value: str, max_age: int) -> Any:
@@ -220,6 +225,11 @@ class TimedValues:
             return json.loads(payload if payload is not None else b"!")
         except ValueError as exc:
             raise BadSignature("not a value of ours, or expired") from exc
+
+
+compact_json: Final = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps(value, separators=(",", ":"))``, with its encoder built once (``dumps`` builds
+one per call when given separators)."""
 
 
 def _b64(data: bytes) -> str:

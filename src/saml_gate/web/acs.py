@@ -71,10 +71,12 @@ class AssertionConsumer:
         pending = self.relay.pending(view.cookies, ReturnTargets(policy.hosts))
         now = settings.clock()
         relay_state = form.get("RelayState")
-        passive = self._passive(relay_state, pending)
+        # the key in the RelayState, unsigned once: both the passive check and the return path
+        key = self.relay.relay_key(relay_state) if relay_state else None
+        passive = self._passive(key, pending)
         try:
             login, verify_seconds = await self._verify(view, saml_response, pending, now)
-            return_path, clear = self._return_path(login, relay_state, pending)
+            return_path, clear = self._return_path(login, relay_state, key, pending)
             refusal = policy.groups_missing(login)
             if refusal is not None:
                 raise refusal
@@ -89,20 +91,18 @@ class AssertionConsumer:
             session.user, now, replaces.session_id if replaces is not None else None
         )
         await self.store.write([*writes, *registration])
+        # an answer to our request, not to a passive one: where it returns, read once
+        requested = login.in_response_to is not None and replaces is None
+        app_path = view.app_path(return_path) if requested else ""
+        host = policy.host_of(return_path) if requested else None
         self.events.emit(
             AuthEvent.about(
                 session.user,
                 "reassertion" if replaces is not None else "login",
                 "success",
                 idp_initiated=login.in_response_to is None,
-                step_up=login.in_response_to is not None  # we asked for ForceAuthn
-                and replaces is None
-                and (
-                    settings.force_authn
-                    or policy.fresh_sign_in_for(
-                        view.app_path(return_path), policy.host_of(return_path)
-                    )
-                ),
+                step_up=requested  # we asked for ForceAuthn
+                and (settings.force_authn or policy.fresh_sign_in_for(app_path, host)),
                 duration_ms=round(verify_seconds * 1000, 3),
                 **view.event_fields(),
             )
@@ -110,18 +110,17 @@ class AssertionConsumer:
         response = see_other(return_path)
         # answered our (ForceAuthn) request: never loop on a step-up. A passive answer could not
         # authenticate anyone again: the page then asks for the step-up itself.
-        if login.in_response_to is not None and replaces is None:
-            unmet = policy.unmet_step_up(
-                view.app_path(return_path), session.user, now, policy.host_of(return_path)
-            )
+        if requested:
+            unmet = policy.unmet_step_up(app_path, session.user, now, host)
             if unmet is not None:
                 response = self.refusals.error(view, unmet, event="policy_denied")
         return with_cookies(response, [cookie, *clear])
 
-    def _passive(self, relay_state: str | None, pending: list[PendingLogin]) -> PendingLogin | None:
-        """The passive sign-in this answer's RelayState belongs to, if it is one: read before
-        the Response is (a NoPassive answer says nothing else of which sign-in it ends)."""
-        key = self.relay.relay_key(relay_state) if relay_state else None
+    @staticmethod
+    def _passive(key: str | None, pending: list[PendingLogin]) -> PendingLogin | None:
+        """The passive sign-in this answer's RelayState (its ``key``) belongs to, if it is one:
+        read before the Response is (a NoPassive answer says nothing else of which sign-in it
+        ends)."""
         if key is None:
             return None
         return next((p for p in pending if p.key == key and p.reasserting is not None), None)
@@ -194,19 +193,23 @@ class AssertionConsumer:
         return login, verify_seconds
 
     def _return_path(
-        self, login: VerifiedLogin, relay_state: str | None, pending: list[PendingLogin]
+        self,
+        login: VerifiedLogin,
+        relay_state: str | None,
+        key: str | None,
+        pending: list[PendingLogin],
     ) -> tuple[str, list[bytes]]:
-        """Where the browser goes after signing in, and the pending-login cookies to clear."""
+        """Where the browser goes after signing in, and the pending-login cookies to clear.
+        ``key``: the one in ``relay_state`` (None: none, or not a valid token of ours)."""
         if login.in_response_to is None:  # IdP-initiated: RelayState is the return path
             unsolicited_path = safe_return_path(relay_state)
             if unsolicited_path is None:
                 raise GateError("bad_relay_state", "RelayState is not a relative path on this site")
             return unsolicited_path, []
-        relay = self.relay
         match = next(p for p in pending if p.request_id == login.in_response_to)
-        if relay_state and relay.relay_key(relay_state) != match.key:
+        if relay_state and key != match.key:
             raise GateError("bad_relay_state", "the RelayState belongs to another sign-in")
-        return match.return_path, relay.clear_cookies(match.key)
+        return match.return_path, self.relay.clear_cookies(match.key)
 
     async def _check_replay(self, login: VerifiedLogin, now: float) -> None:
         once = [(login.replay_key, login.replay_until - now)]

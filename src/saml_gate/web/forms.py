@@ -10,7 +10,8 @@ decodes it (:func:`~saml_gate.saml.bindings.decode_form_value`). The fields are 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from itertools import islice
 
 from saml_gate.errors import GateError
 from saml_gate.saml.bindings import decode_form_value
@@ -24,11 +25,12 @@ def parse_form(body: bytes, *, max_fields: int, encoded: Collection[str] = ()) -
     """
     if not body.isascii():
         raise GateError("bad_request", "the form is not valid")
-    if body.count(b"&") + 1 > max_fields:  # counted as parse_qs counts them
+    spans = list(islice(_spans(body), max_fields + 1))
+    if len(spans) > max_fields:  # counted as parse_qs counts them
         raise GateError("bad_request", "the form is not valid")
     fields: dict[str, str] = {}
-    for pair in body.split(b"&"):
-        raw_name, equals, raw_value = pair.partition(b"=")
+    for start, end in spans:
+        raw_name, equals, raw_value = body[start:end].partition(b"=")
         if not equals or not raw_value:
             continue
         name = decode_form_value(raw_name.decode("ascii"))
@@ -45,17 +47,24 @@ def posts_field(body: bytes, name: str, *, max_fields: int) -> bool:
     Only the names are read (found with ``bytes.find``, which is memchr), never the values:
     a cheap look at a body that goes on to its reader unchanged. (``split`` and ``count`` walk
     a 300 KB value byte by byte: half a millisecond.)"""
-    start, size = 0, len(body)
-    for _ in range(max_fields):
-        end = body.find(b"&", start)
-        if end < 0:
-            end = size
+    for start, end in islice(_spans(body), max_fields):
         equals = body.find(b"=", start, end)
         if 0 <= equals < end - 1:  # a name, and a value that is not blank
             raw_name = body[start:equals]
             if raw_name.isascii() and decode_form_value(raw_name.decode("ascii")) == name:
                 return True
-        if end == size:
-            return False
-        start = end + 1
     return False
+
+
+def _spans(body: bytes) -> Iterator[tuple[int, int]]:
+    """Where each field of a form starts and ends, in order, found with ``bytes.find`` (which
+    is memchr): ``split`` and ``count`` walk a value byte by byte (a 10 KB SAMLResponse: some
+    50,000 instructions; found, a few hundred)."""
+    start, size = 0, len(body)
+    while True:
+        end = body.find(b"&", start)
+        if end < 0:
+            yield start, size
+            return
+        yield start, end
+        start = end + 1
