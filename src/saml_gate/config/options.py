@@ -310,11 +310,11 @@ class GateOptions(TypedDict, total=False):
     """
     gc_freeze: bool | None
     """call gc.freeze() once when the gate starts serving (and in each verification child after its
-    first job): the ~80,000 objects the imports leave (pysaml2's schemas above all) are then
-    never walked by the cyclic garbage collector, whose full passes otherwise stall the event
-    loop 20-60 ms during a sign-in storm. Turn it on when p99 latency under sign-in load
-    matters; it freezes the app's start-up objects too (never collected as cycles, still freed
-    by reference counting), so it is off by default
+    first job): the tens of thousands of objects the imports and start-up leave (the XML schemas
+    in a child) are then never walked by the cyclic garbage collector, whose full passes
+    otherwise stall the event loop 20-60 ms during a sign-in storm. Turn it on when p99 latency
+    under sign-in load matters; it freezes the app's start-up objects too (never collected as
+    cycles, still freed by reference counting), so it is off by default
     """
 
 
