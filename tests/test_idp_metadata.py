@@ -11,7 +11,7 @@ import pytest
 
 from saml_gate.errors import ConfigError
 from saml_gate.saml import xmlconst as X
-from saml_gate.saml.idp import IdpInfo, der_b64_to_pem, parse_idp_metadata
+from saml_gate.saml.idp import IdpInfo, choose_idp, der_b64_to_pem, parse_idp_metadata
 from saml_gate.saml.keys import KeyPair, generate_keypair
 from tests.support import idp_metadata
 
@@ -27,16 +27,7 @@ def pysaml2_reading(xml: str, entity_id: str | None = None) -> IdpInfo:
     store = InMemoryMetaData(ac_factory(), xml)
     store.load()
     idps = [eid for eid in store.keys() if store[eid].get("idpsso_descriptor")]  # noqa: SIM118
-    if entity_id is not None:
-        if entity_id not in idps:
-            raise ConfigError("idp_entity_id", "not an IdP")
-        chosen = entity_id
-    elif len(idps) == 1:
-        chosen = idps[0]
-    elif not idps:
-        raise ConfigError("idp_metadata", "no IdP")
-    else:
-        raise ConfigError("idp_entity_id", "several")
+    chosen = choose_idp(idps, entity_id)  # the oracle stands in for the reading, not the choice
 
     def location(service: str) -> str | None:
         try:

@@ -72,20 +72,7 @@ def parse_idp_metadata(xml: str, entity_id: str | None = None) -> IdpInfo:
             for descriptor in entity.findall(_MD + "IDPSSODescriptor")
             if X.NS_SAMLP in descriptor.get("protocolSupportEnumeration", "").split(" ")
         ]
-    idps = [name for name, descriptors in entities.items() if descriptors]
-    if entity_id is not None:
-        if entity_id not in idps:
-            raise ConfigError(
-                "idp_entity_id", f"{entity_id!r} is not an IdP in the metadata (found: {idps})"
-            )
-        chosen = entity_id
-    elif len(idps) == 1:
-        chosen = idps[0]
-    elif not idps:
-        raise ConfigError("idp_metadata", "describes no IdP (no IDPSSODescriptor)")
-    else:
-        raise ConfigError("idp_entity_id", f"the metadata has several IdPs, choose one of {idps}")
-
+    chosen = choose_idp([name for name, descriptors in entities.items() if descriptors], entity_id)
     descriptors = entities[chosen]
     sso = _location(descriptors, "SingleSignOnService")
     if sso is None:
@@ -108,6 +95,22 @@ def parse_idp_metadata(xml: str, entity_id: str | None = None) -> IdpInfo:
         want_authn_requests_signed=wants_signed,
         metadata_xml=xml,
     )
+
+
+def choose_idp(idps: list[str], entity_id: str | None) -> str:
+    """The IdP the gate trusts among the metadata's IdPs (entity IDs, in document order):
+    ``idp_entity_id`` when set, else the only one; ConfigError naming the setting otherwise."""
+    if entity_id is not None:
+        if entity_id not in idps:
+            raise ConfigError(
+                "idp_entity_id", f"{entity_id!r} is not an IdP in the metadata (found: {idps})"
+            )
+        return entity_id
+    if len(idps) == 1:
+        return idps[0]
+    if not idps:
+        raise ConfigError("idp_metadata", "describes no IdP (no IDPSSODescriptor)")
+    raise ConfigError("idp_entity_id", f"the metadata has several IdPs, choose one of {idps}")
 
 
 _MD: Final = f"{{{X.NS_MD}}}"
