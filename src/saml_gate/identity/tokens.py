@@ -72,14 +72,22 @@ class IdentityTokens:
     def token(self, user: SamlUser, now: float, audience: str | None = None) -> bytes:
         """The JWT for ``user`` (ASCII bytes, ready as a header value) for the app named
         ``audience`` (None: :attr:`default_audience`)."""
+        return self.token_until(user, now, audience)[0]
+
+    def token_until(
+        self, user: SamlUser, now: float, audience: str | None = None
+    ) -> tuple[bytes, float]:
+        """:meth:`token`, and until when it is the token :meth:`token` gives (before it is
+        re-signed: the caller may keep it that long)."""
         audience = audience or self._audience
         key = (user.session_id or user.name_id, audience)
         cached = self._cache.get(key)
-        if cached is not None and cached[1] - now > self._renew_before:
-            return cached[0]  # fresh enough: the hot path
+        renew_before = self._renew_before
+        if cached is not None and cached[1] - now > renew_before:
+            return cached[0], cached[1] - renew_before  # fresh enough: the hot path
         session_end = int(user.expires_at) or int(now) + self._lifetime
         if cached is not None and now < cached[1] >= session_end:
-            return cached[0]  # valid as long as the session itself
+            return cached[0], now  # valid as long as the session itself: kept no longer
         issued = int(now)
         expires = max(issued + 1, min(issued + self._lifetime, session_end))
         claims = {
@@ -102,7 +110,7 @@ class IdentityTokens:
         if len(self._cache) >= CACHE_SIZE:
             self._evict(now)
         self._cache[key] = (token, float(expires))
-        return token
+        return token, expires - renew_before
 
     def _evict(self, now: float) -> None:
         for key in [k for k, (_, exp) in self._cache.items() if exp - now <= self._renew_before]:

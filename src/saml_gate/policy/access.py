@@ -14,6 +14,7 @@ upstream that normalises paths differently
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -302,9 +303,7 @@ class AccessPolicy:
                         " that its access rule allows."
                     },
                 )
-        if rule.max_authn_age is not None and (
-            now - user.authenticated_at > rule.max_authn_age + self._skew
-        ):
+        if rule.max_authn_age is not None and now > self._fresh_until(rule, user):
             age = int(now - user.authenticated_at)
             return GateError(
                 "step_up_required",
@@ -317,6 +316,20 @@ class AccessPolicy:
                 f" {', '.join(rule.authn_contexts)}",
             )
         return None
+
+    def allowed_until(self, decision: Decision, user: SamlUser) -> float:
+        """Until when :meth:`refusal` keeps allowing ``user`` whom it allows now: the
+        ``max_authn_age`` of the decision's rules is the only condition that time changes."""
+        rules = (decision,) if isinstance(decision, Rule) else decision.rules
+        return min(
+            (self._fresh_until(r, user) for r in rules if r.max_authn_age is not None),
+            default=math.inf,
+        )
+
+    def _fresh_until(self, rule: Rule, user: SamlUser) -> float:
+        """When the sign-in at the IdP becomes too old for ``rule``'s ``max_authn_age``."""
+        assert rule.max_authn_age is not None
+        return user.authenticated_at + rule.max_authn_age + self._skew
 
     def fresh_sign_in_for(self, path: str, host: AppHost | None = None) -> bool:
         """Whether a sign-in that returns to ``path`` (of ``host``) should carry ForceAuthn."""

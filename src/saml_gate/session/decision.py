@@ -73,9 +73,10 @@ class Authenticator:
         state = self._codec.state(session, now)
         if state != "valid":
             return session, state
-        if await self._revocations.is_revoked(session.user):
-            return session, "revoked"
-        return session, "valid"
+        revoked = self._revocations.known(session.user)  # no await on the hot path
+        if revoked is None:
+            revoked = await self._revocations.is_revoked(session.user)
+        return (session, "revoked") if revoked else (session, "valid")
 
     async def live_session(self, cookie_header: str | None, now: float) -> Session | None:
         """The session when it lets its holder in ("valid"), else None."""

@@ -39,7 +39,7 @@ import anyio
 
 from saml_gate.background import BackgroundJob, raise_if_cancelled
 from saml_gate.config.settings import StoreSettings
-from saml_gate.store import Store, StoreUnavailable
+from saml_gate.store import MemoryStore, Store, StoreUnavailable
 from saml_gate.store.base import AddMember, Announce, RemoveMembers, Write
 from saml_gate.user import SamlUser
 
@@ -166,6 +166,8 @@ class RevocationView:
 class Revocations:
     def __init__(self, store: Store, settings: StoreSettings) -> None:
         self._store = store
+        self._local = store if isinstance(store, MemoryStore) else None
+        """The memory store, read without awaiting (it does no I/O)."""
         self._skew = settings.clock_skew
         self._clock = settings.clock
         self._serve_on_outage = settings.store_outage == "serve"
@@ -234,17 +236,29 @@ class Revocations:
         ``store_outage`` decides about what this process cannot know: "serve" answers False
         (the outage itself is logged by the store guard), "refuse" lets
         :class:`StoreUnavailable` through."""
-        view = self.view
-        if user.session_id in view.revoked:
-            return True
-        if view.live:
-            return False
+        known = self.known(user)
+        if known is not None:
+            return known
         try:
             return await self._store.expiry(REVOKED, user.session_id) is not None
         except StoreUnavailable:
             if self._serve_on_outage:
                 return False
             raise
+
+    def known(self, user: SamlUser) -> bool | None:
+        """Whether the session was ended, as far as this process knows without I/O: the local
+        view (complete while live), or the memory store, which is this process's own; None
+        when only the store can tell."""
+        view = self.view
+        if user.session_id in view.revoked:
+            return True
+        if view.live:
+            return False
+        local = self._local
+        if local is not None:
+            return local.expiry_now(REVOKED, user.session_id) is not None
+        return None
 
     async def revoke(self, user: SamlUser, now: float) -> None:
         """End one session (local sign-out)."""

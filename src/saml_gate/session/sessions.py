@@ -320,6 +320,12 @@ class SessionCodec:
     def needs_refresh(self, session: Session, now: float) -> bool:
         return now - session.last_seen >= self.refresh_after
 
+    def quiet_until(self, session: Session) -> float:
+        """Until when :meth:`state` stays "valid" and :meth:`needs_refresh` False."""
+        last_seen = session.last_seen
+        idle_at = last_seen + self._settings.inactivity_timeout
+        return min(session.expires_at, idle_at, last_seen + self.refresh_after)
+
     @staticmethod
     def touched(session: Session, now: float) -> Session:
         return replace(session, last_seen=now)

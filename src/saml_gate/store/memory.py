@@ -150,6 +150,10 @@ class MemoryStore:
         return {m: t for m, t in self._expiring.get(key, {}).items() if t > now}
 
     async def expiry(self, key: str, member: str) -> float | None:
+        return self.expiry_now(key, member)
+
+    def expiry_now(self, key: str, member: str) -> float | None:
+        """:meth:`expiry` without awaiting: this store does no I/O (the request's hot path)."""
         when = self._expiring.get(key, {}).get(member)
         return when if when is not None and when > self._clock() else None
 

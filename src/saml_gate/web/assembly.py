@@ -40,6 +40,7 @@ from saml_gate.web.acs import AssertionConsumer
 from saml_gate.web.forward_auth import ForwardAuth
 from saml_gate.web.gatekeeper import Gatekeeper
 from saml_gate.web.info import Info
+from saml_gate.web.kept_admits import KeptAdmits
 from saml_gate.web.login import Login
 from saml_gate.web.logout import Logout
 from saml_gate.web.machine_access import MachineAccess
@@ -92,7 +93,12 @@ def assemble(
         if isinstance(shared, GuardedStore):
             shared.on_failure = metrics.store_errors.inc
     events = EventSink(s.on_event, metrics)
-    sessions = SessionCodec(s, shared, issuer=lambda: saml.state.idp.entity_id)
+
+    def trusted_issuer() -> str:
+        """The entity ID of the IdP trusted now (a metadata refresh may change it)."""
+        return saml.state.idp.entity_id
+
+    sessions = SessionCodec(s, shared, issuer=trusted_issuer)
     revocations = Revocations(shared, s)
     policy = LivePolicy(AccessPolicy(s))
     relay = RelayTracker(s, policy.known_hosts)  # return_to's hosts: the policy in force
@@ -137,7 +143,7 @@ def assemble(
 
     addresses = ClientAddresses(s.trusted_proxies)
     authenticator = Authenticator(sessions, revocations)
-    refusals = Refusals(s, events, sessions, issuer=lambda: saml.idp.entity_id)
+    refusals = Refusals(s, events, sessions, issuer=trusted_issuer)
     gatekeeper = Gatekeeper(
         policy,
         authenticator,
@@ -150,6 +156,7 @@ def assemble(
             GateTokens(shared, revocations, s.clock, s.clock_skew),
             _access_tokens(s, access_keys),
         ),
+        KeptAdmits(revocations, issuer=trusted_issuer),
     )
     login = Login(s, policy, refusals, relay, engine, authenticator)
     info = Info(s, saml, authenticator, refusals, shared, warnings, agreement, tokens, metrics)

@@ -44,6 +44,7 @@ service alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -64,6 +65,7 @@ from saml_gate.session.decision import Authenticator, DuplicateSession, reassert
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
+from saml_gate.web.kept_admits import KeptAdmits
 from saml_gate.web.machine_access import MachineAccess, bearer_token, token_in_query
 from saml_gate.web.misdirected import may_be_misdirected
 from saml_gate.web.request import RequestView
@@ -252,10 +254,12 @@ class Gatekeeper:
         clock: Callable[[], float],
         reassert_interval: float | None = None,
         machine: MachineAccess | None = None,
+        kept: KeptAdmits[Admit] | None = None,
     ) -> None:
         """``tokens``: None when no identity JWT is sent (``jwt_header`` empty);
         ``reassert_interval``: how long the IdP's word on a session holds (None: its life);
-        ``machine``: bearer tokens (None: every token is refused)."""
+        ``machine``: bearer tokens (None: every token is refused); ``kept``: admissions kept
+        for a person's next requests (None: every request is decided in full)."""
         self._policy = policy
         self._authenticate = authenticator.authenticate
         self._sessions = sessions
@@ -264,6 +268,7 @@ class Gatekeeper:
         self._clock = clock
         self._reassert_after = reassert_interval
         self._machine = machine
+        self._kept = kept
 
     async def decide(self, request: AppRequest) -> Verdict:
         """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
@@ -291,8 +296,14 @@ class Gatekeeper:
             if unaccepted is not None:
                 return self._refused(request, unaccepted)
         now = self._clock()
+        cookies = request.cookie_header
+        kept = self._kept
+        if kept is not None and cookies is not None:  # the hot path: decided before
+            admit = kept.get(cookies, policy, rule, host, request.own_origin, now)
+            if admit is not None:
+                return admit
         try:
-            session, outcome = await self._authenticate(request.cookie_header, now)
+            session, outcome = await self._authenticate(cookies, now)
         except StoreUnavailable as exc:  # the session needs the store, which is unreachable
             down = GateError("store_unavailable", f"checking a session: {exc}")
             return self._refused(request, down)
@@ -319,13 +330,19 @@ class Gatekeeper:
                 return SignIn(refusal, True, None, api=policy.is_api(request.path))
             return self._refused(request, refusal, user)
         sessions = self._sessions
-        return Admit(
-            user,
-            self._token(request, policy, rule, host, user, now),
-            sessions.cookie(sessions.touched(session, now), now)
-            if sessions.needs_refresh(session, now)
-            else None,
-        )
+        jwt, jwt_until = self._token_until(request, policy, rule, host, user, now)
+        if sessions.needs_refresh(session, now):
+            return Admit(user, jwt, sessions.cookie(sessions.touched(session, now), now))
+        admit = Admit(user, jwt, None)
+        if kept is not None and cookies is not None:
+            until = min(
+                sessions.quiet_until(session),
+                policy.allowed_until(rule, user),
+                jwt_until,
+                math.inf if reassert_after is None else reassertion_deadline(user, reassert_after),
+            )
+            kept.keep(cookies, admit, user, policy, rule, host, request.own_origin, until)
+        return admit
 
     async def _decide_token(
         self, request: AppRequest, policy: AccessPolicy, rule: Decision, host: AppHost, bearer: str
@@ -349,7 +366,7 @@ class Gatekeeper:
         if refusal is not None:
             return self._refused(request, refusal, user)
         self._emit(request, "token_auth", user, reason="bearer token", outcome="success")
-        return Admit(user, self._token(request, policy, rule, host, user, now), None)
+        return Admit(user, self._token_until(request, policy, rule, host, user, now)[0], None)
 
     async def _public(
         self, request: AppRequest, policy: AccessPolicy, rule: Decision, host: AppHost
@@ -384,9 +401,9 @@ class Gatekeeper:
             reassert_after is not None and now >= reassertion_deadline(user, reassert_after)
         ) or policy.refusal(DEFAULT_RULE, user, now) is not None:
             return PUBLIC
-        return Public(user, self._token(request, policy, rule, host, user, now))
+        return Public(user, self._token_until(request, policy, rule, host, user, now)[0])
 
-    def _token(
+    def _token_until(
         self,
         request: AppRequest,
         policy: AccessPolicy,
@@ -394,15 +411,16 @@ class Gatekeeper:
         host: AppHost,
         user: SamlUser,
         now: float,
-    ) -> bytes | None:
-        """The identity JWT for the app served (see the module docstring)."""
+    ) -> tuple[bytes | None, float]:
+        """The identity JWT for the app served (see the module docstring), and until when it
+        stays the token given (no JWT: forever)."""
         tokens = self._tokens
         if tokens is None:
-            return None
+            return None, math.inf
         audience = rule.audience
         if audience is None and (request.own_origin or not policy.hosts.is_base(host)):
             audience = host.origin
-        return tokens.token(user, now, audience)
+        return tokens.token_until(user, now, audience)
 
     def _refused(
         self,
