@@ -60,7 +60,7 @@ def server(
     *,
     gated: bool,
     monitor: bool = False,
-    stack: str = "default",
+    stack: str = "h11",
     under: Sequence[str] = (),
     start_timeout: float = 30,
     **gate_options: Any,

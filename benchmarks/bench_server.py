@@ -1,10 +1,11 @@
 """A uvicorn server for the HTTP sections: a small Starlette app, bare or behind the gate.
 
     python benchmarks/bench_server.py --port 8123 --options options.json [--gated] [--monitor]
-        [--stack default|fast]
+        [--stack h11|fast]
 
-``--stack``: uvicorn's default stack (h11 and the asyncio loop, what a plain ``pip install
-uvicorn`` runs) or its fast one (httptools and uvloop, what ``uvicorn[standard]`` picks).
+``--stack``: h11 and the asyncio loop (what a plain ``pip install uvicorn`` runs) or uvicorn's
+fast stack (httptools and uvloop: what uvicorn picks when they are installed, as saml-gate's
+dependencies and ``uvicorn[standard]`` install them).
 
 With ``--monitor`` the event loop is instrumented: every callback the loop runs is timed (the
 loop is blocked for exactly that long), in wall time and in this thread's CPU time (the
@@ -32,7 +33,7 @@ from starlette.routing import Route
 
 from saml_gate import SamlGate
 
-STACKS = {"default": ("h11", "asyncio"), "fast": ("httptools", "uvloop")}
+STACKS = {"h11": ("h11", "asyncio"), "fast": ("httptools", "uvloop")}
 """uvicorn's HTTP implementation and event loop for each ``--stack``."""
 
 BLOCKED = 0.005
@@ -127,7 +128,7 @@ def main() -> None:
     parser.add_argument("--options", type=Path, required=True, help="gate options (JSON)")
     parser.add_argument("--gated", action="store_true")
     parser.add_argument("--monitor", action="store_true")
-    parser.add_argument("--stack", choices=sorted(STACKS), default="default")
+    parser.add_argument("--stack", choices=sorted(STACKS), default="h11")
     args = parser.parse_args()
     http, loop = STACKS[args.stack]
     logging.getLogger("saml_gate").setLevel(logging.ERROR)

@@ -1,7 +1,7 @@
 """Where the gate's server CPU per authenticated request goes over HTTP: the peers section's
 "bare / gated" row split into variants of the same uvicorn server, measured side by side.
 
-    python benchmarks/http_breakdown.py [--stack fast|default] [--rounds 5] [--seconds 4]
+    python benchmarks/http_breakdown.py [--stack fast|h11] [--rounds 5] [--seconds 4]
 
 Each variant is a uvicorn server (bench_server.py, one worker) in its own process; wrk (16
 keep-alive connections) hits each in turn, rounds taking turns; the figure is the server's CPU
@@ -59,7 +59,7 @@ def cpu_per_request(server: bench_http.Server, cookie: str | None, seconds: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stack", choices=["fast", "default"], default="fast")
+    parser.add_argument("--stack", choices=["fast", "h11"], default="fast")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4)
     args = parser.parse_args()

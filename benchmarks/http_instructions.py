@@ -2,7 +2,7 @@
 callgrind: the peers section's "server CPU per bare / gated request" in a measure that a loaded
 machine does not move.
 
-    python benchmarks/http_instructions.py [--stack fast|default] [--requests 2000] [--cache]
+    python benchmarks/http_instructions.py [--stack fast|h11] [--requests 2000] [--cache]
 
 Each variant is bench_server.py (one worker, the Starlette app bare or behind the gate's
 defaults, identity JWT on) under ``valgrind --tool=callgrind``; one client in this process sends
@@ -100,7 +100,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", choices=["fast", "default"], default="fast")
+    parser.add_argument("--stack", choices=["fast", "h11"], default="fast")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--cache", action="store_true", help="simulate the caches too")
     args = parser.parse_args()

@@ -36,8 +36,8 @@ SECTION_ROWS = (
     "ACS sign-in / its floor",
     "Apache + Shibboleth SP: sign-ins per second",
     "Apache + mod_auth_mellon: server CPU per sign-in",
-    "saml-gate, uvicorn httptools + uvloop: server CPU per authenticated / bare request",
-    "saml-gate defaults (uvicorn h11): PSS after",
+    "saml-gate, uvicorn h11 + asyncio: server CPU per authenticated / bare request",
+    "saml-gate defaults (uvicorn httptools + uvloop): PSS after",
     "sign-ins/s, gate defaults / Shibboleth",
     "server CPU per request, bare / gated, uvicorn fast stack",
     "in-process overhead, gate / SessionMiddleware (identity JWT on)",
@@ -45,8 +45,8 @@ SECTION_ROWS = (
 )
 #: The SPs of the peers section: each must pass its correctness checks (or it is not measured).
 SPS = (
-    "saml-gate defaults (uvicorn h11)",
-    "saml-gate, uvicorn httptools + uvloop",
+    "saml-gate defaults (uvicorn httptools + uvloop)",
+    "saml-gate, uvicorn h11 + asyncio",
     "Apache + Shibboleth SP",
     "Apache + mod_auth_mellon",
 )

@@ -148,6 +148,9 @@ def test_the_wheel_carries_the_license_the_version_and_only_real_files(tmp_path:
     # the server commands serve as installed: no extra needed for uvicorn or its WebSockets
     assert "\nRequires-Dist: uvicorn>=0.29\n" in metadata
     assert "\nRequires-Dist: websockets>=15\n" in metadata
+    # ... on uvicorn's fast stack, which uvicorn picks when these are installed
+    assert "\nRequires-Dist: httptools>=0.6.3\n" in metadata
+    assert "\nRequires-Dist: uvloop>=0.19; " in metadata
     package = {name for name in names if name.startswith("saml_gate/")}
     assert "saml_gate/py.typed" in package
     assert {name for name in package if not name.endswith((".py", "/py.typed"))} == set()
