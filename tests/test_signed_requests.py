@@ -6,14 +6,18 @@ Commands as subprocesses; the AuthnRequest through the gate's real redirect.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from saml_gate import SamlGate
-from saml_gate.saml.keys import KeyPair
+from saml_gate.saml.keys import KeyPair, generate_keypair
 from tests.support import BASE_URL, FrozenClock, gate_options, idp_metadata, make_app
 from tests.test_cli import SECRET, cli_env, saml_gate
 
@@ -91,6 +95,33 @@ async def test_the_authn_request_is_signed_when_an_sp_key_is_configured(
         assert r.status_code == 303
         query = parse_qs(urlsplit(r.headers["location"]).query)
         assert ("Signature" in query) is signed
+        if signed:
+            check_signature(r.headers["location"], sp_keys)
         sheet = (await client.get("/saml/setup", headers={"accept": "application/json"})).json()
         row = next(row for row in sheet["rows"] if row["field"] == "Signed AuthnRequests")
         assert row["value"].startswith("Yes" if signed else "No")
+
+
+def check_signature(location: str, sp_keys: KeyPair) -> None:
+    """The redirect's Signature verifies with the SP certificate over the signed part of the
+    query as sent, and is the very signature cryptography makes with the SP key (PKCS#1 v1.5 is
+    deterministic): libxmlsec signs it, so that a verification child needs no cryptography."""
+    query = urlsplit(location).query
+    signed, _, signature = query.partition("&Signature=")
+    value = base64.b64decode(unquote_plus(signature))
+    certificate = x509.load_pem_x509_certificate(sp_keys.cert_pem)
+    public_key = certificate.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    public_key.verify(value, signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    private_key = serialization.load_pem_private_key(sp_keys.key_pem, password=None)
+    assert isinstance(private_key, rsa.RSAPrivateKey)
+    assert private_key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256()) == value
+
+
+async def test_an_sp_key_that_is_not_rsa_stops_the_start_when_requests_are_signed(
+    idp_keys: KeyPair, clock: FrozenClock, tmp_path: Path
+) -> None:
+    ec_keys = generate_keypair("sp", key=ec.generate_private_key(ec.SECP256R1()))
+    gate = SamlGate(make_app(), **gate_options(idp_keys, ec_keys, clock, str(tmp_path)))
+    with pytest.raises(Exception, match="must be an RSA key to sign AuthnRequests"):
+        await gate.start()

@@ -10,7 +10,8 @@ import pytest
 from lxml import etree
 
 from saml_gate.config.settings import GateSettings
-from saml_gate.saml.keys import KeyPair, SpKeys
+from saml_gate.saml.keys import KeyPair
+from saml_gate.saml.pem_keys import SpKeys
 from saml_gate.saml.sp import sp_config, sp_metadata_xml
 from tests.support import BASE_URL, SECRET, idp_metadata
 

@@ -23,7 +23,7 @@ from saml_gate.errors import ConfigError
 from saml_gate.runtime.idp_source import IdpMetadataSource
 from saml_gate.runtime.workers import WorkSpec
 from saml_gate.saml.idp import IdpInfo, parse_idp_metadata
-from saml_gate.saml.keys import SpKeys
+from saml_gate.saml.pem_keys import SpKeys
 from saml_gate.saml.sp import ServiceProvider, load_sp_keys
 
 if TYPE_CHECKING:

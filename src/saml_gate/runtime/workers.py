@@ -42,7 +42,7 @@ from saml_gate.runtime.worker_wire import LENGTH, READY, WorkerFailed, no_clock,
 if TYPE_CHECKING:
     from saml_gate.config.settings import GateSettings
     from saml_gate.saml.idp import IdpInfo
-    from saml_gate.saml.keys import SpKeys
+    from saml_gate.saml.pem_keys import SpKeys
 
 __all__ = ["WorkSpec", "WorkerFailed", "WorkerPool", "WorkersUnavailable", "shared_pool"]
 

@@ -3,21 +3,16 @@
 * :class:`SignatureChecker` — an enveloped XML signature on one element (a Response, an
   Assertion, a logout message posted with HTTP-POST): exactly one Reference to that element,
   the enveloped-signature and exclusive c14n transforms only, allowed algorithms only.
-* :class:`QuerySignatureChecker` — the HTTP-Redirect binding's signature over the query string
-  as received (logout messages).
+
+The HTTP-Redirect binding's signature over a query string is checked in
+:mod:`saml_gate.saml.query_signature` (with cryptography, which the verification children do
+not import: Responses are checked here with libxmlsec alone).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Final
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from saml_gate.config.settings import GateSettings
@@ -43,15 +38,6 @@ _DIGEST_TRANSFORMS: Final = {
     X.DIGEST_SHA384: xmlsec.constants.TransformSha384,
     X.DIGEST_SHA512: xmlsec.constants.TransformSha512,
 }
-_HASHES: Final[dict[str, hashes.HashAlgorithm]] = {
-    X.RSA_SHA1: hashes.SHA1(),  # noqa: S303 - only when allow_sha1 puts it in the accepted list
-    X.RSA_SHA256: hashes.SHA256(),
-    X.RSA_SHA384: hashes.SHA384(),
-    X.RSA_SHA512: hashes.SHA512(),
-    X.ECDSA_SHA256: hashes.SHA256(),
-    X.ECDSA_SHA384: hashes.SHA384(),
-    X.ECDSA_SHA512: hashes.SHA512(),
-}
 
 
 def check_signature_placement(root: etree._Element, container: etree._Element) -> None:
@@ -67,7 +53,7 @@ class SignatureChecker:
 
     def __init__(self, settings: GateSettings, idp: IdpInfo) -> None:
         forbid_xmlsec_fetches()
-        self._keys = tuple(_public_key(pem) for pem in idp.signing_certs)
+        self._keys = tuple(_public_key(spki) for spki in idp.signing_keys)
         self._known_certificates = frozenset(
             "".join(line for line in pem.decode().splitlines() if "CERTIFICATE" not in line)
             for pem in idp.signing_certs
@@ -167,60 +153,10 @@ class SignatureChecker:
         return signature_method, digest_method
 
 
-class QuerySignatureChecker:
-    """Checks an HTTP-Redirect binding's ``Signature`` over the signed part of the query."""
-
-    def __init__(self, settings: GateSettings, idp: IdpInfo) -> None:
-        self._sig_algs = frozenset(settings.accepted_signature_algorithms)
-        self._public_keys = tuple(
-            x509.load_pem_x509_certificate(pem).public_key() for pem in idp.signing_certs
-        )
-
-    def verify(self, signed: bytes, algorithm: str, signature_b64: str) -> None:
-        """Return when ``signature_b64`` (the ``SigAlg`` ``algorithm``) signs ``signed`` with a
-        metadata key; GateError ``slo_signature`` otherwise."""
-        if algorithm not in self._sig_algs:
-            raise GateError("slo_signature", f"signature algorithm {algorithm!r} is not accepted")
-        try:
-            signature = base64.b64decode(signature_b64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise GateError("slo_signature", "the Signature is not base64") from exc
-        digest = _HASHES[algorithm]
-        for key in self._public_keys:
-            try:
-                if isinstance(key, rsa.RSAPublicKey) and "rsa-" in algorithm:
-                    key.verify(signature, signed, padding.PKCS1v15(), digest)
-                    return
-                if isinstance(key, ec.EllipticCurvePublicKey) and "ecdsa-" in algorithm:
-                    key.verify(_ecdsa_der(signature, key), signed, ec.ECDSA(digest))
-                    return
-            except (InvalidSignature, ValueError):
-                continue
-        raise GateError(
-            "slo_signature",
-            f"the query signature does not verify with any of the {len(self._public_keys)}"
-            " certificate(s) in the IdP metadata",
-        )
-
-
-def _public_key(cert_pem: bytes) -> xmlsec.Key:
-    """The certificate's bare public key: libxmlsec copies the key into every signature
-    context, and a key that carries its certificate costs about 70 microseconds more per
-    signature to copy and use. Nothing about the certificate is checked at verification
-    time anyway: trust comes from the metadata, not from X.509 validation."""
-    spki = (
-        x509.load_pem_x509_certificate(cert_pem)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    return xmlsec.Key.from_memory(spki, xmlsec.constants.KeyDataFormatPem)
-
-
-def _ecdsa_der(signature: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
-    """XML-DSig ECDSA signatures are r‖s; cryptography verifies DER."""
-    size = (key.curve.key_size + 7) // 8
-    if len(signature) != 2 * size:
-        return signature
-    return encode_dss_signature(
-        int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-    )
+def _public_key(spki_pem: bytes) -> xmlsec.Key:
+    """A metadata certificate's bare public key (:attr:`IdpInfo.signing_keys`): libxmlsec
+    copies the key into every signature context, and a key that carries its certificate costs
+    about 70 microseconds more per signature to copy and use. Nothing about the certificate is
+    checked at verification time anyway: trust comes from the metadata, not from X.509
+    validation."""
+    return xmlsec.Key.from_memory(spki_pem, xmlsec.constants.KeyDataFormatPem)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -29,6 +29,13 @@ class IdpInfo:
     """PEM certificates, from KeyDescriptors with use="signing" or no use."""
     want_authn_requests_signed: bool
     metadata_xml: str
+    signing_keys: tuple[bytes, ...] = field(init=False, compare=False, repr=False)
+    """The public key of each of :attr:`signing_certs` (PEM SubjectPublicKeyInfo), read once
+    here: a verification child hands them to libxmlsec without importing cryptography (about
+    6 MB of private memory per child)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signing_keys", tuple(map(public_key_pem, self.signing_certs)))
 
 
 def der_b64_to_pem(b64: str) -> bytes:
@@ -143,12 +150,22 @@ def _metadata_root(xml: str) -> Any:
 def _check_certificate(pem: bytes) -> None:
     """Refuse a signing certificate whose public key cannot be read: the verifiers (built in
     the children, or on first use) would fail on it at every sign-in."""
-    from cryptography import x509
-
     try:
-        x509.load_pem_x509_certificate(pem).public_key()
+        public_key_pem(pem)
     except (ValueError, TypeError) as exc:
         raise ConfigError("idp_metadata", f"a signing certificate cannot be read: {exc}") from exc
+
+
+def public_key_pem(cert_pem: bytes) -> bytes:
+    """A PEM certificate's public key as PEM SubjectPublicKeyInfo (ValueError or TypeError
+    when it cannot be read)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = x509.load_pem_x509_certificate(cert_pem).public_key()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _expired(element: Any) -> bool:

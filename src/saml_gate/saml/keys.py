@@ -21,17 +21,6 @@ from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
-class SpKeys:
-    """The SP's key pair as PEM and as files (pysaml2 reads files). Here, not in ``sp``: the
-    verification child unpickles it and must not import pysaml2's wiring to do so."""
-
-    key_pem: bytes
-    cert_pem: bytes
-    key_path: str
-    cert_path: str
-
-
-@dataclass(frozen=True)
 class KeyPair:
     """A PEM private key (PKCS#8, unencrypted) and its PEM certificate."""
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from functools import cached_property
+from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote_plus
 
 from lxml import etree
@@ -29,10 +30,13 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
 from saml_gate.saml import xmlconst as X
 from saml_gate.saml.bindings import decode_post_value, inflate_redirect_value
-from saml_gate.saml.dsig import QuerySignatureChecker, SignatureChecker, check_signature_placement
+from saml_gate.saml.dsig import SignatureChecker, check_signature_placement
 from saml_gate.saml.idp import IdpInfo
 from saml_gate.saml.schema import saml_schema
 from saml_gate.saml.xml import check_unique_ids, children, parse_instant, parse_limited
+
+if TYPE_CHECKING:
+    from saml_gate.saml.query_signature import QuerySignatureChecker
 
 _MESSAGE_KINDS: Final = ("SAMLRequest", "SAMLResponse")
 
@@ -75,8 +79,15 @@ class LogoutVerifier:
         self._settings = settings
         self._idp = idp
         self._signatures = SignatureChecker(settings, idp)
-        self._query_signatures = QuerySignatureChecker(settings, idp)
         self._schema = saml_schema()
+
+    @cached_property
+    def _query_signatures(self) -> QuerySignatureChecker:
+        """Built on the first HTTP-Redirect message: it loads cryptography (about 6 MB), which
+        a verification child that never sees one does without."""
+        from saml_gate.saml.query_signature import QuerySignatureChecker
+
+        return QuerySignatureChecker(self._settings, self._idp)
 
     # ------------------------------------------------------------------ bindings
     def read_redirect(self, raw_query: str, *, now: float) -> IdpLogoutMessage:

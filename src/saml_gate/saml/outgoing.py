@@ -21,10 +21,9 @@ from urllib.parse import quote_plus, urlencode
 from lxml import etree
 
 from saml_gate.saml import xmlconst as X
+from saml_gate.saml.xml_libraries import xmlsec
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-
     from saml_gate.config.saml_settings import SpFields
     from saml_gate.config.settings import GateSettings
     from saml_gate.saml.idp import IdpInfo
@@ -58,7 +57,7 @@ class AuthnRequests:
         self._settings = settings
         self._idp = idp
         self.signed = signs_authn_requests(settings, idp.want_authn_requests_signed)
-        self._key: RSAPrivateKey | None = _rsa_key(sp_key_pem) if self.signed else None
+        self._key: xmlsec.Key | None = _rsa_key(sp_key_pem) if self.signed else None
 
     def url(
         self, relay_state: str, *, force_authn: bool = False, is_passive: bool = False
@@ -106,18 +105,24 @@ class AuthnRequests:
         return xml
 
     def _sign(self, signed: str) -> bytes:
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
+        """RSA-SHA256 (PKCS#1 v1.5) by libxmlsec: a verification child signs without
+        importing cryptography. A signature context serves one signature."""
         assert self._key is not None
-        return self._key.sign(signed.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+        context = xmlsec.SignatureContext()
+        context.key = self._key
+        signature: bytes = context.sign_binary(
+            signed.encode("ascii"), xmlsec.constants.TransformRsaSha256
+        )
+        return signature
 
 
-def _rsa_key(key_pem: bytes) -> RSAPrivateKey:
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    key = load_pem_private_key(key_pem, password=None)
-    if not isinstance(key, RSAPrivateKey):
-        raise TypeError("the SP key must be an RSA key to sign AuthnRequests (RSA-SHA256)")
+def _rsa_key(key_pem: bytes) -> xmlsec.Key:
+    """The SP key, for RSA-SHA256; TypeError when it cannot sign so (not an RSA key)."""
+    key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem)
+    context = xmlsec.SignatureContext()
+    context.key = key
+    try:
+        context.sign_binary(b"probe", xmlsec.constants.TransformRsaSha256)
+    except xmlsec.Error as exc:
+        raise TypeError("the SP key must be an RSA key to sign AuthnRequests (RSA-SHA256)") from exc
     return key

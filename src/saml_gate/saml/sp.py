@@ -23,8 +23,8 @@ from saml_gate.config.settings import GateSettings
 from saml_gate.errors import ConfigError
 from saml_gate.saml import xmlconst as X
 from saml_gate.saml.idp import IdpInfo
-from saml_gate.saml.keys import SpKeys
 from saml_gate.saml.outgoing import AuthnRequests
+from saml_gate.saml.pem_keys import SpKeys
 from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate")
