@@ -68,12 +68,12 @@ SPLITS = ("gated, verdict given", "gated, session given")
 async def split(gate: SamlGate, scope: dict[str, Any], row: str) -> None:
     keeper = gate.parts.gatekeeper
     if row == "gated, verdict given":
-        verdict = await gate._decide(AppRequest(scope, scope["path"], gate.parts.addresses))
+        verdict = await keeper.decide(AppRequest(scope, scope["path"], gate.parts.addresses))
 
-        async def decided(request: AppRequest) -> Verdict:
+        def decided(request: AppRequest) -> Verdict:
             return verdict
 
-        gate._decide = decided
+        gate._decide_at_once = decided
     else:
         cookie = cookie_header_of(scope["headers"])
         answer = await keeper._authenticate(cookie, time.time())

@@ -146,7 +146,8 @@ class SamlGate:
         self._metrics_path = s.metrics_path
         self._jwt_header = jwt_header_name(s)
         self._jwt_size = len(self._jwt_header)
-        self._decide = self.parts.gatekeeper.decide
+        self._decide_at_once = self.parts.gatekeeper.decide_at_once
+        self._decide_rest = self.parts.gatekeeper.decide_rest
         self._addresses = self.parts.addresses
 
     # ------------------------------------------------------------------ lifecycle
@@ -228,7 +229,9 @@ class SamlGate:
             return
         jwt_header = self._jwt_header
         request = AppRequest(scope, path, self._addresses, jwt_size=self._jwt_size)
-        verdict = await self._decide(request)
+        verdict = self._decide_at_once(request)  # the hot path: no await
+        if verdict is None:
+            verdict = await self._decide_rest(request)
         if isinstance(verdict, Admit):
             user = verdict.user
             if jwt_header:  # only the gate names the person to the app

@@ -164,8 +164,12 @@ class RevocationView:
 
 
 class Revocations:
-    def __init__(self, store: Store, settings: StoreSettings) -> None:
+    def __init__(self, store: Store, settings: StoreSettings, *, private: bool = False) -> None:
+        """``private``: ``store`` is this gate's own memory store, which nothing else writes:
+        every revocation in it passes through this object, so the local view is complete (live)
+        without a feed."""
         self._store = store
+        self._private = private
         self._local = store if isinstance(store, MemoryStore) else None
         """The memory store, read without awaiting (it does no I/O)."""
         self._skew = settings.clock_skew
@@ -187,6 +191,8 @@ class Revocations:
 
     def start(self) -> None:
         """Follow the store's revocations (needs a running event loop; idempotent)."""
+        if self._private:
+            self.view.ready({})
         if self._follow is not None:
             self._follow.start()
 

@@ -99,7 +99,7 @@ def assemble(
         return saml.state.idp.entity_id
 
     sessions = SessionCodec(s, shared, issuer=trusted_issuer)
-    revocations = Revocations(shared, s)
+    revocations = Revocations(shared, s, private=store is None and s.store == "memory")
     policy = LivePolicy(AccessPolicy(s))
     relay = RelayTracker(s, policy.known_hosts)  # return_to's hosts: the policy in force
     engine = engine_for(saml)

@@ -87,19 +87,26 @@ class AppRequest:
 
     __slots__ = (
         "_addresses",
+        "_cookie_header",
+        "_cookies",
         "_host",
         "_hosts",
         "_return_to",
         "_view",
         "authorization",
-        "cookie_header",
+        "cookie_bytes",
         "jwt_named",
         "overridden",
         "own_origin",
         "path",
+        "routed",
         "scheme",
         "scope",
     )
+
+    routed: tuple[AccessPolicy, AppHost, Decision]
+    """The policy in force, the host and the deciding rule (set by
+    :meth:`Gatekeeper.decide_at_once` when it leaves the verdict to the rest)."""
 
     def __init__(
         self,
@@ -147,14 +154,10 @@ class AppRequest:
         """Whether a header may be the identity JWT's, spelled any way (see the middleware)."""
         self.overridden = overridden
         """``()``: no method override header; None: some (the policy reads their values)."""
-        self.cookie_header: str | None = (
-            None
-            if cookie is None
-            else cookie.decode("latin-1")
-            if cookies == 1
-            else cookie_header_of(headers)
-        )
-        """The request's Cookie headers joined (HTTP/2 may split them), or None."""
+        self.cookie_bytes = cookie if cookies == 1 else None
+        """The request's one Cookie header as sent (None: none, or several)."""
+        self._cookies = cookies
+        self._cookie_header: str | None = None
         if host is None and found_host is not None:
             host = found_host.decode("latin-1")
         else:
@@ -169,6 +172,18 @@ class AppRequest:
         if view is None:
             view = self._view = RequestView(self.scope, self._addresses)
         return view
+
+    @property
+    def cookie_header(self) -> str | None:
+        """The request's Cookie headers joined (HTTP/2 may split them), or None."""
+        cookies = self._cookies
+        if not cookies or self._cookie_header is not None:
+            return self._cookie_header
+        raw = self.cookie_bytes
+        self._cookie_header = (
+            raw.decode("latin-1") if raw is not None else cookie_header_of(self.scope["headers"])
+        )
+        return self._cookie_header
 
     @property
     def host(self) -> str | None:
@@ -271,16 +286,25 @@ class Gatekeeper:
         self._kept = kept
 
     async def decide(self, request: AppRequest) -> Verdict:
-        """The verdict on ``request``, its auth event emitted. On the hot path (a signed-in
-        person, the cookie known to this process): no I/O, nothing logged."""
+        """The verdict on ``request``, its auth event emitted: :meth:`decide_at_once`, then,
+        when it cannot tell, :meth:`decide_rest`."""
+        verdict = self.decide_at_once(request)
+        return verdict if verdict is not None else await self.decide_rest(request)
+
+    def decide_at_once(self, request: AppRequest) -> Verdict | None:
+        """The verdict when it needs no I/O, its auth event emitted: a host, method, path or
+        credential refused, or the admission kept for a signed-in person's Cookie header (the
+        hot path: nothing awaited, nothing logged). None: :meth:`decide_rest` decides, with
+        what this step found (``request.routed``)."""
         policy = self._policy.current  # once: a reload swaps it between requests, never within
         try:  # the host first: no rule decides for a host the gate does not serve
             host = policy.hosts.of_request(request.host, request.scheme)
             rule = policy.decide(request.scope, request.path, host, request.overridden)
         except GateError as error:  # a host, method or path the app could read otherwise
             return self._refused(request, error)
+        request.routed = (policy, host, rule)
         if rule.public:
-            return await self._public(request, policy, rule, host)
+            return None
         scope = request.scope
         try:
             bearer = bearer_token(scope["headers"]) if request.authorization else None
@@ -290,18 +314,29 @@ class Gatekeeper:
         except GateError as error:
             return self._refused(request, error, kind="token_auth")
         if bearer is not None:  # decided on the token alone: the cookie is not read
-            return await self._decide_token(request, policy, rule, host, bearer)
+            return None
         if not rule.accepts_sessions:  # accept=token: no session is read
             unaccepted = credential_refusal(rule, token=False)
             if unaccepted is not None:
                 return self._refused(request, unaccepted)
+        kept, raw = self._kept, request.cookie_bytes
+        if kept is None or raw is None:
+            return None
+        return kept.get(raw, policy, rule, host, request.own_origin, self._clock())
+
+    async def decide_rest(self, request: AppRequest) -> Verdict:
+        """The verdict :meth:`decide_at_once` (which ran first) could not give: a public page,
+        a bearer token or a session to read."""
+        policy, host, rule = request.routed
+        if rule.public:
+            return await self._public(request, policy, rule, host)
+        if request.authorization:
+            bearer = bearer_token(request.scope["headers"])  # checked by decide_at_once
+            if bearer is not None:
+                return await self._decide_token(request, policy, rule, host, bearer)
         now = self._clock()
         cookies = request.cookie_header
         kept = self._kept
-        if kept is not None and cookies is not None:  # the hot path: decided before
-            admit = kept.get(cookies, policy, rule, host, request.own_origin, now)
-            if admit is not None:
-                return admit
         try:
             session, outcome = await self._authenticate(cookies, now)
         except StoreUnavailable as exc:  # the session needs the store, which is unreachable
@@ -334,14 +369,15 @@ class Gatekeeper:
         if sessions.needs_refresh(session, now):
             return Admit(user, jwt, sessions.cookie(sessions.touched(session, now), now))
         admit = Admit(user, jwt, None)
-        if kept is not None and cookies is not None:
+        raw = request.cookie_bytes
+        if kept is not None and raw is not None:
             until = min(
                 sessions.quiet_until(session),
                 policy.allowed_until(rule, user),
                 jwt_until,
                 math.inf if reassert_after is None else reassertion_deadline(user, reassert_after),
             )
-            kept.keep(cookies, admit, user, policy, rule, host, request.own_origin, until)
+            kept.keep(raw, admit, user, policy, rule, host, request.own_origin, until)
         return admit
 
     async def _decide_token(

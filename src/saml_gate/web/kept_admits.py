@@ -1,10 +1,11 @@
 """A signed-in person's admission, kept for their next requests: the hot path of the decision.
 
 An :class:`~saml_gate.web.gatekeeper.Admit` for a session cookie depends on the Cookie header
-(which session), the policy in force, the deciding rule (the same object for the same method,
-path and host while that policy is in force), the host, whether the JWT is for the origin served,
-and time: the session's absolute and idle ends and its refresh, the re-assertion deadline, the
-rules' ``max_authn_age`` and the identity JWT's renewal. It is kept until the first of those
+(which session: the one header, as sent; a request with several is always decided in full),
+the policy in force, the deciding rule (the same object for the same method, path and host
+while that policy is in force), the host, whether the JWT is for the origin served, and time:
+the session's absolute and idle ends and its refresh, the re-assertion deadline, the rules'
+``max_authn_age`` and the identity JWT's renewal. It is kept until the first of those
 times and given again only when every other input is the same object, the session's IdP is
 still the one trusted, and this process knows without I/O that the session is not revoked
 (:meth:`~saml_gate.session.revocation.Revocations.known`): otherwise the request is decided
@@ -49,14 +50,14 @@ class KeptAdmits(Generic[T]):
         """``issuer``: the entity ID of the IdP trusted now."""
         self._revocations = revocations
         self._issuer = issuer
-        self._kept: dict[str, _Kept[T]] = {}
+        self._kept: dict[bytes, _Kept[T]] = {}
 
     def __len__(self) -> int:
         return len(self._kept)
 
     def get(
         self,
-        cookie_header: str,
+        cookie_header: bytes,
         policy: AccessPolicy,
         rule: Decision,
         host: AppHost,
@@ -80,7 +81,7 @@ class KeptAdmits(Generic[T]):
 
     def keep(
         self,
-        cookie_header: str,
+        cookie_header: bytes,
         verdict: T,
         user: SamlUser,
         policy: AccessPolicy,
