@@ -19,11 +19,12 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import anyio
+import httpx
 import pytest
 
 from saml_gate.config.ops_settings import usable_cores
 from saml_gate.errors import ERRORS
-from saml_gate.runtime import workers
+from saml_gate.runtime import worker_processes, workers
 from saml_gate.runtime.engine import ProcessEngine
 from saml_gate.runtime.worker_wire import LENGTH, READY, read_frame
 from saml_gate.runtime.workers import WorkerPool, WorkSpec
@@ -90,21 +91,28 @@ class _ExitOnLoad:
         return (os._exit, (70,))
 
 
-async def test_a_child_that_dies_refuses_that_sign_in_and_is_replaced(
-    harness: Harness, caplog: pytest.LogCaptureFixture
-) -> None:
-    request_id, relay = await harness.start_login()
-    saml = harness.gate.core.saml
+async def sign_in_crashing_its_child(h: Harness) -> httpx.Response:
+    """A sign-in whose child dies on it: the spec it sends ends the child when read."""
+    request_id, relay = await h.start_login()
+    saml = h.gate.core.saml
     good = saml.state
     crash = WorkSpec("crash-" + good.work_spec.digest, pickle.dumps(_ExitOnLoad()))
     saml._state = dataclasses.replace(good, work_spec=crash)
-    r = await harness.post_acs(harness.response_b64(harness.spec(in_response_to=request_id)), relay)
+    try:
+        return await h.post_acs(h.response_b64(h.spec(in_response_to=request_id)), relay)
+    finally:
+        saml._state = good
+
+
+async def test_a_child_that_dies_refuses_that_sign_in_and_is_replaced(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = await sign_in_crashing_its_child(harness)
     assert r.status_code == 400, r.text
     assert "malformed_response" in r.text
     assert "saml_gate_session" not in r.headers.get("set-cookie", "")
     failures = [x for x in caplog.records if getattr(x, "event", "") == "worker_failed"]
     assert failures and "exited" in failures[0].getMessage()
-    saml._state = good
     r = await harness.login()
     assert r.status_code == 303, r.text
 
@@ -113,7 +121,7 @@ async def test_no_child_processes_here_falls_back_to_threads_with_a_warning(
     make_harness: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(workers, "_shared", None)  # a pool of this test's own, empty
-    monkeypatch.setattr(workers.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(worker_processes.sys, "executable", "/nonexistent/python")
     h = make_harness()
     r = await h.login()
     assert r.status_code == 303, r.text
@@ -128,7 +136,7 @@ async def test_a_child_that_cannot_start_the_gate_is_unavailable_not_a_failure(
 ) -> None:
     """sys.executable is not always Python (embedded interpreters): the child never says ready."""
     monkeypatch.setattr(workers, "_shared", None)
-    monkeypatch.setattr(workers.sys, "executable", "/bin/false")
+    monkeypatch.setattr(worker_processes.sys, "executable", "/bin/false")
     h = make_harness()
     r = await h.login()
     assert r.status_code == 303, r.text
@@ -208,7 +216,7 @@ async def test_start_up_warms_a_child_per_core_so_the_first_sign_ins_start_none(
         warmed = list(pool._idle)
         assert all(h.gate.core.saml.work_spec.digest in child._specs for child in warmed)
         started: list[Any] = []
-        monkeypatch.setattr(workers, "_Child", lambda: started.append(1))  # none may start
+        monkeypatch.setattr(workers, "_Child", lambda *a: started.append(1))  # none may start
         r = await h.login()
         assert r.status_code == 303, r.text
         assert started == [] and sorted(map(id, pool._idle)) == sorted(map(id, warmed))
@@ -227,11 +235,11 @@ async def test_a_sign_in_during_the_warm_up_waits_for_its_child_and_starts_none(
     release = threading.Event()
     started: list[Any] = []
 
-    def slow_child() -> Any:
+    def slow_child(*args: Any) -> Any:
         started.append(1)
         starting.set()
         release.wait(30)
-        return real_child()
+        return real_child(*args)
 
     monkeypatch.setattr(workers, "_Child", slow_child)
     h = make_harness(verify_concurrency=1)
@@ -279,7 +287,7 @@ def test_a_child_whose_parent_stops_listening_ends_quietly() -> None:
     """At shut-down the parent closes its pipes with a job in flight: the child's answer meets
     a broken pipe, and it must end without a traceback on the server's stderr."""
     child = subprocess.Popen(
-        [sys.executable, "-c", workers._CHILD_CODE, json.dumps(sys.path)],
+        [sys.executable, "-c", worker_processes._CHILD_CODE, json.dumps(sys.path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -311,6 +319,10 @@ from saml_gate.runtime import worker_child
 from saml_gate.saml.process_policy import install_process_policy
 
 install_process_policy()
+if sys.argv[3] == "zygote":  # what a child forked by the zygote inherits
+    from saml_gate.runtime.zygote import load
+
+    load()
 specs = OrderedDict()
 payload = open(sys.argv[1], "rb").read()
 jobs = [("prepare", []), ("authn_request", ["relay", False]), ("verify", json.loads(sys.argv[2]))]
@@ -321,11 +333,14 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-async def test_a_child_imports_only_what_its_work_needs(harness: Harness, tmp_path: Any) -> None:
+@pytest.mark.parametrize("start", ["new program", "zygote"])
+async def test_a_child_imports_only_what_its_work_needs(
+    harness: Harness, tmp_path: Any, start: str
+) -> None:
     """A fresh child doing a sign-in's work (warm-up, AuthnRequest, verification) imports no
     pysaml2 (21 MB), no cryptography (6 MB: the IdP's keys come as PEM public keys, and
     libxmlsec signs the AuthnRequest), nothing of the app's side (the pool, anyio, Starlette,
-    sessions, web)."""
+    sessions, web); nor does one forked by the zygote, with what the zygote loaded."""
     await harness.gate.start()
     spec_file = tmp_path / "spec.pickle"
     spec_file.write_bytes(harness.gate.core.saml.work_spec.payload)
@@ -333,7 +348,7 @@ async def test_a_child_imports_only_what_its_work_needs(harness: Harness, tmp_pa
     posted = harness.response_b64(harness.spec(in_response_to=request_id))
     verify = json.dumps([quote_plus(posted), [request_id], harness.clock.now, ""])
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD_IMPORTS, str(spec_file), verify], capture_output=True
+        [sys.executable, "-c", _CHILD_IMPORTS, str(spec_file), verify, start], capture_output=True
     )
     assert done.returncode == 0, done.stderr.decode()
     modules = json.loads(done.stdout)
@@ -341,6 +356,7 @@ async def test_a_child_imports_only_what_its_work_needs(harness: Harness, tmp_pa
     unwanted = ("saml2", "starlette", "anyio", "httpx", "itsdangerous", "jwt", "subprocess")
     unwanted += ("cryptography",)
     ours = ("saml_gate.user", "saml_gate.runtime.workers", "saml_gate.saml.sp", "saml_gate.web")
+    ours += ("saml_gate.runtime.worker_processes",)
     found = [m for m in modules if m.split(".")[0] in unwanted or m.startswith(ours)]
     assert found == []
 

@@ -1,6 +1,7 @@
 """What runs in a verification child process: its main loop and the work it does.
 
-The parent (:mod:`saml_gate.runtime.workers`) starts ``python -c`` calling :func:`serve`. The
+The parent (:mod:`saml_gate.runtime.workers`) has :mod:`saml_gate.runtime.zygote` fork it, or
+starts ``python -c`` calling :func:`serve` where there is no zygote. The
 child reads pickled requests from stdin and writes JSON answers to stdout, one at a time, and
 keeps the verifiers and message builders it built for the last few gate configurations. Its
 operations are those of :class:`saml_gate.runtime.engine.ProcessEngine`. It imports only what
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from saml_gate.saml.response import ResponseVerifier
     from saml_gate.saml.sp import ServiceProvider
 
-_SPECS_PER_CHILD = 8
+SPECS_PER_CHILD = 8
 """Gate configurations a child keeps built (each its verifiers and message builders)."""
 
 
@@ -143,8 +144,11 @@ OPERATIONS: Final = frozenset(
 )
 
 
-def serve() -> None:
-    """A child's main loop: one request at a time from stdin, one answer each to stdout."""
+def serve(specs: OrderedDict[str, _Jobs] | None = None) -> None:
+    """A child's main loop: one request at a time from stdin, one answer each to stdout.
+
+    ``specs``: those a zygote built before forking this child (shared with it copy-on-write).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; we end at EOF
     if hasattr(signal, "SIGHUP"):  # a reload signal sent to the process group is the gate's
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -155,7 +159,7 @@ def serve() -> None:
         os.dup2(devnull.fileno(), 0)
     install_process_policy()  # before any XML reaches libxmlsec in this process
     write_frame(answers, READY)
-    specs: OrderedDict[str, _Jobs] = OrderedDict()
+    specs = OrderedDict() if specs is None else specs
     try:
         while (frame := read_frame(requests)) is not None:
             digest, payload, op, args = pickle.loads(frame)  # noqa: S301 (the parent's)
@@ -163,6 +167,11 @@ def serve() -> None:
     except BrokenPipeError:  # the parent stopped listening (it is shutting down): end quietly
         with contextlib.suppress(OSError):
             answers.close()  # its unsent bytes must not fail again at interpreter exit
+
+
+def prepare(specs: OrderedDict[str, _Jobs], digest: str, payload: bytes) -> dict[str, Any]:
+    """Build what sign-ins use for this spec into ``specs``: the child's answer to "prepare"."""
+    return _answer(specs, digest, payload, "prepare", [])
 
 
 def _answer(
@@ -173,7 +182,7 @@ def _answer(
         if payload is None:
             return {"need_spec": True}
         jobs = specs[digest] = _Jobs(payload)
-        if len(specs) > _SPECS_PER_CHILD:
+        if len(specs) > SPECS_PER_CHILD:
             specs.popitem(last=False)
     specs.move_to_end(digest)
     if op not in OPERATIONS:

@@ -1,4 +1,4 @@
-"""What goes over the pipes between the gate and its verification children.
+"""What goes over the pipes between the gate and its verification children (and the zygote).
 
 Each message is one frame: a 4-byte big-endian length, then the payload. Requests are pickles
 (the parent is trusted); answers are JSON, so a child that hostile input took over cannot run
@@ -10,6 +10,8 @@ is a :class:`WorkerFailed`, as if the child had crashed.
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 import struct
 from datetime import datetime
 from types import MappingProxyType
@@ -54,6 +56,46 @@ def read_frame(stream: IO[bytes]) -> bytes | None:
     if len(payload) < size:
         return None
     return payload
+
+
+def send_message(sock: socket.socket, payload: bytes, fds: list[int] | None = None) -> None:
+    """One frame over the zygote's Unix socket, with ``fds`` (SCM_RIGHTS) on its header."""
+    frame = LENGTH.pack(len(payload)) + payload
+    sent = socket.send_fds(sock, [frame], fds) if fds else sock.send(frame)
+    if sent < len(frame):
+        sock.sendall(frame[sent:])
+
+
+def receive_message(sock: socket.socket, max_fds: int) -> tuple[bytes, list[int]] | None:
+    """The next frame and the descriptors sent with it, or None at end of stream (blocking).
+
+    The descriptors arrive with the header's bytes: the header is read in full before the
+    payload, so a message's descriptors are never taken by the read of another's payload.
+    """
+    head, fds = b"", []
+    while len(head) < LENGTH.size:
+        chunk, more, _, _ = socket.recv_fds(sock, LENGTH.size - len(head), max_fds)
+        fds += more
+        if not chunk:
+            _close_all(fds)
+            return None
+        head += chunk
+    (size,) = LENGTH.unpack(head)
+    payload = b""
+    while size <= MAX_FRAME and len(payload) < size:
+        chunk = sock.recv(size - len(payload))
+        if not chunk:
+            break
+        payload += chunk
+    if len(payload) < size:
+        _close_all(fds)
+        return None
+    return payload, fds
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------ answers, checked

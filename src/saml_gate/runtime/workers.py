@@ -11,7 +11,8 @@ The parent talks to a child over non-blocking pipes from the event loop itself: 
 so no GIL hand-over between threads either (with threads, each hop waited for the GIL behind a
 busy loop). A child serves one call at a time; children are not bound to a loop.
 
-This module is the parent's side (the pool); the child's side is
+This module is the parent's side (the pool); how a child is started (forked by the zygote, or a
+new program) is :mod:`saml_gate.runtime.worker_processes`, the child's side is
 :mod:`saml_gate.runtime.worker_child`, and what crosses the pipes is
 :mod:`saml_gate.runtime.worker_wire`.
 """
@@ -25,8 +26,6 @@ import json
 import logging
 import os
 import pickle
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import anyio.to_thread
 
 from saml_gate.config.ops_settings import AUTO_CHILDREN_AT_MOST
 from saml_gate.errors import GateError, is_error_code
+from saml_gate.runtime.worker_processes import ChildProcess, Launcher, WorkersUnavailable
 from saml_gate.runtime.worker_wire import LENGTH, READY, WorkerFailed, no_clock, read_frame
 
 if TYPE_CHECKING:
@@ -50,14 +50,6 @@ log = logging.getLogger("saml_gate")
 _T = TypeVar("_T")
 
 _MAX_IDLE_CHILDREN = AUTO_CHILDREN_AT_MOST
-_CHILD_CODE = (
-    "import sys, json; sys.path[:0] = json.loads(sys.argv[1]);"
-    " from saml_gate.runtime.worker_child import serve; serve()"
-)
-
-
-class WorkersUnavailable(Exception):
-    """No child process can be started here (no Python executable, process limits)."""
 
 
 # ---------------------------------------------------------------------------------- what to do
@@ -92,22 +84,9 @@ def _as_is(answer: Any) -> Any:
 class _Child:
     """One child process, used by one task at a time over non-blocking pipes."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: Callable[[], ChildProcess]) -> None:
         """Start it and wait until it has imported the gate (blocking: call it in a thread)."""
-        if os.name != "posix":  # non-blocking pipes in the event loop are POSIX-only
-            raise WorkersUnavailable(f"child processes are not supported on {sys.platform}")
-        if not sys.executable:
-            raise WorkersUnavailable("sys.executable is empty")
-        try:
-            self.process = subprocess.Popen(  # noqa: S603 (our own code, no shell)
-                [sys.executable, "-c", _CHILD_CODE, json.dumps(sys.path)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise WorkersUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process = start()
         self._to, self._from = self.process.stdin, self.process.stdout
         self._specs: set[str] = set()
         self._buffer = bytearray()
@@ -118,7 +97,7 @@ class _Child:
         if read_frame(self._from) != READY:  # it could not even import the gate
             self.close()
             raise WorkersUnavailable(
-                f"{sys.executable} -c ... exited at start (status {self.process.returncode})"
+                f"{self.process.started_as} exited at start ({self.process.status()})"
             )
         os.set_blocking(self._to.fileno(), False)
         os.set_blocking(self._from.fileno(), False)
@@ -188,20 +167,18 @@ class _Child:
             except BlockingIOError:  # a spurious wake-up
                 continue
             if not chunk:
-                raise WorkerFailed(f"the worker process exited (status {self.process.poll()})")
+                raise WorkerFailed(f"the worker process exited ({self.process.status()})")
             self._buffer += chunk
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.alive()
 
     def close(self) -> None:
         """End it now (it holds no state; called from the event loop, so it must not wait)."""
         with contextlib.suppress(OSError):
             self._to.close()
         self._from.close()
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
+        self.process.kill()
 
 
 class WorkerPool:
@@ -215,6 +192,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._idle: list[_Child] = []
         self.pid = os.getpid()
+        self.launcher = Launcher()
 
     async def run(self, spec: WorkSpec, op: str, *args: Any) -> Any:
         """Do ``op`` for ``spec`` in a child: its answer as JSON decoded, unchecked."""
@@ -230,11 +208,12 @@ class WorkerPool:
         """
         child = self._take_idle()
         if child is None:
-            child = await anyio.to_thread.run_sync(_Child)
+            child = await anyio.to_thread.run_sync(_Child, self.launcher.start)
         try:
             result = read(await child.call(spec, op, list(args)))
         except WorkerFailed:
             child.close()
+            self.launcher.retire()  # its siblings are not reused, nor its zygote
             raise
         except BaseException:  # GateError, or cancelled
             self._give_back(child)
@@ -243,13 +222,15 @@ class WorkerPool:
         return result
 
     async def warm(self, spec: WorkSpec, count: int) -> None:
-        """Have ``count`` children started, with ``spec`` built in each, before any sign-in."""
+        """Have ``count`` children started, with ``spec`` built in each, before any sign-in
+        (built first in the zygote, where there is one: the children then share it)."""
+        await anyio.to_thread.run_sync(self.launcher.prepare, spec.digest, spec.payload)
         leased: list[_Child] = []
         try:
             for _ in range(count):
                 child = self._take_idle()
                 if child is None:
-                    child = await anyio.to_thread.run_sync(_Child)
+                    child = await anyio.to_thread.run_sync(_Child, self.launcher.start)
                 leased.append(child)
                 await child.call(spec, "prepare", [])
         finally:
@@ -261,19 +242,25 @@ class WorkerPool:
             idle, self._idle = self._idle, []
         for child in idle:
             child.close()
+        self.launcher.close()
 
     def _take_idle(self) -> _Child | None:
         with self._lock:
             while self._idle:
                 child = self._idle.pop()
-                if child.alive():
+                if child.alive() and self.launcher.current(child.process):
                     return child
                 child.close()
         return None
 
     def _give_back(self, child: _Child) -> None:
         with self._lock:
-            if not child.torn and len(self._idle) < _MAX_IDLE_CHILDREN and os.getpid() == self.pid:
+            if (
+                not child.torn
+                and len(self._idle) < _MAX_IDLE_CHILDREN
+                and os.getpid() == self.pid
+                and self.launcher.current(child.process)
+            ):
                 self._idle.append(child)
                 return
         child.close()
