@@ -6,13 +6,14 @@ the decisions, through its real endpoints, is tests/test_policy.py and tests/tes
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.errors import GateError
-from saml_gate.policy import AccessPolicy, Rule
+from saml_gate.policy import AccessPolicy, Decision, Rule
 from saml_gate.policy.access import DEFAULT_RULE, PASS_THROUGH, AllOf
 from saml_gate.policy.request_line import (
     canonical_path,
@@ -253,20 +254,25 @@ def _scope(
     }
 
 
-def _outcome(p: AccessPolicy, scope: dict[str, Any]) -> object:
+def _routed(p: AccessPolicy, scope: dict[str, Any], path: str | None = None) -> Decision:
+    """The rule(s) deciding ``scope`` as the gate finds them: with its host, the answer kept."""
+    return p.route(scope, scope["path"] if path is None else path, "127.0.0.1:8000")[1]
+
+
+def _outcome(decide: Callable[[dict[str, Any]], Decision], scope: dict[str, Any]) -> object:
     try:
-        return p.decide(scope, scope["path"])
+        return decide(scope)
     except GateError as error:
         return error.code
 
 
 def test_a_kept_decision_serves_only_requests_the_same_in_every_part_it_depends_on() -> None:
     """The decision kept for GET /api/x must not answer the same path with an override header,
-    an override in the query (also as PHP names it), a POST with a body, another host."""
+    an override in the query (also as PHP names it), a POST with a body."""
     p = policy(access_rules=["/api/ methods=DELETE groups=admins", "/api/ methods=PUT public"])
     mallory = user(groups=("users",))
-    plain = p.decide(_scope(), "/api/x")
-    assert p.decide(_scope(), "/api/x") is plain and p.refusal(plain, mallory, NOW) is None
+    plain = _routed(p, _scope())
+    assert _routed(p, _scope()) is plain and p.refusal(plain, mallory, NOW) is None
     refused = [
         _scope(headers=((b"x-http-method-override", b"DELETE"),)),
         _scope(headers=((b"x_method_override", b"delete"),)),
@@ -280,10 +286,10 @@ def test_a_kept_decision_serves_only_requests_the_same_in_every_part_it_depends_
     ]
     for scope in refused:
         for _ in range(2):  # decided, then kept: refused both times
-            assert p.refusal(p.decide(scope, "/api/x"), mallory, NOW), scope
+            assert p.refusal(_routed(p, scope), mallory, NOW), scope
     for scope in (_scope("POST", headers=((b"content-length", b"0"),)), _scope(query=b"a=1")):
-        assert p.refusal(p.decide(scope, "/api/x"), mallory, NOW) is None
-    assert p.decide(_scope(), "/api/x") is plain
+        assert p.refusal(_routed(p, scope), mallory, NOW) is None
+    assert _routed(p, _scope()) is plain
 
 
 def test_kept_decisions_agree_with_fresh_ones_on_random_requests() -> None:
@@ -327,18 +333,34 @@ def test_kept_decisions_agree_with_fresh_ones_on_random_requests() -> None:
     for _ in range(3000):
         scope = _scope(**{name: rng.choice(values) for name, values in parts.items()})
         fresh = policy(access_rules=rules, public_paths=["/health"])
-        assert _outcome(kept, scope) == _outcome(fresh, scope), scope
+        found = _outcome(lambda scope: _routed(kept, scope), scope)
+        assert found == _outcome(lambda scope: fresh.decide(scope, scope["path"]), scope), scope  # noqa: B023
 
 
 def test_kept_decisions_are_bounded_and_refusals_and_long_requests_are_not_kept() -> None:
     p = policy(access_rules=["/admin/ groups=admins"])
     for n in range(5000):
-        p.decide(_scope(path=f"/page{n}.json"), f"/page{n}.json")
-    assert 0 < len(p._decided) <= 4096
+        _routed(p, _scope(path=f"/page{n}.json"))
+    assert 0 < len(p._routed) <= 4096
     long = "/x" * 200 + ".json"
-    p.decide(_scope(path=long), long)
-    assert not any(key[1] == long for key in p._decided)
-    p._decided.clear()
+    _routed(p, _scope(path=long))
+    assert not any(key[0] == long for key in p._routed)
+    p._routed.clear()
     with pytest.raises(GateError):
-        p.decide(_scope(path="/a/../admin/"), "/a/../admin/")
-    assert not p._decided
+        _routed(p, _scope(path="/a/../admin/"))
+    with pytest.raises(GateError):
+        p.route(_scope(path="/x"), "/x", "elsewhere.example")
+    assert not p._routed
+
+
+def test_a_route_is_the_host_served_and_its_decision_given_again_while_kept() -> None:
+    """Another host (or scheme) is another route; the same request gets the same tuple."""
+    p = policy(access_rules=["/admin/ groups=admins"], allowed_hosts=["grafana.example"])
+    scope = _scope(path="/admin/x")
+    here = p.route(scope, "/admin/x", "127.0.0.1:8000")
+    assert p.route(dict(scope), "/admin/x", "127.0.0.1:8000") is here
+    there = p.route(scope, "/admin/x", "grafana.example")
+    assert there[0].origin == "http://grafana.example" and there is not here
+    secure = p.route(scope, "/admin/x", "grafana.example", "https")
+    assert secure[0].origin == "https://grafana.example" and secure is not there
+    assert here[1] is there[1] is p.decide(scope, "/admin/x")

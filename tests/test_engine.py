@@ -123,13 +123,13 @@ async def test_a_child_that_dies_reading_a_logout_message_is_a_refusal_and_is_re
     good = saml.state
     url = s.idp.redirect(s.idp.logout_request(["okta-1"]), SLO_URL, response=False)
     crash = WorkSpec("crash-" + good.work_spec.digest, pickle.dumps(_ExitOnLoad()))
-    saml._state = dataclasses.replace(good, work_spec=crash)
+    saml.current = dataclasses.replace(good, work_spec=crash)
     r = await s.h.client.get(local(url), headers=HTML)
     assert r.status_code == 400 and error_code(r) == "slo_invalid", r.text
     failures = [x for x in caplog.records if getattr(x, "event", "") == "worker_failed"]
     assert failures and "exited" in failures[0].getMessage()
     assert await s.status(cookie) == 200  # nothing was ended
-    saml._state = good
+    saml.current = good
     r = await s.h.client.get(local(url), headers=HTML)
     assert r.status_code == 303, r.text
     assert await s.status(cookie) == 401

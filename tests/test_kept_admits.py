@@ -4,11 +4,14 @@ Each input the verdict depends on is changed between two requests, through the r
 endpoints, and the next request must be decided anew: a sign-out (on this gate and on another
 gate sharing the memory store), the rule's ``max_authn_age``, the idle and absolute ends of
 the session, its refresh, the re-assertion deadline, the identity JWT's renewal, a policy
-reload, another host.
+reload, another host, another IdP. Each line is kept for itself, and a request with more to it
+than its line (an Authorization or method override header, a POST, two Host headers) is
+decided in full whatever was kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,18 @@ class Site:
     @property
     def keeper(self) -> Gatekeeper:
         return self.gate.parts.gatekeeper
+
+    def count_session_reads(self) -> list[float]:
+        """The times at which the gate reads a session from here on (one entry each)."""
+        reads: list[float] = []
+        authenticate = self.keeper._authenticate
+
+        async def counted(header: str | None, now: float) -> Any:
+            reads.append(now)
+            return await authenticate(header, now)
+
+        self.keeper._authenticate = counted  # type: ignore[method-assign]
+        return reads
 
     def kept(self) -> int:
         kept = self.keeper._kept
@@ -230,8 +245,102 @@ async def test_another_host_is_decided_for_itself(saml_idp: SamlTestIdp) -> None
             answer = await client.get("/x", headers={**JSON, **cookie})
             token = answer.json()["jwt"]
             audiences.append(pyjwt.decode(token, options={"verify_signature": False})["aud"])
-        assert site.kept() == 1
+        assert site.kept() == 2  # one line per host
         mine, grafana = "http://testserver", "http://grafana.testserver"
         assert audiences == [mine, mine, grafana, mine, grafana]
     finally:
         await site.close()
+
+
+async def test_the_idp_trusted_is_read_at_each_kept_admission(site: Site) -> None:
+    """A metadata refresh makes a new SAML state: what was kept under the old one is decided
+    anew (and admitted again while the IdP is the same), and a session of an IdP no longer
+    trusted is not admitted."""
+    ann = await site.signed_in()
+    await kept_then(site, ann)
+    reads = site.count_session_reads()
+    saml = site.gate.core.saml
+    same = saml.state.idp
+    saml.use_idp(same)  # a refresh of the same metadata
+    for _ in range(3):
+        assert await status(ann) == (200, None)
+    assert len(reads) == 1  # decided anew once, then kept again
+    saml.use_idp(dataclasses.replace(same, entity_id="http://another.example/idp"))
+    assert await status(ann) == (401, "not_authenticated")
+
+
+async def test_each_line_is_kept_for_itself(site: Site) -> None:
+    """A person's pages each keep their own admission; a page whose rule refuses stays
+    refused though the person's other pages are kept."""
+    ann = await site.signed_in(groups=["users"])
+    for path in ("/x", "/y", "/x?page=2", "/x"):
+        assert await status(ann, path) == (200, None)
+    assert site.kept() == 3
+    reads = site.count_session_reads()
+    for path in ("/y", "/x?page=2", "/x"):
+        assert await status(ann, path) == (200, None)
+    assert reads == []  # every one of them kept
+
+
+async def test_more_than_the_line_is_decided_in_full(saml_idp: SamlTestIdp) -> None:
+    """With /api/x kept for the Cookie header, the same line with a method override header, an
+    access token in the query, a bearer token, a POST or two Host headers is decided as if
+    nothing were kept."""
+    rules = [Rule("/api/", methods=("DELETE",), groups=("admins",))]
+    site = Site(saml_idp, access_rules=rules)
+    try:
+        ann = await site.signed_in(groups=["users"])
+        await kept_then(site, ann, "/api/x")
+        override = {**JSON, "x-http-method-override": "DELETE"}
+        answer = await ann.get("/api/x", headers=override)
+        assert (answer.status_code, gate_error_code(answer)) == (403, "forbidden")
+        assert await status(ann, "/api/x?access_token=abc") == (400, "token_in_query")
+        answer = await ann.get("/api/x", headers={**JSON, "authorization": "Bearer nonsense"})
+        assert (answer.status_code, gate_error_code(answer)) == (403, "token_not_accepted")
+        for _ in range(2):  # a POST without a body is admitted (a kept POST would stay so)
+            assert (await ann.post("/api/x", headers=JSON)).status_code == 200
+        answer = await ann.post("/api/x", headers=JSON, data={"_method": "DELETE"})
+        assert (answer.status_code, gate_error_code(answer)) == (403, "forbidden")
+        cookie = ann.cookies.get("saml_gate_session") or ""
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/api/x",
+            "raw_path": b"/api/x",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"host", b"elsewhere.example"),
+                (b"accept", b"application/json"),
+                (b"cookie", b"saml_gate_session=" + cookie.encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        await site.gate(scope, receive, send)
+        assert sent[0]["status"] == 400
+        assert json.loads(sent[1]["body"])["error"] == "bad_host"
+        assert await status(ann, "/api/x") == (200, None)  # the line itself is still kept
+    finally:
+        await site.close()
+
+
+async def test_the_lines_kept_are_bounded(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from saml_gate.web import kept_admits
+
+    monkeypatch.setattr(kept_admits, "KEPT_LINES", 5)
+    ann = await site.signed_in()
+    for n in range(12):
+        assert await status(ann, f"/page/{n}") == (200, None)
+        assert 1 <= site.kept() <= 5

@@ -97,11 +97,11 @@ async def sign_in_crashing_its_child(h: Harness) -> httpx.Response:
     saml = h.gate.core.saml
     good = saml.state
     crash = WorkSpec("crash-" + good.work_spec.digest, pickle.dumps(_ExitOnLoad()))
-    saml._state = dataclasses.replace(good, work_spec=crash)
+    saml.current = dataclasses.replace(good, work_spec=crash)
     try:
         return await h.post_acs(h.response_b64(h.spec(in_response_to=request_id)), relay)
     finally:
-        saml._state = good
+        saml.current = good
 
 
 async def test_a_child_that_dies_refuses_that_sign_in_and_is_replaced(

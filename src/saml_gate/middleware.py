@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
-from functools import lru_cache
 from types import FrameType
 from typing import Any, Unpack
 
@@ -238,7 +237,7 @@ class SamlGate:
                 _name_to_app(scope, jwt_header, verdict.jwt, request.jwt_named)
             scope["user"] = user
             auth = _new(AuthCredentials)  # its __init__ alone, without the Python call
-            auth.scopes = list(_scopes(user.groups))  # each request's own list
+            auth.scopes = list(user.auth_scopes)  # each request's own list
             scope["auth"] = auth
             if kind == "websocket":  # closed (1008) when its session is revoked or expires
                 await parts.watch.run(self.app, scope, receive, send, user)
@@ -261,7 +260,7 @@ class SamlGate:
                 scope["auth"] = AuthCredentials()
             else:  # a public page told who is signed in
                 scope["user"] = person
-                scope["auth"] = AuthCredentials(_scopes(person.groups))
+                scope["auth"] = AuthCredentials(person.auth_scopes)
             await self.app(scope, receive, send)
         elif isinstance(verdict, SignIn):
             await parts.login.sign_in(request, verdict, receive, send)
@@ -379,10 +378,3 @@ def _name_to_app(scope: Scope, name: bytes, jwt: bytes | None, named: bool) -> N
         scope[JWT_SCOPE_KEY] = jwt
         headers = [*headers, (name, jwt)]
     scope["headers"] = headers
-
-
-@lru_cache(maxsize=1024)
-def _scopes(groups: tuple[str, ...]) -> tuple[str, ...]:
-    """The ``scope["auth"]`` scopes of a person in ``groups`` (built once per set of groups;
-    ``AuthCredentials`` copies them into a list of each request's own)."""
-    return ("authenticated", *("group:" + g for g in groups))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -60,6 +61,13 @@ class SamlUser(BaseUser):
     @property
     def expires(self) -> datetime:
         return datetime.fromtimestamp(self.expires_at, UTC)
+
+    @cached_property
+    def auth_scopes(self) -> tuple[str, ...]:
+        """The scopes of ``scope["auth"]`` (Starlette's ``AuthCredentials``):
+        ``"authenticated"`` and ``"group:<name>"`` for each group, verbatim; built once per
+        user object (the gate keeps a session's object while the session is unchanged)."""
+        return ("authenticated", *("group:" + g for g in self.groups))
 
     def in_group(self, *groups: str) -> bool:
         return any(g in self.groups for g in groups)

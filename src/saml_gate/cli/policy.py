@@ -115,8 +115,7 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
     who = f"{args.token} (service, bearer token)" if args.token else args.user
     answer: dict[str, Any] = {"request": f"{method} {args.url}", "user": who}
     try:  # the host first, as the gate: one it does not serve is refused before any rule
-        host = policy.hosts.of_request(url.netloc, url.scheme.lower())
-        decision = policy.decide(scope, scope["path"], host)
+        _, decision = policy.route(scope, scope["path"], url.netloc, url.scheme.lower())
     except GateError as refused:  # a host, method or path the app could read otherwise
         return answer | {"decision": REFUSED, "reason": refused.detail, "code": refused.code}
     answer["rule"] = _rule_text(policy, decision)

@@ -15,6 +15,7 @@ from saml_gate.policy.access import (
     AccessPolicy,
     AllOf,
     Decision,
+    Route,
 )
 from saml_gate.policy.request_line import canonical_path
 from saml_gate.policy.rules import SETTING, Rule, as_rule, parse_rules
@@ -27,6 +28,7 @@ __all__ = [
     "AccessPolicy",
     "AllOf",
     "Decision",
+    "Route",
     "Rule",
     "as_rule",
     "canonical_path",

@@ -79,10 +79,14 @@ class AllOf:
 
 
 Decision = Rule | AllOf
-#: What a decision depends on besides the policy: method, routed path, raw path, the query
-#: string when it may override the method, override headers' values, whether a POST has a body,
-#: the host.
-_Key = tuple[str, str, bytes | None, bytes, tuple[bytes, ...], bool, AppHost | None]
+#: The host a request is for and the rule(s) deciding it (:meth:`AccessPolicy.route`).
+Route = tuple[AppHost, Decision]
+#: What a decision reads of a request besides its path and host: method, raw path, the query
+#: string when it may override the method, override headers' values, whether a POST has a body.
+_Line = tuple[str, bytes | None, bytes, tuple[bytes, ...], bool]
+#: What a route depends on besides the policy: the routed path, the host as named and the
+#: scheme, then the line.
+_Key = tuple[str, str | None, str | None, str, bytes | None, bytes, tuple[bytes, ...], bool]
 
 
 def credential_refusal(decision: Decision, token: bool) -> GateError | None:
@@ -126,13 +130,44 @@ class AccessPolicy:
         self._options_passthrough = settings.options_passthrough
         self._skew = settings.clock_skew
         self._path_parameters = settings.allow_path_parameters
-        self._decided: dict[_Key, Decision] = {}
+        self._routed: dict[_Key, Route] = {}
         #: What a POST with a body may become through a ``_method`` in it, which is not read.
         self._body_methods: tuple[str, ...] = (
             (*sorted({m for rule in self.rules for m in rule.methods} - {"POST"}), ANY_OTHER_METHOD)
             if settings.method_override_in_body
             else ()
         )
+
+    def route(
+        self,
+        scope: Scope,
+        path: str,
+        host: str | None,
+        scheme: str | None = None,
+        overridden: tuple[bytes, ...] | None = None,
+    ) -> Route:
+        """The host served and the rule(s) deciding a request, in one lookup: ``host`` is the
+        host as the request names it (its ``Host`` header; None: it names none), ``scheme`` the
+        original URL's where a proxy says it (forward-auth); the rest as :meth:`decide`. Raises
+        ``GateError`` as :meth:`~saml_gate.policy.hosts.KnownHosts.of_request` and
+        :meth:`decide` do.
+
+        The answer is a function of the key below and of this policy, which never changes (a
+        reload makes a new one): it is kept for the next request with the same key, as the same
+        pages are asked for again and again, and the same tuple is given again (so that a
+        decision kept elsewhere can be known to still hold by identity). A refused request is
+        not kept."""
+        line = self._request_line(scope, overridden)
+        key = (path, host, scheme) + line  # noqa: RUF005 (no list built on the hot path)
+        routed = self._routed.get(key)
+        if routed is None:
+            served = self.hosts.of_request(host, scheme)
+            routed = (served, self._decide(path, *line, served))
+            if len(path) + len(line[1] or b"") + len(line[2]) <= _CACHED_KEY:
+                if len(self._routed) >= _CACHE_SIZE:
+                    self._routed.clear()
+                self._routed[key] = routed
+        return routed
 
     def decide(
         self,
@@ -149,12 +184,12 @@ class AccessPolicy:
         Every method the app may run (its own, the overrides, any for a POST with a body) on
         every resource the path may name (also without a format suffix) must be allowed. Raises
         ``GateError`` (``bad_method``, ``bad_path``) for requests the app could read otherwise
-        than the gate (see :mod:`saml_gate.policy.request_line`).
+        than the gate (see :mod:`saml_gate.policy.request_line`). Requests go through
+        :meth:`route`, which also finds the host and keeps its answers."""
+        return self._decide(path, *self._request_line(scope, overridden), host)
 
-        The decision is a function of the request's parts in the key below and of this policy,
-        which never changes (a reload makes a new one): it is kept for the next request with the
-        same key, as the same pages are asked for again and again. A refused request is not kept.
-        """
+    def _request_line(self, scope: Scope, overridden: tuple[bytes, ...] | None) -> _Line:
+        """What a decision reads of the request besides its path and host."""
         method: str = scope.get("method", "GET")
         headers = scope["headers"]
         if overridden is None:
@@ -167,21 +202,12 @@ class AccessPolicy:
             and bool(self._body_methods)
             and posts_a_body(method, headers, scope.get("http_version", "1.1"))
         )
-        raw_path: bytes | None = scope.get("raw_path")
-        key = (method, path, raw_path, query, overridden, body, host)
-        decision = self._decided.get(key)
-        if decision is None:
-            decision = self._decide(method, path, raw_path, query, overridden, body, host)
-            if len(path) + len(raw_path or b"") + len(query) <= _CACHED_KEY:
-                if len(self._decided) >= _CACHE_SIZE:
-                    self._decided.clear()
-                self._decided[key] = decision
-        return decision
+        return method, scope.get("raw_path"), query, overridden, body
 
     def _decide(
         self,
-        method: str,
         path: str,
+        method: str,
         raw_path: bytes | None,
         query: bytes,
         overridden: tuple[bytes, ...],

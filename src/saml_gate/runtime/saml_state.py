@@ -87,15 +87,16 @@ class LiveSaml:
         """Where the IdP metadata comes from; None with the development IdP."""
         self.devidp: DevIdP | None = None
         """The development IdP (``dev_idp``), built at start-up."""
-        self._state: SamlState | None = None
+        self.current: SamlState | None = None
+        """The state in use (None before start-up loads it); replaced whole, never changed."""
 
     @property
     def loaded(self) -> bool:
-        return self._state is not None
+        return self.current is not None
 
     @property
     def state(self) -> SamlState:
-        state = self._state
+        state = self.current
         if state is None:
             raise NotStarted(
                 "the gate has not started: its lifespan startup (or its first request) loads"
@@ -140,11 +141,11 @@ class LiveSaml:
                 idp = await self.source.load_initial()
         except OSError as exc:  # state_dir not writable, half a key pair...
             raise ConfigError("state_dir", f"{s.state_dir}: {exc}") from exc
-        self._state = await anyio.to_thread.run_sync(SamlState.of, s, idp, keys)
+        self.current = await anyio.to_thread.run_sync(SamlState.of, s, idp, keys)
 
     def use_idp(self, idp: IdpInfo) -> None:
         """Adopt (new) IdP metadata: every object built from it is replaced at once."""
-        self._state = SamlState.of(self.settings, idp, self.state.keys)
+        self.current = SamlState.of(self.settings, idp, self.state.keys)
 
     async def refetch_signing_keys(self, seen: IdpInfo) -> bool:
         """After ``unknown_signing_certificate``: refetch a metadata URL at once (rate-limited);

@@ -156,7 +156,7 @@ def assemble(
             GateTokens(shared, revocations, s.clock, s.clock_skew),
             _access_tokens(s, access_keys),
         ),
-        KeptAdmits(revocations, issuer=trusted_issuer),
+        KeptAdmits(revocations, saml),
     )
     login = Login(s, policy, refusals, relay, engine, authenticator)
     info = Info(s, saml, authenticator, refusals, shared, warnings, agreement, tokens, metrics)

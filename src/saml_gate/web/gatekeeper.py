@@ -55,7 +55,7 @@ from saml_gate.errors import ErrorCode, GateError
 from saml_gate.identity.tokens import IdentityTokens
 from saml_gate.ip_addresses import ClientAddresses
 from saml_gate.ops.events import AuthEvent, EventKind, EventSink, Outcome
-from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision
+from saml_gate.policy import DEFAULT_RULE, AccessPolicy, Decision, Route
 from saml_gate.policy.access import credential_refusal
 from saml_gate.policy.hosts import AppHost
 from saml_gate.policy.live import LivePolicy
@@ -65,7 +65,7 @@ from saml_gate.session.decision import Authenticator, DuplicateSession, reassert
 from saml_gate.session.sessions import SessionCodec
 from saml_gate.store import StoreUnavailable
 from saml_gate.user import SamlUser
-from saml_gate.web.kept_admits import KeptAdmits
+from saml_gate.web.kept_admits import KeptAdmits, Line
 from saml_gate.web.machine_access import MachineAccess, bearer_token, token_in_query
 from saml_gate.web.misdirected import may_be_misdirected
 from saml_gate.web.request import RequestView
@@ -90,22 +90,29 @@ class AppRequest:
         "_cookie_header",
         "_cookies",
         "_host",
-        "_hosts",
         "_return_to",
         "_view",
         "authorization",
         "cookie_bytes",
+        "hosts_named",
         "jwt_named",
+        "line",
         "overridden",
         "own_origin",
         "path",
-        "routed",
+        "policy",
+        "route",
         "scheme",
         "scope",
     )
 
-    routed: tuple[AccessPolicy, AppHost, Decision]
-    """The policy in force, the host and the deciding rule (set by
+    policy: AccessPolicy
+    """The policy in force (set by :meth:`Gatekeeper.decide_at_once` when it leaves the
+    verdict to the rest)."""
+    route: Route
+    """The host and the deciding rule(s), as :attr:`policy` found them (set with it)."""
+    line: Line | None
+    """A plain request's line, by which its admission is kept (None: not kept; set by
     :meth:`Gatekeeper.decide_at_once` when it leaves the verdict to the rest)."""
 
     def __init__(
@@ -163,7 +170,8 @@ class AppRequest:
         else:
             hosts = 1 if host is not None else 0  # forward-auth: the original URL's
         self._host = host
-        self._hosts = hosts
+        self.hosts_named = hosts
+        """How many hosts the request names (``Host`` headers; forward-auth: 1)."""
 
     @property
     def view(self) -> RequestView:
@@ -189,7 +197,7 @@ class AppRequest:
     def host(self) -> str | None:
         """The host the app will serve as the request names it: its one ``Host`` header (None
         when it has none); raises ``GateError`` ``bad_host`` for more than one."""
-        if self._hosts > 1:
+        if self.hosts_named > 1:
             raise GateError("bad_host", "more than one Host header")
         return self._host
 
@@ -293,16 +301,44 @@ class Gatekeeper:
 
     def decide_at_once(self, request: AppRequest) -> Verdict | None:
         """The verdict when it needs no I/O, its auth event emitted: a host, method, path or
-        credential refused, or the admission kept for a signed-in person's Cookie header (the
-        hot path: nothing awaited, nothing logged). None: :meth:`decide_rest` decides, with
-        what this step found (``request.routed``)."""
+        credential refused, or the admission kept for a signed-in person's Cookie header and
+        this request line (the hot path: nothing awaited, nothing logged). None:
+        :meth:`decide_rest` decides, with what this step found (``request.policy``,
+        ``request.route``, ``request.line``)."""
         policy = self._policy.current  # once: a reload swaps it between requests, never within
+        kept, raw = self._kept, request.cookie_bytes
+        line = None
+        if (  # a plain request (see kept_admits): its line is all its decision reads
+            kept is not None
+            and raw is not None
+            and not request.authorization
+            and request.overridden == ()
+            and request.hosts_named == 1
+        ):
+            scope = request.scope
+            method = scope.get("method")
+            if method != "POST":
+                line = (
+                    request.path,
+                    request.host,
+                    request.scheme,
+                    request.own_origin,
+                    method,
+                    scope.get("raw_path"),
+                    scope.get("query_string"),
+                )
+                verdict = kept.get(raw, line, policy, self._clock())
+                if verdict is not None:
+                    return verdict
+        request.line = line
         try:  # the host first: no rule decides for a host the gate does not serve
-            host = policy.hosts.of_request(request.host, request.scheme)
-            rule = policy.decide(request.scope, request.path, host, request.overridden)
+            route = policy.route(
+                request.scope, request.path, request.host, request.scheme, request.overridden
+            )
         except GateError as error:  # a host, method or path the app could read otherwise
             return self._refused(request, error)
-        request.routed = (policy, host, rule)
+        request.policy, request.route = policy, route
+        rule = route[1]
         if rule.public:
             return None
         scope = request.scope
@@ -319,15 +355,13 @@ class Gatekeeper:
             unaccepted = credential_refusal(rule, token=False)
             if unaccepted is not None:
                 return self._refused(request, unaccepted)
-        kept, raw = self._kept, request.cookie_bytes
-        if kept is None or raw is None:
-            return None
-        return kept.get(raw, policy, rule, host, request.own_origin, self._clock())
+        return None
 
     async def decide_rest(self, request: AppRequest) -> Verdict:
         """The verdict :meth:`decide_at_once` (which ran first) could not give: a public page,
         a bearer token or a session to read."""
-        policy, host, rule = request.routed
+        policy = request.policy
+        host, rule = request.route
         if rule.public:
             return await self._public(request, policy, rule, host)
         if request.authorization:
@@ -369,15 +403,15 @@ class Gatekeeper:
         if sessions.needs_refresh(session, now):
             return Admit(user, jwt, sessions.cookie(sessions.touched(session, now), now))
         admit = Admit(user, jwt, None)
-        raw = request.cookie_bytes
-        if kept is not None and raw is not None:
+        raw, line = request.cookie_bytes, request.line
+        if kept is not None and raw is not None and line is not None:
             until = min(
                 sessions.quiet_until(session),
                 policy.allowed_until(rule, user),
                 jwt_until,
                 math.inf if reassert_after is None else reassertion_deadline(user, reassert_after),
             )
-            kept.keep(raw, admit, user, policy, rule, host, request.own_origin, until)
+            kept.keep(raw, line, admit, user, policy, until)
         return admit
 
     async def _decide_token(
