@@ -9,6 +9,8 @@ does not double a denial; ``GET /saml/acs`` is no failed sign-in.
 from __future__ import annotations
 
 import base64
+import io
+import json
 import logging
 import re
 import subprocess
@@ -22,7 +24,15 @@ import pytest
 
 from saml_gate import Rule, SamlGate
 from saml_gate.devidp.response import ResponseSpec, issue_response
-from saml_gate.ops.logs import redact_saml
+from saml_gate.ops.events import AuthEvent, EventSink
+from saml_gate.ops.logs import (
+    ConsoleHandler,
+    FallbackHandler,
+    JsonFormatter,
+    RedactSamlMessages,
+    plain_consoles,
+    redact_saml,
+)
 from saml_gate.saml.keys import KeyPair
 from tests.support import (
     BASE_URL,
@@ -52,6 +62,79 @@ def test_redaction_keeps_the_path_and_drops_saml_values() -> None:
         "GET /saml/slo?SAMLRequest=…&RelayState=%2Fa&SigAlg=x&Signature=… HTTP/1.1"
     )
     assert redact_saml("/p?a=1&SAMLResponse=PHNhbWw") == "/p?a=1&SAMLResponse=…"
+
+
+EVENTS = [
+    AuthEvent(
+        "login",
+        "success",
+        name_id="alice@example.com",
+        groups=("admins", "users"),
+        issuer=IDP_ENTITY_ID,
+        request_id="abc123",
+        idp_initiated=False,
+        step_up=True,
+    ),
+    AuthEvent(  # an argument that starts with a SAML value: redacted as an argument alone
+        "login_refused",
+        "failure",
+        error_code="replayed",
+        reason="GET /saml/slo?SAMLRequest=fZB&RelayState=%2F",
+        name_id="SAMLResponse=PHNhbWw",
+    ),
+    AuthEvent("policy_denied", "failure", client="10.0.0.1", path="/p?SAMLRequest=fZB"),
+]
+
+
+def test_the_gate_console_prints_an_event_line_as_the_logging_record_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Printed without a record when only the gate's own console handlers would print it, the
+    line is the one logging prints from the record (a filter on the handler makes it so),
+    redaction included; and any other handler, filter or formatter gets the record."""
+    auth, gate_logger = logging.getLogger("saml_gate.auth"), logging.getLogger("saml_gate")
+    handler = FallbackHandler()
+    monkeypatch.setattr(logging.root, "handlers", [])  # pytest's own capture
+    monkeypatch.setattr(gate_logger, "handlers", [handler])
+    monkeypatch.setattr(auth, "filters", [RedactSamlMessages()])
+    level = gate_logger.level
+    gate_logger.setLevel(logging.INFO)
+    try:
+        lines = []
+        for plain in (True, False):
+            handler.setStream(io.StringIO())
+            if not plain:
+                handler.addFilter(lambda record: True)  # the record's way, through logging
+            assert (plain_consoles(auth, logging.WARNING) is not None) is plain
+            for event in EVENTS:
+                EventSink().emit(event)
+            lines.append(handler.stream.getvalue())
+        assert lines[0] == lines[1]
+        assert lines[0].splitlines() == [
+            f"INFO saml_gate.auth: saml-gate login alice@example.com groups=[admins, users]"
+            f" idp={IDP_ENTITY_ID} idp_initiated=no step_up=yes request_id=abc123",
+            "WARNING saml_gate.auth: saml-gate login_refused SAMLResponse=… replayed"
+            " (GET /saml/slo?SAMLRequest=…&RelayState=%2F)",
+            "WARNING saml_gate.auth: saml-gate policy_denied 10.0.0.1",
+        ]
+
+        handler.filters.clear()
+        handler.setFormatter(JsonFormatter())  # a formatter of the app's own: the record
+        handler.setStream(io.StringIO())
+        assert plain_consoles(auth, logging.INFO) is None
+        EventSink().emit(EVENTS[0])
+        assert json.loads(handler.stream.getvalue())["request_id"] == "abc123"
+
+        ours, theirs = ConsoleHandler(), logging.StreamHandler(io.StringIO())
+        monkeypatch.setattr(gate_logger, "handlers", [])
+        monkeypatch.setattr(logging.root, "handlers", [ours])  # saml-gate run's console
+        assert plain_consoles(auth, logging.INFO) == [ours]
+        monkeypatch.setattr(logging.root, "handlers", [ours, theirs])
+        assert plain_consoles(auth, logging.INFO) is None
+        monkeypatch.setattr(logging.root, "handlers", [])
+        assert plain_consoles(auth, logging.INFO) is None  # nobody: logging's last resort
+    finally:
+        gate_logger.setLevel(level)
 
 
 async def test_sign_in_line_and_quiet_icon_denials(

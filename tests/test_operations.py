@@ -6,6 +6,8 @@ Everything is read after real sign-ins and refusals through the endpoints.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import json
 import logging
 import time
@@ -86,6 +88,24 @@ async def test_an_event_line_is_built_for_a_listener_and_the_metrics_count_it_an
     assert line.getMessage().startswith("saml-gate login alice@example.com groups=[admins]")
     assert line.levelno == logging.INFO and line.groups == ("admins",)  # type: ignore[attr-defined]
     assert line.filename == "events.py" and counted == [event, event]
+
+
+def test_an_event_is_the_dataclass_its_fields_say() -> None:
+    """AuthEvent's own ``__init__`` takes the dataclass's fields, in order, with their
+    defaults, and each event gets its own ``extra``; ``replace`` and ``asdict`` work on it."""
+    params = list(inspect.signature(AuthEvent).parameters.values())
+    declared = dataclasses.fields(AuthEvent)
+    assert [p.name for p in params] == [f.name for f in declared]
+    for param, declared_field in zip(params[:-1], declared[:-1], strict=True):
+        assert param.default == declared_field.default or param.default is inspect.Parameter.empty
+    first, second = AuthEvent("login", "success"), AuthEvent("login", "success")
+    assert first.extra == {} and first.extra is not second.extra
+    assert first == second and first.groups == () and first.reason is None
+    changed = dataclasses.replace(first, reason="why", extra={"a": 1})
+    assert (changed.reason, changed.extra, changed.outcome) == ("why", {"a": 1}, "success")
+    assert changed.as_dict()["extra"] == {"a": 1} and changed.as_dict()["groups"] == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.reason = "no"  # type: ignore[misc]
 
 
 async def test_logout_expiry_and_policy_denial_are_events(
