@@ -5,6 +5,7 @@ a gate: the fast loop for whoever changes the authenticator. Every gated request
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 
 from saml_gate.config.settings import GateSettings
 from saml_gate.session.decision import Authenticator, DuplicateSession
-from saml_gate.session.revocation import Revocations
+from saml_gate.session.revocation import Revocations, SessionRecord
 from saml_gate.session.sessions import Session, SessionCodec
 from saml_gate.store import StoreUnavailable
+from saml_gate.store.base import AddMember, Announce
 from saml_gate.store.memory import MemoryStore
 from saml_gate.user import SamlUser
 from tests.support import SECRET
@@ -178,3 +180,26 @@ async def test_stopping_ends_the_delivery_of_held_sign_outs_when_the_client_swal
         while store.writes < 2:  # the delivery job is trying again
             await anyio.sleep(0.01)
         await revocations.stop()
+
+
+def test_a_sign_ins_index_members_are_the_text_json_dumps_writes() -> None:
+    """A member of the subject, email and ``sessions`` indexes is removed by its text, by this
+    gate or another (an older version among them): its text is ``json.dumps`` of its fields."""
+    user = SamlUser(
+        name_id="ann@example.com",
+        email="Ann@Example.com",
+        name=None,
+        groups=(),
+        session_index="idx-1",
+        issuer="https://idp.example/\u00e9",
+        expires_at=1796714739.0,
+        session_id="s-1",
+    )
+    revocations = Revocations(MemoryStore(), settings())
+    subject, email, announce = revocations.registration(user, 1796700000.0, replaces="s-0")
+    assert isinstance(subject, AddMember) and isinstance(email, AddMember)
+    assert subject.member == email.member == json.dumps(["s-1", 1796714739, "idx-1"])
+    assert isinstance(announce, Announce) and announce.member == json.dumps(
+        ["s-1", "ann@example.com", "https://idp.example/\u00e9", "idx-1", 1796714739.0, "s-0"]
+    )
+    assert SessionRecord.decode(announce.member) == SessionRecord.of(user, "s-0")

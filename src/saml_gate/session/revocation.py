@@ -45,6 +45,10 @@ from saml_gate.user import SamlUser
 
 log = logging.getLogger("saml_gate")
 
+_json: Final = json.JSONEncoder().encode
+"""``json.dumps`` with its defaults (the same text: a set's member is removed by its text),
+its encoder built once rather than looked up through ``dumps``'s checks."""
+
 REVOKED: Final = "revoked"
 SESSIONS: Final = "sessions"
 #: Seconds between attempts to write revocations the store missed (the store guard fails fast
@@ -59,7 +63,12 @@ class _Entry:
     session_index: str | None
 
     def encode(self) -> str:
-        return json.dumps([self.session_id, round(self.expires_at), self.session_index])
+        return _Entry.member(self.session_id, self.expires_at, self.session_index)
+
+    @staticmethod
+    def member(session_id: str, expires_at: float, session_index: str | None) -> str:
+        """The encoded entry of these fields, without making one (a sign-in's path)."""
+        return _json([session_id, round(expires_at), session_index])
 
     @classmethod
     def decode(cls, member: str) -> _Entry | None:
@@ -83,8 +92,23 @@ class SessionRecord:
     replaces: str | None = None
 
     def encode(self) -> str:
-        fields = [self.session_id, self.name_id, self.issuer, self.session_index, self.expires_at]
-        return json.dumps(fields if self.replaces is None else [*fields, self.replaces])
+        r = self
+        return SessionRecord.text(
+            r.session_id, r.name_id, r.issuer, r.session_index, r.expires_at, r.replaces
+        )
+
+    @staticmethod
+    def text(
+        session_id: str,
+        name_id: str,
+        issuer: str,
+        session_index: str | None,
+        expires_at: float,
+        replaces: str | None,
+    ) -> str:
+        """The encoded record of these fields, without making one (a sign-in's path)."""
+        fields = [session_id, name_id, issuer, session_index, expires_at]
+        return _json(fields if replaces is None else [*fields, replaces])
 
     @classmethod
     def decode(cls, member: str) -> SessionRecord | None:
@@ -226,9 +250,12 @@ class Revocations:
         """What a new session writes: its entry in the subject index (for IdP-initiated logout),
         in its email's index (Universal Logout) and in the ``sessions`` index. ``replaces``:
         the session it re-asserts."""
-        member = _Entry(user.session_id, user.expires_at, user.session_index).encode()
+        member = _Entry.member(user.session_id, user.expires_at, user.session_index)
         ttl = user.expires_at - now + self._skew
-        record = SessionRecord.of(user, replaces).encode()
+        u = user
+        record = SessionRecord.text(
+            u.session_id, u.name_id, u.issuer, u.session_index, u.expires_at, replaces
+        )
         writes: list[Write] = [AddMember(_subject_key(user.issuer, user.name_id), member, ttl)]
         if user.email:
             writes.append(AddMember(_email_key(user.email), member, ttl))

@@ -33,7 +33,7 @@ from itsdangerous import BadSignature
 from saml_gate.config.settings import GateSettings
 from saml_gate.saml.response import VerifiedLogin
 from saml_gate.session.cookies import cookie_header, expiring_everywhere
-from saml_gate.session.signing import CompactSigner, compact_json, serializer
+from saml_gate.session.signing import CompactSigner, compact_json, json_of, serializer
 from saml_gate.store import Store
 from saml_gate.store.base import Put, Write
 from saml_gate.user import SamlUser
@@ -217,7 +217,7 @@ class SessionCodec:
         payload = self._signer.loads(value)
         if payload is None:
             return None
-        fields = json.loads(payload)
+        fields = json_of(payload)
         return fields if isinstance(fields, list) else None
 
     async def load(self, value: str) -> Session | None:

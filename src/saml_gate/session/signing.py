@@ -222,7 +222,7 @@ class TimedValues:
             return self._previous.loads(value, max_age=max_age)
         payload = self._signer.loads(value, max_age=max_age)
         try:
-            return json.loads(payload if payload is not None else b"!")
+            return json_of(payload if payload is not None else b"!")
         except ValueError as exc:
             raise BadSignature("not a value of ours, or expired") from exc
 
@@ -230,6 +230,16 @@ class TimedValues:
 compact_json: Final = json.JSONEncoder(separators=(",", ":")).encode
 """``json.dumps(value, separators=(",", ":"))``, with its encoder built once (``dumps`` builds
 one per call when given separators)."""
+
+
+_decode: Final = json.JSONDecoder().decode
+
+
+def json_of(payload: bytes) -> Any:
+    """``json.loads(payload)`` for the UTF-8 JSON this module signs (:data:`compact_json`'s,
+    ASCII), with its decoder built once (``loads`` looks it up through its checks and guesses
+    the encoding of bytes). Raises ValueError as ``loads`` does."""
+    return _decode(payload.decode("utf-8", "surrogatepass"))
 
 
 def _b64(data: bytes) -> str:
