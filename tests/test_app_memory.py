@@ -1,0 +1,46 @@
+"""What the app's process keeps for each sign-in, kept small without weakening anything
+(issue 29's memory target): the texts every sign-in repeats are shared, not copied."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from saml_gate.runtime.worker_wire import login_from_wire
+
+LOGIN: dict[str, Any] = {
+    "name_id": "alice@example.com",
+    "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+    "session_index": "s1",
+    "attributes": {"email": ["alice@example.com"], "groups": ["admins", "staff"]},
+    "authn_instant": "2026-12-01T10:00:00+00:00",
+    "authn_context": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+    "session_not_on_or_after": None,
+    "issuer": "https://idp.example.test",
+    "in_response_to": None,
+    "assertion_id": "_a1",
+    "replay_until": 1700000000.0,
+}
+
+
+def _answer(**changes: Any) -> Any:
+    """A child's answer as the app reads it: fresh strings from JSON, as over the pipe."""
+    return json.loads(json.dumps({**LOGIN, **changes}))
+
+
+def test_two_logins_share_the_texts_every_sign_in_repeats() -> None:
+    first = login_from_wire(_answer())
+    second = login_from_wire(_answer(name_id="bob@example.com", assertion_id="_a2"))
+    assert first.issuer is second.issuer
+    assert first.name_id_format is second.name_id_format
+    assert first.authn_context is second.authn_context
+    names = [next(k for k in login.attributes if k == "groups") for login in (first, second)]
+    assert names[0] is names[1]
+    # what differs stays as it was said, and equal to what was sent
+    assert (first.name_id, second.name_id) == ("alice@example.com", "bob@example.com")
+    assert second.attributes == {"email": ("alice@example.com",), "groups": ("admins", "staff")}
+
+
+def test_absent_optional_texts_stay_absent() -> None:
+    login = login_from_wire(_answer(name_id_format=None, authn_context=None))
+    assert login.name_id_format is None and login.authn_context is None
