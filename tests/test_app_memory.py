@@ -44,3 +44,14 @@ def test_two_logins_share_the_texts_every_sign_in_repeats() -> None:
 def test_absent_optional_texts_stay_absent() -> None:
     login = login_from_wire(_answer(name_id_format=None, authn_context=None))
     assert login.name_id_format is None and login.authn_context is None
+
+
+def test_an_attribute_equal_to_the_name_id_is_the_name_id() -> None:
+    login = login_from_wire(_answer())
+    (email,) = login.attributes["email"]
+    assert email is login.name_id
+    other = login_from_wire(
+        _answer(attributes={"email": ["carol@example.com", "alice@example.com"]})
+    )
+    assert other.attributes["email"] == ("carol@example.com", "alice@example.com")
+    assert other.attributes["email"][1] is other.name_id

@@ -177,13 +177,19 @@ def login_from_wire(wire: Any) -> VerifiedLogin:
     """The verified login the child answered. The texts every sign-in through this IdP repeats
     (its entity ID, the NameID format, the AuthnContext class and the attribute names) are
     interned: the session kept for each sign-in (``SessionCodec``'s cache) then shares one
-    copy of each rather than holding its own (about 450 bytes a session with Okta's)."""
+    copy of each rather than holding its own (about 450 bytes a session with Okta's). An
+    attribute value equal to the NameID (Okta's email, often) is the NameID's string."""
     from saml_gate.saml.response import VerifiedLogin
 
     values = dict(_checked(wire, _LOGIN, "login"))
-    values["attributes"] = MappingProxyType(
-        {sys.intern(name): _texts(vs, "login") for name, vs in values["attributes"].items()}
-    )
+    name_id = values["name_id"]
+    attributes: dict[str, tuple[str, ...]] = {}
+    for name, vs in values["attributes"].items():
+        texts = _texts(vs, "login")
+        if name_id in texts:
+            texts = tuple(name_id if text == name_id else text for text in texts)
+        attributes[sys.intern(name)] = texts
+    values["attributes"] = MappingProxyType(attributes)
     for name in ("issuer", "name_id_format", "authn_context"):
         values[name] = _intern(values[name])
     values["authn_instant"] = _instant(values["authn_instant"], "login")
