@@ -13,6 +13,7 @@ import pytest
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from saml_gate import SamlGate
+from saml_gate.session.signing import _unb64
 from tests.support import (
     BASE_URL,
     ENTITY_ID,
@@ -264,3 +265,21 @@ def test_what_an_upstream_sees_of_a_cookie_header(header: bytes, kept: bytes) ->
     from saml_gate.session.cookies import without_cookies
 
     assert without_cookies(header, "saml_gate_") == kept
+
+
+@pytest.mark.parametrize(
+    "text", ["", "YQ", "YWI", "YWJj", "-_-_", "+/+/", "YQ=", "Y", "YW!J", "Y W", "é", "YQ\n"]
+)
+def test_signed_values_base64_reads_as_urlsafe_b64decode(text: str) -> None:
+    """The compact signer's base64 reader (binascii in one step) gives what
+    ``base64.urlsafe_b64decode`` gives for the padded text, or fails where it fails."""
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        expected: bytes | None = base64.urlsafe_b64decode(padded)
+    except ValueError:
+        expected = None
+    try:
+        got: bytes | None = _unb64(text)
+    except ValueError:
+        got = None
+    assert got == expected
