@@ -157,7 +157,10 @@ def serve(specs: OrderedDict[str, _Jobs] | None = None) -> None:
     os.dup2(2, 1)  # a library that prints must not corrupt the answers
     with open(os.devnull, "rb") as devnull:
         os.dup2(devnull.fileno(), 0)
+    from saml_gate.saml.schema import one_validation_at_a_time  # not in the app's process
+
     install_process_policy()  # before any XML reaches libxmlsec in this process
+    one_validation_at_a_time()  # this loop answers one request after the other
     write_frame(answers, READY)
     specs = OrderedDict() if specs is None else specs
     try:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from saml_gate.runtime import worker_child
 from saml_gate.runtime.worker_wire import READY, receive_message, send_message
 from saml_gate.saml.process_policy import install_process_policy
-from saml_gate.saml.schema import saml_schema
+from saml_gate.saml.schema import one_validation_at_a_time, saml_schema
 
 if TYPE_CHECKING:
     from saml_gate.runtime.worker_child import _Jobs
@@ -86,6 +86,7 @@ def load() -> None:
     """What every child would otherwise load for itself: the verification code, imported,
     and the XSD validators, built (tests/test_workers.py checks it imports nothing more)."""
     install_process_policy()
+    one_validation_at_a_time()  # each child validates one document at a time
     for module in ("response", "outgoing", "logout"):
         importlib.import_module(f"saml_gate.saml.{module}")
     saml_schema()

@@ -13,8 +13,10 @@ from lxml import etree
 from saml_gate.errors import GateError
 
 POOL_SIZE = 4
-"""Validations at once (a process runs ``verify_slots`` at a time: one per child, one thread by
-default in thread mode)."""
+"""Validations at once in a process that verifies in threads (``verify_isolation="thread"``:
+``verify_slots`` at a time). A verification child (and its zygote) validates one document at a
+time: :func:`one_validation_at_a_time` gives it one validator (each is about 0.6 MB)."""
+_pool_size = POOL_SIZE
 
 
 class _LocalSchemas(etree.Resolver):
@@ -84,4 +86,12 @@ def _build_validator() -> etree.XMLSchema:
 
 @cache
 def saml_schema() -> SamlSchema:
-    return SamlSchema()
+    return SamlSchema(_pool_size)
+
+
+def one_validation_at_a_time() -> None:
+    """This process validates one document at a time (a verification child, whose loop answers
+    one request after the other, or the zygote that forks them): :func:`saml_schema` builds
+    one validator. To be called before it first is."""
+    global _pool_size
+    _pool_size = 1
