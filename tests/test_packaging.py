@@ -35,9 +35,11 @@ GATE_WITHOUT_XMLSEC1 = textwrap.dedent(
     real_popen = subprocess.Popen
 
     def only_the_gate_worker(command, *args, **kwargs):
-        # the gate's own verification worker (this Python, no shell) is the one process allowed;
-        # it inherits the empty PATH, so it cannot run xmlsec1 either
-        if command[:2] == [sys.executable, "-c"] and "saml_gate.runtime.worker_child" in command[2]:
+        # the gate's own verification processes (this Python, no shell: a worker, or the zygote
+        # that forks them) are the ones allowed; they inherit the empty PATH, so they cannot
+        # run xmlsec1 either
+        ours = ("saml_gate.runtime.worker_child", "saml_gate.runtime.zygote")
+        if command[:2] == [sys.executable, "-c"] and any(m in command[2] for m in ours):
             return real_popen(command, *args, **kwargs)
         raise AssertionError(f"a subprocess was started: {command!r}")
 
