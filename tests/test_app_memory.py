@@ -1,12 +1,18 @@
 """What the app's process keeps for each sign-in, kept small without weakening anything
-(issue 29's memory target): the texts every sign-in repeats are shared, not copied."""
+(issue 29's memory target): the texts every sign-in repeats are shared, not copied; a set of
+one member costs the memory store no dict."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+
 from saml_gate.runtime.worker_wire import login_from_wire
+from saml_gate.store.memory import MemoryStore
+
+pytestmark = pytest.mark.anyio
 
 LOGIN: dict[str, Any] = {
     "name_id": "alice@example.com",
@@ -55,3 +61,30 @@ def test_an_attribute_equal_to_the_name_id_is_the_name_id() -> None:
     )
     assert other.attributes["email"] == ("carol@example.com", "alice@example.com")
     assert other.attributes["email"][1] is other.name_id
+
+
+# ------------------------------------------------------------------ the memory store's sets
+async def test_a_set_of_one_member_answers_as_any_set() -> None:
+    store = MemoryStore(clock=lambda: 1_900_000_000.0)
+    await store.add_member("subject:a", "one", 60)
+    assert await store.members("subject:a") == {"one"}
+    await store.add_member("subject:a", "one", 60)  # the same member again
+    assert await store.members("subject:a") == {"one"}
+    await store.remove_members("subject:a", iter(["one"]))  # any iterable, once through
+    assert await store.members("subject:a") == frozenset()
+    await store.add_member("subject:a", "two", 60)
+    await store.add_member("subject:a", "three", 60)
+    assert await store.members("subject:a") == {"two", "three"}
+    await store.put("subject:a", "a value", 60)  # a value replaces the set, and back
+    assert await store.members("subject:a") == frozenset()
+    assert await store.get("subject:a") == "a value"
+    await store.add_member("subject:a", "four", 60)
+    assert await store.get("subject:a") is None
+    assert await store.members("subject:a") == {"four"}
+
+
+async def test_one_member_sets_keep_the_oldest_first_rule() -> None:
+    store = MemoryStore(clock=lambda: 1_900_000_000.0, max_members=1)
+    await store.add_member("subject:a", "one", 60)
+    await store.add_member("subject:a", "two", 60)
+    assert await store.members("subject:a") == {"two"}

@@ -19,7 +19,9 @@ class MemoryStore:
     replay cache that is the safest choice, since those are the assertions that will stop being
     valid soonest. Only signed-in people add entries (an unauthenticated request or a bogus ACS
     post never reaches the store), so the bound is a safety net, not a working limit. A set keeps
-    at most ``max_members`` members, the oldest going first.
+    at most ``max_members`` members, the oldest going first. Most sets (a person's sessions,
+    indexed by subject and by email) hold one member: such a set is kept as that member's
+    string, and becomes a dict of members with its second (about 180 bytes less a set).
     """
 
     def __init__(
@@ -34,7 +36,9 @@ class MemoryStore:
         self._max_members = max_members
         self._clock = clock
         self._expiry: dict[str, float] = {}
-        self._values: dict[str, str | dict[str, None]] = {}
+        self._values: dict[str, str] = {}
+        self._sets: dict[str, str | dict[str, None]] = {}
+        """Each set's members, oldest first; a set of one member is that member."""
         self._heap: list[tuple[float, str]] = []
         self._evicted = 0
         self._warned_at = float("-inf")
@@ -52,6 +56,7 @@ class MemoryStore:
             if expiry.get(key) == when:
                 del expiry[key]
                 self._values.pop(key, None)
+                self._sets.pop(key, None)
                 evicted += when > now
         self._evicted += evicted
         if self._evicted and now - self._warned_at >= 60:
@@ -79,6 +84,7 @@ class MemoryStore:
         if self._live(key, now):
             return False
         self._values.pop(key, None)
+        self._sets.pop(key, None)
         self._set_expiry(key, now + max(ttl, 0.0), now)
         return True
 
@@ -87,38 +93,47 @@ class MemoryStore:
 
     async def put(self, key: str, value: str, ttl: float) -> None:
         now = self._clock()
+        self._sets.pop(key, None)
         self._values[key] = value
         self._set_expiry(key, now + max(ttl, 0.0), now)
 
     async def get(self, key: str) -> str | None:
-        value = self._values.get(key) if self._live(key, self._clock()) else None
-        return value if isinstance(value, str) else None
+        return self._values.get(key) if self._live(key, self._clock()) else None
 
     async def add_member(self, key: str, member: str, ttl: float) -> None:
         now = self._clock()
-        current = self._values.get(key) if self._live(key, now) else None
-        members = current if isinstance(current, dict) else {}
-        members.pop(member, None)
-        members[member] = None
-        while len(members) > self._max_members:
-            del members[next(iter(members))]
-            if now - self._members_warned_at >= 60:  # once a minute, not on every sign-in
-                log.warning(
-                    "saml-gate memory store: a subject has over %d sessions (the oldest are now"
-                    " out of reach of IdP-initiated logout)",
-                    self._max_members,
-                )
-                self._members_warned_at = now
-        self._values[key] = members
+        current = self._sets.get(key) if self._live(key, now) else None
+        if current is None or current == member:
+            self._sets[key] = member
+        else:
+            members = {current: None} if isinstance(current, str) else current
+            members.pop(member, None)
+            members[member] = None
+            while len(members) > self._max_members:
+                del members[next(iter(members))]
+                if now - self._members_warned_at >= 60:  # once a minute, not on every sign-in
+                    log.warning(
+                        "saml-gate memory store: a subject has over %d sessions (the oldest are"
+                        " now out of reach of IdP-initiated logout)",
+                        self._max_members,
+                    )
+                    self._members_warned_at = now
+            self._sets[key] = members
+        self._values.pop(key, None)
         self._set_expiry(key, max(self._expiry.get(key, 0.0), now + max(ttl, 0.0)), now)
 
     async def members(self, key: str) -> frozenset[str]:
-        current = self._values.get(key) if self._live(key, self._clock()) else None
-        return frozenset(current) if isinstance(current, dict) else frozenset()
+        current = self._sets.get(key) if self._live(key, self._clock()) else None
+        if current is None:
+            return frozenset()
+        return frozenset((current,) if isinstance(current, str) else current)
 
     async def remove_members(self, key: str, members: Iterable[str]) -> None:
-        current = self._values.get(key)
-        if isinstance(current, dict):
+        current = self._sets.get(key)
+        if isinstance(current, str):
+            if current in members:
+                del self._sets[key]  # the set is empty: its key stays until it expires
+        elif current is not None:
             for member in members:
                 current.pop(member, None)
 
@@ -164,4 +179,5 @@ class MemoryStore:
         self._expiring.clear()
         self._expiry.clear()
         self._values.clear()
+        self._sets.clear()
         self._heap.clear()
