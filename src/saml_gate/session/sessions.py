@@ -5,8 +5,8 @@ The cookie is a JSON array of the session's fields in a fixed order, signed in t
 (an itsdangerous-signed JSON object) are still read until they expire; a refresh replaces them.
 Secrets rotate: the first secret in ``secret_key`` signs, all of them verify, so adding a new
 secret in front logs nobody out.
-Decoded cookies are cached by their exact value, so the hot path pays one HMAC per cookie
-value, not per request.
+Decoded cookies are cached by their exact value (by its SHA-256: 32 bytes kept rather than the
+~600 of a cookie), so the hot path pays one HMAC per cookie value, not per request.
 
 When groups and attributes do not fit a cookie (hundreds of Okta groups), they go to the store
 under ``session:<session id>`` until the session expires, and the cookie only says so; see
@@ -19,10 +19,12 @@ person signs in again, rather than being let in without their groups.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import secrets
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -43,12 +45,15 @@ log = logging.getLogger("saml_gate")
 MAX_COOKIE_BYTES: Final = 3800
 _CACHE_SIZE: Final = 4096
 _DATA_CACHE_SIZE: Final = 8192
+#: Distinct group lists kept, each as one tuple that every session with that list shares
+#: (people of a team share theirs: hundreds of groups each at Okta); all are dropped when full.
+_GROUP_LISTS: Final = 1024
 _Data = tuple[tuple[str, ...], Mapping[str, tuple[str, ...]]]
 #: Where a session stands in its lifetime (see :meth:`SessionCodec.state`).
 Lifetime = Literal["valid", "expired", "idle"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Session:
     user: SamlUser
     last_seen: float
@@ -89,8 +94,10 @@ class SessionCodec:
         self._signer = CompactSigner(settings.secret_key, "session", bound_to=settings.entity_id)
         self._previous = serializer(settings.secret_key, "session", bound_to=settings.entity_id)
         """The previous format's reader (itsdangerous): its cookies still sign people in."""
-        self._cache: dict[str, Session] = {}
+        self._cache: dict[bytes, Session] = {}
+        """Decoded sessions by :func:`_cache_key` of their cookie value."""
         self._data: dict[str, tuple[_Data, float]] = {}
+        self._group_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.refresh_after = min(60.0, settings.inactivity_timeout / 10)
 
     @property
@@ -113,12 +120,15 @@ class SessionCodec:
         email = first(s.email_attribute)
         if email is None and "@" in login.name_id:
             email = login.name_id
+        groups, attributes = self._shared_groups(
+            tuple(dict.fromkeys(login.attributes.get(s.groups_attribute, ()))), login.attributes
+        )
         user = SamlUser(
             name_id=login.name_id,
             email=email,
             name=first(s.name_attribute),
-            groups=tuple(dict.fromkeys(login.attributes.get(s.groups_attribute, ()))),
-            attributes=login.attributes,
+            groups=groups,
+            attributes=attributes,
             name_id_format=login.name_id_format,
             session_index=login.session_index,
             issuer=login.issuer,
@@ -152,8 +162,30 @@ class SessionCodec:
             )
             session = replace(session, stored=True)
             value = self._dumps(session)
-        self._cache_put(value, session)
+        self._cache[_cache_key(value)] = session
+        self._trim_cache()
         return Issued(session, self._set_cookie(value, session, now), writes)
+
+    def _shared_groups(
+        self, groups: tuple[str, ...], attributes: Mapping[str, tuple[str, ...]]
+    ) -> tuple[tuple[str, ...], Mapping[str, tuple[str, ...]]]:
+        """``groups`` as the one tuple of interned names every session with this list shares
+        (:data:`_GROUP_LISTS`), and ``attributes`` with that tuple as the groups attribute's
+        values when they are the same (each group named once): a session then holds no copy of
+        its groups of its own."""
+        if not groups:
+            return groups, attributes
+        lists = self._group_lists
+        shared = lists.get(groups)
+        if shared is None:
+            if len(lists) >= _GROUP_LISTS:
+                lists.clear()
+            shared = lists[groups] = tuple(map(sys.intern, groups))
+        name = self._settings.groups_attribute
+        said = attributes.get(name)
+        if said is not shared and said == shared:
+            attributes = MappingProxyType({**attributes, name: shared})
+        return shared, attributes
 
     # ------------------------------------------------------------------ cookie
     def cookie(self, session: Session, now: float) -> bytes:
@@ -225,7 +257,10 @@ class SessionCodec:
         there; None when the cookie is not one of ours or its data is gone.
         Raises :class:`~saml_gate.store.StoreUnavailable` when that fetch fails."""
         session = self.decode(value)
-        if session is None or not session.stored or value in self._cache:
+        if session is None or not session.stored:
+            return session
+        key = _cache_key(value)
+        if key in self._cache:
             return session
         sid = session.user.session_id
         kept = self._data.get(sid)
@@ -245,14 +280,15 @@ class SessionCodec:
         complete = replace(
             session, user=replace(session.user, groups=groups, attributes=attributes)
         )
-        self._cache_put(value, complete)
+        self._cache[key] = complete
+        self._trim_cache()
         return complete
 
     def cached(self, value: str) -> Session | None:
         """The complete session of a cookie value this process has read before (a stored one
         only once its data is here), else None: :meth:`load`'s answer without awaiting it (the
         hot path)."""
-        cached = self._cache.get(value)
+        cached = self._cache.get(_cache_key(value))
         if cached is not None and cached.user.issuer == self._issuer():
             return cached
         return None
@@ -261,7 +297,8 @@ class SessionCodec:
         """The session in a cookie value, or None when it is not one of ours. A session whose
         data lives in the store comes back without groups and attributes (``stored``): use
         :meth:`load` to get it whole."""
-        cached = self._cache.get(value)
+        key = _cache_key(value)
+        cached = self._cache.get(key)
         if cached is not None:
             return cached if cached.user.issuer == self._issuer() else None
         try:
@@ -270,19 +307,23 @@ class SessionCodec:
                 return None
             n, f, e, d, g, a, x, i, t, z, s, c, last_seen, asserted = fields
             stored = g is None
+            groups, attributes = self._shared_groups(
+                () if stored else tuple(g),
+                MappingProxyType({} if stored else {_interned(k): tuple(v) for k, v in a.items()}),
+            )
             user = SamlUser(
                 name_id=str(n),
-                name_id_format=f,
-                email=e,
+                name_id_format=_interned(f),
+                email=n if e == n else e,
                 name=d,
-                groups=() if stored else tuple(g),
-                attributes=MappingProxyType({} if stored else {k: tuple(v) for k, v in a.items()}),
+                groups=groups,
+                attributes=attributes,
                 session_index=x,
-                issuer=str(i),
+                issuer=_interned(str(i)),
                 authenticated_at=float(t),
                 expires_at=float(z),
                 session_id=str(s),
-                authn_context=c,
+                authn_context=_interned(c),
                 asserted_at=float(asserted),
             )
             session = Session(user=user, last_seen=float(last_seen), stored=stored)
@@ -291,13 +332,14 @@ class SessionCodec:
         if user.issuer != self._issuer():  # signed in through an IdP this gate no longer trusts
             return None
         if not stored:
-            self._cache_put(value, session)
+            self._cache[key] = session
+            self._trim_cache()
         return session
 
-    def _cache_put(self, value: str, session: Session) -> None:
-        if len(self._cache) >= _CACHE_SIZE:
+    def _trim_cache(self) -> None:
+        """At most :data:`_CACHE_SIZE` sessions: the oldest go first."""
+        if len(self._cache) > _CACHE_SIZE:
             del self._cache[next(iter(self._cache))]
-        self._cache[value] = session
 
     def _remember(self, session_id: str, data: _Data, expires_at: float) -> None:
         """Keep a session's stored data in this process until the session expires."""
@@ -329,6 +371,21 @@ class SessionCodec:
     @staticmethod
     def touched(session: Session, now: float) -> Session:
         return replace(session, last_seen=now)
+
+
+def _cache_key(value: str) -> bytes:
+    """The decoded-session cache's key for a cookie value: its SHA-256. Equal keys are equal
+    values (SHA-256's collision resistance, which the cookie's own HMAC-SHA256 rests on too),
+    in 32 bytes rather than the value's ~600; hashing it costs about what looking the value
+    itself up in a dict did (the string's hash, over all its characters)."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
+def _interned(text: Any) -> Any:
+    """``text`` interned when it is a string (what every session through one IdP repeats: its
+    entity ID, the NameID format, the AuthnContext class, the attribute names), else as it is
+    for the checks that follow."""
+    return sys.intern(text) if type(text) is str else text
 
 
 def _parse_data(raw: str) -> _Data | None:
