@@ -66,7 +66,7 @@ class Site:
 
     async def signed_in(self, **person: Any) -> httpx.AsyncClient:
         client = self.browser()
-        await self.idp.sign_in_async(client, email=ANN, **person)
+        await self.idp.sign_in_async(client, **{"email": ANN, **person})
         return client
 
     @property
@@ -336,11 +336,19 @@ async def test_more_than_the_line_is_decided_in_full(saml_idp: SamlTestIdp) -> N
         await site.close()
 
 
-async def test_the_lines_kept_are_bounded(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_lines_and_sessions_kept_are_bounded(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from saml_gate.web import kept_admits
 
     monkeypatch.setattr(kept_admits, "KEPT_LINES", 5)
+    monkeypatch.setattr(kept_admits, "KEPT_SESSIONS", 2)
     ann = await site.signed_in()
     for n in range(12):
         assert await status(ann, f"/page/{n}") == (200, None)
         assert 1 <= site.kept() <= 5
+    people = [await site.signed_in(email=f"p{n}@example.com") for n in range(5)]
+    for person in people:
+        assert await status(person) == (200, None)
+        kept = site.keeper._kept
+        assert kept is not None and 1 <= len(kept._kept) <= 2

@@ -28,7 +28,9 @@ from saml_gate.user import SamlUser
 if TYPE_CHECKING:
     from saml_gate.runtime.saml_state import LiveSaml, SamlState
 
-#: Request lines kept at most, over all sessions; all are dropped when it is full.
+#: Sessions (Cookie headers, about 1.3 KB each with their first line) and request lines kept
+#: at most, over all sessions; all are dropped when either is full.
+KEPT_SESSIONS: Final = 2048
 KEPT_LINES: Final = 8192
 #: Longer Cookie headers are not kept (the memory kept stays under a few MB).
 KEPT_HEADER_MAX: Final = 2048
@@ -97,10 +99,11 @@ class KeptAdmits(Generic[T]):
         ):
             return
         kept = self._kept
-        if self._lines >= KEPT_LINES:
+        session = kept.get(cookie_header)
+        if self._lines >= KEPT_LINES or (session is None and len(kept) >= KEPT_SESSIONS):
             kept.clear()
             self._lines = 0
-        session = kept.get(cookie_header)
+            session = None
         if session is None or session.policy is not policy or session.trusted is not trusted:
             session = kept[cookie_header] = _Session(user, policy, trusted, {})
         self._lines += 1
