@@ -6,8 +6,10 @@ the real ACS endpoint; what the processes are and hold is read from /proc.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -48,10 +50,12 @@ def open_files(pid: int) -> dict[int, str]:
     return {int(fd.name): os.readlink(fd) for fd in folder.iterdir()}
 
 
+@contextlib.asynccontextmanager
 async def signed_in_pool(
     make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Harness, WorkerPool]:
-    """A gate with a pool of its own, warmed by the start-up (two children), after a sign-in."""
+) -> AsyncIterator[tuple[Harness, WorkerPool]]:
+    """A gate with a pool of its own, warmed by the start-up (two children), after a sign-in;
+    the pool is closed when the block ends."""
     monkeypatch.setattr(workers, "_shared", None)
     h = make_harness(verify_concurrency=2)
     await h.gate.start()
@@ -62,7 +66,10 @@ async def signed_in_pool(
             await anyio.sleep(0.02)
     r = await h.login()
     assert r.status_code == 303, r.text
-    return h, pool
+    try:
+        yield h, pool
+    finally:
+        pool.close()
 
 
 @needs_zygote
@@ -71,8 +78,7 @@ async def test_children_are_forked_from_the_zygote_and_share_its_pages(
 ) -> None:
     """The zygote is the app's child and the children's parent; a child's own memory after a
     sign-in is a few MB, the rest (imports, validators, the spec's verifiers) the zygote's."""
-    _h, pool = await signed_in_pool(make_harness, monkeypatch)
-    try:
+    async with signed_in_pool(make_harness, monkeypatch) as (_h, pool):
         zygote = pool.launcher.zygote_pid
         assert zygote is not None and parent_of(zygote) == os.getpid()
         children = [child.process.pid for child in pool._idle]
@@ -82,8 +88,6 @@ async def test_children_are_forked_from_the_zygote_and_share_its_pages(
             memory = memory_kb(pid)
             assert memory["Shared_Dirty"] > 10_000, memory  # the zygote's heap, about 15 MB
             assert memory["Private_Dirty"] < memory["Shared_Dirty"] / 2, memory
-    finally:
-        pool.close()
     assert all([await gone(pid) for pid in [zygote, *children]])  # the zygote reaped them
 
 
@@ -91,8 +95,7 @@ async def test_children_are_forked_from_the_zygote_and_share_its_pages(
 async def test_a_child_holds_only_its_own_pipes_and_the_zygote_only_its_socket(
     make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _h, pool = await signed_in_pool(make_harness, monkeypatch)
-    try:
+    async with signed_in_pool(make_harness, monkeypatch) as (_h, pool):
         children = [child.process.pid for child in pool._idle]
         pipes = []
         for pid in children:
@@ -108,8 +111,6 @@ async def test_a_child_holds_only_its_own_pipes_and_the_zygote_only_its_socket(
         files = open_files(zygote)
         assert sorted(files) == [0, 1, 2, 3], files
         assert files[3].startswith("socket:") and not set(pipes) & set(files.values())
-    finally:
-        pool.close()
 
 
 @needs_zygote
@@ -117,8 +118,7 @@ async def test_the_zygote_is_started_again_when_it_died(
     make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its children go on serving; the next child comes from a new zygote."""
-    h, pool = await signed_in_pool(make_harness, monkeypatch)
-    try:
+    async with signed_in_pool(make_harness, monkeypatch) as (h, pool):
         first = pool.launcher.zygote_pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
@@ -134,8 +134,6 @@ async def test_the_zygote_is_started_again_when_it_died(
         second = pool.launcher.zygote_pid
         assert second is not None and second != first
         assert [parent_of(child.process.pid) for child in pool._idle] == [second]
-    finally:
-        pool.close()
 
 
 async def test_without_a_zygote_each_child_is_a_new_program(
@@ -143,13 +141,10 @@ async def test_without_a_zygote_each_child_is_a_new_program(
 ) -> None:
     """Where there are no pidfds (macOS, the BSDs) the app starts each child itself."""
     monkeypatch.setattr(worker_processes, "FORKS", False)
-    _h, pool = await signed_in_pool(make_harness, monkeypatch)
-    try:
+    async with signed_in_pool(make_harness, monkeypatch) as (_h, pool):
         assert pool.launcher.zygote_pid is None
         children = [child.process.pid for child in pool._idle]
         assert len(children) == 2 and all(parent_of(pid) == os.getpid() for pid in children)
-    finally:
-        pool.close()
 
 
 @needs_zygote
@@ -159,8 +154,7 @@ async def test_a_child_that_failed_retires_its_zygote_and_its_siblings(
     """A zygote's children share its address-space layout and stack canary, so a crash could
     tell an attacker about its siblings: after one, the next child comes from a new zygote (a
     new program) and no sibling of the failed child is used again."""
-    h, pool = await signed_in_pool(make_harness, monkeypatch)
-    try:
+    async with signed_in_pool(make_harness, monkeypatch) as (h, pool):
         first = pool.launcher.zygote_pid
         siblings = {child.process.pid for child in pool._idle}
         h.client.cookies.clear()
@@ -175,6 +169,4 @@ async def test_a_child_that_failed_retires_its_zygote_and_its_siblings(
         assert now and not now & siblings
         assert all(parent_of(pid) == second for pid in now)
         assert all([await gone(pid) for pid in siblings])  # ended, and reaped by the old zygote
-    finally:
-        pool.close()
     assert first is not None and await gone(first)  # which exited then, and was reaped
